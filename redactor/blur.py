@@ -1,0 +1,142 @@
+"""Redact regions of a decoded frame in place, directly on its planar YUV planes.
+
+Working on the planes (not a full-frame RGB copy) keeps every unredacted pixel bit-identical to the decoded
+source and costs work only inside the regions. Only regions are touched, on a frame made writable first
+(decoded frames share buffers with the decoder's reference frames).
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+# formats we redact on directly (planar YUV, 8 or 16-bit little endian); anything else is converted first
+PLANAR = {
+    "yuv420p": (1, 1, 8), "yuvj420p": (1, 1, 8), "yuv422p": (1, 0, 8), "yuvj422p": (1, 0, 8),
+    "yuv444p": (0, 0, 8), "yuvj444p": (0, 0, 8),
+    "yuv420p10le": (1, 1, 10), "yuv422p10le": (1, 0, 10), "yuv444p10le": (0, 0, 10),
+    "yuv420p12le": (1, 1, 12), "yuv422p12le": (1, 0, 12), "yuv444p12le": (0, 0, 12),
+}
+
+
+def working_format(pix_fmt: str, bit_depth: int) -> str:
+    """The planar format frames are redacted and encoded in (libx264 supports all of PLANAR up to 10 bit)."""
+    if pix_fmt in PLANAR and PLANAR[pix_fmt][2] <= 10:
+        return pix_fmt
+    if bit_depth > 8:
+        return "yuv420p10le"
+    if pix_fmt.startswith(("yuvj", "gbrp", "rgb", "bgr")) or "444" in pix_fmt:
+        return "yuv444p" if "444" in pix_fmt or pix_fmt.startswith(("gbrp", "rgb", "bgr")) else "yuv420p"
+    return "yuv420p"
+
+
+def plane_views(frame) -> list[np.ndarray]:
+    """Writable numpy views (h, w) of the frame's planes (uint8 or uint16)."""
+    fmt = frame.format.name
+    _, _, bits = PLANAR[fmt]
+    dtype = np.uint8 if bits == 8 else np.dtype("<u2")
+    out = []
+    for p in frame.planes[:3]:
+        itemsize = np.dtype(dtype).itemsize
+        a = np.frombuffer(p, dtype=dtype)
+        a = a.reshape(-1, p.line_size // itemsize)[: p.height, : p.width]
+        out.append(a)
+    return out
+
+
+def expand_boxes(boxes: np.ndarray, factor: float, width: int, height: int) -> np.ndarray:
+    """Grow boxes by ``factor`` about their centre (faces: a bit more downwards for the chin), clip, int."""
+    if len(boxes) == 0:
+        return np.zeros((0, 4), dtype=np.int32)
+    b = np.asarray(boxes, dtype=np.float32)[:, :4]
+    cx = (b[:, 0] + b[:, 2]) / 2
+    cy = (b[:, 1] + b[:, 3]) / 2
+    w = (b[:, 2] - b[:, 0]) * factor
+    h = (b[:, 3] - b[:, 1]) * factor
+    out = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, width)
+    out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, height)
+    out = np.stack([np.floor(out[:, 0]), np.floor(out[:, 1]), np.ceil(out[:, 2]), np.ceil(out[:, 3])], axis=1)
+    out = out.astype(np.int32)
+    keep = (out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1])
+    return out[keep]
+
+
+_MASKS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _ellipse_mask(w: int, h: int) -> np.ndarray:
+    key = (w, h)
+    m = _MASKS.get(key)
+    if m is None:
+        yy, xx = np.ogrid[:h, :w]
+        cx, cy = (w - 1) / 2, (h - 1) / 2
+        rx, ry = max(w / 2, 0.5), max(h / 2, 0.5)
+        m = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1.0
+        if len(_MASKS) > 4096:
+            _MASKS.clear()
+        _MASKS[key] = m
+    return m
+
+
+def _blur_roi(roi: np.ndarray, size: int) -> np.ndarray:
+    # strength scales with the face: kernel ~ 1/3 of the region, two box passes ~ a wide Gaussian;
+    # the result keeps only the region's average tones, so a large face is unrecognisable too
+    k = max(3, (size // 3) | 1)
+    out = cv2.blur(roi, (k, k), borderType=cv2.BORDER_REPLICATE)
+    return cv2.blur(out, (k, k), borderType=cv2.BORDER_REPLICATE)
+
+
+def _pixelate_roi(roi: np.ndarray, size: int) -> np.ndarray:
+    h, w = roi.shape
+    blocks = 6  # at most ~6 blocks across a face: no features survive
+    bw = max(1, math.ceil(w / max(1, round(w * blocks / max(size, 1)))))
+    small = cv2.resize(roi, (max(1, w // bw), max(1, h // bw)), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+def redact_planes(planes: list[np.ndarray], boxes: np.ndarray, fmt: str, style: str, mask: str,
+                  full_range: bool) -> None:
+    """Apply the style to each (already expanded, int) box on all planes, in place."""
+    sx, sy, bits = PLANAR[fmt]
+    maxv = (1 << bits) - 1
+    for (x1, y1, x2, y2) in boxes:
+        size = max(x2 - x1, y2 - y1)
+        for pi, plane in enumerate(planes):
+            if pi == 0:
+                a, b, c, d = x1, y1, x2, y2
+                s = size
+            else:
+                a, b = x1 >> sx, y1 >> sy
+                c, d = -(-x2 >> sx), -(-y2 >> sy)
+                s = max(1, size >> sx)
+            roi = plane[b:d, a:c]
+            if roi.size == 0:
+                continue
+            if style == "blur":
+                new = _blur_roi(roi, s)
+            elif style == "pixelate":
+                new = _pixelate_roi(roi, s)
+            else:  # solid: black
+                if pi == 0:
+                    v = 0 if full_range else (16 << (bits - 8))
+                else:
+                    v = 1 << (bits - 1)
+                new = np.full_like(roi, min(v, maxv))
+            if mask == "ellipse":
+                m = _ellipse_mask(roi.shape[1], roi.shape[0])
+                np.copyto(roi, new, where=m)
+            else:
+                roi[...] = new
+
+
+def redact_frame(frame, boxes: np.ndarray, style: str, mask: str, enlarge: float):
+    """Return a frame (possibly a writable copy) with boxes redacted. ``boxes`` (n, >=4) in frame pixels."""
+    eb = expand_boxes(boxes, enlarge, frame.width, frame.height)
+    if len(eb) == 0:
+        return frame, eb
+    frame.make_writable()
+    full_range = int(frame.color_range or 0) == 2 or frame.format.name.startswith("yuvj")
+    redact_planes(plane_views(frame), eb, frame.format.name, style, mask, full_range)
+    return frame, eb

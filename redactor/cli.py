@@ -1,0 +1,132 @@
+"""``redactor`` command line: ``redact``, ``probe``, ``fetch-model``.
+
+Exit codes: 0 ok, 2 bad input/usage, 3 setup (model), 4 internal or detection failure, 130 interrupted.
+Errors are one line on stderr naming the file and the problem.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from . import __version__
+from .config import DETECTORS, MASKS, PRESETS, STYLES, Config
+from .errors import RedactorError
+
+
+def _progress(total_frames: int, enabled: bool):
+    if not enabled:
+        return None, lambda: None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        return None, lambda: None
+    bar = tqdm(total=total_frames, unit="frame", dynamic_ncols=True, file=sys.stderr, smoothing=0.1)
+    return bar.update, bar.close
+
+
+def cmd_redact(a) -> int:
+    from .pipeline import redact_file
+    settings = {k: v for k, v in {
+        "workers": a.workers, "segment_seconds": a.segment_seconds, "style": a.style, "mask": a.mask,
+        "threshold": a.threshold, "enlarge": a.enlarge, "hold": a.hold, "detect_every": a.detect_every,
+        "detector": a.detector, "crf": a.crf, "preset": a.preset, "min_face": a.min_face,
+        "keep_metadata": a.keep_metadata or None, "drop_audio": a.drop_audio or None,
+        "model_path": a.model}.items() if v is not None}
+    config = Config.from_dict(settings)
+    show = sys.stderr.isatty() and not a.quiet
+    state = {}
+
+    def on_plan(plan):
+        state["update"], state["close"] = _progress(plan.source.frame_count, show)
+
+    def progress(n):
+        if state.get("update"):
+            state["update"](n)
+
+    try:
+        report = redact_file(a.input, a.output, config, report_path=a.report, progress=progress, on_plan=on_plan)
+    finally:
+        if state.get("close"):
+            state["close"]()
+    c = report["counts"]
+    t = report["timings"]
+    if not a.quiet:
+        print(f"redacted {a.input} -> {a.output}: {c['frames']} frames, faces on {c['frames_with_faces']} "
+              f"detected frames, {c['redacted_frames']} frames redacted, {t['total']:.1f}s "
+              f"({report['frames_per_second']} frames/s)" + (f"; report: {a.report}" if a.report else ""))
+    return 0
+
+
+def cmd_probe(a) -> int:
+    from .probe import plan
+    config = Config.from_dict({"segment_seconds": a.segment_seconds} if a.segment_seconds else {})
+    p = plan(a.input, config).to_dict()
+    if not a.frames:
+        for s in p["segments"]:
+            s.pop("frame_pts", None)
+    print(json.dumps(p, indent=1))
+    return 0
+
+
+def cmd_fetch_model(a) -> int:
+    from .model import fetch_model
+    path = fetch_model(a.dest)
+    print(f"model ready: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="redactor", description="Remove faces from videos, frame-exact.")
+    p.add_argument("--version", action="version", version=f"redactor {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("redact", help="redact faces in a video")
+    r.add_argument("input")
+    r.add_argument("-o", "--output", required=True, help="output video (.mp4, .mov or .mkv)")
+    r.add_argument("--report", help="write the JSON report here")
+    r.add_argument("--workers", type=int, help="worker processes (default: usable cores)")
+    r.add_argument("--segment-seconds", type=float)
+    r.add_argument("--style", choices=STYLES)
+    r.add_argument("--mask", choices=MASKS)
+    r.add_argument("--threshold", type=float)
+    r.add_argument("--enlarge", type=float, help="box enlargement factor (default 1.3)")
+    r.add_argument("--hold", type=int, help="frames a detection also covers before/after (default 2)")
+    r.add_argument("--detect-every", type=int, help="run the detector every k-th frame (default 1)")
+    r.add_argument("--min-face", type=int, help="smallest face width in px to resolve (default 16)")
+    r.add_argument("--detector", choices=DETECTORS)
+    r.add_argument("--crf", type=int)
+    r.add_argument("--preset", choices=PRESETS)
+    r.add_argument("--model", help="path to centerface.onnx (default: see 'redactor fetch-model')")
+    r.add_argument("--keep-metadata", action="store_true", help="keep container/stream metadata (GPS...)")
+    r.add_argument("--drop-audio", action="store_true")
+    r.add_argument("-q", "--quiet", action="store_true")
+    r.set_defaults(func=cmd_redact)
+    pr = sub.add_parser("probe", help="print the plan (source facts + segments) as JSON")
+    pr.add_argument("input")
+    pr.add_argument("--segment-seconds", type=float)
+    pr.add_argument("--frames", action="store_true", help="include every frame's pts")
+    pr.set_defaults(func=cmd_probe)
+    fm = sub.add_parser("fetch-model", help="download and verify the CenterFace model (setup)")
+    fm.add_argument("--dest", help="where to store it (default ~/.cache/redactor/centerface.onnx)")
+    fm.set_defaults(func=cmd_fetch_model)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RedactorError as e:
+        print(f"redactor: {e.kind}: {e.one_line()}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("redactor: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001
+        print(f"redactor: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 4
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Face detectors behind one interface.
+
+A detector is a callable over decoded frames (``av.VideoFrame``, stored orientation) returning, for each
+frame, a float32 array of shape (n, 5): ``x1, y1, x2, y2, score`` in that frame's pixel coordinates.
+Any exception it raises fails the segment closed. Backends are registered by name in ``FACTORIES``;
+``make_detector(config, source_info)`` builds one (inside each worker process, once).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from .config import Config
+from .errors import DetectionError
+from .records import SourceInfo
+
+EMPTY = np.zeros((0, 5), dtype=np.float32)
+
+
+class Detector(Protocol):
+    name: str
+
+    def __call__(self, frames: Sequence["av.VideoFrame"]) -> list[np.ndarray]: ...  # noqa: F821
+
+    def stats(self) -> dict: ...
+
+
+# ---------------------------------------------------------------------------------------------- geometry
+def rotate_k(rotation: int) -> int:
+    """Number of counter-clockwise quarter turns that bring a stored frame to display orientation."""
+    return (int(round(rotation / 90.0))) % 4
+
+
+def boxes_from_display(boxes: np.ndarray, k: int, width: int, height: int) -> np.ndarray:
+    """Map boxes found on ``np.rot90(stored, k)`` back to stored-frame coordinates (width/height: stored)."""
+    if k == 0 or len(boxes) == 0:
+        return boxes
+    out = boxes.copy()
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    if k == 1:  # display (xd, yd) <- stored (xs = W - yd, ys = xd)
+        out[:, 0], out[:, 2] = width - y2, width - y1
+        out[:, 1], out[:, 3] = x1, x2
+    elif k == 2:
+        out[:, 0], out[:, 2] = width - x2, width - x1
+        out[:, 1], out[:, 3] = height - y2, height - y1
+    elif k == 3:  # display (xd, yd) <- stored (xs = yd, ys = H - xd)
+        out[:, 0], out[:, 2] = y1, y2
+        out[:, 1], out[:, 3] = height - x2, height - x1
+    return out
+
+
+def nms(boxes: np.ndarray, iou: float = 0.3) -> np.ndarray:
+    if len(boxes) <= 1:
+        return boxes
+    x1, y1, x2, y2, s = boxes.T
+    areas = (x2 - x1) * (y2 - y1)
+    order = np.argsort(-s)
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        xx1 = np.maximum(x1[i], x1[order[1:]])
+        yy1 = np.maximum(y1[i], y1[order[1:]])
+        xx2 = np.minimum(x2[i], x2[order[1:]])
+        yy2 = np.minimum(y2[i], y2[order[1:]])
+        inter = np.clip(xx2 - xx1, 0, None) * np.clip(yy2 - yy1, 0, None)
+        ov = inter / (areas[i] + areas[order[1:]] - inter + 1e-9)
+        order = order[1:][ov < iou]
+    return boxes[keep]
+
+
+# ---------------------------------------------------------------------------------------------- CenterFace
+class CenterFace:
+    """CenterFace (MIT) in OpenCV DNN. The inference size is picked from the frame size: small frames are
+    upscaled so that ``min_face`` source pixels still span enough model pixels; large frames are detected at
+    most at ``max_infer_width`` (4K and up are tiled so small faces keep their size)."""
+
+    name = "centerface"
+    OUTPUTS = ["537", "538", "539", "540"]
+    MODEL_MIN_FACE = 20.0  # px at inference resolution that CenterFace resolves reliably
+
+    def __init__(self, config: Config, source: SourceInfo | None = None, model_path: str | None = None):
+        import cv2
+
+        from .model import verified_model_path
+
+        self.cv2 = cv2
+        path = verified_model_path(model_path or config.model_path)
+        self.net = cv2.dnn.readNetFromONNX(str(path))
+        self.threshold = float(config.threshold)
+        self.min_face = float(config.min_face)
+        self.max_infer_width = int(config.max_infer_width)
+        self.k = rotate_k(source.rotation) if source else 0
+        self.calls = 0
+        self._sizes: dict[tuple[int, int], tuple[int, int, list]] = {}
+
+    def stats(self) -> dict:
+        return {"calls": self.calls}
+
+    def plan_inference(self, width: int, height: int) -> tuple[int, int, list[tuple[int, int, int, int]]]:
+        """(infer_w, infer_h, tiles) for a display-oriented frame of width x height. Tiles are source-pixel
+        rectangles (x, y, w, h) each inferred at infer_w x infer_h."""
+        key = (width, height)
+        if key in self._sizes:
+            return self._sizes[key]
+        scale = max(1.0, self.MODEL_MIN_FACE / self.min_face)  # upscale so min_face becomes MODEL_MIN_FACE
+        scale = min(scale, 2.0)
+        # tiles: split the frame so that each tile's inference width stays <= max_infer_width
+        want_w = width * scale
+        nx = max(1, math.ceil(want_w / self.max_infer_width - 1e-9))
+        ny = 1 if nx == 1 else max(1, round(nx * height / width * 16 / 9))
+        ny = min(ny, nx)
+        tiles = []
+        if nx == 1:
+            tiles.append((0, 0, width, height))
+            tw, th = width, height
+        else:
+            ov = 0.1  # 10 % overlap so a face on a border is whole in one tile
+            tw = math.ceil(width / (nx - (nx - 1) * ov))
+            th = math.ceil(height / (ny - (ny - 1) * ov)) if ny > 1 else height
+            for iy in range(ny):
+                for ix in range(nx):
+                    x = min(width - tw, round(ix * tw * (1 - ov)))
+                    y = min(height - th, round(iy * th * (1 - ov))) if ny > 1 else 0
+                    tiles.append((x, y, tw, th))
+        iw = int(math.ceil(min(tw * scale, self.max_infer_width) / 32) * 32)
+        ih = int(math.ceil(th * iw / tw / 32) * 32)
+        self._sizes[key] = (iw, ih, tiles)
+        return self._sizes[key]
+
+    def detect_rgb(self, img: np.ndarray, iw: int, ih: int) -> np.ndarray:
+        """img: RGB uint8 (h, w, 3) already at (ih, iw). Returns boxes in img pixels."""
+        blob = self.cv2.dnn.blobFromImage(img, 1.0, (iw, ih), (0, 0, 0), swapRB=False, crop=False)
+        self.net.setInput(blob)
+        heatmap, scale, offset, _lms = self.net.forward(self.OUTPUTS)
+        self.calls += 1
+        return self.decode(heatmap, scale, offset, self.threshold)
+
+    @staticmethod
+    def decode(heatmap, scale, offset, threshold) -> np.ndarray:
+        hm = heatmap[0, 0]
+        ys, xs = np.nonzero(hm > threshold)
+        if len(ys) == 0:
+            return EMPTY
+        s0 = np.exp(scale[0, 0, ys, xs]) * 4
+        s1 = np.exp(scale[0, 1, ys, xs]) * 4
+        o0 = offset[0, 0, ys, xs]
+        o1 = offset[0, 1, ys, xs]
+        x1 = np.maximum(0, (xs + o1 + 0.5) * 4 - s1 / 2)
+        y1 = np.maximum(0, (ys + o0 + 0.5) * 4 - s0 / 2)
+        boxes = np.stack([x1, y1, x1 + s1, y1 + s0, hm[ys, xs]], axis=1).astype(np.float32)
+        return nms(boxes, 0.3)
+
+    def detect_frame(self, frame) -> np.ndarray:
+        W, H = frame.width, frame.height
+        dw, dh = (H, W) if self.k % 2 else (W, H)
+        iw, ih, tiles = self.plan_inference(dw, dh)
+        if len(tiles) == 1:
+            # one swscale call: scale + convert to RGB in C
+            if self.k:
+                img = frame.reformat(width=ih if self.k % 2 else iw, height=iw if self.k % 2 else ih,
+                                     format="rgb24").to_ndarray()
+                img = np.ascontiguousarray(np.rot90(img, self.k))
+            else:
+                img = frame.reformat(width=iw, height=ih, format="rgb24").to_ndarray()
+            b = self.detect_rgb(img, iw, ih)
+            if len(b):
+                b[:, [0, 2]] *= dw / iw
+                b[:, [1, 3]] *= dh / ih
+        else:
+            full = frame.to_ndarray(format="rgb24")
+            if self.k:
+                full = np.rot90(full, self.k)
+            out = []
+            for (x, y, tw, th) in tiles:
+                tile = self.cv2.resize(full[y:y + th, x:x + tw], (iw, ih), interpolation=self.cv2.INTER_AREA
+                                       if iw < tw else self.cv2.INTER_LINEAR)
+                tb = self.detect_rgb(tile, iw, ih)
+                if len(tb):
+                    tb[:, [0, 2]] = tb[:, [0, 2]] * (tw / iw) + x
+                    tb[:, [1, 3]] = tb[:, [1, 3]] * (th / ih) + y
+                    out.append(tb)
+            b = nms(np.concatenate(out), 0.3) if out else EMPTY
+        b = boxes_from_display(b, self.k, W, H)
+        if len(b):
+            b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, W)
+            b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, H)
+        return b
+
+    def __call__(self, frames):
+        return [self.detect_frame(f) for f in frames]
+
+
+def _centerface(config: Config, source: SourceInfo | None):
+    return CenterFace(config, source)
+
+
+def _rekognition(config: Config, source: SourceInfo | None):
+    from .rekognition import RekognitionDetector  # optional backend (needs boto3)
+    return RekognitionDetector(config, source)
+
+
+FACTORIES: dict[str, Callable[[Config, SourceInfo | None], Detector]] = {
+    "centerface": _centerface,
+    "rekognition": _rekognition,
+}
+
+
+def make_detector(config: Config, source: SourceInfo | None = None) -> Detector:
+    try:
+        factory = FACTORIES[config.detector]
+    except KeyError:
+        raise DetectionError(f"detector {config.detector!r} cannot run per segment here") from None
+    return factory(config, source)

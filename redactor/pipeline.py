@@ -1,0 +1,52 @@
+"""Run the whole job on one machine: plan -> redact every segment (process pool) -> stitch -> report.
+
+This is the same sequence of stage calls the Step Functions workflow makes, with the same records."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from .config import Config
+from .errors import InputError
+from .probe import plan as make_plan
+from .report import build_report, write_json_atomic
+from .segment import redact_segment
+from .stitch import output_format, stitch
+
+
+def redact_file(source: str, output: str, config: Config, report_path: str | None = None,
+                detector_factory=None, progress=None, on_plan=None) -> dict:
+    output_format(output)  # fail early on an unsupported output type
+    if os.path.abspath(source) == os.path.abspath(output):
+        raise InputError("output path is the input file; refusing to overwrite the source", output)
+    timings = {}
+    t0 = time.perf_counter()
+    plan = make_plan(source, config)
+    timings["plan"] = time.perf_counter() - t0
+    if on_plan:
+        on_plan(plan)
+    work = tempfile.mkdtemp(prefix="redactor-", dir=os.environ.get("REDACTOR_WORK_DIR"))
+    try:
+        t1 = time.perf_counter()
+        if config.detector == "rekognition-video":
+            raise InputError("detector rekognition-video runs only in the AWS workflow", source)
+        results = [redact_segment(source, seg, config, work, detector_factory=detector_factory,
+                                  progress=progress, source_info=plan.source) for seg in plan.segments]
+        timings["redact"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        result = stitch(plan, results, output, config)
+        timings["stitch"] = time.perf_counter() - t2
+        timings["total"] = time.perf_counter() - t0
+        report = build_report(plan, results, result, timings)
+        if report_path:
+            try:
+                write_json_atomic(report_path, report)
+            except BaseException:
+                Path(output).unlink(missing_ok=True)  # no output without its report
+                raise
+        return report
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,230 @@
+"""Probe a source with PyAV and plan keyframe-aligned segments (demux only; one frame is decoded to check
+that the video really decodes and to read rotation / pixel format)."""
+from __future__ import annotations
+
+import bisect
+import os
+from fractions import Fraction
+
+import av
+
+from .config import Config
+from .errors import InputError
+from .records import AudioStreamInfo, Keyframe, Plan, Segment, SourceInfo
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".ts", ".mts", ".3gp")
+
+
+def _tb(s) -> str:
+    return f"{s.numerator}/{s.denominator}"
+
+
+def parse_tb(s: str) -> Fraction:
+    num, den = s.split("/")
+    return Fraction(int(num), int(den))
+
+
+def open_input(path: str):
+    """Open a media file, turning every failure into a named InputError."""
+    if not os.path.exists(path):
+        raise InputError("no such file", path)
+    if os.path.isdir(path):
+        raise InputError("is a directory, not a video file", path)
+    if os.path.getsize(path) == 0:
+        raise InputError("file is empty (0 bytes)", path)
+    try:
+        return av.open(path, "r", metadata_errors="ignore")
+    except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
+        raise InputError(f"not a readable video container ({_short(e)})", path) from None
+
+
+def _short(e: Exception) -> str:
+    msg = str(e).split(";")[0]
+    if ":" in msg and "'" in msg:  # drop FFmpeg's repetition of the path
+        msg = msg.split(":")[0] if msg.startswith("[Errno") else msg
+    return msg.strip()[:160]
+
+
+def _video_stream(container, path):
+    videos = [s for s in container.streams.video
+              if not (s.disposition & av.stream.Disposition.attached_pic)]
+    if not videos:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        raise InputError(f"no video stream (streams found: {', '.join(kinds)})", path)
+    # the default / first video stream is the one we redact; others would leak, so refuse them
+    if len(videos) > 1:
+        raise InputError(f"{len(videos)} video streams; only single-video-stream files are supported", path)
+    return videos[0]
+
+
+def _bit_depth(pix_fmt: str) -> int:
+    try:
+        fmt = av.VideoFormat(pix_fmt)
+        return max(c.bits for c in fmt.components)
+    except Exception:  # pragma: no cover - exotic formats
+        return 8
+
+
+def probe(source: str) -> tuple[SourceInfo, list[int], list[int]]:
+    """Return (SourceInfo, sorted frame pts, keyframe pts). Raises InputError for anything unusable."""
+    path = str(source)
+    container = open_input(path)
+    try:
+        vs = _video_stream(container, path)
+        if vs.codec_context is None or vs.codec_context.name is None:
+            raise InputError("video codec is not supported by this build of FFmpeg", path)
+        pts_list: list[int] = []
+        key_pts: list[int] = []
+        audio_packets: dict[int, int] = {}
+        audio_streams = [s for s in container.streams.audio]
+        streams = [vs] + audio_streams
+        last_dur = 0
+        missing_pts = 0
+        try:
+            for pkt in container.demux(streams):
+                if pkt.size == 0 and pkt.pts is None:
+                    continue  # flush packet
+                if pkt.stream.index == vs.index:
+                    if pkt.pts is None:
+                        missing_pts += 1
+                        continue
+                    pts_list.append(pkt.pts)
+                    if pkt.is_keyframe:
+                        key_pts.append(pkt.pts)
+                    if pkt.duration:
+                        last_dur = pkt.duration
+                else:
+                    audio_packets[pkt.stream.index] = audio_packets.get(pkt.stream.index, 0) + 1
+        except av.error.FFmpegError as e:
+            raise InputError(f"file is damaged or truncated while reading packets ({_short(e)})", path) from None
+        if missing_pts:
+            raise InputError(f"{missing_pts} video packets have no timestamps (raw elementary stream?); "
+                             f"remux into MP4/MKV first", path)
+        if not pts_list:
+            raise InputError("video stream has no frames", path)
+        pts_list.sort()
+        if len(set(pts_list)) != len(pts_list):
+            raise InputError("video stream has duplicate frame timestamps", path)
+        if not key_pts:
+            raise InputError("video stream has no keyframe", path)
+        key_pts.sort()
+
+        # decode the first frame: proves the stream decodes and gives rotation/pix_fmt/colour range
+        first = None
+        try:
+            container.seek(0)
+        except av.error.FFmpegError:
+            pass
+        try:
+            for frame in container.decode(vs):
+                first = frame
+                break
+        except av.error.FFmpegError as e:
+            raise InputError(f"video does not decode ({_short(e)})", path) from None
+        if first is None:
+            raise InputError("video stream decodes to no frames (damaged or truncated)", path)
+        tb = vs.time_base
+        if last_dur <= 0 and len(pts_list) > 1:
+            last_dur = pts_list[-1] - pts_list[-2]
+        duration = float((pts_list[-1] - pts_list[0] + max(last_dur, 0)) * tb)
+        deltas = {b - a for a, b in zip(pts_list, pts_list[1:])}
+        vfr = len(deltas) > 1 and (max(deltas) - min(deltas)) > max(1, min(deltas) // 50)
+        display_matrix = None
+        try:
+            from av.sidedata.sidedata import Type as SDType
+            sd = first.side_data.get(SDType.DISPLAYMATRIX) if hasattr(first.side_data, "get") else None
+            if sd is not None:
+                import struct
+                display_matrix = list(struct.unpack("<9i", bytes(sd)))
+        except Exception:
+            display_matrix = None
+        keys = [f"format:{k}" for k in container.metadata] + [
+            f"stream{s.index}:{k}" for s in container.streams for k in s.metadata]
+        info = SourceInfo(
+            path=path,
+            container=container.format.name,
+            size_bytes=os.path.getsize(path),
+            video_index=vs.index,
+            codec=vs.codec_context.name,
+            profile=vs.profile,
+            width=first.width,
+            height=first.height,
+            pix_fmt=first.format.name,
+            bit_depth=_bit_depth(first.format.name),
+            color_range=int(first.color_range or 0),
+            time_base=_tb(tb),
+            frame_count=len(pts_list),
+            duration=duration,
+            fps=(len(pts_list) / duration) if duration > 0 else 0.0,
+            start_pts=pts_list[0],
+            rotation=int(first.rotation or 0),
+            display_matrix=display_matrix,
+            audio=[AudioStreamInfo(index=s.index, codec=s.codec_context.name if s.codec_context else "unknown",
+                                   sample_rate=getattr(s.codec_context, "sample_rate", None),
+                                   channels=getattr(s.codec_context, "channels", None),
+                                   packets=audio_packets.get(s.index, 0), time_base=_tb(s.time_base))
+                   for s in audio_streams],
+            other_streams=len(container.streams) - 1 - len(audio_streams),
+            metadata_keys=keys,
+            variable_frame_rate=bool(vfr),
+        )
+        return info, pts_list, key_pts
+    finally:
+        container.close()
+
+
+def plan(source: str, config: Config) -> Plan:
+    info, pts, key_pts = probe(source)
+    tb = parse_tb(info.time_base)
+    n = len(pts)
+    index_of = {p: i for i, p in enumerate(pts)}
+    keyframes = [Keyframe(frame=index_of[k], pts=k) for k in key_pts if k in index_of]
+    key_frames_idx = [k.frame for k in keyframes]
+    if not key_frames_idx or key_frames_idx[0] != 0:
+        # the first frame in presentation order must be decodable from a keyframe at or before it
+        keyframes.insert(0, Keyframe(frame=0, pts=pts[0]))
+        key_frames_idx.insert(0, 0)
+
+    seg_len_ticks = Fraction(config.segment_seconds) / tb
+    target_frames = max(1, round(n * float(config.segment_seconds) / info.duration)) if info.duration > 0 else n
+    # cut points: for each multiple of the target length, the nearest keyframe if one lies within half a
+    # segment; otherwise cut at the frame itself (not keyframe-aligned: the worker decodes from the
+    # previous keyframe and discards the frames before its start)
+    cuts = [0]
+    t = pts[0] + seg_len_ticks
+    while True:
+        i = bisect.bisect_left(pts, t)
+        if i >= n:
+            break
+        # nearest keyframe to frame i
+        j = bisect.bisect_left(key_frames_idx, i)
+        cand = [key_frames_idx[x] for x in (j - 1, j) if 0 <= x < len(key_frames_idx)]
+        best = min(cand, key=lambda f: abs(pts[f] - pts[i])) if cand else None
+        if best is not None and abs(pts[best] - pts[i]) <= seg_len_ticks / 2 and best > cuts[-1]:
+            cut = best
+        else:
+            cut = i
+        if cut <= cuts[-1]:
+            cut = cuts[-1] + 1
+        # don't leave a tiny tail segment (< 1/4 target): merge it into the previous one
+        if (pts[-1] - pts[cut]) < seg_len_ticks / 4:
+            break
+        cuts.append(cut)
+        t = pts[cut] + seg_len_ticks
+    cuts.append(n)
+
+    ctx = config.context_frames
+    key_set = set(key_frames_idx)
+    segments = []
+    for si, (a, b) in enumerate(zip(cuts, cuts[1:])):
+        lo = max(0, a - ctx)
+        hi = min(n, b + ctx)
+        # last keyframe at or before lo, plus keyframes inside (lo, b)
+        j = bisect.bisect_right(key_frames_idx, lo) - 1
+        ks = [keyframes[j]] + [k for k in keyframes[j + 1:] if k.frame < b]
+        segments.append(Segment(
+            index=si, start_frame=a, end_frame=b, start_pts=pts[a], end_pts=pts[b] if b < n else None,
+            keyframe_aligned=a in key_set, keyframes=ks, frame_pts=pts[lo:hi],
+            context_before=a - lo, context_after=hi - b))
+    return Plan(source=info, segments=segments, settings=config.to_dict(), keyframes=len(keyframes),
+                target_segment_frames=int(target_frames))

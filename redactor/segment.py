@@ -1,0 +1,307 @@
+"""Redact one planned segment: decode exactly its frames, detect, cover, blur, encode H.264 (libx264).
+
+The segment is split into one chunk per worker process. Each worker opens the source itself, seeks to the
+keyframe before its chunk (minus context), decodes and discards frames before it, so frames never travel
+through pipes. Detection runs on frames whose *global* index is a multiple of ``detect_every``; a frame is
+covered by every detection within ``hold + detect_every - 1`` frames of it (and boxes interpolated between
+the two samples around it), so results do not depend on where segments or chunks were cut. Any detector
+error fails the chunk, and with it the segment: its part file is removed and nothing is returned.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from . import blur
+from .config import Config
+from .detectors import make_detector
+from .errors import DetectionError, InputError, RedactorError
+from .pool import run_tasks
+from .probe import open_input, parse_tb
+from .records import Keyframe, Segment, SegmentResult, SourceInfo
+from .tracking import cover_boxes
+
+MIN_CHUNK_FRAMES = 12
+
+
+def encoder_format(info: SourceInfo) -> str:
+    fmt = blur.working_format(info.pix_fmt, info.bit_depth)
+    sx, sy, _ = blur.PLANAR[fmt]
+    if (sx and info.width % 2) or (sy and info.height % 2):
+        # x264 cannot encode subsampled chroma at odd sizes; 4:4:4 keeps every pixel and the exact size
+        fmt = "yuv444p10le" if blur.PLANAR[fmt][2] > 8 else "yuv444p"
+    return fmt
+
+
+def split_chunks(segment: Segment, workers: int, ctx: int) -> list[tuple[int, int, Keyframe]]:
+    """[(start, end, seek_keyframe)] covering the segment; starts snap to keyframes when one is close."""
+    n = segment.frames
+    count = max(1, min(workers, n // MIN_CHUNK_FRAMES))
+    keys = sorted(segment.keyframes, key=lambda k: k.frame)
+    key_idx = [k.frame for k in keys]
+    bounds = [segment.start_frame]
+    for c in range(1, count):
+        ideal = segment.start_frame + round(c * n / count)
+        near = [f for f in key_idx if abs(f - ideal) <= n / count / 4 and bounds[-1] < f < segment.end_frame]
+        cut = min(near, key=lambda f: abs(f - ideal)) if near else ideal
+        if cut > bounds[-1]:
+            bounds.append(cut)
+    bounds.append(segment.end_frame)
+    chunks = []
+    for a, b in zip(bounds, bounds[1:]):
+        need = max(0, a - ctx)
+        seek = keys[0]
+        for k in keys:
+            if k.frame <= need:
+                seek = k
+        chunks.append((a, b, seek))
+    return chunks
+
+
+def redact_segment(source: str, segment: Segment, config: Config, work_dir: str, detector_factory=None,
+                   progress=None, source_info: SourceInfo | None = None) -> SegmentResult:
+    t0 = time.perf_counter()
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    if source_info is None:
+        from .probe import probe
+        source_info = probe(source)[0]
+    workers = config.effective_workers
+    chunks = split_chunks(segment, workers, config.context_frames)
+    threads = max(1, (os.cpu_count() or 1) // len(chunks))
+    part = work / f"part-{segment.index:05d}.mp4"
+    det_path = work / f"detections-{segment.index:05d}.json"
+    lo_global = segment.start_frame - segment.context_before
+    tasks = []
+    for ci, (a, b, seek) in enumerate(chunks):
+        lo = max(lo_global, a - config.context_frames)
+        hi = min(segment.start_frame + segment.frames + segment.context_after, b + config.context_frames)
+        tasks.append({
+            "source": str(source), "info": source_info, "config": config, "start": a, "end": b, "lo": lo,
+            "frame_pts": segment.frame_pts[lo - lo_global: hi - lo_global], "seek": seek,
+            "out": str(work / f"part-{segment.index:05d}-{ci:02d}.mp4") if len(chunks) > 1 else str(part),
+            "threads": threads, "detector_factory": detector_factory,
+        })
+    try:
+        results = run_tasks(run_chunk, tasks, progress)
+        if len(chunks) > 1:
+            from .stitch import concat_video
+            concat_video([t["out"] for t in tasks], str(part), segment_index=segment.index)
+    except BaseException:
+        for t in tasks:
+            _unlink(t["out"])
+        _unlink(part)
+        raise
+    finally:
+        if len(chunks) > 1:
+            for t in tasks:
+                _unlink(t["out"])
+    detections = [d for r in results for d in r["detections"]]
+    stage = collections.Counter()
+    dstats: dict = {}
+    for r in results:
+        stage.update(r["stage_seconds"])
+        for k, v in r["detector_stats"].items():
+            if isinstance(v, (int, float)):
+                dstats[k] = dstats.get(k, 0) + v
+    tmp = det_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"segment": segment.index, "time_base": source_info.time_base,
+                               "frames": detections}))
+    os.replace(tmp, det_path)
+    frames = sum(r["frames"] for r in results)
+    if frames != segment.frames:
+        _unlink(part)
+        raise InputError(f"segment {segment.index}: decoded {frames} frames, planned {segment.frames}", source)
+    return SegmentResult(
+        index=segment.index, part=str(part), detections=str(det_path), frames=frames,
+        first_pts=results[0]["first_pts"], last_pts=results[-1]["last_pts"],
+        detected_frames=sum(r["detected_frames"] for r in results),
+        faces=sum(r["faces"] for r in results),
+        redacted_frames=sum(r["redacted_frames"] for r in results),
+        workers=len(chunks), wall_seconds=round(time.perf_counter() - t0, 4),
+        stage_seconds={k: round(v, 4) for k, v in stage.items()}, detector_stats=dstats)
+
+
+def _unlink(p):
+    try:
+        os.unlink(p)
+    except FileNotFoundError:
+        pass
+
+
+def _open_encoder(path: str, info: SourceInfo, config: Config, fmt: str, threads: int, color_range: int):
+    out = av.open(path, "w", format="mp4")
+    tb = parse_tb(info.time_base)
+    rate = Fraction(info.fps).limit_denominator(1001) if info.fps > 0 else Fraction(30)
+    params = "bframes=0"  # no B-frames: DTS == PTS, so independently encoded parts concatenate cleanly
+    s = out.add_stream("libx264", rate=rate, options={
+        "crf": str(config.crf), "preset": config.preset, "x264-params": params, "threads": str(threads)})
+    s.width, s.height = info.width, info.height
+    s.pix_fmt = fmt
+    s.time_base = tb
+    s.codec_context.time_base = tb
+    if color_range:
+        s.codec_context.color_range = color_range
+    return out, s
+
+
+def run_chunk(task: dict, progress) -> dict:
+    """Worker body: one chunk [start, end) of a segment -> an encoded MP4 part. Runs in a child process."""
+    cfg: Config = task["config"]
+    info: SourceInfo = task["info"]
+    start, end, lo = task["start"], task["end"], task["lo"]
+    pts_list: list[int] = task["frame_pts"]
+    threads = int(task["threads"])
+    try:
+        import cv2
+        cv2.setNumThreads(threads)
+    except Exception:  # pragma: no cover
+        pass
+    factory = task.get("detector_factory") or make_detector
+    stage = collections.Counter()
+    t = time.perf_counter()
+    detector = factory(cfg, info)
+    stage["load_model"] += time.perf_counter() - t
+    fmt = encoder_format(info)
+    index = {p: lo + i for i, p in enumerate(pts_list)}
+    first_pts, last_pts = pts_list[0], pts_list[-1]
+    k = int(cfg.detect_every)
+    window = int(cfg.hold) + k - 1
+    dets: dict[int, np.ndarray] = {}
+    det_records = []
+    counters = collections.Counter()
+    pending: collections.deque = collections.deque()
+    out = ostream = None
+    emitted_since = 0
+
+    def emit(i: int, frame):
+        nonlocal out, ostream, emitted_since
+        if not (start <= i < end):
+            return
+        t1 = time.perf_counter()
+        boxes = cover_boxes(i, dets, k, window)
+        if frame.format.name != fmt:
+            pts_, tb_ = frame.pts, frame.time_base
+            frame = frame.reformat(format=fmt)
+            frame.pts, frame.time_base = pts_, tb_
+        if len(boxes):
+            frame, eb = blur.redact_frame(frame, boxes, cfg.style, cfg.mask, cfg.enlarge)
+            if len(eb):
+                counters["redacted_frames"] += 1
+        stage["redact"] += time.perf_counter() - t1
+        t1 = time.perf_counter()
+        if out is None:
+            out, ostream = _open_encoder(task["out"], info, cfg, fmt, threads, int(frame.color_range or 0))
+        for pkt in ostream.encode(frame):
+            out.mux(pkt)
+        stage["encode"] += time.perf_counter() - t1
+        counters["frames"] += 1
+        if counters["frames"] == 1:
+            counters["first_pts"] = frame.pts
+        counters["last_pts"] = frame.pts
+        emitted_since += 1
+        if emitted_since >= 8:
+            progress(emitted_since)
+            emitted_since = 0
+
+    def decode_all(seek_pts: int | None):
+        container = open_input(task["source"])
+        try:
+            vs = container.streams[info.video_index]
+            vs.codec_context.thread_count = threads
+            vs.thread_type = "AUTO"
+            if seek_pts is not None:
+                container.seek(seek_pts, stream=vs, backward=True, any_frame=False)
+            expected = lo
+            it = container.decode(vs)
+            while True:
+                t1 = time.perf_counter()
+                try:
+                    frame = next(it)
+                except StopIteration:
+                    break
+                except av.error.FFmpegError as e:
+                    raise InputError(f"decoding failed near frame {expected} ({e})", task["source"]) from None
+                finally:
+                    stage["decode"] += time.perf_counter() - t1
+                p = frame.pts
+                if p is None or p < first_pts:
+                    continue
+                if p > last_pts:
+                    break
+                i = index.get(p)
+                if i is None or i != expected:
+                    if expected == lo and seek_pts is not None:
+                        return False  # the seek overshot: decode from the beginning instead
+                    raise InputError(f"frame with pts {p} decoded out of plan (expected frame {expected})",
+                                     task["source"])
+                expected += 1
+                if i % k == 0:
+                    t1 = time.perf_counter()
+                    try:
+                        b = detector([frame])[0]
+                    except RedactorError:
+                        raise
+                    except Exception as e:  # fail closed: no frame of this chunk is kept
+                        raise DetectionError(f"detector failed on frame {i} (pts {p}): {type(e).__name__}: {e}",
+                                             task["source"]) from e
+                    stage["detect"] += time.perf_counter() - t1
+                    b = np.asarray(b, dtype=np.float32).reshape(-1, 5)
+                    dets[i] = b
+                    counters["detected_frames"] += 1 if start <= i < end else 0
+                    if start <= i < end:
+                        counters["faces"] += len(b)
+                        if len(b):
+                            det_records.append({"frame": i, "pts": p, "boxes": np.round(b, 2).tolist()})
+                pending.append((i, frame))
+                while pending and pending[0][0] + window <= i:
+                    emit(*pending.popleft())
+                for j in [j for j in dets if j < i - 2 * window - k]:
+                    del dets[j]
+            if expected != lo + len(pts_list):
+                raise InputError(f"video ended after frame {expected - 1}; the plan expects "
+                                 f"{lo + len(pts_list) - 1} (file truncated or damaged)", task["source"])
+            while pending:
+                emit(*pending.popleft())
+            return True
+        finally:
+            container.close()
+
+    try:
+        seek = task["seek"]
+        seek_pts = None if seek.frame == 0 else seek.pts
+        if not decode_all(seek_pts):
+            pending.clear()
+            dets.clear()
+            det_records.clear()
+            counters.clear()
+            decode_all(None)
+        t1 = time.perf_counter()
+        if out is not None:
+            for pkt in ostream.encode():
+                out.mux(pkt)
+            out.close()
+            out = None
+        stage["encode"] += time.perf_counter() - t1
+    except BaseException:
+        if out is not None:
+            try:
+                out.close()
+            except Exception:
+                pass
+        _unlink(task["out"])
+        raise
+    if emitted_since:
+        progress(emitted_since)
+    stats = detector.stats() if hasattr(detector, "stats") else {}
+    return {"frames": counters["frames"], "first_pts": counters["first_pts"], "last_pts": counters["last_pts"],
+            "detected_frames": counters["detected_frames"], "faces": counters["faces"],
+            "redacted_frames": counters["redacted_frames"], "detections": det_records,
+            "stage_seconds": dict(stage), "detector_stats": stats}

@@ -1,0 +1,186 @@
+"""Stitch encoded parts into the output by remuxing (no re-encode), with the source's audio copied bit-exact.
+
+Checks every planned part is there and complete before writing; writes to a temporary file beside the
+output and renames it into place, so the output path never holds a partial file.
+"""
+from __future__ import annotations
+
+import heapq
+import os
+import time
+from pathlib import Path
+
+import av
+
+from .config import Config
+from .errors import StitchError
+from .probe import open_input, parse_tb
+from .records import Plan, SegmentResult, StitchResult
+
+FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
+# tags that are not personal and keep a file usable (e.g. audio language); everything else is removed
+SAFE_STREAM_TAGS = {"language"}
+
+
+def output_format(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS or suffix == ".webm":
+        raise StitchError(f"unsupported output type {suffix or '(none)'}; use .mp4, .mov or .mkv", path)
+    return FORMATS[suffix]
+
+
+def _temp_path(output: str) -> str:
+    p = Path(output)
+    return str(p.with_name(f".{p.stem}.partial-{os.getpid()}{p.suffix}"))
+
+
+def _video_packets(parts: list[str], ostream):
+    for part in parts:
+        c = av.open(part)
+        try:
+            vs = c.streams.video[0]
+            for pkt in c.demux(vs):
+                if pkt.size == 0 and pkt.pts is None:
+                    continue
+                yield (float(pkt.dts * pkt.time_base) if pkt.dts is not None else 0.0, 0, pkt)
+        finally:
+            c.close()
+
+
+def _check_parts(parts: list[str], where: str):
+    extradata = None
+    for p in parts:
+        if not os.path.isfile(p) or os.path.getsize(p) == 0:
+            raise StitchError("part is missing or empty", p)
+        c = av.open(p)
+        try:
+            ed = bytes(c.streams.video[0].codec_context.extradata or b"")
+        finally:
+            c.close()
+        if extradata is None:
+            extradata = ed
+        elif ed != extradata:
+            raise StitchError(f"{where}: part has different codec parameters (SPS/PPS) from the first part", p)
+
+
+def concat_video(parts: list[str], output: str, segment_index: int = 0) -> None:
+    """Concatenate video-only MP4 parts (same encoder settings) into one MP4, packets copied."""
+    _check_parts(parts, f"segment {segment_index}")
+    tmp = _temp_path(output)
+    try:
+        first = av.open(parts[0])
+        out = av.open(tmp, "w", format="mp4")
+        try:
+            ovs = out.add_stream_from_template(first.streams.video[0])
+            ovs.time_base = first.streams.video[0].time_base
+            first.close()
+            for _, _, pkt in _video_packets(parts, ovs):
+                pkt.stream = ovs
+                out.mux(pkt)
+        finally:
+            out.close()
+        os.replace(tmp, output)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def _unlink(p):
+    try:
+        os.unlink(p)
+    except FileNotFoundError:
+        pass
+
+
+def verify_parts(plan: Plan, parts: list[SegmentResult]) -> list[SegmentResult]:
+    by_index = {}
+    for r in parts:
+        if r is None:
+            raise StitchError("a segment produced no result (its worker failed)")
+        by_index[r.index] = r
+    missing = [s.index for s in plan.segments if s.index not in by_index]
+    if missing:
+        raise StitchError(f"segment part(s) missing: {missing[:10]}", plan.source.path)
+    ordered = [by_index[s.index] for s in plan.segments]
+    for s, r in zip(plan.segments, ordered):
+        if r.frames != s.frames or r.first_pts != s.start_pts:
+            raise StitchError(f"segment {s.index} is incomplete: {r.frames}/{s.frames} frames, first pts "
+                              f"{r.first_pts} (planned {s.start_pts})", r.part)
+        if not os.path.isfile(r.part) or os.path.getsize(r.part) == 0:
+            raise StitchError(f"segment {s.index} part file is missing or empty", r.part)
+    return ordered
+
+
+def stitch(plan: Plan, parts: list[SegmentResult], output: str, config: Config) -> StitchResult:
+    t0 = time.perf_counter()
+    fmt = output_format(output)
+    ordered = verify_parts(plan, parts)
+    part_paths = [r.part for r in ordered]
+    _check_parts(part_paths, "stitch")
+    src = plan.source
+    tmp = _temp_path(output)
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    n_video = n_audio = 0
+    removed: list[str] = []
+    try:
+        source = open_input(src.path)
+        first = av.open(part_paths[0])
+        out = av.open(tmp, "w", format=fmt, options={} if config.keep_metadata else {"fflags": "+bitexact"})
+        try:
+            ovs = out.add_stream_from_template(first.streams.video[0])
+            if fmt in ("mp4", "mov"):
+                ovs.time_base = parse_tb(src.time_base)
+            first.close()
+            if src.display_matrix:
+                ovs.set_display_matrix(src.display_matrix)
+            elif src.rotation:
+                ovs.set_display_rotation(src.rotation)
+            audio_in = [] if config.drop_audio else [source.streams[a.index] for a in src.audio]
+            audio_out = {}
+            for s in audio_in:
+                o = out.add_stream_from_template(s)
+                o.time_base = s.time_base
+                for k, v in s.metadata.items():
+                    if config.keep_metadata or k in SAFE_STREAM_TAGS:
+                        o.metadata[k] = v
+                audio_out[s.index] = o
+            if config.keep_metadata:
+                for k, v in source.metadata.items():
+                    out.metadata[k] = v
+                for k, v in source.streams[src.video_index].metadata.items():
+                    ovs.metadata[k] = v
+            else:
+                removed = list(src.metadata_keys)
+                removed = [k for k in removed if not any(
+                    k == f"stream{i}:{t}" for i in audio_out for t in SAFE_STREAM_TAGS)]
+
+            def audio_packets():
+                if not audio_in:
+                    return
+                for pkt in source.demux(audio_in):
+                    if pkt.size == 0 and pkt.pts is None:
+                        continue
+                    ts = pkt.dts if pkt.dts is not None else pkt.pts
+                    yield (float(ts * pkt.time_base) if ts is not None else 0.0, 1, pkt)
+
+            merged = heapq.merge(_video_packets(part_paths, ovs), audio_packets(), key=lambda x: (x[0], x[1]))
+            for _, kind, pkt in merged:
+                if kind == 0:
+                    pkt.stream = ovs
+                    n_video += 1
+                else:
+                    pkt.stream = audio_out[pkt.stream.index]
+                    n_audio += 1
+                out.mux(pkt)
+        finally:
+            out.close()
+            source.close()
+        if n_video != src.frame_count:
+            raise StitchError(f"wrote {n_video} video packets, the source has {src.frame_count} frames", output)
+        os.replace(tmp, output)
+    except BaseException:
+        _unlink(tmp)
+        raise
+    return StitchResult(output=str(output), frames=n_video, video_packets=n_video, audio_packets=n_audio,
+                        audio_streams=0 if config.drop_audio else len(src.audio), removed_metadata=removed,
+                        bytes=os.path.getsize(output), wall_seconds=round(time.perf_counter() - t0, 4))

@@ -1,0 +1,431 @@
+"""Synthetic test media with ground truth, so tests, ``make demo`` and benchmarks need no committed videos.
+
+``make_clip(path, ...)`` writes a clip of a textured, panning background (smooth colour noise, gradients,
+random shapes and fine grain, precomputed once as one large image; each frame is a moving crop of it)
+with ``faces`` real face crops (the astronaut from ``skimage.data.astronaut()``) moving on smooth paths
+that stay inside the frame.  It returns the ground truth::
+
+    {"path", "width", "height", "frames", "pts": [...], "time_base": "num/den",
+     "faces": [[[x1, y1, x2, y2], ...] per frame], ...}
+
+Boxes are the pasted face rectangles in the *stored* frame's pixel coordinates (before any rotation
+metadata is applied); ``x2``/``y2`` are exclusive (``x2 - x1`` is the face width).  ``pts`` and
+``time_base`` are read back from the written file (what a demuxer/decoder reports, in presentation
+order), so they are exact even where the muxer rescales timestamps (Matroska stores milliseconds).
+
+Encoder/container notes (workarounds):
+
+* B-frames: ``bframes`` is passed as ``x264-params``/``x265-params`` ``bframes=N`` (the ``ultrafast``
+  preset would otherwise force 0).  ``gop=N`` sets ``keyint=N`` with ``scenecut=0`` (keyframe every N
+  frames exactly); ``keyframes_only_first=True`` sets ``keyint=infinite`` (x264) / ``keyint=-1`` (x265).
+* 10-bit: this libx264 build encodes ``yuv420p10le`` (High 10) directly; no fallback needed.
+* Odd dimensions: libx264/libx265 refuse odd sizes with chroma subsampling, so when width or height is
+  odd and ``pix_fmt`` is 4:2:0/4:2:2 it is switched to the 4:4:4 equivalent (``yuv444p``,
+  ``yuv444p10le``, ``yuvj444p``); the returned ``pix_fmt`` says what was used.
+* Metadata in mp4/mov: the mov muxer only writes a fixed set of keys (``make``/``model`` are dropped), so
+  when ``metadata`` is given, ``movflags=use_metadata_tags`` is set, which stores every key as an
+  ``mdta`` item (``creation_time`` still goes into ``mvhd``).  mkv keeps arbitrary tags natively.
+* VFR: the stream and encoder time base is 1/90000 and every frame gets an explicit pts; durations are
+  random in [1/fps, 2.5/fps].
+* Rotation is written as a display matrix (``VideoStream.set_display_rotation``) before the first frame.
+* Opus needs mp4 or mkv (the mov muxer refuses it).
+
+``make_bad_inputs(dir)`` writes broken inputs (empty, random bytes, truncated mp4, audio-only, text).
+
+CLI: ``python -m redactor.synth OUT.mp4 --width 960 --height 540 --seconds 6 --audio aac --faces 2``
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["make_clip", "make_bad_inputs", "face_image", "main"]
+
+# Tight crop of the astronaut's face (hair to chin) in skimage.data.astronaut() (512x512 RGB).
+_FACE_ROWS = (14, 194)
+_FACE_COLS = (146, 308)
+
+_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".m4a": "mp4"}
+_FMT_ALIASES = {"mp4": "mp4", "mov": "mov", "mkv": "matroska", "matroska": "matroska"}
+_ODD_SAFE = {"yuv420p": "yuv444p", "yuv422p": "yuv444p", "yuvj420p": "yuvj444p", "yuvj422p": "yuvj444p",
+             "yuv420p10le": "yuv444p10le", "yuv422p10le": "yuv444p10le", "nv12": "yuv444p",
+             "nv21": "yuv444p"}
+_AUDIO_RATE = 48000
+
+
+def face_image() -> np.ndarray:
+    """The astronaut face crop as an RGB uint8 array (180x162)."""
+    try:
+        from skimage import data
+    except ImportError as e:  # pragma: no cover - depends on environment
+        raise ImportError("redactor.synth needs scikit-image for its face images: "
+                          "pip install scikit-image") from e
+    img = data.astronaut()
+    return np.ascontiguousarray(img[_FACE_ROWS[0]:_FACE_ROWS[1], _FACE_COLS[0]:_FACE_COLS[1]])
+
+
+def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Bilinear resize (numpy only) of an HxWxC array; returns float32."""
+    src = img.astype(np.float32, copy=False)
+    sh, sw = src.shape[:2]
+
+    def axis(n_out, n_in):
+        pos = (np.arange(n_out, dtype=np.float32) + 0.5) * (n_in / n_out) - 0.5
+        pos = np.clip(pos, 0, n_in - 1)
+        i0 = np.floor(pos).astype(np.intp)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        return i0, i1, (pos - i0).astype(np.float32)
+
+    y0, y1, wy = axis(h, sh)
+    x0, x1, wx = axis(w, sw)
+    rows = src[y0] * (1 - wy)[:, None, None] + src[y1] * wy[:, None, None]
+    return rows[:, x0] * (1 - wx)[None, :, None] + rows[:, x1] * wx[None, :, None]
+
+
+def _background(rng: np.random.Generator, bh: int, bw: int) -> np.ndarray:
+    """A cluttered, non-flat RGB uint8 background of bh x bw (computed once)."""
+    img = _resize(rng.random((max(2, bh // 96 + 2), max(2, bw // 96 + 2), 3), dtype=np.float32) * 255, bh, bw)
+    img += _resize(rng.random((max(2, bh // 24 + 2), max(2, bw // 24 + 2), 3), dtype=np.float32) * 60 - 30,
+                   bh, bw)
+    gy = np.linspace(-40, 40, bh, dtype=np.float32)[:, None, None]
+    gx = np.linspace(30, -30, bw, dtype=np.float32)[None, :, None]
+    img += gy * np.array([1.0, 0.3, -0.5], np.float32) + gx * np.array([-0.4, 0.6, 1.0], np.float32)
+    n_shapes = int(bh * bw / (140 * 140)) + 4
+    for _ in range(n_shapes):
+        color = rng.random(3, dtype=np.float32) * 255
+        sz = int(rng.integers(8, max(9, min(bh, bw) // 6)))
+        cy, cx = int(rng.integers(0, bh)), int(rng.integers(0, bw))
+        y0, y1, x0, x1 = max(0, cy - sz), min(bh, cy + sz), max(0, cx - sz), min(bw, cx + sz)
+        if y1 <= y0 or x1 <= x0:
+            continue
+        kind = rng.integers(0, 3)
+        if kind == 0:  # rectangle
+            img[y0:y1, x0:x1] = color
+        elif kind == 1:  # disc
+            yy, xx = np.ogrid[y0:y1, x0:x1]
+            m = (yy - cy) ** 2 + (xx - cx) ** 2 <= sz * sz
+            img[y0:y1, x0:x1][m] = color
+        else:  # stripes
+            yy, xx = np.ogrid[y0:y1, x0:x1]
+            m = ((xx + yy) // max(2, sz // 4)) % 2 == 0
+            img[y0:y1, x0:x1][m] = color
+    img += rng.normal(0, 6, (bh, bw, 1)).astype(np.float32)  # fine grain so the encoder spends bits
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _fps_fraction(fps) -> Fraction:
+    for ntsc in (Fraction(24000, 1001), Fraction(30000, 1001), Fraction(60000, 1001)):
+        if abs(float(fps) - float(ntsc)) < 0.005:  # 23.976 / 29.97 / 59.94 -> exact NTSC rates
+            return ntsc
+    f = Fraction(fps).limit_denominator(1001)
+    if f <= 0:
+        raise ValueError(f"fps must be > 0, got {fps!r}")
+    return f
+
+
+def _container_format(path: Path, container) -> str:
+    if container:
+        try:
+            return _FMT_ALIASES[container]
+        except KeyError:
+            raise ValueError(f"unsupported container {container!r} (mp4, mov, mkv)") from None
+    try:
+        return _CONTAINERS[path.suffix.lower()]
+    except KeyError:
+        raise ValueError(f"cannot infer container from {path.name!r}; use .mp4/.mov/.mkv or container=") from None
+
+
+def _codec_params(codec, bframes, gop, keyframes_only_first):
+    params = [f"bframes={int(bframes)}"]
+    if keyframes_only_first:
+        params += ["keyint=-1" if "265" in codec else "keyint=infinite", "scenecut=0"]
+    elif gop:
+        params += [f"keyint={int(gop)}", f"min-keyint={int(gop) if '265' in codec else max(1, int(gop) // 2)}",
+                   "scenecut=0"]
+    if "265" in codec:
+        params += ["open-gop=0", "log-level=error"]
+        return {"x265-params": ":".join(params)}
+    return {"x264-params": ":".join(params)}
+
+
+class _Audio:
+    """Tone sweep + noise, stereo, generated in chunks on demand."""
+
+    def __init__(self, container, kind, seed):
+        name = {"aac": "aac", "opus": "libopus"}.get(kind)
+        if name is None:
+            raise ValueError(f"audio must be None, 'aac' or 'opus', got {kind!r}")
+        if name == "libopus" and "libopus" not in __import__("av").codec.codecs_available:
+            name = "opus"
+        self.stream = container.add_stream(name, rate=_AUDIO_RATE, layout="stereo")
+        if name == "opus":
+            self.stream.codec_context.options = {"strict": "experimental"}
+        self.fmt = self.stream.codec_context.format.name
+        self.chunk = 960 if "opus" in name else 1024
+        self.n = 0
+        self.rng = np.random.default_rng(seed + 7919)
+        self.phase = 0.0
+
+    def _samples(self, n):
+        t = (self.n + np.arange(n)) / _AUDIO_RATE
+        freq = 220 + 660 * (0.5 - 0.5 * np.cos(2 * np.pi * t / 4.0))  # sweep 220..880 Hz, 4 s period
+        ph = self.phase + np.cumsum(2 * np.pi * freq / _AUDIO_RATE)
+        self.phase = float(ph[-1])
+        tone = 0.25 * np.sin(ph)
+        left = tone + 0.03 * self.rng.standard_normal(n)
+        right = 0.8 * tone + 0.03 * self.rng.standard_normal(n)
+        return np.stack([left, right]).astype(np.float32)
+
+    def encode_until(self, container, total):
+        import av
+        while self.n < total:
+            n = min(self.chunk, total - self.n)
+            s = self._samples(n)
+            if self.fmt == "fltp":
+                arr = s
+            elif self.fmt == "flt":
+                arr = s.T.reshape(1, -1)
+            else:  # s16 packed
+                arr = (s.T.reshape(1, -1) * 32767).astype(np.int16)
+            fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(arr), format=self.fmt, layout="stereo")
+            fr.sample_rate = _AUDIO_RATE
+            fr.pts = self.n
+            fr.time_base = Fraction(1, _AUDIO_RATE)
+            self.n += n
+            container.mux(self.stream.encode(fr))
+
+    def flush(self, container):
+        container.mux(self.stream.encode(None))
+
+
+def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx264", pix_fmt="yuv420p",
+              bframes=2, gop=None, keyframes_only_first=False, vfr=False, rotation=0,
+              audio=None, faces=1, face_size=(80, 110), container=None, seed=0, metadata=None,
+              preset="ultrafast", crf=23) -> dict:
+    """Write a synthetic clip to ``path`` and return its ground truth (see module docstring).
+
+    ``face_size`` is the (min, max) face width in pixels (height follows the crop's aspect, ~1.11x);
+    faces too large for the frame are shrunk to fit.  ``pix_fmt`` 4:2:0/4:2:2 is upgraded to 4:4:4
+    when width or height is odd.  ``audio`` is None, "aac" or "opus" (48 kHz stereo).
+    """
+    import av
+
+    path = Path(path)
+    fmt = _container_format(path, container)
+    width, height = int(width), int(height)
+    if width < 16 or height < 16:
+        raise ValueError("width and height must be >= 16")
+    if codec not in av.codec.codecs_available:
+        raise ValueError(f"codec {codec!r} is not available in this PyAV/FFmpeg build")
+    if audio == "opus" and fmt == "mov":
+        raise ValueError("the mov muxer cannot store Opus audio; use .mp4 or .mkv (or audio='aac')")
+    if rotation % 90:
+        raise ValueError("rotation must be a multiple of 90")
+    if (width % 2 or height % 2) and pix_fmt in _ODD_SAFE:
+        pix_fmt = _ODD_SAFE[pix_fmt]
+    fpsq = _fps_fraction(fps)
+    rng = np.random.default_rng(seed)
+
+    # --- timeline (seconds, presentation order) ---
+    if vfr:
+        tb = Fraction(1, 90000)
+        times, t = [], 0.0
+        durs = []
+        while t < seconds - 1e-9:
+            d = float(rng.uniform(1.0, 2.5)) / float(fpsq)
+            times.append(t)
+            durs.append(d)
+            t += d
+        pts = [round(x * 90000) for x in times]
+        end_time = t
+    else:
+        tb = 1 / fpsq
+        n = max(1, int(round(seconds * float(fpsq))))
+        pts = list(range(n))
+        end_time = n / float(fpsq)
+    n_frames = len(pts)
+    times = [p * float(tb) for p in pts]
+
+    # --- background & faces ---
+    pad_x, pad_y = max(64, width // 3) & ~1, max(48, height // 3) & ~1
+    bg = _background(rng, height + pad_y, width + pad_x)
+    per_x, per_y = rng.uniform(6, 10), rng.uniform(8, 13)
+    face_src = face_image() if faces else None
+    face_specs = []
+    if faces:
+        aspect = face_src.shape[0] / face_src.shape[1]
+        lo, hi = int(face_size[0]), int(face_size[1])
+        if lo > hi or lo < 4:
+            raise ValueError(f"bad face_size {face_size!r}")
+        for _ in range(int(faces)):
+            fw = int(rng.integers(lo, hi + 1))
+            fh = int(round(fw * aspect))
+            scale = min(1.0, (width - 2) / fw, (height - 2) / fh)
+            fw, fh = max(4, int(fw * scale)), max(4, int(fh * scale))
+            img = np.clip(_resize(face_src, fh, fw) * rng.uniform(0.85, 1.1), 0, 255).astype(np.uint8)
+            face_specs.append(dict(img=img, w=fw, h=fh,
+                                   px=rng.uniform(3, 7), py=rng.uniform(4, 9),
+                                   phx=rng.uniform(0, 2 * np.pi), phy=rng.uniform(0, 2 * np.pi)))
+
+    # --- output ---
+    copts = {}
+    if metadata and fmt in ("mp4", "mov"):
+        copts["movflags"] = "use_metadata_tags"
+    out = av.open(str(path), "w", format=fmt, options=copts)
+    try:
+        if metadata:
+            for k, v in metadata.items():
+                out.metadata[str(k)] = str(v)
+        vs = out.add_stream(codec, rate=fpsq)
+        vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
+        vs.time_base = tb
+        cc = vs.codec_context
+        cc.time_base = tb
+        if pix_fmt.startswith("yuvj"):
+            cc.color_range = 2  # JPEG / full range
+        opts = {"preset": str(preset), "crf": str(crf)}
+        opts.update(_codec_params(codec, bframes, gop, keyframes_only_first))
+        if keyframes_only_first:
+            cc.gop_size = 100000
+        elif gop:
+            cc.gop_size = int(gop)
+        cc.max_b_frames = int(bframes)
+        cc.options = opts
+        if rotation:
+            vs.set_display_rotation(float(rotation))
+        aud = _Audio(out, audio, seed) if audio else None
+
+        boxes_all = []
+        frame = np.empty((height, width, 3), np.uint8)  # reused: avoids a fresh allocation per frame
+        for i in range(n_frames):
+            t = times[i]
+            ox = int(round(pad_x * (0.5 - 0.5 * math.cos(2 * math.pi * t / per_x))))
+            oy = int(round(pad_y * (0.5 - 0.5 * math.cos(2 * math.pi * t / per_y))))
+            np.copyto(frame, bg[oy:oy + height, ox:ox + width])
+            boxes = []
+            for f in face_specs:
+                x = int(round((width - f["w"]) * (0.5 + 0.48 * math.sin(2 * math.pi * t / f["px"] + f["phx"]))))
+                y = int(round((height - f["h"]) * (0.5 + 0.48 * math.sin(2 * math.pi * t / f["py"] + f["phy"]))))
+                frame[y:y + f["h"], x:x + f["w"]] = f["img"]
+                boxes.append([x, y, x + f["w"], y + f["h"]])
+            boxes_all.append(boxes)
+            vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            if pix_fmt != "rgb24":
+                vf = vf.reformat(format=pix_fmt)
+            vf.pts = pts[i]
+            vf.time_base = tb
+            out.mux(vs.encode(vf))
+            if aud:
+                t_next = times[i + 1] if i + 1 < n_frames else end_time
+                aud.encode_until(out, int(round(t_next * _AUDIO_RATE)))
+        out.mux(vs.encode(None))
+        if aud:
+            aud.flush(out)
+    finally:
+        out.close()
+
+    # --- read back timestamps as stored ---
+    with av.open(str(path)) as inp:
+        s = inp.streams.video[0]
+        stored_pts = sorted(p.pts for p in inp.demux(s) if p.pts is not None)
+        stored_tb = s.time_base
+    if len(stored_pts) != n_frames:
+        raise RuntimeError(f"wrote {n_frames} frames but {path} holds {len(stored_pts)} video packets")
+
+    return {
+        "path": str(path), "width": width, "height": height, "frames": n_frames,
+        "pts": stored_pts, "time_base": f"{stored_tb.numerator}/{stored_tb.denominator}",
+        "faces": boxes_all,
+        "fps": f"{fpsq.numerator}/{fpsq.denominator}", "duration": end_time, "codec": codec,
+        "pix_fmt": pix_fmt, "container": fmt, "rotation": int(rotation) % 360, "audio": audio, "vfr": bool(vfr),
+        "bframes": int(bframes), "gop": gop, "keyframes_only_first": bool(keyframes_only_first),
+        "seed": seed, "metadata": dict(metadata or {}),
+    }
+
+
+def make_bad_inputs(dir) -> dict:
+    """Write broken inputs into ``dir``; returns {name: path}.
+
+    empty.mp4 (0 bytes), random.mp4 (random bytes), truncated.mp4 (first 40% of a valid mp4 whose moov
+    atom is at the end), audio_only.m4a (mp4 with a single AAC stream), text.mp4 (plain text).
+    """
+    import av
+
+    d = Path(dir)
+    d.mkdir(parents=True, exist_ok=True)
+    out = {}
+    p = d / "empty.mp4"
+    p.write_bytes(b"")
+    out["empty"] = str(p)
+    p = d / "random.mp4"
+    p.write_bytes(np.random.default_rng(1234).integers(0, 256, 64 * 1024, dtype=np.uint8).tobytes())
+    out["random"] = str(p)
+
+    full = d / "_full_for_truncation.mp4"
+    make_clip(full, width=320, height=240, seconds=2.0, faces=1, face_size=(60, 70), audio="aac", seed=5)
+    data = full.read_bytes()
+    full.unlink()
+    p = d / "truncated.mp4"
+    p.write_bytes(data[: int(len(data) * 0.4)])
+    out["truncated"] = str(p)
+
+    p = d / "audio_only.m4a"
+    c = av.open(str(p), "w", format="mp4")
+    try:
+        a = _Audio(c, "aac", 0)
+        a.encode_until(c, 2 * _AUDIO_RATE)
+        a.flush(c)
+    finally:
+        c.close()
+    out["audio_only"] = str(p)
+
+    p = d / "text.mp4"
+    p.write_text("This is not a video.\nJust some text renamed to .mp4.\n" * 20)
+    out["text"] = str(p)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m redactor.synth",
+                                 description="Generate a synthetic clip with moving faces + ground truth.")
+    ap.add_argument("out")
+    ap.add_argument("--width", type=int, default=640)
+    ap.add_argument("--height", type=int, default=360)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--fps", type=float, default=30)
+    ap.add_argument("--codec", default="libx264")
+    ap.add_argument("--pix-fmt", default="yuv420p")
+    ap.add_argument("--audio", choices=["aac", "opus"], default=None)
+    ap.add_argument("--faces", type=int, default=1)
+    ap.add_argument("--face-size", type=int, nargs=2, metavar=("MIN", "MAX"), default=(80, 110))
+    ap.add_argument("--rotation", type=int, default=0)
+    ap.add_argument("--vfr", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--preset", default="ultrafast")
+    ap.add_argument("--crf", type=int, default=23)
+    ap.add_argument("--truth", help="also write the full ground truth (all boxes) as JSON here")
+    a = ap.parse_args(argv)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    gt = make_clip(a.out, width=a.width, height=a.height, seconds=a.seconds, fps=a.fps, codec=a.codec,
+                   pix_fmt=a.pix_fmt, audio=a.audio, faces=a.faces, face_size=tuple(a.face_size),
+                   rotation=a.rotation, vfr=a.vfr, seed=a.seed, preset=a.preset, crf=a.crf)
+    if a.truth:
+        Path(a.truth).write_text(json.dumps(gt))
+    summary = {k: v for k, v in gt.items() if k not in ("pts", "faces")}
+    summary["face_boxes_per_frame"] = a.faces
+    summary["first_pts"] = gt["pts"][:3]
+    summary["last_pts"] = gt["pts"][-1]
+    summary["size_bytes"] = os.path.getsize(a.out)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

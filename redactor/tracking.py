@@ -1,0 +1,57 @@
+"""Which boxes cover frame i, given detections on sampled frames.
+
+Detections exist for frames whose global index is a multiple of ``k`` (``detect_every``). Frame ``i`` is
+covered by:
+  * every box detected on a sampled frame ``j`` with ``|i - j| <= window`` (``window = hold + k - 1``), so
+    with ``k = 1`` a detection covers ``hold`` frames before and after it, and with ``k > 1`` every frame
+    between two samples gets the boxes of both samples around it (a face that appears between two samples
+    is covered from the previous sample's frame onwards by the next sample's box); and
+  * for faces matched between the two samples around ``i`` (greedy IoU / centre distance), the box
+    linearly interpolated to ``i``, which follows a moving face between its two sampled positions.
+Everything depends only on global frame indices, never on where segments or chunks were cut.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+EMPTY = np.zeros((0, 5), dtype=np.float32)
+
+
+def match(a: np.ndarray, b: np.ndarray) -> list[tuple[int, int]]:
+    """Greedy one-to-one matching of boxes a (n,>=4) and b (m,>=4) by centre distance relative to size."""
+    if len(a) == 0 or len(b) == 0:
+        return []
+    ca = np.stack([(a[:, 0] + a[:, 2]) / 2, (a[:, 1] + a[:, 3]) / 2], 1)
+    cb = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], 1)
+    sa = np.maximum(a[:, 2] - a[:, 0], a[:, 3] - a[:, 1])
+    sb = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+    d = np.linalg.norm(ca[:, None, :] - cb[None, :, :], axis=2) / (np.maximum(sa[:, None], sb[None, :]) + 1e-6)
+    pairs = []
+    used_a, used_b = set(), set()
+    for flat in np.argsort(d, axis=None):
+        ia, ib = np.unravel_index(flat, d.shape)
+        if d[ia, ib] > 1.5:  # centres more than 1.5 face sizes apart: not the same face
+            break
+        if ia in used_a or ib in used_b:
+            continue
+        used_a.add(ia)
+        used_b.add(ib)
+        pairs.append((int(ia), int(ib)))
+    return pairs
+
+
+def cover_boxes(i: int, dets: dict[int, np.ndarray], k: int, window: int) -> np.ndarray:
+    parts = [b for j, b in dets.items() if abs(j - i) <= window and len(b)]
+    if k > 1 and i % k:
+        s0 = i - i % k
+        s1 = s0 + k
+        a, b = dets.get(s0), dets.get(s1)
+        if a is not None and b is not None and len(a) and len(b):
+            t = (i - s0) / k
+            pairs = match(a, b)
+            if pairs:
+                ia, ib = map(list, zip(*pairs))
+                parts.append(((1 - t) * a[ia] + t * b[ib]).astype(np.float32))
+    if not parts:
+        return EMPTY
+    return np.concatenate(parts)
