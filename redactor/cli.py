@@ -33,7 +33,8 @@ def cmd_redact(a) -> int:
         "threshold": a.threshold, "enlarge": a.enlarge, "hold": a.hold, "detect_every": a.detect_every,
         "detector": a.detector, "crf": a.crf, "preset": a.preset, "min_face": a.min_face,
         "keep_metadata": a.keep_metadata or None, "drop_audio": a.drop_audio or None,
-        "model_path": a.model}.items() if v is not None}
+        "model_path": a.model, "rekognition_every": a.rekognition_every, "faces_path": a.faces}.items()
+        if v is not None}
     config = Config.from_dict(settings)
     show = sys.stderr.isatty() and not a.quiet
     state = {}
@@ -95,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--detect-every", type=int, help="run the detector every k-th frame (default 1)")
     r.add_argument("--min-face", type=int, help="smallest face width in px to resolve (default 16)")
     r.add_argument("--detector", choices=DETECTORS)
+    r.add_argument("--rekognition-every", type=int,
+                   help="detector rekognition: send every k-th frame to DetectFaces (default 5; 1 = every frame)")
+    r.add_argument("--faces", help="detector rekognition-video: faces JSON written by the AWS workflow's video job")
     r.add_argument("--crf", type=int)
     r.add_argument("--preset", choices=PRESETS)
     r.add_argument("--model", help="path to centerface.onnx (default: see 'redactor fetch-model')")

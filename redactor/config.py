@@ -32,7 +32,7 @@ class Config:
     enlarge: float = 1.3  # box enlargement factor (each side grows by (enlarge-1)/2 of the box size)
     hold: int = 2  # a detection also covers this many frames before and after
     detect_every: int = 1  # run the detector on every k-th frame (global index); tracking bridges the gap
-    min_face: int = 16  # smallest face (px, in source pixels) the inference size must still resolve
+    min_face: int = 16  # smallest face width (px) to resolve; below 16 the frame is upscaled further (slower)
     max_infer_width: int = 1920  # never infer above this width (tile instead, see detectors)
     crf: int = 20
     preset: str = "veryfast"
@@ -41,7 +41,9 @@ class Config:
     model_path: str | None = None
     rekognition_every: int = 5  # sample every k-th frame for the per-frame Rekognition backend
     rekognition_price_per_image: float = 0.001  # USD, public list price for the first 1M images/month
-    rekognition_concurrency: int = 4
+    rekognition_concurrency: int = 4  # DetectFaces requests in flight at once per worker process
+    rekognition_video_price_per_minute: float = 0.10  # USD per minute of stored video (StartFaceDetection)
+    faces_path: str | None = None  # rekognition-video: faces JSON from GetFaceDetection (rekognition_video)
 
     def __post_init__(self):
         self.validate()
@@ -78,6 +80,9 @@ class Config:
             bad("rekognition_every", "must be between 1 and 300")
         if not (1 <= int(self.rekognition_concurrency) <= 64):
             bad("rekognition_concurrency", "must be between 1 and 64")
+        for name in ("rekognition_price_per_image", "rekognition_video_price_per_minute"):
+            if not (0 <= float(getattr(self, name)) <= 100):
+                bad(name, "must be a price in USD between 0 and 100")
         return self
 
     @property
@@ -85,9 +90,14 @@ class Config:
         return int(self.workers) or usable_cores()
 
     @property
+    def sample_every(self) -> int:
+        """Run the detector on frames whose global index is a multiple of this (API detectors sample sparser)."""
+        return int(self.rekognition_every) if self.detector == "rekognition" else int(self.detect_every)
+
+    @property
     def context_frames(self) -> int:
         """Frames of context a worker reads on each side of its range so results do not depend on cuts."""
-        return int(self.hold) + int(self.detect_every)
+        return int(self.hold) + self.sample_every
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -13,7 +13,7 @@ from .config import Config
 from .errors import InputError
 from .probe import plan as make_plan
 from .report import build_report, write_json_atomic
-from .segment import redact_segment
+from .segment import redact_segments
 from .stitch import output_format, stitch
 
 
@@ -31,16 +31,21 @@ def redact_file(source: str, output: str, config: Config, report_path: str | Non
     work = tempfile.mkdtemp(prefix="redactor-", dir=os.environ.get("REDACTOR_WORK_DIR"))
     try:
         t1 = time.perf_counter()
-        if config.detector == "rekognition-video":
-            raise InputError("detector rekognition-video runs only in the AWS workflow", source)
-        results = [redact_segment(source, seg, config, work, detector_factory=detector_factory,
-                                  progress=progress, source_info=plan.source) for seg in plan.segments]
+        if config.detector == "rekognition-video" and not config.faces_path:
+            raise InputError("detector rekognition-video runs in the AWS workflow (its video job needs the file in "
+                             "S3); locally it only applies a faces file given as faces_path (--faces)", source)
+        results = redact_segments(source, plan.segments, config, work, detector_factory=detector_factory,
+                                  progress=progress, source_info=plan.source)
         timings["redact"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         result = stitch(plan, results, output, config)
         timings["stitch"] = time.perf_counter() - t2
         timings["total"] = time.perf_counter() - t0
         report = build_report(plan, results, result, timings)
+        if config.detector == "rekognition-video":
+            from .rekognition_video import load_faces, report_fields
+            report["detector"].update(report_fields(load_faces(config.faces_path),
+                                                    config.rekognition_video_price_per_minute))
         if report_path:
             try:
                 write_json_atomic(report_path, report)

@@ -23,7 +23,7 @@ from . import blur
 from .config import Config
 from .detectors import make_detector
 from .errors import DetectionError, InputError, RedactorError
-from .pool import run_tasks
+from .pool import WorkerPool
 from .probe import open_input, parse_tb
 from .records import Keyframe, Segment, SegmentResult, SourceInfo
 from .tracking import cover_boxes
@@ -65,44 +65,84 @@ def split_chunks(segment: Segment, workers: int, ctx: int) -> list[tuple[int, in
     return chunks
 
 
-def redact_segment(source: str, segment: Segment, config: Config, work_dir: str, detector_factory=None,
-                   progress=None, source_info: SourceInfo | None = None) -> SegmentResult:
-    t0 = time.perf_counter()
+def _chunk_tasks(source: str, segment: Segment, config: Config, info: SourceInfo, work: Path,
+                 workers: int) -> list[dict]:
+    chunks = split_chunks(segment, workers, config.context_frames)
+    threads = max(1, (os.cpu_count() or 1) // min(workers, max(1, len(chunks))))
+    lo_global = segment.start_frame - segment.context_before
+    part = work / f"part-{segment.index:05d}.mp4"
+    tasks = []
+    for ci, (a, b, seek) in enumerate(chunks):
+        lo = max(lo_global, a - config.context_frames)
+        hi = min(segment.end_frame + segment.context_after, b + config.context_frames)
+        tasks.append({
+            "segment": segment.index, "source": str(source), "info": info, "config": config,
+            "start": a, "end": b, "lo": lo, "frame_pts": segment.frame_pts[lo - lo_global: hi - lo_global],
+            "seek": seek, "threads": threads,
+            "out": str(work / f"part-{segment.index:05d}-{ci:02d}.mp4") if len(chunks) > 1 else str(part),
+        })
+    return tasks
+
+
+def redact_segments(source: str, segments: list[Segment], config: Config, work_dir: str,
+                    detector_factory=None, progress=None, source_info: SourceInfo | None = None
+                    ) -> list[SegmentResult]:
+    """Redact several segments with one pool (each worker loads the model once for all of them)."""
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     if source_info is None:
         from .probe import probe
         source_info = probe(source)[0]
     workers = config.effective_workers
-    chunks = split_chunks(segment, workers, config.context_frames)
-    threads = max(1, (os.cpu_count() or 1) // len(chunks))
-    part = work / f"part-{segment.index:05d}.mp4"
-    det_path = work / f"detections-{segment.index:05d}.json"
-    lo_global = segment.start_frame - segment.context_before
-    tasks = []
-    for ci, (a, b, seek) in enumerate(chunks):
-        lo = max(lo_global, a - config.context_frames)
-        hi = min(segment.start_frame + segment.frames + segment.context_after, b + config.context_frames)
-        tasks.append({
-            "source": str(source), "info": source_info, "config": config, "start": a, "end": b, "lo": lo,
-            "frame_pts": segment.frame_pts[lo - lo_global: hi - lo_global], "seek": seek,
-            "out": str(work / f"part-{segment.index:05d}-{ci:02d}.mp4") if len(chunks) > 1 else str(part),
-            "threads": threads, "detector_factory": detector_factory,
-        })
+    per_segment = [_chunk_tasks(source, seg, config, source_info, work, workers) for seg in segments]
+    tasks = [t for ts in per_segment for t in ts]
+    factory = detector_factory or make_detector
+    t0 = time.perf_counter()
     try:
-        results = run_tasks(run_chunk, tasks, progress)
-        if len(chunks) > 1:
-            from .stitch import concat_video
-            concat_video([t["out"] for t in tasks], str(part), segment_index=segment.index)
+        with WorkerPool(min(workers, len(tasks)), run_chunk, lambda: factory(config, source_info)) as pool:
+            results = pool.run(tasks, progress)
     except BaseException:
         for t in tasks:
             _unlink(t["out"])
-        _unlink(part)
         raise
-    finally:
-        if len(chunks) > 1:
+    wall = time.perf_counter() - t0
+    out = []
+    pos = 0
+    try:
+        for seg, ts in zip(segments, per_segment):
+            rs = results[pos:pos + len(ts)]
+            pos += len(ts)
+            out.append(_assemble(source, seg, ts, rs, source_info, work, wall * seg.frames / max(
+                1, sum(s.frames for s in segments))))
+    except BaseException:
+        for t in tasks:
+            _unlink(t["out"])
+        for r in out:
+            _unlink(r.part)
+        raise
+    return out
+
+
+def redact_segment(source: str, segment: Segment, config: Config, work_dir: str, detector_factory=None,
+                   progress=None, source_info: SourceInfo | None = None) -> SegmentResult:
+    return redact_segments(source, [segment], config, work_dir, detector_factory, progress, source_info)[0]
+
+
+def _assemble(source, segment: Segment, tasks: list[dict], results: list[dict], info: SourceInfo, work: Path,
+              wall: float) -> SegmentResult:
+    part = work / f"part-{segment.index:05d}.mp4"
+    det_path = work / f"detections-{segment.index:05d}.json"
+    if len(tasks) > 1:
+        from .stitch import concat_video
+        try:
+            concat_video([t["out"] for t in tasks], str(part), segment_index=segment.index)
+        finally:
             for t in tasks:
                 _unlink(t["out"])
+    frames = sum(r["frames"] for r in results)
+    if frames != segment.frames:
+        _unlink(part)
+        raise InputError(f"segment {segment.index}: decoded {frames} frames, planned {segment.frames}", source)
     detections = [d for r in results for d in r["detections"]]
     stage = collections.Counter()
     dstats: dict = {}
@@ -112,20 +152,15 @@ def redact_segment(source: str, segment: Segment, config: Config, work_dir: str,
             if isinstance(v, (int, float)):
                 dstats[k] = dstats.get(k, 0) + v
     tmp = det_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"segment": segment.index, "time_base": source_info.time_base,
-                               "frames": detections}))
+    tmp.write_text(json.dumps({"segment": segment.index, "time_base": info.time_base, "frames": detections}))
     os.replace(tmp, det_path)
-    frames = sum(r["frames"] for r in results)
-    if frames != segment.frames:
-        _unlink(part)
-        raise InputError(f"segment {segment.index}: decoded {frames} frames, planned {segment.frames}", source)
     return SegmentResult(
         index=segment.index, part=str(part), detections=str(det_path), frames=frames,
         first_pts=results[0]["first_pts"], last_pts=results[-1]["last_pts"],
         detected_frames=sum(r["detected_frames"] for r in results),
         faces=sum(r["faces"] for r in results),
         redacted_frames=sum(r["redacted_frames"] for r in results),
-        workers=len(chunks), wall_seconds=round(time.perf_counter() - t0, 4),
+        workers=len(tasks), wall_seconds=round(wall, 4),
         stage_seconds={k: round(v, 4) for k, v in stage.items()}, detector_stats=dstats)
 
 
@@ -152,8 +187,9 @@ def _open_encoder(path: str, info: SourceInfo, config: Config, fmt: str, threads
     return out, s
 
 
-def run_chunk(task: dict, progress) -> dict:
-    """Worker body: one chunk [start, end) of a segment -> an encoded MP4 part. Runs in a child process."""
+def run_chunk(detector, task: dict, progress) -> dict:
+    """Worker body: one chunk [start, end) of a segment -> an encoded MP4 part (runs in a worker process;
+    ``detector`` is the worker's own, built once)."""
     cfg: Config = task["config"]
     info: SourceInfo = task["info"]
     start, end, lo = task["start"], task["end"], task["lo"]
@@ -164,15 +200,11 @@ def run_chunk(task: dict, progress) -> dict:
         cv2.setNumThreads(threads)
     except Exception:  # pragma: no cover
         pass
-    factory = task.get("detector_factory") or make_detector
     stage = collections.Counter()
-    t = time.perf_counter()
-    detector = factory(cfg, info)
-    stage["load_model"] += time.perf_counter() - t
     fmt = encoder_format(info)
     index = {p: lo + i for i, p in enumerate(pts_list)}
     first_pts, last_pts = pts_list[0], pts_list[-1]
-    k = int(cfg.detect_every)
+    k = cfg.sample_every
     window = int(cfg.hold) + k - 1
     dets: dict[int, np.ndarray] = {}
     det_records = []
@@ -304,4 +336,4 @@ def run_chunk(task: dict, progress) -> dict:
     return {"frames": counters["frames"], "first_pts": counters["first_pts"], "last_pts": counters["last_pts"],
             "detected_frames": counters["detected_frames"], "faces": counters["faces"],
             "redacted_frames": counters["redacted_frames"], "detections": det_records,
-            "stage_seconds": dict(stage), "detector_stats": stats}
+            "stage_seconds": dict(stage), "detector_stats": stats, "pid": os.getpid()}

@@ -125,7 +125,11 @@ def stitch(plan: Plan, parts: list[SegmentResult], output: str, config: Config) 
     try:
         source = open_input(src.path)
         first = av.open(part_paths[0])
-        out = av.open(tmp, "w", format=fmt, options={} if config.keep_metadata else {"fflags": "+bitexact"})
+        if config.keep_metadata:  # mp4/mov write arbitrary keys (make, model...) only as mdta items
+            opts = {"movflags": "use_metadata_tags"} if fmt in ("mp4", "mov") else {}
+        else:  # bitexact: no encoder/creation tags written by the muxer itself
+            opts = {"fflags": "+bitexact"}
+        out = av.open(tmp, "w", format=fmt, options=opts)
         try:
             ovs = out.add_stream_from_template(first.streams.video[0])
             if fmt in ("mp4", "mov"):

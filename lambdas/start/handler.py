@@ -1,0 +1,75 @@
+"""Starter: S3 "Object Created" event (via EventBridge) -> one Step Functions execution per object version.
+
+The execution name is derived from bucket, key and version id (or ETag), so a duplicated event gets
+``ExecutionAlreadyExists`` from Step Functions, which is success here: the run already exists.
+"""
+from __future__ import annotations
+
+import json
+import os
+from urllib.parse import unquote_plus
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+from common import naming, s3
+from common.env import require
+
+ENV = require("STATE_MACHINE_ARN", "RAW_BUCKET")
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+_sfn = None
+
+
+def sfn():
+    global _sfn
+    if _sfn is None:
+        _sfn = boto3.client("stepfunctions")
+    return _sfn
+
+
+def _resolve_key(bucket: str, key: str, version: str | None):
+    """EventBridge may deliver a URL-encoded key; use whichever spelling exists."""
+    for candidate in dict.fromkeys([key, unquote_plus(key)]):
+        meta = s3.head(bucket, candidate, version)
+        if meta is not None:
+            return candidate, meta
+    return None, None
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event, context):
+    detail = event.get("detail") or {}
+    bucket = (detail.get("bucket") or {}).get("name")
+    obj = detail.get("object") or {}
+    if bucket != ENV["RAW_BUCKET"] or not obj.get("key"):
+        logger.warning("ignoring event that is not about the raw bucket", extra={"bucket": bucket})
+        return {"status": "ignored"}
+    version = obj.get("version-id")
+    key, meta = _resolve_key(bucket, obj["key"], version)
+    if key is None:
+        logger.warning("object is gone; nothing to do", extra={"key": obj["key"]})
+        metrics.add_metric(name="ObjectMissing", unit=MetricUnit.Count, value=1)
+        return {"status": "missing", "key": obj["key"]}
+    version = version or meta.get("VersionId")
+    if version == "null":
+        version = None
+    etag = (obj.get("etag") or meta.get("ETag") or "").strip('"')
+    name = naming.execution_name(bucket, key, version or etag)
+    run_input = {"bucket": bucket, "key": key, "version": version, "etag": etag,
+                 "size": int(obj.get("size") or meta.get("ContentLength") or 0),
+                 "work_prefix": naming.work_prefix(name)}
+    try:
+        resp = sfn().start_execution(stateMachineArn=ENV["STATE_MACHINE_ARN"], name=name,
+                                     input=json.dumps(run_input))
+    except sfn().exceptions.ExecutionAlreadyExists:
+        logger.info("duplicate event: execution already exists", extra={"execution": name})
+        metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
+        return {"status": "duplicate", "execution": name}
+    logger.info("started", extra={"execution": name, "key": key})
+    metrics.add_metric(name="ExecutionsStarted", unit=MetricUnit.Count, value=1)
+    return {"status": "started", "execution": name, "executionArn": resp["executionArn"]}

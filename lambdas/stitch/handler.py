@@ -1,0 +1,99 @@
+"""Stitch: check every planned part, remux parts + the original audio into the output bucket, write the report
+beside it, then clean the run's work area.
+
+The parts are rediscovered from the plan in S3 (never from the Map's output), and each one must have its
+results/NNNNN.json commit marker, the planned frame count and a part object of the recorded size: a Map child
+that failed silently cannot produce a short video.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import redactor
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from redactor.errors import StitchError
+from redactor.records import Plan, SegmentResult
+
+from common import naming, s3
+from common.env import engine_config, require
+
+ENV = require("RAW_BUCKET", "WORK_BUCKET", "OUTPUT_BUCKET")
+CONFIG = engine_config()
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+def _collect(prefix: str, plan: Plan, parts_dir: Path) -> list[SegmentResult]:
+    """Download every planned part; StitchError if any is missing, incomplete or inconsistent."""
+    work = ENV["WORK_BUCKET"]
+    present = set(s3.list_keys(work, f"{prefix}results/"))
+    missing = [seg.index for seg in plan.segments if naming.result_key(prefix, seg.index) not in present]
+    if missing:
+        raise StitchError(f"{len(missing)} of {len(plan.segments)} segment(s) have no result: {missing[:20]}",
+                          f"s3://{work}/{prefix}")
+    results = []
+    for seg in plan.segments:
+        record = s3.get_json(work, naming.result_key(prefix, seg.index))
+        res = SegmentResult.from_dict(record["result"])
+        if res.index != seg.index or res.frames != seg.frames:
+            raise StitchError(f"segment {seg.index}: result has index {res.index} and {res.frames} frames, "
+                              f"planned {seg.frames}", f"s3://{work}/{res.part}")
+        meta = s3.head(work, res.part)
+        if meta is None or int(meta["ContentLength"]) != int(record["part_bytes"]):
+            raise StitchError(f"segment {seg.index}: part is missing or incomplete", f"s3://{work}/{res.part}")
+        res.part = str(s3.download(work, res.part, parts_dir / Path(res.part).name))
+        res.detections = str(s3.download(work, res.detections, parts_dir / Path(res.detections).name))
+        results.append(res)
+    return results
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event, context):
+    t0 = time.monotonic()
+    bucket, key, version = event["bucket"], event["key"], event.get("version")
+    prefix = naming.check_work_prefix(event["work_prefix"])
+    logger.append_keys(key=key)
+    plan = Plan.from_dict(s3.get_json(ENV["WORK_BUCKET"], naming.plan_key(prefix)))
+    out_key, rep_key = naming.output_key(key), naming.report_key(key)
+    with tempfile.TemporaryDirectory(prefix="stitch-") as tmp:
+        tmp = Path(tmp)
+        results = _collect(prefix, plan, tmp / "parts")
+        t_collect = time.monotonic()
+        source = s3.download(bucket, key, tmp / "source" / Path(key).name, version)
+        plan.source.path = str(source)  # the engine reads the original audio from here
+        output = tmp / "out" / Path(key).name
+        output.parent.mkdir()
+        stitched = redactor.stitch(plan, results, str(output), CONFIG)
+        t_stitch = time.monotonic()
+        from redactor.report import build_report
+
+        plan_seconds = float((event.get("plan") or {}).get("plan_seconds") or 0.0)
+        timings = {"plan": plan_seconds, "redact_wall_sum": round(sum(r.wall_seconds for r in results), 3),
+                   "collect": round(t_collect - t0, 3), "stitch": round(t_stitch - t_collect, 3)}
+        report = build_report(plan, results, stitched, timings)  # reads the local detection sidecars
+        if CONFIG.detector == "rekognition-video":  # the video job's cost is per video, not per segment
+            from redactor.rekognition_video import report_fields
+
+            faces = s3.get_json(ENV["WORK_BUCKET"], naming.faces_key(prefix))
+            report["detector"].update(report_fields(faces, CONFIG.rekognition_video_price_per_minute))
+        report["source"]["path"] = f"s3://{bucket}/{key}"
+        report["source"]["version"] = version
+        report["output"]["output"] = f"s3://{ENV['OUTPUT_BUCKET']}/{out_key}"
+        report["work_prefix"] = f"s3://{ENV['WORK_BUCKET']}/{prefix}"
+        s3.upload(output, ENV["OUTPUT_BUCKET"], out_key)
+    try:
+        s3.put_json(ENV["OUTPUT_BUCKET"], rep_key, report)
+    except Exception:
+        s3.client().delete_object(Bucket=ENV["OUTPUT_BUCKET"], Key=out_key)  # no video without its report
+        raise
+    deleted = s3.delete_prefix(ENV["WORK_BUCKET"], prefix)
+    logger.info("stitched", extra={"output": out_key, "frames": stitched.frames, "work_objects_deleted": deleted})
+    metrics.add_metric(name="VideosRedacted", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="OutputBytes", unit=MetricUnit.Bytes, value=stitched.bytes)
+    return {"output_key": out_key, "report_key": rep_key, "frames": stitched.frames, "bytes": stitched.bytes}

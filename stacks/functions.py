@@ -1,0 +1,152 @@
+"""Layers and the five thin Lambda handlers (arm64, Powertools, X-Ray, explicit log groups)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, Size
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from layers import build as layer_build
+
+from .layout import FUNCTION_LAYERS, LAYER_DESCRIPTIONS, MODEL_PATH_ON_LAMBDA
+from .settings import Settings
+from .storage import Storage
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNTIMES = {"3.12": lambda_.Runtime.PYTHON_3_12, "3.13": lambda_.Runtime.PYTHON_3_13}
+
+
+class LayersNotBuilt(RuntimeError):
+    pass
+
+
+def layer_dir(name: str, placeholder: bool) -> Path:
+    if name == "engine":
+        return layer_build.stage_engine()
+    if placeholder:
+        return layer_build.placeholder(name)
+    if not layer_build.is_built(name):
+        raise LayersNotBuilt(
+            f"the {name} layer is not built: run `python layers/build.py` first "
+            f"(or synth with `-c placeholder_layers=true` for a template-only synth; never deploy that)")
+    return layer_build.BUILD / name
+
+
+class Functions(Construct):
+    def __init__(self, scope: Construct, cid: str, *, settings: Settings, storage: Storage) -> None:
+        super().__init__(scope, cid)
+        runtime = RUNTIMES[settings.python_version]
+        removal = RemovalPolicy.DESTROY if settings.removal_policy == "destroy" else RemovalPolicy.RETAIN
+        self.layers: dict[str, lambda_.LayerVersion] = {}
+        for name, description in LAYER_DESCRIPTIONS.items():
+            self.layers[name] = lambda_.LayerVersion(
+                self, f"{name.capitalize()}Layer",
+                code=lambda_.Code.from_asset(str(layer_dir(name, settings.placeholder_layers))),
+                compatible_runtimes=[runtime],
+                compatible_architectures=[lambda_.Architecture.ARM_64],
+                description=description,
+                removal_policy=RemovalPolicy.DESTROY,
+            )
+
+        buckets = {"RAW_BUCKET": storage.raw.bucket_name, "WORK_BUCKET": storage.work.bucket_name,
+                   "OUTPUT_BUCKET": storage.output.bucket_name}
+        engine_env = dict(settings.engine_environment, REDACTOR_MODEL_PATH=MODEL_PATH_ON_LAMBDA)
+
+        def make(name: str, *, memory: int, timeout: int, ephemeral: int = 512, env: dict[str, str],
+                 description: str) -> lambda_.Function:
+            construct_id = "".join(part.capitalize() for part in name.split("_"))
+            log_group = logs.LogGroup(
+                self, f"{construct_id}Logs",
+                retention=_retention_enum(settings.log_retention_days),
+                removal_policy=removal,
+            )
+            fn = lambda_.Function(
+                self, construct_id,
+                description=description,
+                runtime=runtime,
+                architecture=lambda_.Architecture.ARM_64,
+                handler="handler.handler",
+                code=lambda_.Code.from_asset(str(ROOT / "lambdas" / name), exclude=["__pycache__", "*.pyc"]),
+                layers=[self.layers[layer] for layer in FUNCTION_LAYERS[name]],
+                memory_size=memory,
+                timeout=Duration.seconds(timeout),
+                ephemeral_storage_size=Size.mebibytes(ephemeral),
+                tracing=lambda_.Tracing.ACTIVE,
+                log_group=log_group,
+                logging_format=lambda_.LoggingFormat.JSON,
+                environment={
+                    "POWERTOOLS_SERVICE_NAME": f"redactor-{name.replace('_', '-')}",
+                    "POWERTOOLS_METRICS_NAMESPACE": "Redactor",
+                    "POWERTOOLS_LOG_LEVEL": "INFO",
+                    **env,
+                },
+            )
+            return fn
+
+        self.plan = make("plan", memory=settings.plan_memory_mb, timeout=settings.plan_timeout_seconds,
+                         ephemeral=settings.plan_ephemeral_mb, env={**buckets, **engine_env},
+                         description="Plan segments: probe the upload and write the segment manifest")
+        self.redact = make("redact", memory=settings.redact_memory_mb, timeout=settings.redact_timeout_seconds,
+                           ephemeral=settings.redact_ephemeral_mb, env={**buckets, **engine_env},
+                           description="Redact one segment with every vCPU and write its part")
+        self.stitch = make("stitch", memory=settings.stitch_memory_mb, timeout=settings.stitch_timeout_seconds,
+                           ephemeral=settings.stitch_ephemeral_mb, env={**buckets, **engine_env},
+                           description="Stitch parts + original audio into the output bucket, with a report")
+        self.record_failure = make("record_failure", memory=settings.small_memory_mb, timeout=120,
+                                   env={"WORK_BUCKET": buckets["WORK_BUCKET"],
+                                        "OUTPUT_BUCKET": buckets["OUTPUT_BUCKET"]},
+                                   description="Record failure: write failed/<key>.json, delete partial parts")
+        # the starter gets STATE_MACHINE_ARN once the workflow exists (see redactor_stack.py)
+        self.start = make("start", memory=settings.small_memory_mb, timeout=30,
+                          env={"RAW_BUCKET": buckets["RAW_BUCKET"]},
+                          description="Start one workflow run per uploaded object version (idempotent)")
+        self.all = {"start": self.start, "plan": self.plan, "redact": self.redact, "stitch": self.stitch,
+                    "record_failure": self.record_failure}
+
+        # IAM by grants, each function only on its prefixes
+        storage.raw.grant_read(self.start)  # HeadObject to resolve the key and its version
+        storage.raw.grant_read(self.plan)
+        storage.work.grant_put(self.plan, "runs/*")
+        storage.raw.grant_read(self.redact)
+        storage.work.grant_put(self.redact, "runs/*")
+        storage.raw.grant_read(self.stitch)
+        storage.work.grant_read(self.stitch, "runs/*")
+        storage.work.grant_delete(self.stitch, "runs/*")
+        storage.output.grant_put(self.stitch, "redacted/*")
+        storage.output.grant_delete(self.stitch, "redacted/*")
+        storage.work.grant_read(self.record_failure, "runs/*")
+        storage.work.grant_delete(self.record_failure, "runs/*")
+        storage.output.grant_put(self.record_failure, "failed/*")
+
+        # Rekognition: only the actions the selected detector calls, only on the functions that call them.
+        # None of these actions supports resource-level permissions, so their statements name Resource "*".
+        self.faces: lambda_.Function | None = None
+        if settings.detector == "rekognition":
+            self.redact.add_to_role_policy(iam.PolicyStatement(
+                sid="RekognitionDetectFaces", actions=["rekognition:DetectFaces"], resources=["*"]))
+        if settings.detector == "rekognition-video":
+            self.faces = make("faces", memory=1024, timeout=900, env={
+                "RAW_BUCKET": buckets["RAW_BUCKET"], "WORK_BUCKET": buckets["WORK_BUCKET"],
+                **settings.engine_environment},
+                description="Face detection job: StartFaceDetection on the upload, poll it, save its results")
+            self.all["faces"] = self.faces
+            self.faces.add_to_role_policy(iam.PolicyStatement(
+                sid="RekognitionVideoFaceDetection",
+                actions=["rekognition:StartFaceDetection", "rekognition:GetFaceDetection"], resources=["*"]))
+            # Rekognition Video reads the object with the caller's permissions: the faces function's role
+            storage.raw.grant_read(self.faces)
+            storage.work.grant_read(self.faces, "runs/*/plan.json")
+            storage.work.grant_put(self.faces, "runs/*/faces.json")
+            storage.work.grant_read(self.redact, "runs/*/faces.json")
+
+
+_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                   3288, 3653)
+
+
+def _retention_enum(days: int) -> logs.RetentionDays:
+    members = [m for m in logs.RetentionDays if m.name != "INFINITE"]
+    return dict(zip(_RETENTION_DAYS, members))[days]

@@ -1,0 +1,114 @@
+"""The redactor stack: storage, functions, workflow, trigger and monitoring, with cdk-nag suppressions."""
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Token, Validations
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from .functions import Functions
+from .monitoring import Monitoring
+from .settings import Settings
+from .storage import Storage
+from .workflow import Workflow
+
+
+class RedactorStack(Stack):
+    def __init__(self, scope: Construct, cid: str, *, settings: Settings | None = None, **kwargs) -> None:
+        super().__init__(scope, cid, **kwargs)
+        self.settings = settings or Settings.from_context(self.node.try_get_context)
+        self.storage = Storage(self, "Storage", settings=self.settings)
+        self.functions = Functions(self, "Functions", settings=self.settings, storage=self.storage)
+        self.workflow = Workflow(self, "Workflow", settings=self.settings, storage=self.storage,
+                                 functions=self.functions)
+        sm = self.workflow.state_machine
+        self.functions.start.add_environment("STATE_MACHINE_ARN", sm.state_machine_arn)
+        sm.grant_start_execution(self.functions.start)
+
+        # S3 "Object Created" (EventBridge) for video suffixes -> starter
+        self.starter_dlq = sqs.Queue(self, "StarterDeadLetters", enforce_ssl=True,
+                                     encryption=sqs.QueueEncryption.SQS_MANAGED,
+                                     retention_period=Duration.days(14))
+        suffixes = sorted(set(self.settings.video_suffixes))
+        self.upload_rule = events.Rule(
+            self, "UploadRule",
+            description="Start a redaction run for every video uploaded to the raw bucket",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [self.storage.raw.bucket_name]},
+                    "object": {"key": [{"suffix": {"equals-ignore-case": s}} for s in suffixes]},
+                },
+            ),
+            targets=[targets.LambdaFunction(self.functions.start, dead_letter_queue=self.starter_dlq,
+                                            retry_attempts=8, max_event_age=Duration.hours(6))],
+        )
+        self.monitoring = Monitoring(self, "Monitoring", state_machine=sm, starter_dlq=self.starter_dlq)
+
+        CfnOutput(self, "RawBucketName", value=self.storage.raw.bucket_name,
+                  description="Upload videos here (s3://<this>/<any key>.mp4)")
+        CfnOutput(self, "OutputBucketName", value=self.storage.output.bucket_name,
+                  description="redacted/<key>, redacted/<key>.report.json, failed/<key>.json")
+        CfnOutput(self, "WorkBucketName", value=self.storage.work.bucket_name)
+        CfnOutput(self, "StateMachineArn", value=sm.state_machine_arn)
+        self._suppressions()
+
+    def _logical_id(self, construct) -> str:
+        return self.resolve(self.get_logical_id(construct.node.default_child))
+
+    def _ack(self, scope, rule: str, reason: str, findings=(None,)) -> None:
+        """Acknowledge (cdk-nag v3) one AwsSolutions rule, or the listed findings of it, with a reason."""
+        for finding in findings:
+            rid = f"AwsSolutions::{rule}" + (f"[{finding}]" if finding else "")
+            Validations.of(scope).acknowledge(Acknowledgment(id=rid, reason=reason))
+
+    def _suppressions(self) -> None:
+        """Every cdk-nag finding this stack accepts, each with its reason (see docs/aws.md)."""
+        raw, work, output = (self._logical_id(b) for b in (self.storage.raw, self.storage.work, self.storage.output))
+        fns = self.functions
+        self._ack(self.starter_dlq, "AwsSolutions-SQS3",
+                  "This queue is the dead-letter queue of the upload rule's target; it needs none itself.")
+        basic_role = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+        self._ack(fns, "AwsSolutions-IAM4", "AWSLambdaBasicExecutionRole only lets a function write its own "
+                  "CloudWatch Logs streams.", [basic_role])
+        handler = self.node.try_find_child("BucketNotificationsHandler050a0587b7544547bf325f094a3db834")
+        if handler is not None:
+            self._ack(handler, "AwsSolutions-IAM4", "CDK's own handler that turns on EventBridge delivery for the "
+                      "raw bucket; it only needs to write its logs.", [basic_role])
+        self._ack(fns, "AwsSolutions-L1", "Pinned to the Python version the arm64 layers are built and tested "
+                  "for (context python_version, layers/build.py --python).")
+        self._ack(fns, "AwsSolutions-IAM5",
+                  "CDK grant action sets on objects only: reads of raw uploads, writes/deletes under runs/*, "
+                  "redacted/* and failed/*; no s3:* and no other bucket.",
+                  ["Action::s3:GetObject*", "Action::s3:GetBucket*", "Action::s3:List*", "Action::s3:Abort*",
+                   "Action::s3:DeleteObject*"])
+        rekognition = {"rekognition": " Rekognition's DetectFaces (detector=rekognition, redact function only)",
+                       "rekognition-video": " Rekognition's StartFaceDetection/GetFaceDetection (detector="
+                                            "rekognition-video, faces function only)"}.get(self.settings.detector, "")
+        self._ack(fns, "AwsSolutions-IAM5",
+                  "Objects are scoped to one bucket and, for the work and output buckets, to the key prefix the "
+                  "function owns (runs/, redacted/, failed/, runs/*/faces.json). X-Ray's PutTraceSegments/"
+                  f"PutTelemetryRecords{' and' + rekognition if rekognition else ''} take no resource "
+                  "(Resource::*).",
+                  [f"Resource::<{raw}.Arn>/*", f"Resource::<{work}.Arn>/runs/*",
+                   *([f"Resource::<{work}.Arn>/runs/*/plan.json", f"Resource::<{work}.Arn>/runs/*/faces.json"]
+                     if fns.faces is not None else []),
+                   f"Resource::<{output}.Arn>/redacted/*", f"Resource::<{output}.Arn>/failed/*", "Resource::*"])
+        sm = self.workflow.state_machine
+        sm_id = self._logical_id(sm)
+        sm_name = json.dumps({"Fn::Select": [6, {"Fn::Split": [":", {"Ref": sm_id}]}]}, separators=(",", ":"))
+        region = "<AWS::Region>" if Token.is_unresolved(self.region) else self.region
+        account = "<AWS::AccountId>" if Token.is_unresolved(self.account) else self.account
+        execution = f"Resource::arn:<AWS::Partition>:states:{region}:{account}:execution:{sm_name}"
+        self._ack(self.workflow, "AwsSolutions-IAM5",
+                  "Step Functions invokes the functions' versions (<arn>:*), writes X-Ray traces (no resource "
+                  "scope), manages its own Distributed Map child executions, and reads the segment manifest "
+                  "objects of the work bucket.",
+                  [*(f"Resource::<{self._logical_id(f)}.Arn>:*" for f in (fns.plan, fns.redact, fns.stitch,
+                                                                           fns.record_failure, fns.faces) if f),
+                   "Resource::*", f"{execution}/RedactSegments:*", f"{execution}:*",
+                   f"Resource::arn:<AWS::Partition>:s3:::<{work}>/*"])

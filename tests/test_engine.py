@@ -1,0 +1,285 @@
+"""The engine on real (generated) video: plan, frame-exactness, audio, faces, borders, fail-closed, pool."""
+from __future__ import annotations
+
+import json
+import os
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from redactor import Config, plan, redact_file
+from redactor.detectors import CenterFace
+from redactor.probe import probe
+from redactor.records import Plan
+
+from .conftest import audio_packets, decode_gray, no_partial_files, video_times
+
+VARIANTS = {
+    # name: make_clip kwargs
+    "bframes_aac.mp4": dict(width=320, height=240, seconds=2.0, bframes=3, gop=12, audio="aac", faces=1),
+    "vfr.mkv": dict(width=320, height=180, seconds=2.0, vfr=True, audio="opus", faces=1),
+    "odd_dims.mp4": dict(width=321, height=181, seconds=1.5, faces=1, face_size=(50, 60)),
+    "rotated90.mov": dict(width=320, height=240, seconds=1.5, rotation=90, audio="aac", faces=1),
+    "single_keyframe.mp4": dict(width=320, height=240, seconds=3.0, keyframes_only_first=True, bframes=2),
+    "tenbit.mp4": dict(width=320, height=240, seconds=1.5, pix_fmt="yuv420p10le", faces=1),
+    "hevc_opus.mkv": dict(width=320, height=240, seconds=1.5, codec="libx265", audio="opus", faces=1),
+    "fullrange.mov": dict(width=320, height=240, seconds=1.5, pix_fmt="yuvj420p", faces=1),
+}
+
+
+def _cfg(model_path, **kw):
+    base = dict(segment_seconds=0.5, workers=2, model_path=model_path)
+    base.update(kw)
+    return Config(**base)
+
+
+def test_plan_is_keyframe_aligned_and_round_trips(media):
+    clip = media("gop.mp4", width=320, height=240, seconds=4.0, gop=15, bframes=2)
+    p = plan(clip["path"], Config(segment_seconds=1.0))
+    assert p.source.frame_count == clip["frames"] == 120
+    assert [s.start_frame for s in p.segments] == [0, 30, 60, 90]
+    assert all(s.keyframe_aligned for s in p.segments)
+    assert p.segments[-1].end_frame == 120 and p.segments[0].end_pts == p.segments[1].start_pts
+    # contiguous cover of every frame, each with its own timestamps plus context
+    assert all(a.end_frame == b.start_frame for a, b in zip(p.segments, p.segments[1:]))
+    assert p.segments[1].frame_pts[p.segments[1].context_before] == clip["pts"][30]
+    again = Plan.from_json(json.dumps(p.to_dict()))
+    assert again == p
+
+
+def test_sparse_keyframes_still_cut_to_target_length(media):
+    clip = media("single_keyframe.mp4", **VARIANTS["single_keyframe.mp4"])
+    p = plan(clip["path"], Config(segment_seconds=1.0))
+    assert len(p.segments) == 3 and p.keyframes == 1
+    assert not p.segments[1].keyframe_aligned
+    assert [k.frame for k in p.segments[2].keyframes] == [0]
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_output_is_frame_exact_with_audio_copied(name, media, model_path, tmp_path):
+    clip = media(name, **VARIANTS[name])
+    out = str(tmp_path / ("out" + os.path.splitext(name)[1]))
+    report = redact_file(clip["path"], out, _cfg(model_path), report_path=str(tmp_path / "r.json"))
+    assert video_times(out) == video_times(clip["path"])
+    assert len(video_times(out)) == clip["frames"]
+    src_audio = audio_packets(clip["path"])
+    assert audio_packets(out) == src_audio
+    if VARIANTS[name].get("audio"):
+        assert src_audio, "the generated clip must have audio"
+    with av.open(out) as c, av.open(clip["path"]) as s:
+        assert c.streams.video[0].codec_context.name == "h264"
+        assert (c.streams.video[0].width, c.streams.video[0].height) == (clip["width"], clip["height"])
+        f_out, f_src = next(c.decode(video=0)), next(s.decode(video=0))
+        assert f_out.rotation == f_src.rotation
+        if "10" in f_src.format.name:
+            assert "10" in f_out.format.name
+    assert report["counts"]["frames"] == clip["frames"]
+    assert json.loads((tmp_path / "r.json").read_text())["source"]["frame_count"] == clip["frames"]
+    assert not no_partial_files(tmp_path)
+
+
+def test_metadata_is_stripped_unless_kept(media, model_path, tmp_path):
+    meta = {"location": "+48.8566+002.3522/", "make": "Acme", "model": "Dashcam 3"}
+    clip = media("meta.mp4", width=320, height=240, seconds=1.0, faces=0, metadata=meta)
+    out = str(tmp_path / "out.mp4")
+    report = redact_file(clip["path"], out, _cfg(model_path))
+    with av.open(out) as c:
+        tags = dict(c.metadata)
+        tags.update(c.streams.video[0].metadata)
+    assert not {"location", "make", "model", "encoder", "creation_time"} & set(tags)
+    assert {"format:location", "format:make", "format:model"} <= set(report["removed_metadata"])
+    kept = str(tmp_path / "kept.mp4")
+    redact_file(clip["path"], kept, _cfg(model_path, keep_metadata=True))
+    with av.open(kept) as c:
+        assert c.metadata.get("make") == "Acme"
+
+
+def _face_blurred(src, out, box, shrink=0.25):
+    """True if the centre of ``box`` changed a lot (blurred) between source and output frames."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    a, b = int(x1 + w * shrink), int(y1 + h * shrink)
+    c, d = int(x2 - w * shrink), int(y2 - h * shrink)
+    s = src[b:d, a:c].astype(np.float32)
+    o = out[b:d, a:c].astype(np.float32)
+    # blur removes detail: the output's local gradients collapse compared to the source's
+    grad = lambda im: np.abs(np.diff(im, axis=1)).mean() + np.abs(np.diff(im, axis=0)).mean()  # noqa: E731
+    return grad(o) < 0.5 * grad(s)
+
+
+def test_astronaut_faces_are_covered(media, model_path, tmp_path):
+    clip = media("astronaut.mp4", width=640, height=360, seconds=2.0, faces=2, face_size=(70, 110),
+                 audio="aac")
+    out = str(tmp_path / "out.mp4")
+    report = redact_file(clip["path"], out, _cfg(model_path, mask="box"))
+    src, dst = decode_gray(clip["path"]), decode_gray(out)
+    # every ground-truth face is blurred on every frame
+    misses = [(i, box) for i, boxes in enumerate(clip["faces"]) for box in boxes
+              if not _face_blurred(src[i], dst[i], box)]
+    assert not misses, f"faces left visible: {misses[:5]}"
+    # every detection lies inside the redacted region: its pixels changed, and far from faces nothing did
+    for d in report["detections"]:
+        for x1, y1, x2, y2, score in d["boxes"]:
+            assert _face_blurred(src[d["frame"]], dst[d["frame"]], (x1, y1, x2, y2), shrink=0.1)
+    assert report["counts"]["frames_with_faces"] >= 0.95 * clip["frames"]
+    # away from faces the output is the source up to encoding noise
+    mask = np.ones_like(src[0], dtype=bool)
+    for box in clip["faces"][10]:
+        x1, y1, x2, y2 = box
+        w, h = x2 - x1, y2 - y1
+        mask[max(0, int(y1 - h)):int(y2 + h), max(0, int(x1 - w)):int(x2 + w)] = False
+    diff = np.abs(src[10].astype(int) - dst[10].astype(int))[mask].mean()
+    assert diff < 4.0
+
+
+def test_small_faces_in_small_frames_are_detected(media, model_path, tmp_path):
+    clip = media("small.mp4", width=480, height=270, seconds=1.0, faces=2, face_size=(16, 20))
+    d = CenterFace(Config(model_path=model_path), probe(clip["path"])[0])
+    hits = total = 0
+    with av.open(clip["path"]) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            boxes = d([f])[0]
+            for gx1, gy1, gx2, gy2 in clip["faces"][i]:
+                total += 1
+                cx, cy = (gx1 + gx2) / 2, (gy1 + gy2) / 2
+                hits += any(b[0] <= cx <= b[2] and b[1] <= cy <= b[3] for b in boxes)
+    assert hits / total >= 0.9, f"small faces found {hits}/{total}"
+
+
+def test_rotated_frames_are_detected_in_display_orientation(model_path):
+    """A portrait phone video stores faces sideways; detection must run on the display-oriented image."""
+    from skimage import data
+    img = data.astronaut()  # upright face
+    sideways = np.ascontiguousarray(np.rot90(img, -1))  # stored rotated clockwise, display = rot90 ccw
+    frame = av.VideoFrame.from_ndarray(sideways, format="rgb24").reformat(format="yuv420p")
+    info = type("I", (), {"rotation": 90})()
+    det = CenterFace(Config(model_path=model_path), info)
+    boxes = det([frame])[0]
+    assert len(boxes) >= 1
+    # the astronaut's face centre (display coords ~ (225, 115) in 512x512) maps back to stored coords
+    x1, y1, x2, y2, _ = boxes[np.argmax(boxes[:, 4])]
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    assert abs(cx - (512 - 115)) < 40 and abs(cy - 225) < 40
+
+
+def test_segment_borders_make_no_difference(media, model_path, tmp_path):
+    clip = media("astronaut_borders.mp4", width=480, height=270, seconds=2.0, faces=2, face_size=(40, 60),
+                 gop=10)
+    one = redact_file(clip["path"], str(tmp_path / "one.mp4"), _cfg(model_path, segment_seconds=60, workers=1))
+    many = redact_file(clip["path"], str(tmp_path / "many.mp4"), _cfg(model_path, segment_seconds=0.5,
+                                                                     workers=2))
+    assert len(many["plan"]["segments"]) >= 3 and len(one["plan"]["segments"]) == 1
+    assert one["detections"] == many["detections"]
+    a, b = decode_gray(str(tmp_path / "one.mp4")), decode_gray(str(tmp_path / "many.mp4"))
+    assert len(a) == len(b) == clip["frames"]
+
+
+class _FailingDetector:
+    name = "failing"
+
+    def __init__(self, fail_at_call):
+        self.calls = 0
+        self.fail_at_call = fail_at_call
+
+    def __call__(self, frames):
+        self.calls += 1
+        if self.calls >= self.fail_at_call:
+            raise RuntimeError("inference backend crashed")
+        return [np.zeros((0, 5), np.float32) for _ in frames]
+
+    def stats(self):
+        return {}
+
+
+def test_fail_closed_cli_exits_nonzero_and_writes_nothing(media, tmp_path, monkeypatch, capsys):
+    from redactor import cli, detectors
+    clip = media("failclosed.mp4", width=320, height=240, seconds=2.0, faces=1, audio="aac")
+    monkeypatch.setitem(detectors.FACTORIES, "centerface", lambda cfg, info: _FailingDetector(fail_at_call=7))
+    out = tmp_path / "out.mp4"
+    report = tmp_path / "r.json"
+    code = cli.main(["redact", clip["path"], "-o", str(out), "--report", str(report), "--workers", "2",
+                     "--segment-seconds", "0.5", "-q"])
+    err = capsys.readouterr().err
+    assert code == 4
+    assert "DetectionError" in err and "failclosed.mp4" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and not report.exists()
+    assert os.listdir(tmp_path) == []
+
+
+def test_pool_works_without_semaphores(media, model_path, tmp_path, monkeypatch):
+    """Lambda has no /dev/shm: creating a semaphore fails with ENOSYS (errno 38). The pool must not need one."""
+    import _multiprocessing
+    import multiprocessing
+    import multiprocessing.synchronize
+
+    def no_semaphores(*a, **k):
+        raise OSError(38, "Function not implemented")
+    monkeypatch.setattr(_multiprocessing, "SemLock", no_semaphores)
+    with pytest.raises(OSError):
+        multiprocessing.get_context("fork").Lock()
+    with pytest.raises(OSError):
+        multiprocessing.get_context("fork").Queue()
+    clip = media("pool.mp4", width=320, height=240, seconds=2.0, faces=1, face_size=(70, 90))
+    from redactor.segment import redact_segments
+    p = plan(clip["path"], Config(segment_seconds=60))
+    cfg = _cfg(model_path, workers=2)
+    results = redact_segments(clip["path"], p.segments, cfg, str(tmp_path), source_info=p.source)
+    assert results[0].workers == 2 and results[0].frames == clip["frames"]
+    assert results[0].faces > 0
+    out = str(tmp_path / "out.mp4")
+    redact_file(clip["path"], out, cfg)
+    assert video_times(out) == video_times(clip["path"])
+
+
+def test_pool_uses_separate_processes(media, model_path, tmp_path):
+    from redactor.segment import run_chunk, _chunk_tasks
+    from redactor.pool import WorkerPool
+    clip = media("pool.mp4", width=320, height=240, seconds=2.0, faces=1, face_size=(70, 90))
+    p = plan(clip["path"], Config(segment_seconds=60))
+    cfg = _cfg(model_path, workers=2)
+    tasks = _chunk_tasks(clip["path"], p.segments[0], cfg, p.source, tmp_path, 2)
+    assert len(tasks) == 2
+    with WorkerPool(2, run_chunk, lambda: CenterFace(cfg, p.source)) as pool:
+        res = pool.run(tasks)
+    pids = {r["pid"] for r in res}
+    assert len(pids) == 2 and os.getpid() not in pids
+    assert sum(r["frames"] for r in res) == clip["frames"]
+
+
+@pytest.mark.parametrize("bad", ["empty", "random", "truncated", "audio_only", "text"])
+def test_bad_inputs_get_named_errors(bad, tmp_path, capsys):
+    from redactor import cli
+    from redactor.synth import make_bad_inputs
+    inputs = make_bad_inputs(str(tmp_path / "in"))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "out.mp4"
+    code = cli.main(["redact", inputs[bad], "-o", str(out), "--report", str(out_dir / "r.json"), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and os.path.basename(inputs[bad]) in err and "InputError" in err
+    assert os.listdir(out_dir) == []
+    # probe gives the same named error
+    assert cli.main(["probe", inputs[bad]]) == 2
+
+
+def test_missing_model_is_a_named_setup_error(media, tmp_path, capsys):
+    from redactor import cli
+    clip = media("pool.mp4", width=320, height=240, seconds=2.0, faces=1, face_size=(70, 90))
+    bogus = tmp_path / "centerface.onnx"
+    bogus.write_bytes(b"not a model")
+    for model in (str(tmp_path / "missing.onnx"), str(bogus)):
+        code = cli.main(["redact", clip["path"], "-o", str(tmp_path / "o.mp4"), "--model", model, "-q"])
+        err = capsys.readouterr().err
+        assert code == 3 and "fetch-model" in err and "ModelError" in err
+        assert not (tmp_path / "o.mp4").exists()
+
+
+def test_output_timestamps_match_in_seconds(media, model_path, tmp_path):
+    clip = media("vfr.mkv", **VARIANTS["vfr.mkv"])
+    out = str(tmp_path / "out.mkv")
+    redact_file(clip["path"], out, _cfg(model_path))
+    tb = Fraction(clip["time_base"])
+    assert video_times(out) == [p * tb for p in clip["pts"]]

@@ -1,0 +1,329 @@
+"""End to end under moto: the synthesized state machine definition runs in moto's Step Functions interpreter
+against moto S3, and every Lambda invocation is dispatched in-process to the real handler.
+
+Assertions are on what lands in S3 (moto can report a Distributed Map as SUCCEEDED when a child failed).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import traceback
+from pathlib import Path
+from unittest import mock
+
+import boto3
+import numpy as np
+import pytest
+
+from tests import aws_support as aws
+from tests.conftest import audio_packets, video_times
+
+moto = pytest.importorskip("moto")
+from moto import mock_aws  # noqa: E402
+from moto.awslambda_simple.models import LambdaSimpleBackend  # noqa: E402
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+HANDLERS = ("start", "plan", "redact", "stitch", "record_failure", "faces")  # faces: detector=rekognition-video
+FN_NAMES = {name: f"redactor-{name.replace('_', '-')}" for name in HANDLERS}
+
+
+def _fake_zip() -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("handler.py", "def handler(event, context):\n    return event\n")
+    return buf.getvalue()
+
+
+def _has_function(template: dict, name: str) -> bool:
+    try:
+        aws.function_by_service(template, name)
+        return True
+    except KeyError:
+        return False
+
+
+class Pipeline:
+    """The stack's resources recreated in moto, with the synthesized workflow definition."""
+
+    def __init__(self, template: dict, model_path: str, tmp: Path, engine_env: dict[str, str]):
+        self.template = template
+        self.s3 = boto3.client("s3", region_name=REGION)
+        self.sfn = boto3.client("stepfunctions", region_name=REGION)
+        self.raw, self.work, self.output = "redactor-raw", "redactor-work", "redactor-output"
+        for b in (self.raw, self.work, self.output):
+            self.s3.create_bucket(Bucket=b)
+        for b in (self.raw, self.output):
+            self.s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+        iam = boto3.client("iam", region_name=REGION)
+        role = iam.create_role(RoleName="redactor-test", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                    "Principal": {"Service": "lambda.amazonaws.com"}}]}))["Role"]["Arn"]
+        lam = boto3.client("lambda", region_name=REGION)
+        subs = {}
+        self.handlers = [n for n in HANDLERS if _has_function(template, n)]
+        for name in self.handlers:
+            arn = lam.create_function(FunctionName=FN_NAMES[name], Runtime="python3.13", Role=role,
+                                      Handler="handler.handler", Code={"ZipFile": _fake_zip()},
+                                      Architectures=["arm64"])["FunctionArn"]
+            lid, _ = aws.function_by_service(template, name)
+            subs[lid] = arn
+        for name, bucket in (("Raw", self.raw), ("Work", self.work), ("Output", self.output)):
+            subs[aws.logical_id_of(template, "AWS::S3::Bucket", f"/Storage/{name}/")] = bucket
+        self.definition = aws.render_definition(template, subs)
+        self.state_machine_arn = self.sfn.create_state_machine(
+            name="redactor", definition=self.definition,
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/redactor-test", type="STANDARD")["stateMachineArn"]
+
+        # the functions' environment, as the stack sets it (plus test-sized engine settings)
+        _, fn = aws.function_by_service(template, "redact")
+        self.env = {
+            "RAW_BUCKET": self.raw, "WORK_BUCKET": self.work, "OUTPUT_BUCKET": self.output,
+            "STATE_MACHINE_ARN": self.state_machine_arn,
+            **{k: v for k, v in fn["Properties"]["Environment"]["Variables"].items()
+               if k.startswith("REDACTOR_") and isinstance(v, str)},
+            "REDACTOR_MODEL_PATH": model_path,
+            **engine_env,
+        }
+        self.modules = {}
+        self.invocations: list[tuple[str, dict, str]] = []  # (handler, event, outcome)
+        self.tmp = tmp
+
+    @contextlib.contextmanager
+    def running(self):
+        with mock.patch.dict(os.environ, self.env):
+            from common import s3 as common_s3
+
+            common_s3.reset_client()
+            self.modules = {name: aws.load_handler(name) for name in self.handlers}
+            with mock.patch.object(LambdaSimpleBackend, "invoke", self._invoke_factory()):
+                yield self
+            common_s3.reset_client()
+
+    def _invoke_factory(self):
+        pipeline = self
+        by_name = {fn_name: handler for handler, fn_name in FN_NAMES.items()}
+
+        def invoke(backend, function_name, qualifier, body, headers, response_headers):
+            name = function_name.split(":function:")[-1].split(":")[0]
+            handler = by_name[name]
+            event = json.loads(body) if body else {}
+            try:
+                result = pipeline.modules[handler].handler(event, aws.FakeContext(name))
+                pipeline.invocations.append((handler, event, "ok"))
+                return json.dumps(result).encode()
+            except Exception as e:  # noqa: BLE001 - reported to the interpreter like Lambda does
+                pipeline.invocations.append((handler, event, f"{type(e).__name__}: {e}"))
+                response_headers["x-amz-function-error"] = "Unhandled"
+                return json.dumps({"errorType": type(e).__name__, "errorMessage": str(e),
+                                   "stackTrace": traceback.format_tb(e.__traceback__)[-3:]}).encode()
+
+        return invoke
+
+    # -- driving the pipeline
+
+    def upload(self, path: str, key: str) -> dict:
+        self.s3.upload_file(path, self.raw, key)
+        head = self.s3.head_object(Bucket=self.raw, Key=key)
+        return {
+            "version": "0", "id": "e2e-event", "detail-type": "Object Created", "source": "aws.s3",
+            "account": ACCOUNT, "region": REGION, "resources": [f"arn:aws:s3:::{self.raw}"],
+            "detail": {"version": "0", "bucket": {"name": self.raw},
+                       "object": {"key": key, "size": head["ContentLength"], "etag": head["ETag"].strip('"'),
+                                  "version-id": head.get("VersionId"), "sequencer": "00"},
+                       "reason": "PutObject"},
+        }
+
+    def deliver(self, event: dict) -> dict:
+        """EventBridge -> starter (in-process, as the rule target would)."""
+        return self.modules["start"].handler(event, aws.FakeContext(FN_NAMES["start"]))
+
+    def wait(self, execution_arn: str, timeout: float = 300) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            d = self.sfn.describe_execution(executionArn=execution_arn)
+            if d["status"] != "RUNNING":
+                return d
+            time.sleep(0.2)
+        raise TimeoutError(f"execution still running after {timeout}s")
+
+    def state_names(self, execution_arn: str) -> list[str]:
+        events = self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        names = []
+        for e in events:
+            for k, v in e.items():
+                if k.endswith("EventDetails") and isinstance(v, dict) and "name" in v and k.startswith("stateEntered"):
+                    names.append(v["name"])
+        return names
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        return sorted(o["Key"] for o in self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []))
+
+    def get(self, bucket: str, key: str, dest: Path) -> Path:
+        self.s3.download_file(bucket, key, str(dest))
+        return dest
+
+    def get_json(self, bucket: str, key: str):
+        return json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+@pytest.fixture(scope="module")
+def template():
+    return aws.synthesized_once()[0]
+
+
+@pytest.fixture
+def pipeline(template, model_path, tmp_path):
+    config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+    with mock_aws(config=config):
+        p = Pipeline(template, model_path, tmp_path,
+                     engine_env={"REDACTOR_SEGMENT_SECONDS": "0.5", "REDACTOR_WORKERS": "1"})
+        with p.running():
+            yield p
+
+
+def _gray(path: str) -> list[np.ndarray]:
+    import av
+
+    with av.open(path) as c:
+        return [f.to_ndarray(format="gray").astype(np.int16) for f in c.decode(video=0)]
+
+
+def test_upload_with_a_face_is_redacted_end_to_end(pipeline, media, tmp_path):
+    clip = media("e2e_face.mp4", width=320, height=240, seconds=2, audio="aac", faces=1, face_size=(70, 90))
+    key = "fleet/car 7/e2e_face.mp4"  # a space and folders, as real uploads have
+    event = pipeline.upload(clip["path"], key)
+
+    started = pipeline.deliver(event)
+    assert started["status"] == "started"
+    assert len(started["execution"]) <= 80
+    done = pipeline.wait(started["executionArn"])
+    assert done["status"] == "SUCCEEDED", done
+
+    # a duplicated event starts no second run
+    again = pipeline.deliver(event)
+    assert again == {"status": "duplicate", "execution": started["execution"]}
+    assert len(pipeline.sfn.list_executions(stateMachineArn=pipeline.state_machine_arn)["executions"]) == 1
+
+    # every state a person sees in the console, and the Map fanned out to >= 2 children
+    names = pipeline.state_names(started["executionArn"])
+    for state in ("Plan segments", "Redact segments", "Stitch", "Done"):
+        assert state in names, names
+    assert "Record failure" not in names
+    redacts = [inv for inv in pipeline.invocations if inv[0] == "redact"]
+    assert len(redacts) >= 2 and all(outcome == "ok" for _, _, outcome in redacts), redacts
+    segments_planned = {inv[1]["segment"]["index"] for inv in redacts}
+    assert segments_planned == set(range(len(segments_planned)))
+
+    # no per-frame data in state payloads: the largest state input/output stays small
+    history = pipeline.sfn.get_execution_history(executionArn=started["executionArn"], maxResults=1000)["events"]
+    biggest = max(len(v.get("input") or v.get("output") or "") for e in history for k, v in e.items()
+                  if isinstance(v, dict))
+    assert biggest < 4096, biggest
+
+    # output + report in the output bucket, work area cleaned, no failure record
+    assert pipeline.keys(pipeline.output) == [f"redacted/{key}", f"redacted/{key}.report.json"]
+    assert pipeline.keys(pipeline.work) == []
+    out = pipeline.get(pipeline.output, f"redacted/{key}", tmp_path / "out.mp4")
+    report = pipeline.get_json(pipeline.output, f"redacted/{key}.report.json")
+    assert report["counts"]["frames"] == clip["frames"]
+    assert report["counts"]["segments"] == len(segments_planned)
+    assert report["output"]["output"] == f"s3://{pipeline.output}/redacted/{key}"
+
+    # frame-exact: same number of frames at the same timestamps; audio bit-identical
+    assert video_times(str(out)) == video_times(clip["path"])
+    assert audio_packets(str(out)) == audio_packets(clip["path"])
+    assert audio_packets(str(out)), "the clip has audio"
+
+    # the face is blurred: inside the ground-truth box the output differs far more from the source than outside
+    src, dst = _gray(clip["path"]), _gray(str(out))
+    assert len(src) == len(dst) == clip["frames"]
+    inside, outside = [], []
+    for i, boxes in enumerate(clip["faces"]):
+        if not boxes:
+            continue
+        mask = np.zeros(src[i].shape, bool)
+        for x1, y1, x2, y2 in boxes:
+            cx1, cy1 = int(x1 + (x2 - x1) * 0.25), int(y1 + (y2 - y1) * 0.25)
+            cx2, cy2 = int(x1 + (x2 - x1) * 0.75), int(y1 + (y2 - y1) * 0.75)
+            mask[cy1:cy2, cx1:cx2] = True
+        diff = np.abs(src[i] - dst[i])
+        inside.append(diff[mask].mean())
+        far = np.ones_like(mask)
+        for x1, y1, x2, y2 in boxes:
+            w, h = x2 - x1, y2 - y1
+            far[max(0, int(y1 - h)):int(y2 + h), max(0, int(x1 - w)):int(x2 + w)] = False
+        outside.append(diff[far].mean())
+    assert inside, "the clip has faces"
+    assert np.median(inside) > 4 * max(np.median(outside), 0.5), (np.median(inside), np.median(outside))
+
+
+def test_corrupt_upload_ends_in_record_failure(pipeline, tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4096))
+    key = "fleet/broken.mp4"
+    started = pipeline.deliver(pipeline.upload(str(bad), key))
+    done = pipeline.wait(started["executionArn"])
+    assert done["status"] == "FAILED"
+    names = pipeline.state_names(started["executionArn"])
+    assert "Record failure" in names and "Stitch" not in names
+
+    assert pipeline.keys(pipeline.output) == [f"failed/{key}.json"]
+    record = pipeline.get_json(pipeline.output, f"failed/{key}.json")
+    assert record["error"] == "InputError"
+    assert record["source"]["key"] == key
+    assert record["execution"] == started["execution"]
+    assert "InputError" in json.dumps(record["cause"])
+    assert pipeline.keys(pipeline.work) == []
+
+
+def test_failed_segment_is_recorded_and_never_stitched(pipeline, media, monkeypatch):
+    """A segment worker that dies: whatever moto reports for the Map, no output lands, failure is recorded,
+    partial parts are deleted."""
+    clip = media("e2e_fail.mp4", width=320, height=240, seconds=2, audio="aac", faces=1, face_size=(70, 90))
+    redact = pipeline.modules["redact"]
+    real = redact.redactor.redact_segment
+
+    def flaky(source, segment, config, work_dir, **kw):
+        if segment.index == 1:
+            from redactor.errors import WorkerError
+
+            raise WorkerError("worker died (injected by the test)")
+        return real(source, segment, config, work_dir, **kw)
+
+    monkeypatch.setattr(redact.redactor, "redact_segment", flaky)
+    key = "fleet/e2e_fail.mp4"
+    started = pipeline.deliver(pipeline.upload(clip["path"], key))
+    done = pipeline.wait(started["executionArn"])
+
+    assert done["status"] == "FAILED"
+    assert pipeline.keys(pipeline.output) == [f"failed/{key}.json"]
+    record = pipeline.get_json(pipeline.output, f"failed/{key}.json")
+    print("failure record:", json.dumps(record)[:600])
+    assert record["error"] in ("StitchError", "States.ExecutionFailed", "WorkerError", "States.TaskFailed"), record
+    assert pipeline.keys(pipeline.work) == []
+
+
+def test_starter_ignores_other_buckets_and_missing_objects(pipeline):
+    event = {"detail": {"bucket": {"name": "someone-else"}, "object": {"key": "a.mp4"}}}
+    assert pipeline.deliver(event) == {"status": "ignored"}
+    event = {"detail": {"bucket": {"name": pipeline.raw}, "object": {"key": "gone.mp4", "etag": "x"}}}
+    assert pipeline.deliver(event)["status"] == "missing"
+    assert pipeline.sfn.list_executions(stateMachineArn=pipeline.state_machine_arn)["executions"] == []
+
+
+def test_starter_accepts_url_encoded_keys(pipeline, tmp_path):
+    src = tmp_path / "x.mp4"
+    src.write_bytes(b"not really a video")
+    event = pipeline.upload(str(src), "dash cam/clip 1.mp4")
+    event["detail"]["object"]["key"] = "dash+cam/clip+1.mp4"
+    started = pipeline.deliver(event)
+    assert started["status"] == "started"
+    desc = pipeline.sfn.describe_execution(executionArn=started["executionArn"])
+    assert json.loads(desc["input"])["key"] == "dash cam/clip 1.mp4"
+    pipeline.wait(started["executionArn"])
