@@ -270,7 +270,11 @@ def false_redaction(report: dict, src_ref: dict, gt_faces, enlarge: float, every
     area_all = area_false = 0
     frames_eval = 0
     false_frames = []
-    for i in range(0, n_frames, every):
+    # only frames where the engine ran its detector (detect_every) and the reference ran (every)
+    k = int((report.get("settings") or {}).get("detect_every", 1) or 1)
+    for i in range(0, n_frames):
+        if i % every or i % k:
+            continue
         frames_eval += 1
         d = dets.get(i)
         if d is None or len(d) == 0:

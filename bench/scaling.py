@@ -72,6 +72,10 @@ def main(argv=None) -> int:
     frames = res["w2"][0]["frames"]
     speedup = wall["w1"] / wall["w2"]
     speedup_pinned = wall["w1-pinned"] / wall["w2"] if "w1-pinned" in wall else None
+    best = {k: min(r["wall"] for r in v) for k, v in res.items()}  # noise-robust: best of the rounds
+    best_speedup = best["w1"] / best["w2"]
+    best_pinned = best["w1-pinned"] / best["w2"] if "w1-pinned" in best else None
+    cores_used = {k: common.median([r["cpu_seconds"] / r["wall"] for r in v]) for k, v in res.items()}
     rss = {k: max(r["peak_rss_per_worker_mb"] for r in v) for k, v in res.items()}
 
     # memory vs clip length (same resolution)
@@ -88,10 +92,11 @@ def main(argv=None) -> int:
           f"cores={info['usable_cores']}")
     for k, v in res.items():
         print(f"  {k:10s}: median {wall[k]:.2f}s = {frames / wall[k]:.2f} fps  runs {[round(r['wall'], 2) for r in v]}"
-              f"  cpu {common.median([r['cpu_seconds'] for r in v]):.1f}s  peak RSS/worker {rss[k]:.0f} MB  "
+              f"  cpu {common.median([r['cpu_seconds'] for r in v]):.1f}s ({cores_used[k]:.2f} cores busy)  peak RSS/worker {rss[k]:.0f} MB  "
               f"stages {v[-1]['timings'].get('worker_stage_seconds')}")
-    print(f"speed-up w2 vs w1: {speedup:.2f}x" + (f"; w2 vs w1 pinned to one core: {speedup_pinned:.2f}x"
-                                                   if speedup_pinned else ""))
+    print(f"speed-up w2 vs w1: {speedup:.2f}x (best-of {best_speedup:.2f}x)" +
+          (f"; w2 vs w1 pinned to one core: {speedup_pinned:.2f}x (best-of {best_pinned:.2f}x)" if speedup_pinned else "")
+          + f"; note workers=1 itself keeps {cores_used['w1']:.2f} cores busy (threads = cpu_count // workers)")
     print(f"memory ({a.mem_width}x{a.mem_height}, workers={a.mem_workers}): peak RSS/worker {m_short['frames']} frames "
           f"{m_short['peak_rss_per_worker_mb']:.0f} MB vs {m_long['frames']} frames {m_long['peak_rss_per_worker_mb']:.0f} MB "
           f"(ratio {mem_ratio:.3f}; sampled per worker {m_short['worker_hwm_mb']} vs {m_long['worker_hwm_mb']}); "
@@ -100,7 +105,8 @@ def main(argv=None) -> int:
     mem_ok = mem_ratio <= MEM_TOLERANCE
     result = {"clip": {"path": src, "frames": frames, "width": gt["width"], "height": gt["height"]},
               "reps": reps, "machine": info, "runs": res, "median_wall": wall, "speedup_w2_vs_w1": speedup,
-              "speedup_w2_vs_w1_pinned": speedup_pinned, "target": TARGET, "meets_target": speedup >= TARGET,
+              "speedup_w2_vs_w1_pinned": speedup_pinned, "best_wall": best, "speedup_best": best_speedup,
+              "speedup_pinned_best": best_pinned, "cores_busy": cores_used, "target": TARGET, "meets_target": speedup >= TARGET,
               "peak_rss_per_worker_mb": rss,
               "memory": {"width": a.mem_width, "height": a.mem_height, "workers": a.mem_workers,
                          "short": m_short, "long": m_long, "ratio": mem_ratio, "parent_ratio": parent_ratio,
@@ -110,7 +116,8 @@ def main(argv=None) -> int:
     result["noise"] = noise
     out = common.write_result("scaling", result)
     print(f"wrote {out} ({elapsed:.0f}s)")
-    pin = f" (vs w1 pinned to 1 core: {speedup_pinned:.2f}x)" if speedup_pinned else ""
+    pin = (f" [best-of {best_speedup:.2f}x; w1 used {cores_used['w1']:.1f} cores] (vs w1 pinned to 1 core: "
+           f"{speedup_pinned:.2f}x, best-of {best_pinned:.2f}x)" if speedup_pinned else f" [best-of {best_speedup:.2f}x]")
     print(f"SUMMARY scaling: workers=2 is {speedup:.2f}x workers=1{pin} (target >= {TARGET}) "
           f"-> {'OK' if speedup >= TARGET else 'BELOW TARGET'}; peak RSS/worker w1 {rss['w1']:.0f} MB, "
           f"w2 {rss['w2']:.0f} MB; memory {mem_short:g}s {m_short['peak_rss_per_worker_mb']:.0f} MB vs "

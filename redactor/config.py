@@ -31,9 +31,11 @@ class Config:
     mask: str = "ellipse"
     enlarge: float = 1.3  # box enlargement factor (each side grows by (enlarge-1)/2 of the box size)
     hold: int = 2  # a detection also covers this many frames before and after
-    detect_every: int = 1  # run the detector on every k-th frame (global index); tracking bridges the gap
-    min_face: int = 16  # smallest face width (px) to resolve; below 16 the frame is upscaled further (slower)
-    max_infer_width: int = 1920  # never infer above this width (tile instead, see detectors)
+    detect_every: int = 3  # coarse detection on every k-th frame (global index); tracking bridges the gap
+    fine_every: int = 30  # fine (small-face) detection every K-th frame, K a multiple of detect_every; 0 = off
+    coarse_width: int = 960  # the coarse pass infers the whole frame at most this wide
+    min_face: int = 16  # smallest face width (px) the fine pass is sized for (smaller = more upscaling)
+    max_infer_width: int = 1920  # the fine pass's budget: frames wider than this are tiled
     crf: int = 20
     preset: str = "veryfast"
     keep_metadata: bool = False
@@ -70,6 +72,10 @@ class Config:
             bad("hold", "must be between 0 and 60 frames")
         if not (1 <= int(self.detect_every) <= 30):
             bad("detect_every", "must be between 1 and 30")
+        if not (0 <= int(self.fine_every) <= 600):
+            bad("fine_every", "must be 0 (off) or up to 600 frames")
+        if not (160 <= int(self.coarse_width) <= 3840):
+            bad("coarse_width", "must be between 160 and 3840")
         if not (4 <= int(self.min_face) <= 512):
             bad("min_face", "must be between 4 and 512 px")
         if not (0 <= int(self.crf) <= 51):
@@ -95,9 +101,17 @@ class Config:
         return int(self.rekognition_every) if self.detector == "rekognition" else int(self.detect_every)
 
     @property
+    def fine_period(self) -> int:
+        """Fine-pass period in frames: fine_every rounded up to a multiple of sample_every (0 = no fine pass)."""
+        if self.detector != "centerface" or not int(self.fine_every):
+            return 0
+        k = self.sample_every
+        return max(k, -(-int(self.fine_every) // k) * k)
+
+    @property
     def context_frames(self) -> int:
         """Frames of context a worker reads on each side of its range so results do not depend on cuts."""
-        return int(self.hold) + self.sample_every
+        return int(self.hold) + max(self.sample_every, self.fine_period)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -78,8 +78,7 @@ class CenterFace:
 
     name = "centerface"
     OUTPUTS = ["537", "538", "539", "540"]
-    MODEL_MIN_FACE = 16.0  # px at inference resolution that CenterFace resolves reliably
-    SMALL_FRAME_WIDTH = 960
+    FINE_FACE = 48.0  # model pixels a min_face face is scaled to in the fine pass (measured: 32 px finds 78 %)
 
     def __init__(self, config: Config, source: SourceInfo | None = None, model_path: str | None = None):
         import cv2
@@ -92,6 +91,7 @@ class CenterFace:
         self.threshold = float(config.threshold)
         self.min_face = float(config.min_face)
         self.max_infer_width = int(config.max_infer_width)
+        self.coarse_width = int(config.coarse_width)
         self.k = rotate_k(source.rotation) if source else 0
         self.calls = 0
         self._sizes: dict[tuple[int, int], tuple[int, int, list]] = {}
@@ -99,24 +99,36 @@ class CenterFace:
     def stats(self) -> dict:
         return {"calls": self.calls}
 
-    def plan_inference(self, width: int, height: int) -> tuple[int, int, list[tuple[int, int, int, int]]]:
+    def plan_inference(self, width: int, height: int, coarse: bool = False
+                       ) -> tuple[int, int, list[tuple[int, int, int, int]]]:
         """(infer_w, infer_h, tiles) for a display-oriented frame of width x height. Tiles are source-pixel
-        rectangles (x, y, w, h) each inferred at infer_w x infer_h."""
-        key = (width, height)
+        rectangles (x, y, w, h), each inferred at infer_w x infer_h.
+
+        Fine pass: scaled so a ``min_face`` face spans ``FINE_FACE`` model pixels (small frames are
+        upscaled, at most 3x), within a budget of ``max_infer_width`` x 1088 model pixels; frames wider than
+        ``max_infer_width`` (4K) are tiled at their own resolution so their small faces are not shrunk away.
+        Coarse pass: the whole frame in one inference at most ``coarse_width`` wide (big and mid-size faces).
+        """
+        key = (width, height, coarse)
         if key in self._sizes:
             return self._sizes[key]
-        # small frames are upscaled to SMALL_FRAME_WIDTH (at most 2x) so 15-20 px faces span enough model
-        # pixels; a smaller min_face than the model's own asks for more upscaling; frames wider than
-        # max_infer_width (4K and up) are tiled so their small faces are not shrunk away
-        scale = max(1.0, min(2.0, self.SMALL_FRAME_WIDTH / width), self.MODEL_MIN_FACE / self.min_face)
-        want_w = width * scale
-        nx = max(1, math.ceil(want_w / self.max_infer_width - 1e-9))
-        ny = max(1, math.ceil(height * scale / (self.max_infer_width * 9 / 16) - 1e-9)) if nx > 1 else 1
+        if coarse:
+            iw = min(self.coarse_width, self.plan_inference(width, height)[0])
+            iw = int(math.ceil(iw / 32) * 32)
+            ih = int(math.ceil(height * iw / width / 32) * 32)
+            self._sizes[key] = (iw, ih, [(0, 0, width, height)])
+            return self._sizes[key]
+        budget = self.max_infer_width * 1088
+        scale = min(3.0, max(1.0, self.FINE_FACE / self.min_face))
+        scale = max(1.0, min(scale, math.sqrt(budget / (width * height))))
+        nx = max(1, math.ceil(width / self.max_infer_width - 1e-9))
+        ny = max(1, math.ceil(height / 1088 - 1e-9)) if nx > 1 else 1
         tiles = []
         if nx == 1:
             tiles.append((0, 0, width, height))
             tw, th = width, height
         else:
+            scale = 1.0
             ov = 0.08  # overlap so a face on a border is whole in one tile
             tw = math.ceil(width / (nx - (nx - 1) * ov))
             th = math.ceil(height / (ny - (ny - 1) * ov)) if ny > 1 else height
@@ -125,10 +137,25 @@ class CenterFace:
                     x = min(width - tw, round(ix * tw * (1 - ov)))
                     y = min(height - th, round(iy * th * (1 - ov))) if ny > 1 else 0
                     tiles.append((x, y, tw, th))
-        iw = int(math.ceil(min(tw * scale, self.max_infer_width) / 32) * 32)
-        ih = int(math.ceil(th * iw / tw / 32) * 32)
+        iw = int(math.ceil(tw * scale / 32) * 32)
+        ih = int(math.ceil(th * scale / 32) * 32)
         self._sizes[key] = (iw, ih, tiles)
         return self._sizes[key]
+
+    COARSE_RELIABLE_FACE = 40.0  # model px above which the coarse pass finds a face reliably
+
+    def coarse_min_face(self, width: int, height: int) -> float:
+        """Face width (stored-frame px) below which only the fine pass is trusted to find a face."""
+        dw, dh = (height, width) if self.k % 2 else (width, height)
+        cw, _, _ = self.plan_inference(dw, dh, coarse=True)
+        return self.COARSE_RELIABLE_FACE * dw / cw
+
+    def two_tier(self, width: int, height: int) -> bool:
+        """Whether the coarse pass is cheaper than the fine one for frames of this (stored) size."""
+        dw, dh = (height, width) if self.k % 2 else (width, height)
+        fw, fh, ft = self.plan_inference(dw, dh)
+        cw, ch, _ = self.plan_inference(dw, dh, coarse=True)
+        return cw * ch < 0.7 * fw * fh * len(ft)
 
     def detect_rgb(self, img: np.ndarray, iw: int, ih: int) -> np.ndarray:
         """img: RGB uint8 (h, w, 3) already at (ih, iw). Returns boxes in img pixels."""
@@ -153,10 +180,10 @@ class CenterFace:
         boxes = np.stack([x1, y1, x1 + s1, y1 + s0, hm[ys, xs]], axis=1).astype(np.float32)
         return nms(boxes, 0.3)
 
-    def detect_frame(self, frame) -> np.ndarray:
+    def detect_frame(self, frame, coarse: bool = False) -> np.ndarray:
         W, H = frame.width, frame.height
         dw, dh = (H, W) if self.k % 2 else (W, H)
-        iw, ih, tiles = self.plan_inference(dw, dh)
+        iw, ih, tiles = self.plan_inference(dw, dh, coarse)
         if len(tiles) == 1:
             # one swscale call: scale + convert to RGB in C
             if self.k:
@@ -190,7 +217,12 @@ class CenterFace:
         return b
 
     def __call__(self, frames):
+        """Fine pass (small faces)."""
         return [self.detect_frame(f) for f in frames]
+
+    def coarse(self, frames):
+        """Coarse pass: the whole frame at most ``coarse_width`` wide (faces above ~2-3 % of the width)."""
+        return [self.detect_frame(f, coarse=True) for f in frames]
 
 
 def _centerface(config: Config, source: SourceInfo | None):

@@ -2,10 +2,13 @@
 
 The segment is split into one chunk per worker process. Each worker opens the source itself, seeks to the
 keyframe before its chunk (minus context), decodes and discards frames before it, so frames never travel
-through pipes. Detection runs on frames whose *global* index is a multiple of ``detect_every``; a frame is
-covered by every detection within ``hold + detect_every - 1`` frames of it (and boxes interpolated between
-the two samples around it), so results do not depend on where segments or chunks were cut. Any detector
-error fails the chunk, and with it the segment: its part file is removed and nothing is returned.
+through pipes. Detection is two-tier (see README "Speed"): a coarse whole-frame pass on frames whose *global*
+index is a multiple of ``detect_every`` (k) and a fine small-face pass on multiples of ``fine_every`` (K). A
+frame is covered by every coarse detection within ``hold + k - 1`` frames and every fine detection within
+``hold + K - 1`` frames of it, plus boxes interpolated between the samples around it (``tracking.py``), so a
+frame is encoded only once the next fine pass after it has run. Everything depends on global indices, so
+results do not depend on where segments or chunks were cut. Any detector error fails the chunk, and with it
+the segment: its part file is removed and nothing is returned.
 """
 from __future__ import annotations
 
@@ -43,7 +46,8 @@ def encoder_format(info: SourceInfo) -> str:
 def split_chunks(segment: Segment, workers: int, ctx: int) -> list[tuple[int, int, Keyframe]]:
     """[(start, end, seek_keyframe)] covering the segment; starts snap to keyframes when one is close."""
     n = segment.frames
-    count = max(1, min(workers, n // MIN_CHUNK_FRAMES))
+    # a chunk decodes ctx frames of context on each side: keep chunks at least twice that long
+    count = max(1, min(workers, n // max(MIN_CHUNK_FRAMES, 2 * ctx)))
     keys = sorted(segment.keyframes, key=lambda k: k.frame)
     key_idx = [k.frame for k in keys]
     bounds = [segment.start_frame]
@@ -205,7 +209,16 @@ def run_chunk(detector, task: dict, progress) -> dict:
     index = {p: lo + i for i, p in enumerate(pts_list)}
     first_pts, last_pts = pts_list[0], pts_list[-1]
     k = cfg.sample_every
+    K = cfg.fine_period
+    two_tier = bool(K) and hasattr(detector, "coarse") and hasattr(detector, "two_tier") and \
+        detector.two_tier(info.width, info.height)
+    if not two_tier:
+        K = 0
+    small_face = detector.coarse_min_face(info.width, info.height) if K else 0.0
     window = int(cfg.hold) + k - 1
+    window_fine = int(cfg.hold) + K - 1 if K else 0
+    latency = max(window, window_fine)
+    fine: dict[int, np.ndarray] = {}
     dets: dict[int, np.ndarray] = {}
     det_records = []
     counters = collections.Counter()
@@ -219,6 +232,10 @@ def run_chunk(detector, task: dict, progress) -> dict:
             return
         t1 = time.perf_counter()
         boxes = cover_boxes(i, dets, k, window)
+        if K:
+            fb = cover_boxes(i, fine, K, window_fine)
+            if len(fb):
+                boxes = np.concatenate([boxes, fb]) if len(boxes) else fb
         if frame.format.name != fmt:
             pts_, tb_ = frame.pts, frame.time_base
             frame = frame.reformat(format=fmt)
@@ -275,28 +292,39 @@ def run_chunk(detector, task: dict, progress) -> dict:
                     raise InputError(f"frame with pts {p} decoded out of plan (expected frame {expected})",
                                      task["source"])
                 expected += 1
-                if i % k == 0:
+                is_fine = not K or i % K == 0
+                # detect only where a result can reach this chunk's frames (context frames further out are
+                # decoded, not detected)
+                reach = window_fine if (K and is_fine) else window
+                if i % k == 0 and start - reach <= i < end + reach:
                     t1 = time.perf_counter()
                     try:
-                        b = detector([frame])[0]
+                        b = detector([frame])[0] if is_fine else detector.coarse([frame])[0]
                     except RedactorError:
                         raise
                     except Exception as e:  # fail closed: no frame of this chunk is kept
                         raise DetectionError(f"detector failed on frame {i} (pts {p}): {type(e).__name__}: {e}",
                                              task["source"]) from e
-                    stage["detect"] += time.perf_counter() - t1
+                    stage["detect_fine" if K and is_fine else "detect"] += time.perf_counter() - t1
                     b = np.asarray(b, dtype=np.float32).reshape(-1, 5)
                     dets[i] = b
+                    if K and is_fine:
+                        # fine boxes are held until the next fine pass only where the coarse pass cannot
+                        # follow them (small faces); big faces are followed by the coarse pass every k frames
+                        size = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) if len(b) else b[:, 0]
+                        fine[i] = b[size < small_face] if len(b) else b
                     counters["detected_frames"] += 1 if start <= i < end else 0
                     if start <= i < end:
                         counters["faces"] += len(b)
                         if len(b):
                             det_records.append({"frame": i, "pts": p, "boxes": np.round(b, 2).tolist()})
                 pending.append((i, frame))
-                while pending and pending[0][0] + window <= i:
+                while pending and pending[0][0] + latency <= i:
                     emit(*pending.popleft())
-                for j in [j for j in dets if j < i - 2 * window - k]:
+                for j in [j for j in dets if j < i - 2 * latency - k]:
                     del dets[j]
+                for j in [j for j in fine if j < i - 2 * latency - K]:
+                    del fine[j]
             if expected != lo + len(pts_list):
                 raise InputError(f"video ended after frame {expected - 1}; the plan expects "
                                  f"{lo + len(pts_list) - 1} (file truncated or damaged)", task["source"])
@@ -312,6 +340,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
         if not decode_all(seek_pts):
             pending.clear()
             dets.clear()
+            fine.clear()
             det_records.clear()
             counters.clear()
             decode_all(None)

@@ -17,8 +17,9 @@ import numpy as np
 EMPTY = np.zeros((0, 5), dtype=np.float32)
 
 
-def match(a: np.ndarray, b: np.ndarray) -> list[tuple[int, int]]:
-    """Greedy one-to-one matching of boxes a (n,>=4) and b (m,>=4) by centre distance relative to size."""
+def match(a: np.ndarray, b: np.ndarray, max_dist: float = 1.5) -> list[tuple[int, int]]:
+    """Greedy one-to-one matching of boxes a (n,>=4) and b (m,>=4) by centre distance relative to size
+    (nearest pairs first; pairs further apart than ``max_dist`` face sizes are not the same face)."""
     if len(a) == 0 or len(b) == 0:
         return []
     ca = np.stack([(a[:, 0] + a[:, 2]) / 2, (a[:, 1] + a[:, 3]) / 2], 1)
@@ -30,7 +31,7 @@ def match(a: np.ndarray, b: np.ndarray) -> list[tuple[int, int]]:
     used_a, used_b = set(), set()
     for flat in np.argsort(d, axis=None):
         ia, ib = np.unravel_index(flat, d.shape)
-        if d[ia, ib] > 1.5:  # centres more than 1.5 face sizes apart: not the same face
+        if d[ia, ib] > max_dist:
             break
         if ia in used_a or ib in used_b:
             continue
@@ -48,7 +49,8 @@ def cover_boxes(i: int, dets: dict[int, np.ndarray], k: int, window: int) -> np.
         a, b = dets.get(s0), dets.get(s1)
         if a is not None and b is not None and len(a) and len(b):
             t = (i - s0) / k
-            pairs = match(a, b)
+            # a face can move ~0.75 of its size per frame; a wrong pair only adds blur (both ends stay covered)
+            pairs = match(a, b, max_dist=max(1.5, 0.75 * k))
             if pairs:
                 ia, ib = map(list, zip(*pairs))
                 parts.append(((1 - t) * a[ia] + t * b[ib]).astype(np.float32))
