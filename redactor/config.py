@@ -111,7 +111,7 @@ class Config:
     @property
     def context_frames(self) -> int:
         """Frames of context a worker reads on each side of its range so results do not depend on cuts."""
-        return int(self.hold) + max(self.sample_every, self.fine_period)
+        return int(self.hold) + self.sample_every + self.fine_period
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

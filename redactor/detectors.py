@@ -216,6 +216,52 @@ class CenterFace:
             b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, H)
         return b
 
+    MAX_TRACKS = 24
+
+    def track(self, frame, boxes: np.ndarray, spread: np.ndarray | None = None) -> np.ndarray:
+        """Follow known (small) faces: detect at fine scale only in a window around each (predicted) box.
+
+        Each window spans ``2 * spread`` face sizes (default 2.5) around the box's centre, scaled so the face
+        spans ``FINE_FACE`` model pixels: a few ms per face instead of a whole fine pass. Returns the boxes
+        found (frame px)."""
+        if len(boxes) == 0:
+            return EMPTY
+        W, H = frame.width, frame.height
+        full = frame.to_ndarray(format="rgb24")
+        out = []
+        boxes = np.asarray(boxes, dtype=np.float32)[: self.MAX_TRACKS]
+        spread = np.full(len(boxes), 2.5, np.float32) if spread is None else np.asarray(spread)[: len(boxes)]
+        for (x1, y1, x2, y2), sp in zip(boxes[:, :4], spread):
+            size = max(x2 - x1, y2 - y1, 4.0)
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+            half = float(sp) * size
+            a, b = int(max(0, cx - half)), int(max(0, cy - half))
+            c, d = int(min(W, cx + half)), int(min(H, cy + half))
+            if c - a < 4 or d - b < 4:
+                continue
+            crop = full[b:d, a:c]
+            if self.k:
+                crop = np.rot90(crop, self.k)
+            ch, cw = crop.shape[:2]
+            scale = min(4.0, max(1.0, self.FINE_FACE / size))
+            iw = max(32, int(math.ceil(cw * scale / 32) * 32))
+            ih = max(32, int(math.ceil(ch * scale / 32) * 32))
+            img = self.cv2.resize(np.ascontiguousarray(crop), (iw, ih), interpolation=self.cv2.INTER_LINEAR)
+            found = self.detect_rgb(img, iw, ih)
+            if len(found):
+                found[:, [0, 2]] *= cw / iw
+                found[:, [1, 3]] *= ch / ih
+                found = boxes_from_display(found, self.k, c - a, d - b)
+                found[:, [0, 2]] += a
+                found[:, [1, 3]] += b
+                out.append(found)
+        if not out:
+            return EMPTY
+        b = nms(np.concatenate(out), 0.3)
+        b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, W)
+        b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, H)
+        return b
+
     def __call__(self, frames):
         """Fine pass (small faces)."""
         return [self.detect_frame(f) for f in frames]

@@ -29,9 +29,10 @@ from .errors import DetectionError, InputError, RedactorError
 from .pool import WorkerPool
 from .probe import open_input, parse_tb
 from .records import Keyframe, Segment, SegmentResult, SourceInfo
-from .tracking import cover_boxes
+from .tracking import cover_boxes, match
 
 MIN_CHUNK_FRAMES = 12
+EMPTY5 = np.zeros((0, 5), dtype=np.float32)
 
 
 def encoder_format(info: SourceInfo) -> str:
@@ -191,6 +192,49 @@ def _open_encoder(path: str, info: SourceInfo, config: Config, fmt: str, threads
     return out, s
 
 
+MAX_MISSES = 2  # a small-face track not found again is carried on its predicted path this many samples
+
+
+def _track_step(detector, frame, tracks, velocity, misses, k: int, small_face: float, coarse: np.ndarray):
+    """One tracking step for small faces, k frames after the last one. Returns (boxes to cover on this
+    frame, tracks, velocity, misses): faces found in the tracks' windows, plus lost tracks carried on their
+    predicted path. Small faces the coarse pass found start new tracks."""
+    found = EMPTY5
+    pred = tracks.copy()
+    if len(tracks):
+        pred[:, 0:4] += np.tile(velocity * k, 2)
+        spread = np.where((misses == 0) & np.any(velocity != 0, axis=1), 2.5, 4.0)
+        found = np.asarray(detector.track(frame, pred, spread), dtype=np.float32).reshape(-1, 5)
+    size = np.maximum(found[:, 2] - found[:, 0], found[:, 3] - found[:, 1])
+    small = found[size < small_face]
+    pairs = match(pred, small, max_dist=4.5)  # anything found in its window continues the track
+    got = {a for a, _ in pairs}
+    vel = np.zeros((len(small), 2), np.float32)
+    for a, bi in pairs:
+        ca = (tracks[a, 0:2] + tracks[a, 2:4]) / 2
+        cb = (small[bi, 0:2] + small[bi, 2:4]) / 2
+        vel[bi] = (cb - ca) / (k * (misses[a] + 1))
+    new_t, new_v, new_m = [small], [vel], [np.zeros(len(small), np.int32)]
+    lost = [a for a in range(len(tracks)) if a not in got and misses[a] < MAX_MISSES]
+    carried = pred[lost]
+    if lost:
+        new_t.append(carried)
+        new_v.append(velocity[lost])
+        new_m.append(misses[lost] + 1)
+    # small faces the coarse pass found that no track covers yet become tracks too
+    csize = np.maximum(coarse[:, 2] - coarse[:, 0], coarse[:, 3] - coarse[:, 1]) if len(coarse) else coarse[:, 0]
+    csmall = coarse[csize < small_face] if len(coarse) else coarse
+    known = np.concatenate(new_t)
+    seen = {bi for _, bi in match(known, csmall, max_dist=1.0)}
+    fresh = csmall[[j for j in range(len(csmall)) if j not in seen]]
+    if len(fresh):
+        new_t.append(fresh)
+        new_v.append(np.zeros((len(fresh), 2), np.float32))
+        new_m.append(np.zeros(len(fresh), np.int32))
+    cover = np.concatenate([found, carried]) if len(carried) else found
+    return cover, np.concatenate(new_t), np.concatenate(new_v), np.concatenate(new_m)
+
+
 def run_chunk(detector, task: dict, progress) -> dict:
     """Worker body: one chunk [start, end) of a segment -> an encoded MP4 part (runs in a worker process;
     ``detector`` is the worker's own, built once)."""
@@ -219,6 +263,9 @@ def run_chunk(detector, task: dict, progress) -> dict:
     window_fine = int(cfg.hold) + K - 1 if K else 0
     latency = max(window, window_fine)
     fine: dict[int, np.ndarray] = {}
+    tracks = EMPTY5
+    velocity = np.zeros((0, 2), np.float32)
+    misses = np.zeros(0, np.int32)
     dets: dict[int, np.ndarray] = {}
     det_records = []
     counters = collections.Counter()
@@ -261,6 +308,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
             emitted_since = 0
 
     def decode_all(seek_pts: int | None):
+        nonlocal tracks, velocity, misses
         container = open_input(task["source"])
         try:
             vs = container.streams[info.video_index]
@@ -293,13 +341,30 @@ def run_chunk(detector, task: dict, progress) -> dict:
                                      task["source"])
                 expected += 1
                 is_fine = not K or i % K == 0
-                # detect only where a result can reach this chunk's frames (context frames further out are
-                # decoded, not detected)
-                reach = window_fine if (K and is_fine) else window
-                if i % k == 0 and start - reach <= i < end + reach:
+                # Detect only where a result can reach this chunk's frames (context frames further out are
+                # decoded, not detected). With two tiers, small-face tracks run from the fine pass up to K
+                # frames before that, so their state here is the same wherever the chunk was cut.
+                if not K:
+                    run = i % k == 0 and start - window <= i < end + window
+                elif is_fine:
+                    run = start - window_fine - K <= i < end + window_fine
+                else:
+                    run = i % k == 0 and start - window - K <= i < end + window
+                if run:
                     t1 = time.perf_counter()
                     try:
-                        b = detector([frame])[0] if is_fine else detector.coarse([frame])[0]
+                        if not K:
+                            b = detector([frame])[0]
+                        elif is_fine:
+                            b = detector([frame])[0]
+                        else:
+                            b = np.asarray(detector.coarse([frame])[0], np.float32).reshape(-1, 5)
+                            t2 = time.perf_counter()
+                            extra, tracks, velocity, misses = _track_step(detector, frame, tracks, velocity,
+                                                                          misses, k, small_face, b)
+                            stage["track"] += time.perf_counter() - t2
+                            if len(extra):
+                                b = np.concatenate([b, extra])
                     except RedactorError:
                         raise
                     except Exception as e:  # fail closed: no frame of this chunk is kept
@@ -310,9 +375,15 @@ def run_chunk(detector, task: dict, progress) -> dict:
                     dets[i] = b
                     if K and is_fine:
                         # fine boxes are held until the next fine pass only where the coarse pass cannot
-                        # follow them (small faces); big faces are followed by the coarse pass every k frames
-                        size = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) if len(b) else b[:, 0]
-                        fine[i] = b[size < small_face] if len(b) else b
+                        # follow them (small faces); big faces are followed by the coarse pass every k frames.
+                        # The small ones are also tracked (fine-scale windows around them) every k frames.
+                        size = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+                        fine[i] = b[size < small_face]
+                        # keep the velocity of tracks the fine pass finds again
+                        new_vel = np.zeros((len(fine[i]), 2), np.float32)
+                        for a_i, b_i in match(tracks, fine[i], max_dist=6.0):
+                            new_vel[b_i] = velocity[a_i]
+                        tracks, velocity, misses = fine[i], new_vel, np.zeros(len(fine[i]), np.int32)
                     counters["detected_frames"] += 1 if start <= i < end else 0
                     if start <= i < end:
                         counters["faces"] += len(b)
@@ -341,6 +412,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
             pending.clear()
             dets.clear()
             fine.clear()
+            tracks, velocity, misses = EMPTY5, np.zeros((0, 2), np.float32), np.zeros(0, np.int32)
             det_records.clear()
             counters.clear()
             decode_all(None)
