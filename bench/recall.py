@@ -380,11 +380,13 @@ def main(argv=None) -> int:
     ap.add_argument("--every", type=int, default=0, help="reference frame step (0 = auto: 1, or 2 over 150 frames)")
     ap.add_argument("--ref-width", type=int, default=2048)
     ap.add_argument("--ref-threshold", type=float, default=0.2)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="engine setting to override, e.g. --set detect_every=3 (repeatable)")
     a = ap.parse_args(argv)
     t_start = time.perf_counter()
     common.ensure_model()
     from redactor import Config
-    cfg = Config()
+    cfg = Config.from_dict(dict(kv.split("=", 1) for kv in a.set))
     work = common.OUT / "recall"
     work.mkdir(parents=True, exist_ok=True)
     results = []
@@ -394,7 +396,7 @@ def main(argv=None) -> int:
         if a.quick and w >= 3000:
             every = max(every, 3)
         t0 = time.perf_counter()
-        out, report, run = run_engine(path, work, label)
+        out, report, run = run_engine(path, work, label, dict(kv.split("=", 1) for kv in a.set))
         t_engine = time.perf_counter() - t0
         ref = Reference(w, h, a.ref_width, a.ref_threshold)
         res = evaluate(path, out, ref, every, gt=gt, report=report, enlarge=cfg.enlarge, label=label)

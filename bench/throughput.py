@@ -33,13 +33,16 @@ def main(argv=None) -> int:
     ap.add_argument("--fps", type=float, default=30)
     ap.add_argument("--faces", type=int, default=4)
     ap.add_argument("--encoder-threads", type=int, default=0, help="libx264 threads for the transcode (0=auto)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="engine setting to override, e.g. --set detect_every=3 (repeatable)")
     a = ap.parse_args(argv)
     seconds = a.seconds or (2.0 if a.quick else 10.0)
     reps = a.reps or (1 if a.quick else 2)
     t_start = time.perf_counter()
 
     from redactor import Config
-    cfg = Config()
+    overrides = dict(kv.split("=", 1) for kv in a.set)
+    cfg = Config.from_dict(overrides)
     common.ensure_model()
     src, gt = common.clip("throughput", width=a.width, height=a.height, fps=a.fps, seconds=seconds,
                           faces=a.faces, face_size=(40, 160))
@@ -56,7 +59,7 @@ def main(argv=None) -> int:
 
     def run_redact():
         r = common.run_child({"mode": "redact", "source": src, "output": str(work / "redacted.mp4"),
-                              "config": {}, "report": str(work / "redacted.report.json")})
+                              "config": overrides, "report": str(work / "redacted.report.json")})
         common.log(f"[B redact]    {r['frames']} frames {r['wall']:.2f}s = {r['fps']:.1f} fps "
                    f"(cpu {r['cpu_seconds']:.1f}s, other load {r['foreign_load_cores']} cores) stages {r['timings'].get('worker_stage_seconds')}")
         return r

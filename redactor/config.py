@@ -97,7 +97,10 @@ class Config:
 
     @property
     def sample_every(self) -> int:
-        """Run the detector on frames whose global index is a multiple of this (API detectors sample sparser)."""
+        """Run the detector on frames whose global index is a multiple of this (API detectors sample sparser;
+        rekognition-video only looks boxes up by timestamp, so it runs on every frame)."""
+        if self.detector == "rekognition-video":
+            return 1
         return int(self.rekognition_every) if self.detector == "rekognition" else int(self.detect_every)
 
     @property

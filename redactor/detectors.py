@@ -51,6 +51,15 @@ def boxes_from_display(boxes: np.ndarray, k: int, width: int, height: int) -> np
     return out
 
 
+def _planes420(frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read-only numpy views (h, w) of a yuv420p frame's Y, U, V planes."""
+    out = []
+    for p in frame.planes[:3]:
+        a = np.frombuffer(p, dtype=np.uint8).reshape(-1, p.line_size)[: p.height, : p.width]
+        out.append(a)
+    return out[0], out[1], out[2]
+
+
 def nms(boxes: np.ndarray, iou: float = 0.3) -> np.ndarray:
     if len(boxes) <= 1:
         return boxes
@@ -227,7 +236,11 @@ class CenterFace:
         if len(boxes) == 0:
             return EMPTY
         W, H = frame.width, frame.height
-        full = frame.to_ndarray(format="rgb24")
+        fmt = frame.format.name
+        if fmt in ("yuv420p", "yuvj420p"):
+            planes, full = _planes420(frame), None
+        else:
+            planes, full = None, frame.to_ndarray(format="rgb24")
         out = []
         boxes = np.asarray(boxes, dtype=np.float32)[: self.MAX_TRACKS]
         spread = np.full(len(boxes), 2.5, np.float32) if spread is None else np.asarray(spread)[: len(boxes)]
@@ -235,11 +248,17 @@ class CenterFace:
             size = max(x2 - x1, y2 - y1, 4.0)
             cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
             half = float(sp) * size
-            a, b = int(max(0, cx - half)), int(max(0, cy - half))
-            c, d = int(min(W, cx + half)), int(min(H, cy + half))
+            a, b = int(max(0, cx - half)) & ~1, int(max(0, cy - half)) & ~1
+            c, d = min(W, int(cx + half) + 1) & ~1, min(H, int(cy + half) + 1) & ~1
             if c - a < 4 or d - b < 4:
                 continue
-            crop = full[b:d, a:c]
+            if planes is not None:  # convert only the window, not the whole frame
+                y, u, v = planes
+                i420 = np.concatenate([y[b:d, a:c].ravel(), u[b // 2:d // 2, a // 2:c // 2].ravel(),
+                                       v[b // 2:d // 2, a // 2:c // 2].ravel()]).reshape((d - b) * 3 // 2, c - a)
+                crop = self.cv2.cvtColor(i420, self.cv2.COLOR_YUV2RGB_I420)
+            else:
+                crop = full[b:d, a:c]
             if self.k:
                 crop = np.rot90(crop, self.k)
             ch, cw = crop.shape[:2]

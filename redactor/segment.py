@@ -266,6 +266,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
     tracks = EMPTY5
     velocity = np.zeros((0, 2), np.float32)
     misses = np.zeros(0, np.int32)
+    last_track = 0
     dets: dict[int, np.ndarray] = {}
     det_records = []
     counters = collections.Counter()
@@ -308,7 +309,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
             emitted_since = 0
 
     def decode_all(seek_pts: int | None):
-        nonlocal tracks, velocity, misses
+        nonlocal tracks, velocity, misses, last_track
         container = open_input(task["source"])
         try:
             vs = container.streams[info.video_index]
@@ -344,25 +345,34 @@ def run_chunk(detector, task: dict, progress) -> dict:
                 # Detect only where a result can reach this chunk's frames (context frames further out are
                 # decoded, not detected). With two tiers, small-face tracks run from the fine pass up to K
                 # frames before that, so their state here is the same wherever the chunk was cut.
+                # one frame after a fine pass, its small faces are looked for again to learn their velocity
+                probe_here = bool(K) and k > 1 and i % K == 1 and len(tracks) > 0 and \
+                    start - window - K <= i < end + window
                 if not K:
                     run = i % k == 0 and start - window <= i < end + window
                 elif is_fine:
                     run = start - window_fine - K <= i < end + window_fine
                 else:
-                    run = i % k == 0 and start - window - K <= i < end + window
+                    run = (i % k == 0 and start - window - K <= i < end + window) or probe_here
                 if run:
                     t1 = time.perf_counter()
+                    t_track = 0.0
                     try:
                         if not K:
                             b = detector([frame])[0]
                         elif is_fine:
                             b = detector([frame])[0]
                         else:
-                            b = np.asarray(detector.coarse([frame])[0], np.float32).reshape(-1, 5)
+                            if i % k == 0:
+                                b = np.asarray(detector.coarse([frame])[0], np.float32).reshape(-1, 5)
+                            else:  # velocity probe only
+                                b = EMPTY5
                             t2 = time.perf_counter()
                             extra, tracks, velocity, misses = _track_step(detector, frame, tracks, velocity,
-                                                                          misses, k, small_face, b)
-                            stage["track"] += time.perf_counter() - t2
+                                                                          misses, i - last_track, small_face, b)
+                            last_track = i
+                            t_track = time.perf_counter() - t2
+                            stage["track"] += t_track
                             if len(extra):
                                 b = np.concatenate([b, extra])
                     except RedactorError:
@@ -370,7 +380,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
                     except Exception as e:  # fail closed: no frame of this chunk is kept
                         raise DetectionError(f"detector failed on frame {i} (pts {p}): {type(e).__name__}: {e}",
                                              task["source"]) from e
-                    stage["detect_fine" if K and is_fine else "detect"] += time.perf_counter() - t1
+                    stage["detect_fine" if K and is_fine else "detect"] += time.perf_counter() - t1 - t_track
                     b = np.asarray(b, dtype=np.float32).reshape(-1, 5)
                     dets[i] = b
                     if K and is_fine:
@@ -384,6 +394,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
                         for a_i, b_i in match(tracks, fine[i], max_dist=6.0):
                             new_vel[b_i] = velocity[a_i]
                         tracks, velocity, misses = fine[i], new_vel, np.zeros(len(fine[i]), np.int32)
+                        last_track = i
                     counters["detected_frames"] += 1 if start <= i < end else 0
                     if start <= i < end:
                         counters["faces"] += len(b)

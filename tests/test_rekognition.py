@@ -285,19 +285,17 @@ def test_engine_redacts_where_detectfaces_said_faces_are(clip, tmp_path, monkeyp
         stub.add_response("detect_faces", detect_faces_response(clip["faces"][i], clip["width"], clip["height"]),
                           {"Image": ANY, "Attributes": ["DEFAULT"]})
     stub.activate()
-    made = []
-
-    def factory(config, source):
+    def factory(config, source):  # runs in the forked worker: the stubbed client is inherited
         d = RekognitionDetector(config, source, client=c)
         d.BACKOFF_SECONDS = 0.0
-        made.append(d)
         return d
 
     monkeypatch.setitem(detectors.FACTORIES, "rekognition", factory)
     out, rep = tmp_path / "out.mp4", tmp_path / "report.json"
     report = redactor.redact_file(clip["path"], str(out), _engine_config(rekognition_every=every),
                                   report_path=str(rep))
-    stub.assert_no_pending_responses()
+    # the engine's workers are forked: each consumed its own copy of the Stubber's queue, so the proof of what
+    # was called is the report the workers' detectors filled in
     det = report["detector"]
     assert det["name"] == "rekognition"
     assert det["rekognition_images"] == len(sampled) == report["counts"]["detected_frames"]

@@ -11,11 +11,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import redactor
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from redactor.errors import StitchError
 from redactor.records import Plan, SegmentResult
+# the function, not the package attribute: once the submodule redactor.stitch is imported anywhere in the
+# process, ``redactor.stitch`` names that module and no longer the package's stitch() function
+from redactor.stitch import stitch as stitch_parts
 
 from common import naming, s3
 from common.env import engine_config, require
@@ -69,7 +71,7 @@ def handler(event, context):
         plan.source.path = str(source)  # the engine reads the original audio from here
         output = tmp / "out" / Path(key).name
         output.parent.mkdir()
-        stitched = redactor.stitch(plan, results, str(output), CONFIG)
+        stitched = stitch_parts(plan, results, str(output), CONFIG)
         t_stitch = time.monotonic()
         from redactor.report import build_report
 
