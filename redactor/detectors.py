@@ -106,7 +106,9 @@ class CenterFace:
         self._sizes: dict[tuple[int, int], tuple[int, int, list]] = {}
 
     def stats(self) -> dict:
-        return {"calls": self.calls}
+        """Inference calls since the last stats() call (a worker reports once per chunk)."""
+        calls, self.calls = self.calls, 0
+        return {"calls": calls}
 
     def plan_inference(self, width: int, height: int, coarse: bool = False
                        ) -> tuple[int, int, list[tuple[int, int, int, int]]]:

@@ -17,8 +17,9 @@ from .segment import redact_segments
 from .stitch import output_format, stitch
 
 
-def redact_file(source: str, output: str, config: Config, report_path: str | None = None,
+def redact_file(source: str, output: str, config: Config | None = None, report_path: str | None = None,
                 detector_factory=None, progress=None, on_plan=None) -> dict:
+    config = config or Config()
     output_format(output)  # fail early on an unsupported output type
     if os.path.abspath(source) == os.path.abspath(output):
         raise InputError("output path is the input file; refusing to overwrite the source", output)

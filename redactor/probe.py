@@ -173,7 +173,8 @@ def probe(source: str) -> tuple[SourceInfo, list[int], list[int]]:
         container.close()
 
 
-def plan(source: str, config: Config) -> Plan:
+def plan(source: str, config: Config | None = None) -> Plan:
+    config = config or Config()
     info, pts, key_pts = probe(source)
     tb = parse_tb(info.time_base)
     n = len(pts)

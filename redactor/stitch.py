@@ -111,7 +111,8 @@ def verify_parts(plan: Plan, parts: list[SegmentResult]) -> list[SegmentResult]:
     return ordered
 
 
-def stitch(plan: Plan, parts: list[SegmentResult], output: str, config: Config) -> StitchResult:
+def stitch(plan: Plan, parts: list[SegmentResult], output: str, config: Config | None = None) -> StitchResult:
+    config = config or Config()
     t0 = time.perf_counter()
     fmt = output_format(output)
     ordered = verify_parts(plan, parts)
