@@ -264,7 +264,8 @@ class CenterFace:
             if self.k:
                 crop = np.rot90(crop, self.k)
             ch, cw = crop.shape[:2]
-            scale = min(4.0, max(1.0, self.FINE_FACE / size))
+            # the face is brought to FINE_FACE model pixels: upscaled when small, downscaled when larger
+            scale = min(4.0, max(0.25, self.FINE_FACE / size))
             iw = max(32, int(math.ceil(cw * scale / 32) * 32))
             ih = max(32, int(math.ceil(ch * scale / 32) * 32))
             img = self.cv2.resize(np.ascontiguousarray(crop), (iw, ih), interpolation=self.cv2.INTER_LINEAR)
