@@ -16,10 +16,35 @@ from .records import AudioStreamInfo, Keyframe, Plan, Segment, SegmentResult, So
 __version__ = "0.1.0"
 
 
-from .pipeline import redact_file  # noqa: E402
-from .probe import plan  # noqa: E402
-from .segment import redact_segment, redact_segments  # noqa: E402
-from .stitch import stitch  # noqa: E402  (binds the function over the submodule attribute of the same name)
+# Lazy wrappers keep ``import redactor`` light (records/config/errors only): the Lambda starter and
+# failure recorder import it without PyAV/OpenCV layers.
+def plan(source, config=None):
+    from .probe import plan as _plan
+    return _plan(source, config)
+
+
+def redact_segment(source, segment, config, work_dir, detector_factory=None, progress=None, source_info=None):
+    from .segment import redact_segment as _rs
+    return _rs(source, segment, config, work_dir, detector_factory=detector_factory, progress=progress,
+               source_info=source_info)
+
+
+def redact_segments(source, segments, config, work_dir, detector_factory=None, progress=None, source_info=None):
+    from .segment import redact_segments as _rs
+    return _rs(source, segments, config, work_dir, detector_factory=detector_factory, progress=progress,
+               source_info=source_info)
+
+
+def stitch(plan, parts, output, config=None):
+    from .remux import stitch as _stitch
+    return _stitch(plan, parts, output, config)
+
+
+def redact_file(source, output, config=None, report_path=None, detector_factory=None, progress=None):
+    from .pipeline import redact_file as _rf
+    return _rf(source, output, config, report_path=report_path, detector_factory=detector_factory,
+               progress=progress)
+
 
 __all__ = ["Config", "plan", "redact_segment", "redact_segments", "stitch", "redact_file", "Plan", "Segment", "SegmentResult",
            "SourceInfo", "StitchResult", "AudioStreamInfo", "Keyframe", "RedactorError", "InputError",

@@ -14,7 +14,7 @@ from .errors import InputError
 from .probe import plan as make_plan
 from .report import build_report, write_json_atomic
 from .segment import redact_segments
-from .stitch import output_format, stitch
+from .remux import output_format, stitch
 
 
 def redact_file(source: str, output: str, config: Config | None = None, report_path: str | None = None,

@@ -138,7 +138,7 @@ def _assemble(source, segment: Segment, tasks: list[dict], results: list[dict], 
     part = work / f"part-{segment.index:05d}.mp4"
     det_path = work / f"detections-{segment.index:05d}.json"
     if len(tasks) > 1:
-        from .stitch import concat_video
+        from .remux import concat_video
         try:
             concat_video([t["out"] for t in tasks], str(part), segment_index=segment.index)
         finally:
@@ -213,7 +213,8 @@ def _track_step(detector, frame, tracks, velocity, misses, k: int, small_face: f
     for a, bi in pairs:
         ca = (tracks[a, 0:2] + tracks[a, 2:4]) / 2
         cb = (small[bi, 0:2] + small[bi, 2:4]) / 2
-        vel[bi] = (cb - ca) / (k * (misses[a] + 1))
+        # a carried track's box is already its prediction: add back the motion assumed while it was lost
+        vel[bi] = ((cb - ca) + velocity[a] * k * misses[a]) / (k * (misses[a] + 1))
     new_t, new_v, new_m = [small], [vel], [np.zeros(len(small), np.int32)]
     lost = [a for a in range(len(tracks)) if a not in got and misses[a] < MAX_MISSES]
     carried = pred[lost]
@@ -424,6 +425,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
             dets.clear()
             fine.clear()
             tracks, velocity, misses = EMPTY5, np.zeros((0, 2), np.float32), np.zeros(0, np.int32)
+            last_track = 0
             det_records.clear()
             counters.clear()
             decode_all(None)

@@ -49,8 +49,8 @@ def cover_boxes(i: int, dets: dict[int, np.ndarray], k: int, window: int) -> np.
         a, b = dets.get(s0), dets.get(s1)
         if a is not None and b is not None and len(a) and len(b):
             t = (i - s0) / k
-            # a small face can move ~its size per frame; a wrong pair only adds blur (both ends stay covered)
-            pairs = match(a, b, max_dist=max(1.5, 2.5 * k))
+            # a small face can move more than its size per frame; a wrong pair only adds blur (both ends stay covered)
+            pairs = match(a, b, max_dist=max(1.5, 4.0 * k))
             if pairs:
                 ia, ib = map(list, zip(*pairs))
                 parts.append(((1 - t) * a[ia] + t * b[ib]).astype(np.float32))

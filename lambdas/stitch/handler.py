@@ -15,9 +15,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from redactor.errors import StitchError
 from redactor.records import Plan, SegmentResult
-# the function, not the package attribute: once the submodule redactor.stitch is imported anywhere in the
-# process, ``redactor.stitch`` names that module and no longer the package's stitch() function
-from redactor.stitch import stitch as stitch_parts
+from redactor.remux import stitch as stitch_parts
 
 from common import naming, s3
 from common.env import engine_config, require
