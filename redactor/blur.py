@@ -46,14 +46,17 @@ def plane_views(frame) -> list[np.ndarray]:
 
 
 def expand_boxes(boxes: np.ndarray, factor: float, width: int, height: int) -> np.ndarray:
-    """Grow boxes by ``factor`` about their centre (faces: a bit more downwards for the chin), clip, int."""
+    """Grow boxes by ``factor`` about their centre (at least by a small fixed margin), clip to the frame, int."""
     if len(boxes) == 0:
         return np.zeros((0, 4), dtype=np.int32)
     b = np.asarray(boxes, dtype=np.float32)[:, :4]
     cx = (b[:, 0] + b[:, 2]) / 2
     cy = (b[:, 1] + b[:, 3]) / 2
-    w = (b[:, 2] - b[:, 0]) * factor
-    h = (b[:, 3] - b[:, 1]) * factor
+    # small faces get at least a fixed margin (6 px, or 0.5 % of the frame width on large frames): it covers
+    # detector jitter and a few frames of motion, and costs nothing visible
+    margin = 2 * max(6.0, 0.005 * width)
+    w = np.maximum((b[:, 2] - b[:, 0]) * factor, (b[:, 2] - b[:, 0]) + margin)
+    h = np.maximum((b[:, 3] - b[:, 1]) * factor, (b[:, 3] - b[:, 1]) + margin)
     out = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
     out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, width)
     out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, height)
