@@ -54,8 +54,8 @@ def cmd_redact(a) -> int:
     c = report["counts"]
     t = report["timings"]
     if not a.quiet:
-        print(f"redacted {a.input} -> {a.output}: {c['frames']} frames, faces on {c['frames_with_faces']} "
-              f"detected frames, {c['redacted_frames']} frames redacted, {t['total']:.1f}s "
+        print(f"redacted {a.input} -> {a.output}: {c['frames']} frames, faces found on {c['frames_with_faces']} of "
+              f"{c['detected_frames']} detection frames, {c['redacted_frames']} frames redacted, {t['total']:.1f}s "
               f"({report['frames_per_second']} frames/s)" + (f"; report: {a.report}" if a.report else ""))
     return 0
 
