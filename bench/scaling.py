@@ -30,7 +30,7 @@ MEM_TOLERANCE = 1.15
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--seconds", type=float, default=None, help="speed-up clip length (default 3, quick 1)")
+    ap.add_argument("--seconds", type=float, default=None, help="speed-up clip length (default 10, quick 1)")
     ap.add_argument("--width", type=int, default=1920)
     ap.add_argument("--height", type=int, default=1080)
     ap.add_argument("--reps", type=int, default=None, help="rounds (default 2, quick 1)")
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     ap.add_argument("--mem-long", type=float, default=None, help="long clip seconds (default 60, quick 12)")
     ap.add_argument("--mem-workers", type=int, default=2)
     a = ap.parse_args(argv)
-    seconds = a.seconds or (1.0 if a.quick else 3.0)
+    seconds = a.seconds or (1.0 if a.quick else 10.0)
     reps = a.reps or (1 if a.quick else 2)
     mem_short = a.mem_short or (2.0 if a.quick else 10.0)
     mem_long = a.mem_long or (12.0 if a.quick else 60.0)

@@ -23,7 +23,7 @@ import av
 import numpy as np
 
 from . import blur
-from .config import Config
+from .config import Config, usable_cores
 from .detectors import make_detector
 from .errors import DetectionError, InputError, RedactorError
 from .pool import WorkerPool
@@ -73,7 +73,7 @@ def split_chunks(segment: Segment, workers: int, ctx: int) -> list[tuple[int, in
 def _chunk_tasks(source: str, segment: Segment, config: Config, info: SourceInfo, work: Path,
                  workers: int) -> list[dict]:
     chunks = split_chunks(segment, workers, config.context_frames)
-    threads = max(1, (os.cpu_count() or 1) // min(workers, max(1, len(chunks))))
+    threads = max(1, usable_cores() // min(workers, len(chunks)))
     lo_global = segment.start_frame - segment.context_before
     part = work / f"part-{segment.index:05d}.mp4"
     tasks = []
@@ -99,8 +99,14 @@ def redact_segments(source: str, segments: list[Segment], config: Config, work_d
         from .probe import probe
         source_info = probe(source)[0]
     workers = config.effective_workers
-    per_segment = [_chunk_tasks(source, seg, config, source_info, work, workers) for seg in segments]
+    # segments are already a unit of parallel work: split each into chunks only as far as needed to give
+    # every worker something (each chunk border costs context frames decoded and detected twice)
+    per_seg = max(1, -(-workers // max(1, len(segments))))
+    per_segment = [_chunk_tasks(source, seg, config, source_info, work, per_seg) for seg in segments]
     tasks = [t for ts in per_segment for t in ts]
+    threads = max(1, usable_cores() // min(workers, len(tasks)))
+    for t in tasks:
+        t["threads"] = threads
     factory = detector_factory or make_detector
     t0 = time.perf_counter()
     try:
