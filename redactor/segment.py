@@ -286,7 +286,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
         if not (start <= i < end):
             return
         t1 = time.perf_counter()
-        boxes = cover_boxes(i, dets, k, window)
+        boxes = cover_boxes(i, dets, k, window, extrapolate=bool(K))
         if K:
             fb = cover_boxes(i, fine, K, window_fine)
             if len(fb):
@@ -360,7 +360,8 @@ def run_chunk(detector, task: dict, progress) -> dict:
                 elif is_fine:
                     run = start - window_fine - K <= i < end + window_fine
                 else:
-                    run = (i % k == 0 and start - window - K <= i < end + window) or probe_here
+                    # up to k further: extrapolation looks one sample beyond the two around a frame
+                    run = (i % k == 0 and start - window - K <= i < end + window + k) or probe_here
                 if run:
                     t1 = time.perf_counter()
                     t_track = 0.0

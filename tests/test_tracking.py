@@ -52,3 +52,23 @@ def test_match_pairs_nearby_faces_only():
     a = np.array([_box(100, 100), _box(400, 100)], np.float32)
     b = np.array([_box(405, 102), _box(110, 98), _box(900, 500)], np.float32)
     assert sorted(match(a, b)) == [(0, 1), (1, 0)]
+
+
+def test_face_missed_on_one_sample_follows_its_motion_back_from_the_next_ones():
+    """A moving face first detected on sample 3 (missed on sample 0) is covered on frames 1-2 where it really
+    is, extrapolated back from its motion between samples 3 and 6 (two-tier mode)."""
+    k, hold = 3, 2
+    pos = lambda i: 100 + 12 * i  # noqa: E731 - 12 px/frame, box 20 px: held boxes alone would miss it
+    dets = {0: np.zeros((0, 5), np.float32), 3: np.array([_box(pos(3), 50)], np.float32),
+            6: np.array([_box(pos(6), 50)], np.float32)}
+    for i in (1, 2):
+        assert not _covers(cover_boxes(i, dets, k, hold + k - 1), pos(i), 50)
+        assert _covers(cover_boxes(i, dets, k, hold + k - 1, extrapolate=True), pos(i), 50)
+
+
+def test_face_after_the_last_sample_is_extrapolated():
+    k, hold = 3, 2
+    pos = lambda i: 100 + 12 * i  # noqa: E731
+    dets = {24: np.array([_box(pos(24), 50)], np.float32), 27: np.array([_box(pos(27), 50)], np.float32)}
+    for i in (28, 29):  # the clip ends at 29: no sample 30
+        assert _covers(cover_boxes(i, dets, k, hold + k - 1, extrapolate=True), pos(i), 50)
