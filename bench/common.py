@@ -246,8 +246,8 @@ def _child_main(spec: dict) -> dict:
     res["self_maxrss_before_mb"] = base_rss / 1024
     res["children_maxrss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     res["worker_hwm_mb"] = sorted(round(v / 1024, 1) for v in sampler.peaks.values())
-    # peak RSS of one worker: the forked workers if there were any, else this process (workers=1 runs
-    # the chunks in the calling process)
+    # peak RSS of one worker: the forked workers (the engine always forks, even for workers=1); this
+    # process only if no worker was sampled
     res["peak_rss_per_worker_mb"] = res["children_maxrss_mb"] if sampler.peaks else res["self_maxrss_mb"]
     return res
 
@@ -256,7 +256,6 @@ def transcode(source: str, output: str, crf: int, preset: str, threads: int = 0,
     """Plain decode -> encode with the engine's encoder settings (libx264, crf, preset, bframes=0, same
     pixel format and time base); the floor for any redaction that re-encodes. threads=0: libx264 auto."""
     import av
-    from fractions import Fraction
     stage = {"decode": 0.0, "encode": 0.0}
     inp = av.open(source)
     out = None
@@ -265,14 +264,13 @@ def transcode(source: str, output: str, crf: int, preset: str, threads: int = 0,
         vs = inp.streams.video[0]
         vs.thread_type = "AUTO"
         vs.codec_context.thread_count = decode_threads
-        rate = vs.average_rate or Fraction(30)
-        out = av.open(output, "w", format="mp4")
-        os_ = out.add_stream("libx264", rate=Fraction(rate).limit_denominator(1001), options={
-            "crf": str(crf), "preset": preset, "x264-params": "bframes=0", "threads": str(threads)})
-        os_.width, os_.height = vs.codec_context.width, vs.codec_context.height
-        os_.pix_fmt = vs.codec_context.pix_fmt or "yuv420p"
-        os_.time_base = vs.time_base
-        os_.codec_context.time_base = vs.time_base
+        # the engine's own encoder set-up, so (A) and (B) encode with exactly the same settings
+        from redactor import Config
+        from redactor.probe import probe
+        from redactor.segment import _open_encoder, encoder_format
+        info = probe(source)[0]
+        out, os_ = _open_encoder(output, info, Config(crf=crf, preset=preset), encoder_format(info), threads,
+                                 info.color_range)
         it = inp.decode(vs)
         while True:
             t = time.perf_counter()

@@ -27,6 +27,7 @@ from .config import Config, usable_cores
 from .detectors import make_detector
 from .errors import DetectionError, InputError, RedactorError
 from .pool import WorkerPool
+from .remux import _unlink, concat_video
 from .probe import open_input, parse_tb
 from .records import Keyframe, Segment, SegmentResult, SourceInfo
 from .tracking import cover_boxes, match
@@ -144,7 +145,6 @@ def _assemble(source, segment: Segment, tasks: list[dict], results: list[dict], 
     part = work / f"part-{segment.index:05d}.mp4"
     det_path = work / f"detections-{segment.index:05d}.json"
     if len(tasks) > 1:
-        from .remux import concat_video
         try:
             concat_video([t["out"] for t in tasks], str(part), segment_index=segment.index)
         finally:
@@ -173,13 +173,6 @@ def _assemble(source, segment: Segment, tasks: list[dict], results: list[dict], 
         redacted_frames=sum(r["redacted_frames"] for r in results),
         workers=len(tasks), wall_seconds=round(wall, 4),
         stage_seconds={k: round(v, 4) for k, v in stage.items()}, detector_stats=dstats)
-
-
-def _unlink(p):
-    try:
-        os.unlink(p)
-    except FileNotFoundError:
-        pass
 
 
 def _open_encoder(path: str, info: SourceInfo, config: Config, fmt: str, threads: int, color_range: int):
