@@ -11,7 +11,7 @@ import sys
 import time
 
 from . import __version__
-from .config import DETECTORS, MASKS, PRESETS, STYLES, Config
+from .config import DETECTORS, INFERENCE, MASKS, PRESETS, STYLES, Config
 from .errors import RedactorError
 
 
@@ -33,7 +33,8 @@ def cmd_redact(a) -> int:
         "threshold": a.threshold, "enlarge": a.enlarge, "hold": a.hold, "detect_every": a.detect_every,
         "detector": a.detector, "crf": a.crf, "preset": a.preset, "min_face": a.min_face,
         "keep_metadata": a.keep_metadata or None, "drop_audio": a.drop_audio or None,
-        "model_path": a.model, "rekognition_every": a.rekognition_every, "faces_path": a.faces}.items()
+        "model_path": a.model, "inference": a.inference, "fine_every": a.fine_every,
+        "coarse_width": a.coarse_width, "rekognition_every": a.rekognition_every, "faces_path": a.faces}.items()
         if v is not None}
     config = Config.from_dict(settings)
     show = sys.stderr.isatty() and not a.quiet
@@ -93,7 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--threshold", type=float)
     r.add_argument("--enlarge", type=float, help="box enlargement factor (default 1.3)")
     r.add_argument("--hold", type=int, help="frames a detection also covers before/after (default 2)")
-    r.add_argument("--detect-every", type=int, help="run the detector every k-th frame (default 1)")
+    r.add_argument("--detect-every", type=int,
+                   help="coarse (whole-frame) detection every k-th frame (default: Config.detect_every)")
+    r.add_argument("--fine-every", type=int,
+                   help="fine (small-face) detection every K-th frame, 0 = off (default: Config.fine_every)")
+    r.add_argument("--coarse-width", type=int, help="coarse pass inference width (default: Config.coarse_width)")
     r.add_argument("--min-face", type=int, help="smallest face width in px to resolve (default 16)")
     r.add_argument("--detector", choices=DETECTORS)
     r.add_argument("--rekognition-every", type=int,
@@ -102,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--crf", type=int)
     r.add_argument("--preset", choices=PRESETS)
     r.add_argument("--model", help="path to centerface.onnx (default: see 'redactor fetch-model')")
+    r.add_argument("--inference", choices=INFERENCE,
+                   help="CenterFace runtime (default auto: OpenVINO when installed, else OpenCV DNN)")
     r.add_argument("--keep-metadata", action="store_true", help="keep container/stream metadata (GPS...)")
     r.add_argument("--drop-audio", action="store_true")
     r.add_argument("-q", "--quiet", action="store_true")

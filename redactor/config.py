@@ -11,6 +11,7 @@ from .errors import ConfigError
 STYLES = ("blur", "pixelate", "solid")
 MASKS = ("ellipse", "box")
 DETECTORS = ("centerface", "rekognition", "rekognition-video")
+INFERENCE = ("auto", "openvino", "opencv")
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
@@ -41,6 +42,7 @@ class Config:
     keep_metadata: bool = False
     drop_audio: bool = False
     model_path: str | None = None
+    inference: str = "auto"  # CenterFace runtime: auto = OpenVINO when installed, else OpenCV DNN
     rekognition_every: int = 5  # sample every k-th frame for the per-frame Rekognition backend
     rekognition_price_per_image: float = 0.001  # USD, public list price for the first 1M images/month
     rekognition_concurrency: int = 4  # DetectFaces requests in flight at once per worker process
@@ -60,6 +62,8 @@ class Config:
             bad("workers", "must be 0 (all usable cores) or 1..256")
         if self.detector not in DETECTORS:
             bad("detector", f"must be one of {', '.join(DETECTORS)}")
+        if self.inference not in INFERENCE:
+            bad("inference", f"must be one of {', '.join(INFERENCE)}")
         if not (0.01 <= float(self.threshold) <= 0.99):
             bad("threshold", "must be between 0.01 and 0.99")
         if self.style not in STYLES:

@@ -248,6 +248,8 @@ def run_chunk(detector, task: dict, progress) -> dict:
         cv2.setNumThreads(threads)
     except Exception:  # pragma: no cover
         pass
+    if hasattr(detector, "set_threads"):
+        detector.set_threads(threads)
     stage = collections.Counter()
     fmt = encoder_format(info)
     index = {p: lo + i for i, p in enumerate(pts_list)}

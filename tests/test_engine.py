@@ -284,3 +284,29 @@ def test_output_timestamps_match_in_seconds(media, model_path, tmp_path):
     redact_file(clip["path"], out, _cfg(model_path))
     tb = Fraction(clip["time_base"])
     assert video_times(out) == [p * tb for p in clip["pts"]]
+
+
+@pytest.mark.parametrize("fixed", [True, False])
+def test_inference_backends_agree(model_path, fixed):
+    """OpenVINO (default when installed) and OpenCV DNN run the same model: same faces, same places, for
+    whole frames (shape-specialised compile) and track windows (dynamic shape)."""
+    pytest.importorskip("openvino")
+    from skimage import data
+    img = np.ascontiguousarray(data.astronaut()[:, :, :3])
+    found = {}
+    for backend in ("openvino", "opencv"):
+        det = CenterFace(Config(model_path=model_path, inference=backend))
+        assert det.backend == backend
+        found[backend] = det.detect_rgb(img, 512, 512, fixed=fixed)
+        assert det.stats()["backend_" + backend] == 1
+    a, b = found["openvino"], found["opencv"]
+    assert len(a) == len(b) >= 1
+    a, b = a[np.argsort(-a[:, 4])], b[np.argsort(-b[:, 4])]
+    assert np.abs(a[:, :4] - b[:, :4]).max() < 2.0  # pixels
+    assert np.abs(a[:, 4] - b[:, 4]).max() < 0.02  # scores
+
+
+def test_unknown_inference_backend_is_a_config_error():
+    from redactor.errors import ConfigError
+    with pytest.raises(ConfigError, match="inference"):
+        Config(inference="cuda")
