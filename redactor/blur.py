@@ -99,21 +99,51 @@ def _pixelate_roi(roi: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
+def clusters(boxes: np.ndarray) -> list[np.ndarray]:
+    """Group (int) boxes whose rectangles touch or overlap: a frame's boxes come from several samples,
+    interpolation and tracks, so one face is usually covered by several near-identical boxes."""
+    n = len(boxes)
+    parent = list(range(n))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    x1, y1, x2, y2 = (boxes[:, j] for j in range(4))
+    touch = (x1[:, None] <= x2[None, :]) & (x1[None, :] <= x2[:, None]) & \
+        (y1[:, None] <= y2[None, :]) & (y1[None, :] <= y2[:, None])
+    for i, j in zip(*np.nonzero(np.triu(touch, 1))):
+        ri, rj = root(i), root(j)
+        if ri != rj:
+            parent[ri] = rj
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(root(i), []).append(i)
+    return [boxes[idx] for idx in groups.values()]
+
+
 def redact_planes(planes: list[np.ndarray], boxes: np.ndarray, fmt: str, style: str, mask: str,
                   full_range: bool) -> None:
-    """Apply the style to each (already expanded, int) box on all planes, in place."""
+    """Apply the style to each (already expanded, int) box on all planes, in place.
+
+    Overlapping boxes are done together: the style is computed once over the cluster's bounding region
+    (blur/pixel size from its largest face) and written through the union of the boxes' masks, which is
+    exactly the area the boxes cover one by one, at a fraction of the cost."""
     sx, sy, bits = PLANAR[fmt]
     maxv = (1 << bits) - 1
-    for (x1, y1, x2, y2) in boxes:
-        size = max(x2 - x1, y2 - y1)
+    for group in clusters(np.asarray(boxes, dtype=np.int64).reshape(-1, 4)):
+        gx1, gy1 = int(group[:, 0].min()), int(group[:, 1].min())
+        gx2, gy2 = int(group[:, 2].max()), int(group[:, 3].max())
+        size = int(max(np.max(group[:, 2] - group[:, 0]), np.max(group[:, 3] - group[:, 1])))
         for pi, plane in enumerate(planes):
             if pi == 0:
-                a, b, c, d = x1, y1, x2, y2
-                s = size
+                fx, fy, s = 0, 0, size
             else:
-                a, b = x1 >> sx, y1 >> sy
-                c, d = -(-x2 >> sx), -(-y2 >> sy)
-                s = max(1, size >> sx)
+                fx, fy, s = sx, sy, max(1, size >> sx)
+            a, b = gx1 >> fx, gy1 >> fy
+            c, d = -(-gx2 >> fx), -(-gy2 >> fy)
             roi = plane[b:d, a:c]
             if roi.size == 0:
                 continue
@@ -127,11 +157,20 @@ def redact_planes(planes: list[np.ndarray], boxes: np.ndarray, fmt: str, style: 
                 else:
                     v = 1 << (bits - 1)
                 new = np.full_like(roi, min(v, maxv))
-            if mask == "ellipse":
-                m = _ellipse_mask(roi.shape[1], roi.shape[0])
-                np.copyto(roi, new, where=m)
-            else:
+            if len(group) == 1 and mask != "ellipse":
                 roi[...] = new
+                continue
+            m = np.zeros(roi.shape, dtype=bool)
+            for (x1, y1, x2, y2) in group:
+                ba, bb = (x1 >> fx) - a, (y1 >> fy) - b
+                bc, bd = -(-x2 >> fx) - a, -(-y2 >> fy) - b
+                if bc <= ba or bd <= bb:
+                    continue
+                if mask == "ellipse":
+                    m[bb:bd, ba:bc] |= _ellipse_mask(bc - ba, bd - bb)
+                else:
+                    m[bb:bd, ba:bc] = True
+            np.copyto(roi, new, where=m)
 
 
 def redact_frame(frame, boxes: np.ndarray, style: str, mask: str, enlarge: float):

@@ -246,6 +246,8 @@ class CenterFace:
                     tiles.append((x, y, tw, th))
         iw = int(math.ceil(tw * scale / 32) * 32)
         ih = int(math.ceil(th * scale / 32) * 32)
+        if scale > 1.0 and iw * ih > budget:  # rounding up went over the budget (1080p -> 1952 wide)
+            iw = max(32, int(math.floor(tw * scale / 32) * 32))
         self._sizes[key] = (iw, ih, tiles)
         return self._sizes[key]
 

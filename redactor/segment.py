@@ -192,6 +192,11 @@ def _open_encoder(path: str, info: SourceInfo, config: Config, fmt: str, threads
 
 
 MAX_MISSES = 2  # a small-face track not found again is carried on its predicted path this many samples
+# Track windows, in face sizes from the predicted centre to the window's edge: a face whose velocity is known
+# is looked for within TRACK_SPREAD, one without (new, or lost last time) within SEARCH_SPREAD. The window is
+# inferred with the face at the fine pass's scale, so its cost grows with the square of the spread.
+TRACK_SPREAD = float(os.environ.get("REDACTOR_TRACK_SPREAD", 1.6))
+SEARCH_SPREAD = float(os.environ.get("REDACTOR_SEARCH_SPREAD", 2.5))
 
 
 def _track_step(detector, frame, tracks, velocity, misses, k: int, small_face: float, coarse: np.ndarray):
@@ -202,7 +207,7 @@ def _track_step(detector, frame, tracks, velocity, misses, k: int, small_face: f
     pred = tracks.copy()
     if len(tracks):
         pred[:, 0:4] += np.tile(velocity * k, 2)
-        spread = np.where((misses == 0) & np.any(velocity != 0, axis=1), 2.5, 4.0)
+        spread = np.where((misses == 0) & np.any(velocity != 0, axis=1), TRACK_SPREAD, SEARCH_SPREAD)
         found = np.asarray(detector.track(frame, pred, spread), dtype=np.float32).reshape(-1, 5)
     size = np.maximum(found[:, 2] - found[:, 0], found[:, 3] - found[:, 1])
     small = found[size < small_face]
