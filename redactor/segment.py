@@ -195,8 +195,8 @@ MAX_MISSES = 2  # a small-face track not found again is carried on its predicted
 # Track windows, in face sizes from the predicted centre to the window's edge: a face whose velocity is known
 # is looked for within TRACK_SPREAD, one without (new, or lost last time) within SEARCH_SPREAD. The window is
 # inferred with the face at the fine pass's scale, so its cost grows with the square of the spread.
-TRACK_SPREAD = float(os.environ.get("REDACTOR_TRACK_SPREAD", 1.6))
-SEARCH_SPREAD = float(os.environ.get("REDACTOR_SEARCH_SPREAD", 2.5))
+TRACK_SPREAD = 2.5
+SEARCH_SPREAD = 4.0
 
 
 def _track_step(detector, frame, tracks, velocity, misses, k: int, small_face: float, coarse: np.ndarray):
