@@ -157,8 +157,11 @@ def redact_planes(planes: list[np.ndarray], boxes: np.ndarray, fmt: str, style: 
                 else:
                     v = 1 << (bits - 1)
                 new = np.full_like(roi, min(v, maxv))
-            if len(group) == 1 and mask != "ellipse":
-                roi[...] = new
+            if len(group) == 1:  # the region is the box itself: no union to build
+                if mask == "ellipse":
+                    np.copyto(roi, new, where=_ellipse_mask(roi.shape[1], roi.shape[0]))
+                else:
+                    roi[...] = new
                 continue
             m = np.zeros(roi.shape, dtype=bool)
             for (x1, y1, x2, y2) in group:

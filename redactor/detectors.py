@@ -13,7 +13,7 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 
 from .config import Config
-from .errors import DetectionError
+from .errors import DetectionError, ModelError
 from .records import SourceInfo
 
 EMPTY = np.zeros((0, 5), dtype=np.float32)
@@ -162,7 +162,6 @@ def make_net(path: str, inference: str, outputs: list[str]):
     if inference == "auto":
         inference = "openvino" if openvino_available() else "opencv"
     if inference == "openvino" and not openvino_available():
-        from .errors import ModelError
         raise ModelError("inference=openvino but the openvino package is not installed "
                          "(pip install openvino, or use inference=opencv)")
     return BACKENDS[inference](path, outputs)
@@ -170,7 +169,7 @@ def make_net(path: str, inference: str, outputs: list[str]):
 
 # ---------------------------------------------------------------------------------------------- CenterFace
 class CenterFace:
-    """CenterFace (MIT) in OpenCV DNN. The inference size is picked from the frame size (see
+    """CenterFace (MIT), run by OpenVINO or OpenCV DNN (``make_net``). The inference size is picked from the frame size (see
     ``plan_inference``): small frames are upscaled, large ones tiled, never silently skipped."""
 
     name = "centerface"
