@@ -117,8 +117,10 @@ class Config:
 
     @property
     def context_frames(self) -> int:
-        """Frames of context a worker reads on each side of its range so results do not depend on cuts."""
-        return int(self.hold) + self.sample_every + self.fine_period
+        """Frames of context a worker reads on each side of its range so results do not depend on cuts: the
+        coarse samples that shape a frame's boxes (hold + 2k - 1 away), the fine passes around it (K - 1) and
+        the start of its fine interval, where its small-face tracks begin (segment.py)."""
+        return max(int(self.hold) + 2 * self.sample_every, self.fine_period)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

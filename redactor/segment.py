@@ -3,12 +3,15 @@
 The segment is split into one chunk per worker process. Each worker opens the source itself, seeks to the
 keyframe before its chunk (minus context), decodes and discards frames before it, so frames never travel
 through pipes. Detection is two-tier (see README "Speed"): a coarse whole-frame pass on frames whose *global*
-index is a multiple of ``detect_every`` (k) and a fine small-face pass on multiples of ``fine_every`` (K). A
-frame is covered by every coarse detection within ``hold + k - 1`` frames and every fine detection within
-``hold + K - 1`` frames of it, plus boxes interpolated between the samples around it (``tracking.py``), so a
-frame is encoded only once the next fine pass after it has run. Everything depends on global indices, so
-results do not depend on where segments or chunks were cut. Any detector error fails the chunk, and with it
-the segment: its part file is removed and nothing is returned.
+index is a multiple of ``detect_every`` (k) and a fine small-face pass on multiples of ``fine_every`` (K);
+between fine passes, the small faces the fine pass found are tracked every k frames in windows around them.
+A frame is covered by every coarse detection within ``hold + k - 1`` frames of it, plus boxes interpolated
+or extrapolated from the samples around it (``tracking.py``); by the fine boxes of the fine passes on either
+side of it; and by the small-face track boxes of its own fine interval ``[mK, (m+1)K)`` (tracks start afresh
+at each fine pass). So a frame is encoded only once the next fine pass after it has run, chunks are cut on
+fine-pass frames, and everything depends on global indices: results do not depend on where segments or
+chunks were cut. Any detector error fails the chunk, and with it the segment: its part file is removed and
+nothing is returned.
 """
 from __future__ import annotations
 
@@ -45,8 +48,11 @@ def encoder_format(info: SourceInfo) -> str:
     return fmt
 
 
-def split_chunks(segment: Segment, workers: int, ctx: int) -> list[tuple[int, int, Keyframe]]:
-    """[(start, end, seek_keyframe)] covering the segment; starts snap to keyframes when one is close."""
+def split_chunks(segment: Segment, workers: int, ctx: int, period: int = 0) -> list[tuple[int, int, Keyframe]]:
+    """[(start, end, seek_keyframe)] covering the segment. With a fine pass every ``period`` frames, cuts fall
+    on fine-pass frames: a chunk's small-face tracks start at the fine pass that begins each of its fine
+    intervals, so a cut there costs one duplicated fine pass and a few coarse samples, not a track chain.
+    Without one, starts snap to keyframes when one is close (less decoding from the keyframe before)."""
     n = segment.frames
     # a chunk decodes ctx frames of context on each side: keep chunks at least twice that long
     count = max(1, min(workers, n // max(MIN_CHUNK_FRAMES, 2 * ctx)))
@@ -55,7 +61,11 @@ def split_chunks(segment: Segment, workers: int, ctx: int) -> list[tuple[int, in
     bounds = [segment.start_frame]
     for c in range(1, count):
         ideal = segment.start_frame + round(c * n / count)
-        near = [f for f in key_idx if abs(f - ideal) <= n / count / 4 and bounds[-1] < f < segment.end_frame]
+        if period:
+            near = [round(ideal / period) * period + d * period for d in (0, -1, 1)]
+            near = [f for f in near if bounds[-1] < f < segment.end_frame]
+        else:
+            near = [f for f in key_idx if abs(f - ideal) <= n / count / 4 and bounds[-1] < f < segment.end_frame]
         cut = min(near, key=lambda f: abs(f - ideal)) if near else ideal
         if cut > bounds[-1]:
             bounds.append(cut)
@@ -73,7 +83,7 @@ def split_chunks(segment: Segment, workers: int, ctx: int) -> list[tuple[int, in
 
 def _chunk_tasks(source: str, segment: Segment, config: Config, info: SourceInfo, work: Path,
                  workers: int) -> list[dict]:
-    chunks = split_chunks(segment, workers, config.context_frames)
+    chunks = split_chunks(segment, workers, config.context_frames, config.fine_period)
     threads = max(1, usable_cores() // min(workers, len(chunks)))
     lo_global = segment.start_frame - segment.context_before
     part = work / f"part-{segment.index:05d}.mp4"
@@ -267,9 +277,17 @@ def run_chunk(detector, task: dict, progress) -> dict:
         K = 0
     small_face = detector.coarse_min_face(info.width, info.height) if K else 0.0
     window = int(cfg.hold) + k - 1
-    window_fine = int(cfg.hold) + K - 1 if K else 0
-    latency = max(window, window_fine)
+    # fine boxes cover every frame up to the fine passes on either side (the two around a frame both reach it)
+    window_fine = K - 1 if K else 0
+    # coarse samples this far from a frame shape its boxes (held, interpolated, extrapolated)
+    reach = window + k
+    latency = max(reach, window_fine) if K else window
+    # small-face tracks are local to a fine interval [mK, (m+1)K): they start from the fine pass at mK and
+    # cover only frames of that interval, so a chunk runs the chains of the intervals it overlaps and nothing
+    # before them (results still do not depend on where chunks were cut)
+    base = start - start % K if K else start
     fine: dict[int, np.ndarray] = {}
+    tdets: dict[int, np.ndarray] = {}
     tracks = EMPTY5
     velocity = np.zeros((0, 2), np.float32)
     misses = np.zeros(0, np.int32)
@@ -288,9 +306,12 @@ def run_chunk(detector, task: dict, progress) -> dict:
         t1 = time.perf_counter()
         boxes = cover_boxes(i, dets, k, window, extrapolate=bool(K))
         if K:
-            fb = cover_boxes(i, fine, K, window_fine)
-            if len(fb):
-                boxes = np.concatenate([boxes, fb]) if len(boxes) else fb
+            m0 = i - i % K
+            local = {j: v for j, v in tdets.items() if m0 <= j < m0 + K}
+            more = [b for b in (cover_boxes(i, local, k, window, extrapolate=True),
+                                cover_boxes(i, fine, K, window_fine)) if len(b)]
+            if more:
+                boxes = np.concatenate([boxes] + more) if len(boxes) else np.concatenate(more)
         if frame.format.name != fmt:
             pts_, tb_ = frame.pts, frame.time_base
             frame = frame.reformat(format=fmt)
@@ -350,18 +371,17 @@ def run_chunk(detector, task: dict, progress) -> dict:
                 expected += 1
                 is_fine = not K or i % K == 0
                 # Detect only where a result can reach this chunk's frames (context frames further out are
-                # decoded, not detected). With two tiers, small-face tracks run from the fine pass up to K
-                # frames before that, so their state here is the same wherever the chunk was cut.
+                # decoded, not detected): coarse samples within ``reach``, fine passes within K - 1, and the
+                # small-face track chain of every fine interval that holds a chunk frame (from its start).
+                chain = bool(K) and base <= i < end + reach and i - i % K < end
                 # one frame after a fine pass, its small faces are looked for again to learn their velocity
-                probe_here = bool(K) and k > 1 and i % K == 1 and len(tracks) > 0 and \
-                    start - window - K <= i < end + window
+                probe_here = chain and k > 1 and i % K == 1 and len(tracks) > 0
                 if not K:
                     run = i % k == 0 and start - window <= i < end + window
                 elif is_fine:
-                    run = start - window_fine - K <= i < end + window_fine
+                    run = start - window_fine <= i < end + window_fine
                 else:
-                    # up to k further: extrapolation looks one sample beyond the two around a frame
-                    run = (i % k == 0 and start - window - K <= i < end + window + k) or probe_here
+                    run = (i % k == 0 and (start - reach <= i < end + reach or chain)) or probe_here
                 if run:
                     t1 = time.perf_counter()
                     t_track = 0.0
@@ -375,14 +395,14 @@ def run_chunk(detector, task: dict, progress) -> dict:
                                 b = np.asarray(detector.coarse([frame])[0], np.float32).reshape(-1, 5)
                             else:  # velocity probe only
                                 b = EMPTY5
-                            t2 = time.perf_counter()
-                            extra, tracks, velocity, misses = _track_step(detector, frame, tracks, velocity,
-                                                                          misses, i - last_track, small_face, b)
-                            last_track = i
-                            t_track = time.perf_counter() - t2
-                            stage["track"] += t_track
-                            if len(extra):
-                                b = np.concatenate([b, extra])
+                            extra = EMPTY5
+                            if chain:
+                                t2 = time.perf_counter()
+                                extra, tracks, velocity, misses = _track_step(
+                                    detector, frame, tracks, velocity, misses, i - last_track, small_face, b)
+                                last_track = i
+                                t_track = time.perf_counter() - t2
+                                stage["track"] += t_track
                     except RedactorError:
                         raise
                     except Exception as e:  # fail closed: no frame of this chunk is kept
@@ -391,17 +411,20 @@ def run_chunk(detector, task: dict, progress) -> dict:
                     stage["detect_fine" if K and is_fine else "detect"] += time.perf_counter() - t1 - t_track
                     b = np.asarray(b, dtype=np.float32).reshape(-1, 5)
                     dets[i] = b
+                    if K and not is_fine:
+                        tdets[i] = extra
+                        if len(extra):
+                            b = np.concatenate([b, extra])
                     if K and is_fine:
                         # fine boxes are held until the next fine pass only where the coarse pass cannot
                         # follow them (small faces); big faces are followed by the coarse pass every k frames.
                         # The small ones are also tracked (fine-scale windows around them) every k frames.
                         size = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
                         fine[i] = b[size < small_face]
-                        # keep the velocity of tracks the fine pass finds again
-                        new_vel = np.zeros((len(fine[i]), 2), np.float32)
-                        for a_i, b_i in match(tracks, fine[i], max_dist=6.0):
-                            new_vel[b_i] = velocity[a_i]
-                        tracks, velocity, misses = fine[i], new_vel, np.zeros(len(fine[i]), np.int32)
+                        # a new interval's tracks start here afresh (velocity from the probe one frame on)
+                        tracks = fine[i]
+                        velocity = np.zeros((len(tracks), 2), np.float32)
+                        misses = np.zeros(len(tracks), np.int32)
                         last_track = i
                     counters["detected_frames"] += 1 if start <= i < end else 0
                     if start <= i < end:
@@ -413,6 +436,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
                     emit(*pending.popleft())
                 for j in [j for j in dets if j < i - 2 * latency - k]:
                     del dets[j]
+                    tdets.pop(j, None)
                 for j in [j for j in fine if j < i - 2 * latency - K]:
                     del fine[j]
             if expected != lo + len(pts_list):
@@ -430,6 +454,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
         if not decode_all(seek_pts):
             pending.clear()
             dets.clear()
+            tdets.clear()
             fine.clear()
             tracks, velocity, misses = EMPTY5, np.zeros((0, 2), np.float32), np.zeros(0, np.int32)
             last_track = 0
