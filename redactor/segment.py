@@ -95,6 +95,8 @@ def _chunk_tasks(source: str, segment: Segment, config: Config, info: SourceInfo
             "segment": segment.index, "source": str(source), "info": info, "config": config,
             "start": a, "end": b, "lo": lo, "frame_pts": segment.frame_pts[lo - lo_global: hi - lo_global],
             "seek": seek, "threads": threads,
+            # the video's last frame gets a fine pass too: small faces there are tracked back from it
+            "last_frame": segment.end_frame - 1 if segment.end_pts is None else -1,
             "out": str(work / f"part-{segment.index:05d}-{ci:02d}.mp4") if len(chunks) > 1 else str(part),
         })
     return tasks
@@ -250,6 +252,26 @@ def _track_step(detector, frame, tracks, velocity, misses, k: int, small_face: f
     return cover, np.concatenate(new_t), np.concatenate(new_v), np.concatenate(new_m)
 
 
+def _track_back(detector, samples: list, seeds: np.ndarray, seed_frame: int, small_face: float) -> dict:
+    """Follow ``seeds`` (small faces a fine pass found on ``seed_frame`` that no forward track explains:
+    faces that appeared, or were lost, since the previous fine pass) backwards through ``samples``
+    [(frame index, frame)], newest first, until every track is lost. Returns {frame index: boxes}."""
+    out = {}
+    tracks = np.asarray(seeds, np.float32).reshape(-1, 5)
+    velocity = np.zeros((len(tracks), 2), np.float32)
+    misses = np.zeros(len(tracks), np.int32)
+    last = seed_frame
+    for j, frame in samples:
+        if not len(tracks):
+            break
+        cover, tracks, velocity, misses = _track_step(detector, frame, tracks, velocity, misses, last - j,
+                                                      small_face, EMPTY5)
+        last = j
+        if len(cover):
+            out[j] = cover
+    return out
+
+
 def run_chunk(detector, task: dict, progress) -> dict:
     """Worker body: one chunk [start, end) of a segment -> an encoded MP4 part (runs in a worker process;
     ``detector`` is the worker's own, built once)."""
@@ -268,6 +290,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
     stage = collections.Counter()
     fmt = encoder_format(info)
     index = {p: lo + i for i, p in enumerate(pts_list)}
+    index_pts = {lo + i: p for i, p in enumerate(pts_list)}
     first_pts, last_pts = pts_list[0], pts_list[-1]
     k = cfg.sample_every
     K = cfg.fine_period
@@ -286,6 +309,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
     # cover only frames of that interval, so a chunk runs the chains of the intervals it overlaps and nothing
     # before them (results still do not depend on where chunks were cut)
     base = start - start % K if K else start
+    last_frame = int(task.get("last_frame", -1))
     fine: dict[int, np.ndarray] = {}
     tdets: dict[int, np.ndarray] = {}
     tracks = EMPTY5
@@ -293,7 +317,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
     misses = np.zeros(0, np.int32)
     last_track = 0
     dets: dict[int, np.ndarray] = {}
-    det_records = []
+    det_records: dict[int, tuple[int, np.ndarray]] = {}
     counters = collections.Counter()
     pending: collections.deque = collections.deque()
     out = ostream = None
@@ -369,11 +393,11 @@ def run_chunk(detector, task: dict, progress) -> dict:
                     raise InputError(f"frame with pts {p} decoded out of plan (expected frame {expected})",
                                      task["source"])
                 expected += 1
-                is_fine = not K or i % K == 0
+                is_fine = not K or i % K == 0 or i == last_frame
                 # Detect only where a result can reach this chunk's frames (context frames further out are
                 # decoded, not detected): coarse samples within ``reach``, fine passes within K - 1, and the
                 # small-face track chain of every fine interval that holds a chunk frame (from its start).
-                chain = bool(K) and base <= i < end + reach and i - i % K < end
+                chain = bool(K) and base <= i and i - i % K < end
                 # one frame after a fine pass, its small faces are looked for again to learn their velocity
                 probe_here = chain and k > 1 and i % K == 1 and len(tracks) > 0
                 if not K:
@@ -421,6 +445,29 @@ def run_chunk(detector, task: dict, progress) -> dict:
                         # The small ones are also tracked (fine-scale windows around them) every k frames.
                         size = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
                         fine[i] = b[size < small_face]
+                        # small faces here that the forward tracks of the interval before do not explain are
+                        # followed backwards through it (they appeared, or were missed, since its fine pass)
+                        prev = (i - 1) - (i - 1) % K
+                        if i > 0 and i > start and prev < end - 1 and len(fine[i]) and k > 1:
+                            t2 = time.perf_counter()
+                            ok = misses == 0
+                            pred = tracks[ok].copy()
+                            pred[:, 0:4] += np.tile(velocity[ok] * (i - last_track), 2)
+                            known = {bi for _, bi in match(pred, fine[i], max_dist=2.0)}
+                            seeds = fine[i][[x for x in range(len(fine[i])) if x not in known]]
+                            if len(seeds):
+                                samples = [(j, f) for j, f in reversed(pending) if prev < j < i and j % k == 0]
+                                try:
+                                    back = _track_back(detector, samples, seeds, i, small_face)
+                                except Exception as e:  # fail closed
+                                    raise DetectionError(f"detector failed tracking back from frame {i}: "
+                                                         f"{type(e).__name__}: {e}", task["source"]) from e
+                                for j, bb in back.items():
+                                    tdets[j] = np.concatenate([tdets[j], bb]) if j in tdets else bb
+                                    if start <= j < end:
+                                        pj, old = det_records.get(j, (index_pts[j], EMPTY5))
+                                        det_records[j] = (pj, np.concatenate([old, bb]))
+                            stage["track_back"] += time.perf_counter() - t2
                         # a new interval's tracks start here afresh (velocity from the probe one frame on)
                         tracks = fine[i]
                         velocity = np.zeros((len(tracks), 2), np.float32)
@@ -430,7 +477,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
                     if start <= i < end:
                         counters["faces"] += len(b)
                         if len(b):
-                            det_records.append({"frame": i, "pts": p, "boxes": np.round(b, 2).tolist()})
+                            det_records[i] = (p, b)
                 pending.append((i, frame))
                 while pending and pending[0][0] + latency <= i:
                     emit(*pending.popleft())
@@ -481,5 +528,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
     stats = detector.stats() if hasattr(detector, "stats") else {}
     return {"frames": counters["frames"], "first_pts": counters["first_pts"], "last_pts": counters["last_pts"],
             "detected_frames": counters["detected_frames"], "faces": counters["faces"],
-            "redacted_frames": counters["redacted_frames"], "detections": det_records,
+            "redacted_frames": counters["redacted_frames"],
+            "detections": [{"frame": j, "pts": pj, "boxes": np.round(bj, 2).tolist()}
+                           for j, (pj, bj) in sorted(det_records.items())],
             "stage_seconds": dict(stage), "detector_stats": stats, "pid": os.getpid()}
