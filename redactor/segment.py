@@ -208,6 +208,9 @@ MAX_MISSES = 2  # a small-face track not found again is carried on its predicted
 # is looked for within TRACK_SPREAD, one without (new, or lost last time) within SEARCH_SPREAD. The window is
 # inferred with the face at the fine pass's scale, so its cost grows with the square of the spread.
 TRACK_SPREAD = 2.5
+# Track boxes are paired between samples (interpolated, extrapolated) up to this many face sizes per frame
+# apart: the tracker follows small faces this fast (measured: 20 px faces moving 95 px/frame in 4K).
+TRACK_SPEED = 8.0
 SEARCH_SPREAD = 4.0
 
 
@@ -332,7 +335,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
         if K:
             m0 = i - i % K
             local = {j: v for j, v in tdets.items() if m0 <= j < m0 + K}
-            more = [b for b in (cover_boxes(i, local, k, window, extrapolate=True),
+            more = [b for b in (cover_boxes(i, local, k, window, extrapolate=True, speed=TRACK_SPEED),
                                 cover_boxes(i, fine, K, window_fine)) if len(b)]
             if more:
                 boxes = np.concatenate([boxes] + more) if len(boxes) else np.concatenate(more)
@@ -468,8 +471,10 @@ def run_chunk(detector, task: dict, progress) -> dict:
                                         pj, old = det_records.get(j, (index_pts[j], EMPTY5))
                                         det_records[j] = (pj, np.concatenate([old, bb]))
                             stage["track_back"] += time.perf_counter() - t2
-                        # a new interval's tracks start here afresh (velocity from the probe one frame on)
+                        # a new interval's tracks start here afresh (velocity from the probe one frame on);
+                        # its track boxes start from these, so frames up to the first sample interpolate
                         tracks = fine[i]
+                        tdets[i] = np.concatenate([tdets[i], fine[i]]) if i in tdets else fine[i]
                         velocity = np.zeros((len(tracks), 2), np.float32)
                         misses = np.zeros(len(tracks), np.int32)
                         last_track = i

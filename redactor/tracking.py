@@ -41,24 +41,26 @@ def match(a: np.ndarray, b: np.ndarray, max_dist: float = 1.5) -> list[tuple[int
     return pairs
 
 
-def _extrapolated(base: np.ndarray, other: np.ndarray, steps: float, k: int) -> list[np.ndarray]:
+def _extrapolated(base: np.ndarray, other: np.ndarray, steps: float, k: int, speed: float = 4.0
+                  ) -> list[np.ndarray]:
     """Boxes of ``base`` moved ``steps`` sample intervals along the motion from ``other`` (one interval away
     in the opposite direction) to ``base``, for each face matched between them."""
     if base is None or other is None or len(base) == 0 or len(other) == 0:
         return []
-    pairs = match(other, base, max_dist=max(1.5, 4.0 * k))
+    pairs = match(other, base, max_dist=max(1.5, speed * k))
     if not pairs:
         return []
     io, ib = map(list, zip(*pairs))
     return [(base[ib] + (base[ib] - other[io]) * steps).astype(np.float32)]
 
 
-def cover_boxes(i: int, dets: dict[int, np.ndarray], k: int, window: int, extrapolate: bool = False
-                ) -> np.ndarray:
+def cover_boxes(i: int, dets: dict[int, np.ndarray], k: int, window: int, extrapolate: bool = False,
+                speed: float = 4.0) -> np.ndarray:
     """Boxes covering frame ``i``. With ``extrapolate`` (the caller guarantees samples up to two intervals
     away are known), faces seen on only one of the two samples around ``i`` -- appearing, disappearing, or
     missed on one sample -- also follow their motion from the neighbouring sample instead of staying put,
-    and so do faces after the last sample of the clip."""
+    and so do faces after the last sample of the clip. ``speed``: the fastest motion, in face sizes per
+    frame, that two samples are paired across (a wrong pair only adds blur: both ends stay covered)."""
     parts = [b for j, b in dets.items() if abs(j - i) <= window and len(b)]
     if k > 1 and i % k:
         s0 = i - i % k
@@ -68,18 +70,18 @@ def cover_boxes(i: int, dets: dict[int, np.ndarray], k: int, window: int, extrap
         pairs = []
         if a is not None and b is not None and len(a) and len(b):
             # a small face can move more than its size per frame; a wrong pair only adds blur (both ends stay covered)
-            pairs = match(a, b, max_dist=max(1.5, 4.0 * k))
+            pairs = match(a, b, max_dist=max(1.5, speed * k))
             if pairs:
                 ia, ib = map(list, zip(*pairs))
                 parts.append(((1 - t) * a[ia] + t * b[ib]).astype(np.float32))
         if extrapolate and a is not None:
             seen_a = {x for x, _ in pairs}
             lost = a[[x for x in range(len(a)) if x not in seen_a]] if len(a) else a
-            parts += _extrapolated(lost, dets.get(s0 - k), t, k)  # continues forward from s0
+            parts += _extrapolated(lost, dets.get(s0 - k), t, k, speed)  # continues forward from s0
             if b is not None and len(b):
                 seen_b = {y for _, y in pairs}
                 new = b[[y for y in range(len(b)) if y not in seen_b]]
-                parts += _extrapolated(new, dets.get(s1 + k), 1 - t, k)  # comes backward from s1
+                parts += _extrapolated(new, dets.get(s1 + k), 1 - t, k, speed)  # comes backward from s1
     if not parts:
         return EMPTY
     return np.concatenate(parts)
