@@ -216,8 +216,9 @@ SEARCH_SPREAD = 4.0
 
 def _track_step(detector, frame, tracks, velocity, misses, k: int, small_face: float, coarse: np.ndarray):
     """One tracking step for small faces, k frames after the last one. Returns (boxes to cover on this
-    frame, tracks, velocity, misses): faces found in the tracks' windows, plus lost tracks carried on their
-    predicted path. Small faces the coarse pass found start new tracks."""
+    frame, tracks, velocity, misses, fresh): faces found in the tracks' windows, plus lost tracks carried on
+    their predicted path. Small faces the coarse pass found that no track explains start new tracks
+    (``fresh``)."""
     found = EMPTY5
     pred = tracks.copy()
     if len(tracks):
@@ -252,7 +253,7 @@ def _track_step(detector, frame, tracks, velocity, misses, k: int, small_face: f
         new_v.append(np.zeros((len(fresh), 2), np.float32))
         new_m.append(np.zeros(len(fresh), np.int32))
     cover = np.concatenate([found, carried]) if len(carried) else found
-    return cover, np.concatenate(new_t), np.concatenate(new_v), np.concatenate(new_m)
+    return cover, np.concatenate(new_t), np.concatenate(new_v), np.concatenate(new_m), fresh
 
 
 def _track_back(detector, samples: list, seeds: np.ndarray, seed_frame: int, small_face: float) -> dict:
@@ -267,8 +268,8 @@ def _track_back(detector, samples: list, seeds: np.ndarray, seed_frame: int, sma
     for j, frame in samples:
         if not len(tracks):
             break
-        cover, tracks, velocity, misses = _track_step(detector, frame, tracks, velocity, misses, last - j,
-                                                      small_face, EMPTY5)
+        cover, tracks, velocity, misses, _ = _track_step(detector, frame, tracks, velocity, misses, last - j,
+                                                         small_face, EMPTY5)
         last = j
         if len(cover):
             out[j] = cover
@@ -363,6 +364,21 @@ def run_chunk(detector, task: dict, progress) -> dict:
             progress(emitted_since)
             emitted_since = 0
 
+    def follow_back(seeds: np.ndarray, i: int, after: int) -> None:
+        """Track ``seeds`` (small faces found on frame i) back through the buffered frames after ``after``:
+        one frame back first to learn each face's velocity, then every k-th frame."""
+        samples = [(j, f) for j, f in reversed(pending) if after < j < i and (j % k == 0 or j == i - 1)]
+        try:
+            back = _track_back(detector, samples, seeds, i, small_face)
+        except Exception as e:  # fail closed
+            raise DetectionError(f"detector failed tracking back from frame {i}: {type(e).__name__}: {e}",
+                                 task["source"]) from e
+        for j, bb in back.items():
+            tdets[j] = np.concatenate([tdets[j], bb]) if j in tdets else bb
+            if start <= j < end:
+                pj, old = det_records.get(j, (index_pts[j], EMPTY5))
+                det_records[j] = (pj, np.concatenate([old, bb]))
+
     def decode_all(seek_pts: int | None):
         nonlocal tracks, velocity, misses, last_track
         container = open_input(task["source"])
@@ -425,9 +441,14 @@ def run_chunk(detector, task: dict, progress) -> dict:
                             extra = EMPTY5
                             if chain:
                                 t2 = time.perf_counter()
-                                extra, tracks, velocity, misses = _track_step(
+                                extra, tracks, velocity, misses, fresh = _track_step(
                                     detector, frame, tracks, velocity, misses, i - last_track, small_face, b)
                                 last_track = i
+                                if len(fresh):
+                                    # small faces the coarse pass found first here: covered back to where
+                                    # they appeared (since the interval's fine pass)
+                                    extra = np.concatenate([extra, fresh])
+                                    follow_back(fresh, i, i - i % K)
                                 t_track = time.perf_counter() - t2
                                 stage["track"] += t_track
                     except RedactorError:
@@ -458,18 +479,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
                             pred[:, 0:4] += np.tile(velocity[ok] * (i - last_track), 2)
                             known = {bi for _, bi in match(pred, fine[i], max_dist=2.0)}
                             seeds = fine[i][[x for x in range(len(fine[i])) if x not in known]]
-                            if len(seeds):
-                                samples = [(j, f) for j, f in reversed(pending) if prev < j < i and j % k == 0]
-                                try:
-                                    back = _track_back(detector, samples, seeds, i, small_face)
-                                except Exception as e:  # fail closed
-                                    raise DetectionError(f"detector failed tracking back from frame {i}: "
-                                                         f"{type(e).__name__}: {e}", task["source"]) from e
-                                for j, bb in back.items():
-                                    tdets[j] = np.concatenate([tdets[j], bb]) if j in tdets else bb
-                                    if start <= j < end:
-                                        pj, old = det_records.get(j, (index_pts[j], EMPTY5))
-                                        det_records[j] = (pj, np.concatenate([old, bb]))
+                            follow_back(seeds, i, prev)
                             stage["track_back"] += time.perf_counter() - t2
                         # a new interval's tracks start here afresh (velocity from the probe one frame on);
                         # its track boxes start from these, so frames up to the first sample interpolate

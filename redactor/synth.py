@@ -208,12 +208,14 @@ class _Audio:
 def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx264", pix_fmt="yuv420p",
               bframes=2, gop=None, keyframes_only_first=False, vfr=False, rotation=0,
               audio=None, faces=1, face_size=(80, 110), container=None, seed=0, metadata=None,
-              preset="ultrafast", crf=23) -> dict:
+              preset="ultrafast", crf=23, appear=None) -> dict:
     """Write a synthetic clip to ``path`` and return its ground truth (see module docstring).
 
     ``face_size`` is the (min, max) face width in pixels (height follows the crop's aspect, ~1.11x);
     faces too large for the frame are shrunk to fit.  ``pix_fmt`` 4:2:0/4:2:2 is upgraded to 4:4:4
-    when width or height is odd.  ``audio`` is None, "aac" or "opus" (48 kHz stereo).
+    when width or height is odd.  ``audio`` is None, "aac" or "opus" (48 kHz stereo).  ``appear``: for
+    each face, the frame index from which it is in the picture (before it, it is absent from the frame
+    and from the ground truth).
     """
     import av
 
@@ -310,7 +312,9 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
             oy = int(round(pad_y * (0.5 - 0.5 * math.cos(2 * math.pi * t / per_y))))
             np.copyto(frame, bg[oy:oy + height, ox:ox + width])
             boxes = []
-            for f in face_specs:
+            for fi, f in enumerate(face_specs):
+                if appear is not None and fi < len(appear) and i < int(appear[fi]):
+                    continue
                 x = int(round((width - f["w"]) * (0.5 + 0.48 * math.sin(2 * math.pi * t / f["px"] + f["phx"]))))
                 y = int(round((height - f["h"]) * (0.5 + 0.48 * math.sin(2 * math.pi * t / f["py"] + f["phy"]))))
                 frame[y:y + f["h"], x:x + f["w"]] = f["img"]
