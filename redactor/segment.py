@@ -365,9 +365,10 @@ def run_chunk(detector, task: dict, progress) -> dict:
             emitted_since = 0
 
     def follow_back(seeds: np.ndarray, i: int, after: int) -> None:
-        """Track ``seeds`` (small faces found on frame i) back through the buffered frames after ``after``:
-        one frame back first to learn each face's velocity, then every k-th frame."""
-        samples = [(j, f) for j, f in reversed(pending) if after < j < i and (j % k == 0 or j == i - 1)]
+        """Track ``seeds`` (small faces found on frame i) back through the buffered frames down to the fine
+        pass ``after`` that starts their interval (where that pass missed them): one frame back first to learn
+        each face's velocity, then every k-th frame."""
+        samples = [(j, f) for j, f in reversed(pending) if after <= j < i and (j % k == 0 or j == i - 1)]
         try:
             back = _track_back(detector, samples, seeds, i, small_face)
         except Exception as e:  # fail closed
