@@ -8,7 +8,7 @@ with a stronger *reference* detector.
              --ref-width W (reference inference width budget, default 2048) --ref-threshold T (default 0.2)
 
 Generated clips (cached in bench/out/media, with ground truth): 480x270 3 s with 3 faces 16-24 px wide;
-3840x2160 1 s with 3 faces 30-60 px wide.
+3840x2160 1 s with 3 faces 30-60 px wide; 1920x1080 2 s with 5 faces 24-120 px wide (not in --quick).
 
 Reference: CenterFace (same ONNX model) with threshold 0.2 and an upscaled input: min_face is picked per
 clip so the whole frame is inferred at about ``--ref-width`` pixels wide (2048 by default; small frames are
@@ -404,6 +404,9 @@ def collect_clips(a) -> list[tuple[str, str, dict | None]]:
         p, gt = common.clip("uhd", width=3840, height=2160, seconds=0.5 if a.quick else 1.0, faces=3,
                             face_size=(30, 60), seed=4)
         clips.append(("gen-3840x2160-faces30-60", p, gt))
+        if not a.quick:  # the throughput clip's resolution, with distant (small) and near faces
+            p, gt = common.clip("hd", width=1920, height=1080, seconds=2.0, faces=5, face_size=(24, 120), seed=6)
+            clips.append(("gen-1920x1080-faces24-120", p, gt))
     return clips
 
 
