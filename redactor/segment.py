@@ -211,6 +211,7 @@ TRACK_SPREAD = 2.5
 # Track boxes are paired between samples (interpolated, extrapolated) up to this many face sizes per frame
 # apart: the tracker follows small faces this fast (measured: 20 px faces moving 95 px/frame in 4K).
 TRACK_SPEED = 8.0
+TRACK_GROWN = 1.5
 SEARCH_SPREAD = 4.0
 
 
@@ -226,7 +227,9 @@ def _track_step(detector, frame, tracks, velocity, misses, k: int, small_face: f
         spread = np.where((misses == 0) & np.any(velocity != 0, axis=1), TRACK_SPREAD, SEARCH_SPREAD)
         found = np.asarray(detector.track(frame, pred, spread), dtype=np.float32).reshape(-1, 5)
     size = np.maximum(found[:, 2] - found[:, 0], found[:, 3] - found[:, 1])
-    small = found[size < small_face]
+    # a track ends once its face has grown well past the coarse pass's cut-off (hysteresis: a face near the
+    # cut-off measured a little larger in one window must not lose its track and come back as a new one)
+    small = found[size < TRACK_GROWN * small_face]
     pairs = match(pred, small, max_dist=4.5)  # anything found in its window continues the track
     got = {a for a, _ in pairs}
     vel = np.zeros((len(small), 2), np.float32)
