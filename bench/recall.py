@@ -312,6 +312,7 @@ def false_redaction(report: dict, src_ref: dict, gt_faces, enlarge: float, every
         if d is None or len(d) == 0:
             continue
         eb = expand_boxes(d, enlarge, W, H)
+        d = d[[len(expand_boxes(x[None], enlarge, W, H)) > 0 for x in d]]  # rows expand_boxes keeps (in frame)
         truth = [src_ref.get(i, np.zeros((0, 5), np.float32))[:, :4]]
         if gt_faces is not None and i < len(gt_faces) and gt_faces[i]:
             truth.append(np.asarray(gt_faces[i], np.float32))

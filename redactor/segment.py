@@ -239,7 +239,10 @@ def _track_step(detector, frame, tracks, velocity, misses, k: int, small_face: f
         # a carried track's box is already its prediction: add back the motion assumed while it was lost
         vel[bi] = ((cb - ca) + velocity[a] * k * misses[a]) / (k * (misses[a] + 1))
     new_t, new_v, new_m = [small], [vel], [np.zeros(len(small), np.int32)]
-    lost = [a for a in range(len(tracks)) if a not in got and misses[a] < MAX_MISSES]
+    # a lost track is carried on its predicted path while that stays in the picture
+    cx, cy = (pred[:, 0] + pred[:, 2]) / 2, (pred[:, 1] + pred[:, 3]) / 2
+    inside = (cx >= 0) & (cy >= 0) & (cx < frame.width) & (cy < frame.height)
+    lost = [a for a in range(len(tracks)) if a not in got and misses[a] < MAX_MISSES and inside[a]]
     carried = pred[lost]
     if lost:
         new_t.append(carried)
