@@ -72,3 +72,41 @@ def test_face_after_the_last_sample_is_extrapolated():
     dets = {24: np.array([_box(pos(24), 50)], np.float32), 27: np.array([_box(pos(27), 50)], np.float32)}
     for i in (28, 29):  # the clip ends at 29: no sample 30
         assert _covers(cover_boxes(i, dets, k, hold + k - 1, extrapolate=True), pos(i), 50)
+
+
+def test_faces_of_different_sizes_crossing_between_samples_keep_their_paths():
+    """Measured on the throughput clip: a 110 px and a 62 px face pass each other between two samples;
+    nearest-centre pairing swapped them and left the frames in between uncovered."""
+    k, hold = 3, 2
+    big0, big3 = (1341, 742), (1453, 702)     # big face moving right
+    small0, small3 = (1454, 791), (1329, 734)  # small face moving left, ending near the big one's start
+    dets = {0: np.array([_box(*big0, s=110), _box(*small0, s=62)], np.float32),
+            3: np.array([_box(*big3, s=110), _box(*small3, s=62)], np.float32)}
+    for i in (1, 2):
+        t = i / k
+        cover = cover_boxes(i, dets, k, hold + k - 1)
+        for (x0, y0), (x1, y1), s in ((big0, big3, 110), (small0, small3, 62)):
+            cx, cy = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
+            # a box of the face's own size centred on its true position
+            assert any(abs((b[0] + b[2]) / 2 - cx) < 2 and abs((b[1] + b[3]) / 2 - cy) < 2 and
+                       abs((b[2] - b[0]) - s) < 2 for b in cover), (i, s)
+    # plain nearest-centre pairing (no size term) would swap them
+    assert sorted(match(dets[0], dets[3], max_dist=12)) == [(0, 1), (1, 0)]
+
+
+def test_faces_of_one_size_crossing_follow_their_motion():
+    """Two 60 px faces pass each other between samples 3 and 6 (40 px/frame each way): by position alone
+    the nearer pairing swaps them; their motion from the sample before keeps each on its own path."""
+    k, hold = 3, 2
+
+    def p(t):
+        return 300 + 40 * t, 500
+
+    def q(t):
+        return 580 - 40 * t, 520
+    dets = {s: np.array([_box(*p(s), s=60), _box(*q(s), s=60)], np.float32) for s in (0, 3, 6, 9)}
+    assert sorted(match(dets[3], dets[6], max_dist=12, size_weight=3.0)) == [(0, 1), (1, 0)]  # swapped
+    for i in (4, 5):
+        cover = cover_boxes(i, dets, k, hold + k - 1, extrapolate=True)
+        for cx, cy in (p(i), q(i)):
+            assert any(abs((b[0] + b[2]) / 2 - cx) < 2 and abs((b[1] + b[3]) / 2 - cy) < 2 for b in cover), (i, cx)
