@@ -324,7 +324,6 @@ class CenterFace:
             b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, H)
         return b
 
-    MAX_TRACKS = 24
 
     def track(self, frame, boxes: np.ndarray, spread: np.ndarray | None = None) -> np.ndarray:
         """Follow known (small) faces: detect at fine scale only in a window around each (predicted) box.
@@ -341,7 +340,7 @@ class CenterFace:
         else:
             planes, full = None, frame.to_ndarray(format="rgb24")
         out = []
-        boxes = np.asarray(boxes, dtype=np.float32)[: self.MAX_TRACKS]
+        boxes = np.asarray(boxes, dtype=np.float32)
         spread = np.full(len(boxes), 2.5, np.float32) if spread is None else np.asarray(spread)[: len(boxes)]
         for (x1, y1, x2, y2), sp in zip(boxes[:, :4], spread):
             size = max(x2 - x1, y2 - y1, 4.0)

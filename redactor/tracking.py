@@ -29,12 +29,12 @@ def _costs(a: np.ndarray, b: np.ndarray, size_weight: float) -> tuple[np.ndarray
     """(centre distance in face sizes, pairing cost) for every pair of boxes in a x b."""
     ca = np.stack([(a[:, 0] + a[:, 2]) / 2, (a[:, 1] + a[:, 3]) / 2], 1)
     cb = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], 1)
-    sa = np.maximum(a[:, 2] - a[:, 0], a[:, 3] - a[:, 1])
-    sb = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
-    d = np.linalg.norm(ca[:, None, :] - cb[None, :, :], axis=2) / (np.maximum(sa[:, None], sb[None, :]) + 1e-6)
+    sa = np.maximum(np.maximum(a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]), 1.0)  # degenerate boxes count as 1 px
+    sb = np.maximum(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]), 1.0)
+    d = np.linalg.norm(ca[:, None, :] - cb[None, :, :], axis=2) / np.maximum(sa[:, None], sb[None, :])
     if not size_weight:
         return d, d
-    return d, d + size_weight * np.abs(np.log((sa[:, None] + 1e-6) / (sb[None, :] + 1e-6)))
+    return d, d + size_weight * np.abs(np.log(sa[:, None] / sb[None, :]))
 
 
 def match(a: np.ndarray, b: np.ndarray, max_dist: float = 1.5, size_weight: float = 0.0) -> list[tuple[int, int]]:
