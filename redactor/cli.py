@@ -33,7 +33,7 @@ def cmd_redact(a) -> int:
         "threshold": a.threshold, "enlarge": a.enlarge, "hold": a.hold, "detect_every": a.detect_every,
         "detector": a.detector, "crf": a.crf, "preset": a.preset, "min_face": a.min_face,
         "keep_metadata": a.keep_metadata or None, "drop_audio": a.drop_audio or None,
-        "model_path": a.model, "inference": a.inference, "fine_every": a.fine_every,
+        "model_path": a.model, "inference": a.inference, "fine_every": a.fine_every, "track_every": a.track_every,
         "coarse_width": a.coarse_width, "rekognition_every": a.rekognition_every, "faces_path": a.faces}.items()
         if v is not None}
     config = Config.from_dict(settings)
@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="coarse (whole-frame) detection every k-th frame (default: Config.detect_every)")
     r.add_argument("--fine-every", type=int,
                    help="fine (small-face) detection every K-th frame, 0 = off (default: Config.fine_every)")
+    r.add_argument("--track-every", type=int,
+                   help="small-face tracking step in frames, dividing --detect-every (default: the same)")
     r.add_argument("--coarse-width", type=int, help="coarse pass inference width (default: Config.coarse_width)")
     r.add_argument("--min-face", type=int, help="smallest face width in px to resolve (default 16)")
     r.add_argument("--detector", choices=DETECTORS)

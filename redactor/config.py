@@ -34,6 +34,7 @@ class Config:
     hold: int = 2  # a detection also covers this many frames before and after
     detect_every: int = 3  # coarse detection on every k-th frame (global index); tracking bridges the gap
     fine_every: int = 30  # fine (small-face) detection every K-th frame, K a multiple of detect_every; 0 = off
+    track_every: int = 0  # small-face tracking step in frames, dividing detect_every; 0 = detect_every
     coarse_width: int = 960  # the coarse pass infers the whole frame at most this wide
     min_face: int = 16  # smallest face width (px) the fine pass is sized for (smaller = more upscaling)
     max_infer_width: int = 1920  # the fine pass's budget: frames wider than this are tiled
@@ -78,6 +79,8 @@ class Config:
             bad("detect_every", "must be between 1 and 30")
         if not (0 <= int(self.fine_every) <= 600):
             bad("fine_every", "must be 0 (off) or up to 600 frames")
+        if int(self.track_every) < 0 or (int(self.track_every) and int(self.detect_every) % int(self.track_every)):
+            bad("track_every", "must be 0 (= detect_every) or divide detect_every")
         if not (160 <= int(self.coarse_width) <= 3840):
             bad("coarse_width", "must be between 160 and 3840")
         if not (4 <= int(self.min_face) <= 512):
@@ -106,6 +109,11 @@ class Config:
         if self.detector == "rekognition-video":
             return 1
         return int(self.rekognition_every) if self.detector == "rekognition" else int(self.detect_every)
+
+    @property
+    def track_period(self) -> int:
+        """Small-face tracking step: track_every, or the detection period when 0."""
+        return int(self.track_every) or self.sample_every
 
     @property
     def fine_period(self) -> int:

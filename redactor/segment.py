@@ -310,6 +310,8 @@ def run_chunk(detector, task: dict, progress) -> dict:
         K = 0
     small_face = detector.coarse_min_face(info.width, info.height) if K else 0.0
     window = int(cfg.hold) + k - 1
+    kt = cfg.track_period  # small-face tracking step (divides k)
+    window_t = int(cfg.hold) + kt - 1
     # fine boxes cover every frame up to the fine passes on either side (the two around a frame both reach it)
     window_fine = K - 1 if K else 0
     # coarse samples this far from a frame shape its boxes (held, interpolated, extrapolated)
@@ -342,7 +344,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
         if K:
             m0 = i - i % K
             local = {j: v for j, v in tdets.items() if m0 <= j < m0 + K}
-            more = [b for b in (cover_boxes(i, local, k, window, extrapolate=True, speed=TRACK_SPEED),
+            more = [b for b in (cover_boxes(i, local, kt, window_t, extrapolate=True, speed=TRACK_SPEED),
                                 cover_boxes(i, fine, K, window_fine)) if len(b)]
             if more:
                 boxes = np.concatenate([boxes] + more) if len(boxes) else np.concatenate(more)
@@ -374,7 +376,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
         """Track ``seeds`` (small faces found on frame i) back through the buffered frames down to the fine
         pass ``after`` that starts their interval (where that pass missed them): one frame back first to learn
         each face's velocity, then every k-th frame."""
-        samples = [(j, f) for j, f in reversed(pending) if after <= j < i and (j % k == 0 or j == i - 1)]
+        samples = [(j, f) for j, f in reversed(pending) if after <= j < i and (j % kt == 0 or j == i - 1)]
         try:
             back = _track_back(detector, samples, seeds, i, small_face)
         except Exception as e:  # fail closed
@@ -425,13 +427,14 @@ def run_chunk(detector, task: dict, progress) -> dict:
                 # small-face track chain of every fine interval that holds a chunk frame (from its start).
                 chain = bool(K) and base <= i and i - i % K < end
                 # one frame after a fine pass, its small faces are looked for again to learn their velocity
-                probe_here = chain and k > 1 and i % K == 1 and len(tracks) > 0
+                probe_here = chain and kt > 1 and i % K == 1 and len(tracks) > 0
                 if not K:
                     run = i % k == 0 and start - window <= i < end + window
                 elif is_fine:
                     run = start - window_fine <= i < end + window_fine
                 else:
-                    run = (i % k == 0 and (start - reach <= i < end + reach or chain)) or probe_here
+                    run = (i % k == 0 and (start - reach <= i < end + reach or chain)) or probe_here or \
+                        (chain and i % kt == 0)
                 if run:
                     t1 = time.perf_counter()
                     t_track = 0.0
@@ -443,7 +446,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
                         else:
                             if i % k == 0:
                                 b = np.asarray(detector.coarse([frame])[0], np.float32).reshape(-1, 5)
-                            else:  # velocity probe only
+                            else:  # velocity probe, or a tracking step between coarse samples
                                 b = EMPTY5
                             extra = EMPTY5
                             if chain:
@@ -479,7 +482,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
                         # small faces here that the forward tracks of the interval before do not explain are
                         # followed backwards through it (they appeared, or were missed, since its fine pass)
                         prev = (i - 1) - (i - 1) % K
-                        if i > 0 and i > start and prev < end - 1 and len(fine[i]) and k > 1:
+                        if i > 0 and i > start and prev < end - 1 and len(fine[i]) and kt > 1:
                             t2 = time.perf_counter()
                             ok = misses == 0
                             pred = tracks[ok].copy()
