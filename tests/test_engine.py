@@ -312,6 +312,14 @@ def test_unknown_inference_backend_is_a_config_error():
         Config(inference="cuda")
 
 
+def test_track_step_must_divide_the_detection_period():
+    from redactor.errors import ConfigError
+    assert Config().track_period == Config().detect_every
+    assert Config(detect_every=6, track_every=3).track_period == 3
+    with pytest.raises(ConfigError, match="track_every"):
+        Config(detect_every=6, track_every=4)
+
+
 def test_chunks_cut_on_fine_passes_and_change_nothing(media, model_path, tmp_path):
     """Two workers on one segment cut it on a fine-pass frame; small-face tracks are local to their fine
     interval, so the chunked run detects and covers exactly what one worker does."""
