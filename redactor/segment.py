@@ -208,11 +208,11 @@ MAX_MISSES = 2  # a small-face track not found again is carried on its predicted
 # is looked for within TRACK_SPREAD, one without (new, or lost last time) within SEARCH_SPREAD. The window is
 # inferred with the face at the fine pass's scale, so its cost grows with the square of the spread.
 TRACK_SPREAD = 2.5
+SEARCH_SPREAD = 4.0
 # Track boxes are paired between samples (interpolated, extrapolated) up to this many face sizes per frame
 # apart: the tracker follows small faces this fast (measured: 20 px faces moving 95 px/frame in 4K).
 TRACK_SPEED = 8.0
-TRACK_GROWN = 1.5
-SEARCH_SPREAD = 4.0
+TRACK_GROWN = 1.5  # a track ends once its face is this many times the coarse pass's cut-off
 
 
 def _track_step(detector, frame, tracks, velocity, misses, k: int, small_face: float, coarse: np.ndarray):
@@ -375,7 +375,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
     def follow_back(seeds: np.ndarray, i: int, after: int) -> None:
         """Track ``seeds`` (small faces found on frame i) back through the buffered frames down to the fine
         pass ``after`` that starts their interval (where that pass missed them): one frame back first to learn
-        each face's velocity, then every k-th frame."""
+        each face's velocity, then every kt-th frame (the tracking step)."""
         samples = [(j, f) for j, f in reversed(pending) if after <= j < i and (j % kt == 0 or j == i - 1)]
         try:
             back = _track_back(detector, samples, seeds, i, small_face)
@@ -494,7 +494,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
                         # a new interval's tracks start here afresh (velocity from the probe one frame on);
                         # its track boxes start from these, so frames up to the first sample interpolate
                         tracks = fine[i]
-                        tdets[i] = np.concatenate([tdets[i], fine[i]]) if i in tdets else fine[i]
+                        tdets[i] = fine[i]
                         velocity = np.zeros((len(tracks), 2), np.float32)
                         misses = np.zeros(len(tracks), np.int32)
                         last_track = i

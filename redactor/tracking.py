@@ -44,7 +44,11 @@ def match(a: np.ndarray, b: np.ndarray, max_dist: float = 1.5, size_weight: floa
     different sizes that cross each other between samples are not swapped."""
     if len(a) == 0 or len(b) == 0:
         return []
-    d, cost = _costs(a, b, size_weight)
+    return _greedy(*_costs(a, b, size_weight), max_dist)
+
+
+def _greedy(d: np.ndarray, cost: np.ndarray, max_dist: float) -> list[tuple[int, int]]:
+    """One-to-one pairs, cheapest first, at most ``max_dist`` face sizes apart."""
     pairs = []
     used_a, used_b = set(), set()
     for flat in np.argsort(cost, axis=None, kind="stable"):
@@ -57,25 +61,21 @@ def match(a: np.ndarray, b: np.ndarray, max_dist: float = 1.5, size_weight: floa
     return pairs
 
 
-def rival_pairs(a: np.ndarray, b: np.ndarray, pairs: list[tuple[int, int]], max_dist: float,
-                size_weight: float = SIZE_WEIGHT, margin: float = AMBIGUOUS) -> list[tuple[int, int]]:
+def rival_pairs(d: np.ndarray, cost: np.ndarray, pairs: list[tuple[int, int]], max_dist: float,
+                margin: float = AMBIGUOUS) -> list[tuple[int, int]]:
     """Pairs not in ``pairs`` that are almost as likely (cost within ``margin`` of the chosen pair of either
-    end): two faces of about the same size crossing between samples cannot be told apart by position, so
-    both pairings are covered (a wrong one only adds blur)."""
+    end; ``d``, ``cost`` from ``_costs``): two faces of about the same size crossing between samples cannot be
+    told apart by position, so both pairings are covered (a wrong one only adds blur)."""
     if not pairs:
         return []
-    d, cost = _costs(a, b, size_weight)
-    best_a = {ia: cost[ia, ib] for ia, ib in pairs}
-    best_b = {ib: cost[ia, ib] for ia, ib in pairs}
-    chosen = set(pairs)
-    out = []
-    for ia in range(len(a)):
-        for ib in range(len(b)):
-            if (ia, ib) in chosen or d[ia, ib] > max_dist:
-                continue
-            if cost[ia, ib] <= min(best_a.get(ia, np.inf), best_b.get(ib, np.inf)) + margin:
-                out.append((ia, ib))
-    return out
+    best_a = np.full(cost.shape[0], np.inf)
+    best_b = np.full(cost.shape[1], np.inf)
+    for ia, ib in pairs:
+        best_a[ia] = best_b[ib] = cost[ia, ib]
+    ok = (d <= max_dist) & (cost <= np.minimum(best_a[:, None], best_b[None, :]) + margin)
+    for ia, ib in pairs:
+        ok[ia, ib] = False
+    return [(int(x), int(y)) for x, y in zip(*np.nonzero(ok))]
 
 
 def _extrapolated(base: np.ndarray, other: np.ndarray, steps: float, k: int, speed: float = 4.0
@@ -122,8 +122,9 @@ def cover_boxes(i: int, dets: dict[int, np.ndarray], k: int, window: int, extrap
         if a is not None and b is not None and len(a) and len(b):
             # a small face can move more than its size per frame; a wrong pair only adds blur (both ends stay covered)
             reach = max(1.5, speed * k)
-            pairs = match(a, b, max_dist=reach, size_weight=SIZE_WEIGHT)
-            both = pairs + rival_pairs(a, b, pairs, reach)
+            d, cost = _costs(a, b, SIZE_WEIGHT)
+            pairs = _greedy(d, cost, reach)
+            both = pairs + rival_pairs(d, cost, pairs, reach)
             if extrapolate:
                 # where the sample before s0 gives a face's velocity, pair it from where that velocity takes
                 # it by s1 too (two faces crossing each other): both pairings are covered when they differ
