@@ -8,10 +8,12 @@ from fractions import Fraction
 
 import av
 
+from . import remote
 from .config import Config
 from .errors import InputError
 from .records import AudioStreamInfo, Keyframe, Plan, Segment, SourceInfo
 
+BUFFER = 64 * 1024  # FFmpeg's I/O buffer over a remote reader (its reads are buffered again there)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".ts", ".mts", ".3gp")
 
 
@@ -25,7 +27,14 @@ def parse_tb(s: str) -> Fraction:
 
 
 def open_input(path: str):
-    """Open a media file, turning every failure into a named InputError."""
+    """Open a media file (a local path, or an s3:// object read in place with ranged GETs: see
+    redactor.remote), turning every failure into a named InputError."""
+    if remote.is_remote(path):
+        reader = remote.open_s3(path)
+        try:
+            return av.open(reader, "r", metadata_errors="ignore", buffer_size=BUFFER)
+        except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
+            raise InputError(f"not a readable video container ({_short(e)})", path) from None
     if not os.path.exists(path):
         raise InputError("no such file", path)
     if os.path.isdir(path):
@@ -143,7 +152,7 @@ def probe(source: str) -> tuple[SourceInfo, list[int], list[int]]:
         info = SourceInfo(
             path=path,
             container=container.format.name,
-            size_bytes=os.path.getsize(path),
+            size_bytes=remote.size_of(path),
             video_index=vs.index,
             codec=vs.codec_context.name,
             profile=vs.profile,
