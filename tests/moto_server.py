@@ -55,18 +55,19 @@ class _Counting:
 
         req = Request(environ.get("REQUEST_METHOD", ""), unquote(environ.get("PATH_INFO", "")),
                       environ.get("QUERY_STRING", ""), environ.get("HTTP_RANGE"), 0, 0)
+        with self.lock:  # logged before anything is sent: the client cannot see a response not yet logged
+            self.log.append(req)
         body = self.app(environ, start)
+        req.status = status.get("code", 0)
         try:
             for chunk in body:
-                req.bytes_out += len(chunk)
+                req.bytes_out += len(chunk)  # counted before it goes out
+                req.status = status.get("code", 0)
                 yield chunk
         finally:
             close = getattr(body, "close", None)
             if close:
                 close()
-            req.status = status.get("code", 0)
-            with self.lock:
-                self.log.append(req)
 
 
 class MotoServer:
