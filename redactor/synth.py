@@ -208,7 +208,7 @@ class _Audio:
 def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx264", pix_fmt="yuv420p",
               bframes=2, gop=None, keyframes_only_first=False, vfr=False, rotation=0,
               audio=None, faces=1, face_size=(80, 110), container=None, seed=0, metadata=None,
-              preset="ultrafast", crf=23, appear=None) -> dict:
+              preset="ultrafast", crf=23, appear=None, time_base=None, start=0, keyframes=None) -> dict:
     """Write a synthetic clip to ``path`` and return its ground truth (see module docstring).
 
     ``face_size`` is the (min, max) face width in pixels (height follows the crop's aspect, ~1.11x);
@@ -216,6 +216,14 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
     when width or height is odd.  ``audio`` is None, "aac" or "opus" (48 kHz stereo).  ``appear``: for
     each face, the frame index from which it is in the picture (before it, it is absent from the frame
     and from the ground truth).
+
+    Timestamp shapes (``tests/test_timestamps.py``): ``time_base`` ("num/den" or a Fraction) is the stream
+    and encoder time base (default 1/fps, or 1/90000 with ``vfr``); each frame's pts is its time rounded to
+    it, so e.g. 1/12800 at 30 fps gives 426/427-tick steps. ``start`` (seconds, exact as a Fraction) is the
+    first frame's time. ``keyframes`` lists the frame indices encoded as IDR frames (the first frame is
+    always one); no other frame is a keyframe. The muxer may store a coarser or finer time base (MP4 at
+    least 10000 ticks/s, Matroska 1 ms, the start as a millisecond edit list): the returned ``pts``,
+    ``time_base`` and ``keyframes`` are read back from the file.
     """
     import av
 
@@ -234,10 +242,13 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
         pix_fmt = _ODD_SAFE[pix_fmt]
     fpsq = _fps_fraction(fps)
     rng = np.random.default_rng(seed)
+    tb_req = Fraction(time_base) if time_base is not None else None  # "num/den" strings work too
+    start = Fraction(start)
+    keyframes = sorted({0, *(int(k) for k in keyframes)}) if keyframes is not None else None
 
     # --- timeline (seconds, presentation order) ---
     if vfr:
-        tb = Fraction(1, 90000)
+        tb = tb_req or Fraction(1, 90000)
         times, t = [], 0.0
         durs = []
         while t < seconds - 1e-9:
@@ -245,13 +256,20 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
             times.append(t)
             durs.append(d)
             t += d
-        pts = [round(x * 90000) for x in times]
+        pts = [round(x * 90000) for x in times] if tb == Fraction(1, 90000) else \
+            [round(Fraction(x) / tb) for x in times]
         end_time = t
     else:
         tb = 1 / fpsq
         n = max(1, int(round(seconds * float(fpsq))))
-        pts = list(range(n))
+        pts = list(range(n)) if tb_req is None else [round(Fraction(i) / fpsq / tb_req) for i in range(n)]
+        tb = tb_req or tb
         end_time = n / float(fpsq)
+    if start:
+        pts = [p + round(start / tb) for p in pts]
+        end_time += float(start)
+    if len(set(pts)) != len(pts):
+        raise ValueError(f"time base {tb} is too coarse for {fps} fps: frames would share a timestamp")
     n_frames = len(pts)
     times = [p * float(tb) for p in pts]
 
@@ -293,8 +311,10 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
         if pix_fmt.startswith("yuvj"):
             cc.color_range = 2  # JPEG / full range
         opts = {"preset": str(preset), "crf": str(crf)}
-        opts.update(_codec_params(codec, bframes, gop, keyframes_only_first))
-        if keyframes_only_first:
+        opts.update(_codec_params(codec, bframes, gop, keyframes_only_first or keyframes is not None))
+        if keyframes is not None:
+            opts["forced-idr"] = "1"  # a forced keyframe is an IDR frame (decodable on its own)
+        if keyframes_only_first or keyframes is not None:
             cc.gop_size = 100000
         elif gop:
             cc.gop_size = int(gop)
@@ -325,6 +345,9 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
                 vf = vf.reformat(format=pix_fmt)
             vf.pts = pts[i]
             vf.time_base = tb
+            if keyframes is not None:
+                vf.pict_type = av.video.frame.PictureType.I if i in keyframes else \
+                    av.video.frame.PictureType.NONE
             out.mux(vs.encode(vf))
             if aud:
                 t_next = times[i + 1] if i + 1 < n_frames else end_time
@@ -338,8 +361,10 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
     # --- read back timestamps as stored ---
     with av.open(str(path)) as inp:
         s = inp.streams.video[0]
-        stored_pts = sorted(p.pts for p in inp.demux(s) if p.pts is not None)
+        packets = [(p.pts, p.is_keyframe) for p in inp.demux(s) if p.pts is not None]
+        stored_pts = sorted(p for p, _ in packets)
         stored_tb = s.time_base
+    stored_keys = sorted(stored_pts.index(p) for p, key in packets if key)
     if len(stored_pts) != n_frames:
         raise RuntimeError(f"wrote {n_frames} frames but {path} holds {len(stored_pts)} video packets")
 
@@ -350,7 +375,7 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
         "fps": f"{fpsq.numerator}/{fpsq.denominator}", "duration": end_time, "codec": codec,
         "pix_fmt": pix_fmt, "container": fmt, "rotation": int(rotation) % 360, "audio": audio, "vfr": bool(vfr),
         "bframes": int(bframes), "gop": gop, "keyframes_only_first": bool(keyframes_only_first),
-        "seed": seed, "metadata": dict(metadata or {}),
+        "seed": seed, "metadata": dict(metadata or {}), "keyframes": stored_keys,
     }
 
 
