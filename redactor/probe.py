@@ -88,6 +88,7 @@ def probe(source: str) -> tuple[SourceInfo, list[int], list[int]]:
         audio_streams = [s for s in container.streams.audio]
         streams = [vs] + audio_streams
         last_dur = 0
+        last_pts = -2**63
         missing_pts = 0
         try:
             for pkt in container.demux(streams):
@@ -97,11 +98,11 @@ def probe(source: str) -> tuple[SourceInfo, list[int], list[int]]:
                     if pkt.pts is None:
                         missing_pts += 1
                         continue
+                    if pkt.pts > last_pts:  # the duration of the frame presented last (B-frames: not
+                        last_pts, last_dur = pkt.pts, pkt.duration or 0  # the last packet demuxed)
                     pts_list.append(pkt.pts)
                     if pkt.is_keyframe:
                         key_pts.append(pkt.pts)
-                    if pkt.duration:
-                        last_dur = pkt.duration
                 else:
                     audio_packets[pkt.stream.index] = audio_packets.get(pkt.stream.index, 0) + 1
         except av.error.FFmpegError as e:
@@ -176,10 +177,19 @@ def probe(source: str) -> tuple[SourceInfo, list[int], list[int]]:
             other_streams=len(container.streams) - 1 - len(audio_streams),
             metadata_keys=keys,
             variable_frame_rate=bool(vfr),
+            end_pts=_end_pts(vs, pts_list, last_dur),
         )
         return info, pts_list, key_pts
     finally:
         container.close()
+
+
+def _end_pts(vs, pts_list: list[int], last_dur: int) -> int:
+    """Where the video ends, in its time base: the demuxer's own account of the stream (MP4's track duration
+    after its start) when it gives one, else the last frame's pts + its packet's duration."""
+    if vs.duration and vs.start_time is not None and vs.start_time + vs.duration > pts_list[-1]:
+        return vs.start_time + vs.duration
+    return pts_list[-1] + max(last_dur, 0)
 
 
 def plan(source: str, config: Config | None = None) -> Plan:

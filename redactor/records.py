@@ -88,6 +88,7 @@ class SourceInfo(Record):
     other_streams: int = 0
     metadata_keys: list[str] = field(default_factory=list)  # container + stream tags present in the source
     variable_frame_rate: bool = False
+    end_pts: int | None = None  # where the last frame ends: its pts + its duration (None: unknown)
 
 
 @dataclass

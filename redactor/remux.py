@@ -6,8 +6,10 @@ output and renames it into place, so the output path never holds a partial file.
 from __future__ import annotations
 
 import heapq
+import math
 import os
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -29,20 +31,82 @@ def output_format(path: str) -> str:
     return FORMATS[suffix]
 
 
+def exact_time_options(fmt: str, *time_bases) -> dict:
+    """Muxer options for output format ``fmt`` that keep the source's timestamps (``time_bases``: the
+    video's, then the audio streams'): an exact movie time scale for MP4/MOV (``exact_mov_options``); for
+    Matroska, no shift of every stream when audio starts before 0 (AAC's priming packet at -1024 samples
+    made the muxer move the whole file 21 ms later; Matroska stores the negative block time as it is)."""
+    if fmt in ("mp4", "mov"):
+        return exact_mov_options(*time_bases)
+    if fmt in ("matroska", "webm"):
+        return {"avoid_negative_ts": "disabled"}
+    return {}
+
+
+def exact_mov_options(*time_bases) -> dict:
+    """Muxer options that keep every timestamp of these stream time bases exact in an MP4/MOV file.
+
+    The mov muxer stores a track that does not start at 0 (a part after a segment border, a source whose
+    first frame is not at 0) with an edit list whose delay is counted in the *movie* time scale, 1000 by
+    default: the start was rounded down to whole milliseconds and every frame after it read back early
+    (issue #14). A movie time scale that every stream's ticks divide keeps it exact."""
+    scale = 1
+    for den in [Fraction(tb).denominator for tb in time_bases] + [1000]:  # the video's first: it has priority
+        lcm = scale * den // math.gcd(scale, den)
+        if lcm <= 2**31 - 1:  # the option is an int
+            scale = lcm
+    return {"movie_timescale": str(scale)}
+
+
 def _temp_path(output: str) -> str:
     p = Path(output)
     return str(p.with_name(f".{p.stem}.partial-{os.getpid()}{p.suffix}"))
 
 
-def _video_packets(parts: list[str], ostream):
-    for part in parts:
+# a part's frame may be stored this far from its planned time (a container's rounding: Matroska and the
+# mov muxer's default edit lists store milliseconds); anything further is a part that does not fit the plan
+PART_TIME_SLACK = Fraction(1, 1000)
+
+
+def _video_packets(parts: list[str], planned: list[list[int]] | None = None, time_base: Fraction | None = None,
+                   end_pts: int | None = None):
+    """(time, 0, packet) for every video packet of ``parts`` in order. With ``planned`` (each part's source
+    pts, presentation order, in ``time_base``), every packet is given its frame's source timestamp and the
+    duration up to the next frame (the last one: up to ``end_pts``, the source's end, when known), whatever
+    the part's container stored: the output's timestamps come from the source, never through a part's
+    rounding (issue #14). Parts have no B-frames, so decode order is presentation order."""
+    nxt = None
+    if planned is not None:
+        flat = [p for ps in planned for p in ps] + [end_pts]
+        nxt = iter(flat[1:])
+    for n, part in enumerate(parts):
         c = av.open(part)
         try:
             vs = c.streams.video[0]
+            k = 0
             for pkt in c.demux(vs):
                 if pkt.size == 0 and pkt.pts is None:
                     continue
+                if planned is not None:
+                    want = planned[n][k] if k < len(planned[n]) else None
+                    got = pkt.pts * pkt.time_base if pkt.pts is not None else None
+                    if want is None or got is None or abs(got - want * time_base) > PART_TIME_SLACK or \
+                            pkt.dts != pkt.pts:
+                        raise StitchError(f"part frame {k} (pts {pkt.pts}, dts {pkt.dts}, time base "
+                                          f"{pkt.time_base}) is not the planned frame "
+                                          f"{'(none: too many frames)' if want is None else want * time_base}",
+                                          part)
+                    following = next(nxt)
+                    pkt.time_base = time_base
+                    pkt.pts = pkt.dts = want
+                    if following is not None:
+                        pkt.duration = following - want
+                    elif pkt.duration:
+                        pkt.duration = round(pkt.duration * vs.time_base / time_base)
+                k += 1
                 yield (float(pkt.dts * pkt.time_base) if pkt.dts is not None else 0.0, 0, pkt)
+            if planned is not None and k != len(planned[n]):
+                raise StitchError(f"part has {k} frames, the plan has {len(planned[n])}", part)
         finally:
             c.close()
 
@@ -69,12 +133,13 @@ def concat_video(parts: list[str], output: str, segment_index: int = 0) -> None:
     tmp = _temp_path(output)
     try:
         first = av.open(parts[0])
-        out = av.open(tmp, "w", format="mp4")
+        tb = first.streams.video[0].time_base
+        out = av.open(tmp, "w", format="mp4", options=exact_mov_options(tb))
         try:
             ovs = out.add_stream_from_template(first.streams.video[0])
-            ovs.time_base = first.streams.video[0].time_base
+            ovs.time_base = tb
             first.close()
-            for _, _, pkt in _video_packets(parts, ovs):
+            for _, _, pkt in _video_packets(parts):
                 pkt.stream = ovs
                 out.mux(pkt)
         finally:
@@ -130,11 +195,16 @@ def stitch(plan: Plan, parts: list[SegmentResult], output: str, config: Config |
             opts = {"movflags": "use_metadata_tags"} if fmt in ("mp4", "mov") else {}
         else:  # bitexact: no encoder/creation tags written by the muxer itself
             opts = {"fflags": "+bitexact"}
+        opts.update(exact_time_options(fmt, src.time_base, *(() if config.drop_audio else (
+            a.time_base for a in src.audio if a.time_base))))
         out = av.open(tmp, "w", format=fmt, options=opts)
         try:
             ovs = out.add_stream_from_template(first.streams.video[0])
             if fmt in ("mp4", "mov"):
                 ovs.time_base = parse_tb(src.time_base)
+            rate = source.streams[src.video_index].average_rate
+            if rate:  # Matroska writes it as the track's default frame duration (else 1 / the part's tick)
+                ovs.codec_context.framerate = rate
             first.close()
             if src.display_matrix:
                 ovs.set_display_matrix(src.display_matrix)
@@ -168,7 +238,9 @@ def stitch(plan: Plan, parts: list[SegmentResult], output: str, config: Config |
                     ts = pkt.dts if pkt.dts is not None else pkt.pts
                     yield (float(ts * pkt.time_base) if ts is not None else 0.0, 1, pkt)
 
-            merged = heapq.merge(_video_packets(part_paths, ovs), audio_packets(), key=lambda x: (x[0], x[1]))
+            planned = [s.frame_pts[s.context_before:s.context_before + s.frames] for s in plan.segments]
+            video = _video_packets(part_paths, planned, parse_tb(src.time_base), src.end_pts)
+            merged = heapq.merge(video, audio_packets(), key=lambda x: (x[0], x[1]))
             for _, kind, pkt in merged:
                 if kind == 0:
                     pkt.stream = ovs

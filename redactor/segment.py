@@ -30,7 +30,7 @@ from .config import Config, usable_cores
 from .detectors import make_detector
 from .errors import DetectionError, InputError, RedactorError
 from .pool import WorkerPool
-from .remux import _unlink, concat_video
+from .remux import _unlink, concat_video, exact_mov_options
 from .probe import open_input, parse_tb
 from .records import Keyframe, Segment, SegmentResult, SourceInfo
 from .tracking import cover_boxes, match
@@ -188,8 +188,8 @@ def _assemble(source, segment: Segment, tasks: list[dict], results: list[dict], 
 
 
 def _open_encoder(path: str, info: SourceInfo, config: Config, fmt: str, threads: int, color_range: int):
-    out = av.open(path, "w", format="mp4")
     tb = parse_tb(info.time_base)
+    out = av.open(path, "w", format="mp4", options=exact_mov_options(tb))  # a part's start stays exact
     rate = Fraction(info.fps).limit_denominator(1001) if info.fps > 0 else Fraction(30)
     params = "bframes=0"  # no B-frames: DTS == PTS, so independently encoded parts concatenate cleanly
     s = out.add_stream("libx264", rate=rate, options={
