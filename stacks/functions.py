@@ -11,9 +11,10 @@ from constructs import Construct
 
 from layers import build as layer_build
 
+from . import access
 from .layout import FUNCTION_LAYERS, LAYER_DESCRIPTIONS, MODEL_PATH_ON_LAMBDA
 from .settings import Settings
-from .storage import Storage
+from .storage import Storage, removal_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIMES = {"3.12": lambda_.Runtime.PYTHON_3_12, "3.13": lambda_.Runtime.PYTHON_3_13}
@@ -39,7 +40,7 @@ class Functions(Construct):
     def __init__(self, scope: Construct, cid: str, *, settings: Settings, storage: Storage) -> None:
         super().__init__(scope, cid)
         runtime = RUNTIMES[settings.python_version]
-        removal = RemovalPolicy.DESTROY if settings.removal_policy == "destroy" else RemovalPolicy.RETAIN
+        removal = removal_policy(settings)
         self.layers: dict[str, lambda_.LayerVersion] = {}
         for name, description in LAYER_DESCRIPTIONS.items():
             self.layers[name] = lambda_.LayerVersion(
@@ -60,7 +61,7 @@ class Functions(Construct):
             construct_id = "".join(part.capitalize() for part in name.split("_"))
             log_group = logs.LogGroup(
                 self, f"{construct_id}Logs",
-                retention=_retention_enum(settings.log_retention_days),
+                retention=retention(settings.log_retention_days),
                 removal_policy=removal,
             )
             fn = lambda_.Function(
@@ -106,20 +107,28 @@ class Functions(Construct):
         self.all = {"start": self.start, "plan": self.plan, "redact": self.redact, "stitch": self.stitch,
                     "record_failure": self.record_failure}
 
-        # IAM by grants, each function only on its prefixes
-        storage.raw.grant_read(self.start)  # HeadObject to resolve the key and its version
-        storage.raw.grant_read(self.plan)
-        storage.work.grant_put(self.plan, "runs/*")
-        storage.raw.grant_read(self.redact)
-        storage.work.grant_put(self.redact, "runs/*")
-        storage.raw.grant_read(self.stitch)
-        storage.work.grant_read(self.stitch, "runs/*")
-        storage.work.grant_delete(self.stitch, "runs/*")
-        storage.output.grant_put(self.stitch, "redacted/*")
-        storage.output.grant_delete(self.stitch, "redacted/*")
-        storage.work.grant_read(self.record_failure, "runs/*")
-        storage.work.grant_delete(self.record_failure, "runs/*")
-        storage.output.grant_put(self.record_failure, "failed/*")
+        # IAM: the exact S3 actions each handler calls, each function only on its prefixes (see access.py)
+        raw, work, output = storage.raw, storage.work, storage.output
+        access.list_bucket(raw, self.start)  # HeadObject of a missing key answers 404 (not 403)
+        access.read(raw, self.start)  # HeadObject to resolve the key and its version
+        access.read(raw, self.plan)
+        access.write(work, self.plan, "runs/*")
+        access.read(raw, self.redact)
+        access.write(work, self.redact, "runs/*")
+        access.read(raw, self.stitch)
+        access.list_bucket(work, self.stitch)
+        access.read(work, self.stitch, "runs/*")
+        access.delete(work, self.stitch, "runs/*")
+        access.write(output, self.stitch, "redacted/*")
+        access.delete(output, self.stitch, "redacted/*")
+        # a successful run removes the failure record an earlier run of the same key left (list, then delete)
+        access.list_bucket(output, self.stitch, "failed/*")
+        access.delete(output, self.stitch, "failed/*")
+        access.list_bucket(work, self.record_failure)
+        access.read(work, self.record_failure, "runs/*")
+        access.write(work, self.record_failure, "runs/*/errors/*")  # a failed segment's error and cause
+        access.delete(work, self.record_failure, "runs/*")
+        access.write(output, self.record_failure, "failed/*")
 
         # Rekognition: only the actions the selected detector calls, only on the functions that call them.
         # None of these actions supports resource-level permissions, so their statements name Resource "*".
@@ -137,16 +146,16 @@ class Functions(Construct):
                 sid="RekognitionVideoFaceDetection",
                 actions=["rekognition:StartFaceDetection", "rekognition:GetFaceDetection"], resources=["*"]))
             # Rekognition Video reads the object with the caller's permissions: the faces function's role
-            storage.raw.grant_read(self.faces)
-            storage.work.grant_read(self.faces, "runs/*/plan.json")
-            storage.work.grant_put(self.faces, "runs/*/faces.json")
-            storage.work.grant_read(self.redact, "runs/*/faces.json")
+            access.read(raw, self.faces)
+            access.read(work, self.faces, "runs/*/plan.json")
+            access.write(work, self.faces, "runs/*/faces.json")
+            access.read(work, self.redact, "runs/*/faces.json")
 
 
 _RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
                    3288, 3653)
 
 
-def _retention_enum(days: int) -> logs.RetentionDays:
+def retention(days: int) -> logs.RetentionDays:
     members = [m for m in logs.RetentionDays if m.name != "INFINITE"]
     return dict(zip(_RETENTION_DAYS, members))[days]

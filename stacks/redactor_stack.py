@@ -6,6 +6,7 @@ import json
 from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Token, Validations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -47,6 +48,12 @@ class RedactorStack(Stack):
             targets=[targets.LambdaFunction(self.functions.start, dead_letter_queue=self.starter_dlq,
                                             retry_attempts=8, max_event_age=Duration.hours(6))],
         )
+        # The rule's DLQ only receives events EventBridge could not deliver. When the starter itself fails
+        # (StartExecution throttled or denied, ...), Lambda retries the async event twice and then sends a record
+        # to the same queue, so the UploadsNotStarted alarm sees both.
+        self.functions.start.configure_async_invoke(
+            on_failure=destinations.SqsDestination(self.starter_dlq), retry_attempts=2,
+            max_event_age=Duration.hours(6))
         self.monitoring = Monitoring(self, "Monitoring", state_machine=sm, starter_dlq=self.starter_dlq)
 
         CfnOutput(self, "RawBucketName", value=self.storage.raw.bucket_name,
@@ -81,11 +88,6 @@ class RedactorStack(Stack):
                       "raw bucket; it only needs to write its logs.", [basic_role])
         self._ack(fns, "AwsSolutions-L1", "Pinned to the Python version the arm64 layers are built and tested "
                   "for (context python_version, layers/build.py --python).")
-        self._ack(fns, "AwsSolutions-IAM5",
-                  "CDK grant action sets on objects only: reads of raw uploads, writes/deletes under runs/*, "
-                  "redacted/* and failed/*; no s3:* and no other bucket.",
-                  ["Action::s3:GetObject*", "Action::s3:GetBucket*", "Action::s3:List*", "Action::s3:Abort*",
-                   "Action::s3:DeleteObject*"])
         rekognition = {"rekognition": " Rekognition's DetectFaces (detector=rekognition, redact function only)",
                        "rekognition-video": " Rekognition's StartFaceDetection/GetFaceDetection (detector="
                                             "rekognition-video, faces function only)"}.get(self.settings.detector, "")
@@ -94,7 +96,7 @@ class RedactorStack(Stack):
                   "function owns (runs/, redacted/, failed/, runs/*/faces.json). X-Ray's PutTraceSegments/"
                   f"PutTelemetryRecords{' and' + rekognition if rekognition else ''} take no resource "
                   "(Resource::*).",
-                  [f"Resource::<{raw}.Arn>/*", f"Resource::<{work}.Arn>/runs/*",
+                  [f"Resource::<{raw}.Arn>/*", f"Resource::<{work}.Arn>/runs/*", f"Resource::<{work}.Arn>/runs/*/errors/*",
                    *([f"Resource::<{work}.Arn>/runs/*/plan.json", f"Resource::<{work}.Arn>/runs/*/faces.json"]
                      if fns.faces is not None else []),
                    f"Resource::<{output}.Arn>/redacted/*", f"Resource::<{output}.Arn>/failed/*", "Resource::*"])
@@ -106,9 +108,9 @@ class RedactorStack(Stack):
         execution = f"Resource::arn:<AWS::Partition>:states:{region}:{account}:execution:{sm_name}"
         self._ack(self.workflow, "AwsSolutions-IAM5",
                   "Step Functions invokes the functions' versions (<arn>:*), writes X-Ray traces (no resource "
-                  "scope), manages its own Distributed Map child executions, and reads the segment manifest "
-                  "objects of the work bucket.",
+                  "scope), manages its own Distributed Map child executions, and reads the segment manifests "
+                  "under runs/ of the work bucket (their keys are only known at run time).",
                   [*(f"Resource::<{self._logical_id(f)}.Arn>:*" for f in (fns.plan, fns.redact, fns.stitch,
                                                                            fns.record_failure, fns.faces) if f),
                    "Resource::*", f"{execution}/RedactSegments:*", f"{execution}:*",
-                   f"Resource::arn:<AWS::Partition>:s3:::<{work}>/*"])
+                   f"Resource::<{work}.Arn>/runs/*"])

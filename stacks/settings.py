@@ -24,14 +24,14 @@ class Settings:
     rekognition_every: int = 5  # detector=rekognition: DetectFaces on every k-th frame (REDACTOR_REKOGNITION_EVERY)
     # workflow
     face_poll_seconds: int = 20  # detector=rekognition-video: Wait between GetFaceDetection status checks
-    max_concurrency: int = 40
+    max_concurrency: int = 8  # parallel redact Lambdas per video: fits a new account's 10 concurrent executions
     video_suffixes: tuple[str, ...] = DEFAULT_SUFFIXES
     # functions
     python_version: str = "3.13"
     plan_memory_mb: int = 1769
     plan_timeout_seconds: int = 300
     plan_ephemeral_mb: int = 10240
-    redact_memory_mb: int = 10240
+    redact_memory_mb: int = 3008  # 2 vCPUs: a new account's Lambda memory quota; 10240 (6 vCPUs) is the fast setting
     redact_timeout_seconds: int = 900
     redact_ephemeral_mb: int = 10240
     stitch_memory_mb: int = 3008

@@ -9,10 +9,17 @@ from constructs import Construct
 from .settings import Settings
 
 
+def removal_policy(settings: Settings) -> RemovalPolicy:
+    """Buckets and log groups: ``retain`` keeps them (and their data) when the stack is deleted or a resource is
+    replaced, but not when the stack's *first* deploy rolls back (CloudFormation ``RetainExceptOnCreate``): a
+    failed first deploy in a new account leaves no empty buckets or log groups behind."""
+    return RemovalPolicy.DESTROY if settings.removal_policy == "destroy" else RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
+
+
 class Storage(Construct):
     def __init__(self, scope: Construct, cid: str, *, settings: Settings) -> None:
         super().__init__(scope, cid)
-        removal = RemovalPolicy.DESTROY if settings.removal_policy == "destroy" else RemovalPolicy.RETAIN
+        removal = removal_policy(settings)
         common = dict(
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             encryption=s3.BucketEncryption.S3_MANAGED,

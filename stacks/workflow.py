@@ -2,27 +2,36 @@
 caught into Record failure -> Failed. State payloads carry keys and counts only."""
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from .functions import Functions
+from .functions import Functions, retention
 from .settings import Settings
-from .storage import Storage
+from .storage import Storage, removal_policy
 
-# Lambda service / throttling errors worth retrying (with exponential backoff and full jitter)
+# Lambda service errors worth retrying a few times (with exponential backoff and full jitter)
 LAMBDA_TRANSIENT_ERRORS = [
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
     "Lambda.ClientExecutionTimeoutException",
 ]
+# Throttling (the account's concurrent executions are all in use) is retried for about an hour: 2 s doubling to
+# at most 60 s, full jitter (each wait is uniform in [0, that]), 120 attempts: ~57 min on average, >= ~50 min
+# almost surely. A throttled task waits in Step Functions (no Lambda is billed) until capacity frees up.
+LAMBDA_THROTTLED = "Lambda.TooManyRequestsException"
+THROTTLE_RETRY = {"interval_seconds": 2, "backoff_rate": 2.0, "max_delay_seconds": 60, "max_attempts": 120}
+TRANSIENT_RETRY = {"interval_seconds": 2, "backoff_rate": 2.0, "max_delay_seconds": 60, "max_attempts": 6}
 
 STATE_NAMES = ("Plan segments", "Redact segments", "Redact segment", "Stitch", "Done", "Record failure",
                "Failed")
+# inside each Map child: a failed segment records its own error and cause, then fails the child
+SEGMENT_FAILURE_STATE_NAMES = ("Record segment failure", "Segment failed")
 # only with detector=rekognition-video
 FACE_STATE_NAMES = ("Start face detection", "Wait for face detection", "Check face detection",
                     "Face detection finished?", "Save face detections")
@@ -31,9 +40,23 @@ REKOGNITION_THROTTLED = "RekognitionThrottled"
 
 
 def _retry(task: tasks.LambdaInvoke) -> tasks.LambdaInvoke:
-    task.add_retry(errors=LAMBDA_TRANSIENT_ERRORS, interval=Duration.seconds(2), max_attempts=6,
-                   backoff_rate=2.0, max_delay=Duration.seconds(60), jitter_strategy=sfn.JitterType.FULL)
+    for errors, policy in (([LAMBDA_THROTTLED], THROTTLE_RETRY), (LAMBDA_TRANSIENT_ERRORS, TRANSIENT_RETRY)):
+        task.add_retry(errors=errors, interval=Duration.seconds(policy["interval_seconds"]),
+                       max_attempts=policy["max_attempts"], backoff_rate=policy["backoff_rate"],
+                       max_delay=Duration.seconds(policy["max_delay_seconds"]), jitter_strategy=sfn.JitterType.FULL)
     return task
+
+
+class RunsManifestReader(sfn.S3JsonItemReader):
+    """The Map's item reader, allowed to read only ``runs/*`` of the work bucket (CDK's own grants ``<bucket>/*``
+    because the manifest key is only known at run time)."""
+
+    def __init__(self, *, bucket: s3.IBucket, key: str) -> None:
+        super().__init__(bucket=bucket, key=key)
+        self._work_bucket = bucket
+
+    def provide_policy_statements(self) -> list[iam.PolicyStatement]:
+        return [iam.PolicyStatement(actions=["s3:GetObject"], resources=[self._work_bucket.arn_for_objects("runs/*")])]
 
 
 def _run_keys() -> dict:
@@ -50,7 +73,7 @@ class Workflow(Construct):
     def __init__(self, scope: Construct, cid: str, *, settings: Settings, storage: Storage,
                  functions: Functions) -> None:
         super().__init__(scope, cid)
-        removal = RemovalPolicy.DESTROY if settings.removal_policy == "destroy" else RemovalPolicy.RETAIN
+        removal = removal_policy(settings)
 
         plan = _retry(tasks.LambdaInvoke(
             self, "Plan segments",
@@ -77,11 +100,30 @@ class Workflow(Construct):
             result_selector={"index": sfn.JsonPath.number_at("$.Payload.index"),
                              "frames": sfn.JsonPath.number_at("$.Payload.frames")},
         ))
+        # On AWS a failed child fails the Map with the generic States.ExceedToleratedFailureThreshold; so the
+        # segment's own error (DetectionError, InputError, a throttle that outlasted its retries, ...) is written
+        # to runs/<execution>/errors/NNNNN.json, where Record failure finds it, and the child fails with it.
+        record_segment_failure = _retry(tasks.LambdaInvoke(
+            self, "Record segment failure",
+            comment="Write runs/<execution>/errors/NNNNN.json with the segment's error and cause",
+            lambda_function=functions.record_failure,
+            payload=sfn.TaskInput.from_object({
+                "key": sfn.JsonPath.string_at("$.key"),
+                "work_prefix": sfn.JsonPath.string_at("$.work_prefix"),
+                "segment": sfn.JsonPath.number_at("$.segment.index"),
+                "error": sfn.JsonPath.object_at("$.error"),
+            }),
+            retry_on_service_exceptions=False,
+            result_path=sfn.JsonPath.DISCARD,
+        ))
+        segment_failed = sfn.Fail(self, "Segment failed", comment="This segment failed with the error shown",
+                                  error_path="$.error.Error", cause_path="$.error.Cause")
+        redact_one.add_catch(record_segment_failure.next(segment_failed), errors=["States.ALL"],
+                             result_path="$.error")
         redact_all = sfn.DistributedMap(
             self, "Redact segments",
             comment="One child per segment from the S3 manifest; no failure tolerated",
-            item_reader=sfn.S3JsonItemReader(bucket=storage.work,
-                                             key=sfn.JsonPath.string_at("$.plan.manifest_key")),
+            item_reader=RunsManifestReader(bucket=storage.work, key=sfn.JsonPath.string_at("$.plan.manifest_key")),
             item_selector={
                 "segment": sfn.JsonPath.object_at("$$.Map.Item.Value"),
                 "bucket": sfn.JsonPath.string_at("$.bucket"),
@@ -113,15 +155,18 @@ class Workflow(Construct):
 
         record_failure = _retry(tasks.LambdaInvoke(
             self, "Record failure",
-            comment="Write failed/<key>.json with the error and cause, delete the run's partial parts",
+            comment="Write failed/<key>.json with the error and cause (a failed segment's own, when one failed), "
+                    "delete the run's partial parts",
             lambda_function=functions.record_failure,
             payload=sfn.TaskInput.from_object({**_run_keys(), "error": sfn.JsonPath.object_at("$.error")}),
             retry_on_service_exceptions=False,
-            result_selector={"failed_key": sfn.JsonPath.string_at("$.Payload.failed_key")},
+            result_selector={"failed_key": sfn.JsonPath.string_at("$.Payload.failed_key"),
+                             "error": sfn.JsonPath.string_at("$.Payload.error"),
+                             "cause": sfn.JsonPath.string_at("$.Payload.cause")},
             result_path="$.failure",
         ))
         failed = sfn.Fail(self, "Failed", comment="The run failed; see failed/<key>.json in the output bucket",
-                          error_path="$.error.Error", cause_path="$.error.Cause")
+                          error_path="$.failure.error", cause_path="$.failure.cause")
         on_failure = record_failure.next(failed)
         for state in (plan, redact_all, stitch):
             state.add_catch(on_failure, errors=["States.ALL"], result_path="$.error")
@@ -134,7 +179,7 @@ class Workflow(Construct):
             definition = plan.next(first_face_state)
             redact_all.next(stitch).next(done)
 
-        self.log_group = logs.LogGroup(self, "WorkflowLogs", retention=logs.RetentionDays.ONE_MONTH,
+        self.log_group = logs.LogGroup(self, "WorkflowLogs", retention=retention(settings.log_retention_days),
                                        removal_policy=removal)
         self.state_machine = sfn.StateMachine(
             self, "StateMachine",

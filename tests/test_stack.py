@@ -62,6 +62,15 @@ def test_five_functions_arm64_current_python_traced_with_log_retention(template)
         assert p["LoggingConfig"]["LogFormat"] == "JSON"
 
 
+def test_defaults_deploy_in_a_new_account(template, definition):
+    """A new account's Lambda memory quota is 3008 MB and its concurrency ~10: no default exceeds either."""
+    for lid, fn in our_functions(template).items():
+        assert fn["Properties"]["MemorySize"] <= 3008, lid
+    _, redact = function_by_service(template, "redact")
+    assert redact["Properties"]["MemorySize"] == 3008  # 2 vCPUs: the engine's pool uses both
+    assert definition["States"]["Redact segments"]["MaxConcurrency"] <= 8  # leaves room for plan/stitch/starter
+
+
 def test_function_sizes_and_engine_settings_come_from_context(template):
     ctx = aws.cdk_context()
     _, redact = function_by_service(template, "redact")
@@ -123,7 +132,23 @@ def test_all_buckets_private_tls_only_encrypted(template):
                     == "false"]
         assert deny_tls, f"{lid} does not enforce TLS"
         assert p.get("LifecycleConfiguration", {}).get("Rules"), f"{lid} has no lifecycle"
-        assert b["DeletionPolicy"] == "Retain"
+
+
+def test_retained_data_survives_the_stack_but_not_a_failed_first_deploy(template):
+    """removal_policy=retain keeps buckets and log groups when the stack is deleted or a resource replaced, but a
+    first deploy that rolls back deletes what it created (RetainExceptOnCreate): no stranded empty buckets."""
+    kept = {**resources(template, "AWS::S3::Bucket"), **resources(template, "AWS::Logs::LogGroup")}
+    assert len(kept) == 4 + 6  # 4 buckets; the 5 functions' log groups and the workflow's
+    for lid, r in kept.items():
+        assert r["DeletionPolicy"] == "RetainExceptOnCreate", lid
+        assert r["UpdateReplacePolicy"] == "Retain", lid
+
+
+def test_removal_policy_destroy_deletes_buckets_and_log_groups(tmp_path):
+    assembly, _ = aws.synth(str(tmp_path), nag=False, removal_policy="destroy")
+    t = assembly.get_stack_by_name("Redactor").template
+    for lid, r in {**resources(t, "AWS::S3::Bucket"), **resources(t, "AWS::Logs::LogGroup")}.items():
+        assert r["DeletionPolicy"] == "Delete", lid
 
 
 def test_server_access_logs_and_lifecycles(template):
@@ -165,6 +190,25 @@ def test_eventbridge_rule_filters_video_uploads_of_the_raw_bucket(template):
     assert target["RetryPolicy"]["MaximumRetryAttempts"] == 8
 
 
+def test_starter_failures_go_to_the_same_dead_letter_queue(template):
+    """The rule's DLQ only gets undeliverable events; a starter that raises (StartExecution throttled or denied)
+    must land in the same queue (Lambda's on-failure destination), which the UploadsNotStarted alarm watches."""
+    dlq = logical_id_of(template, "AWS::SQS::Queue", "/StarterDeadLetters/")
+    (rule,) = resources(template, "AWS::Events::Rule").values()
+    assert rule["Properties"]["Targets"][0]["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [dlq, "Arn"]}
+    start_id, _ = function_by_service(template, "start")
+    (config,) = resources(template, "AWS::Lambda::EventInvokeConfig").values()
+    p = config["Properties"]
+    assert p["FunctionName"] == {"Ref": start_id}
+    assert p["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [dlq, "Arn"]}
+    assert p["MaximumRetryAttempts"] == 2
+    sends = [s for s in statements_of_function(template, "start") if "sqs:SendMessage" in as_list(s["Action"])]
+    assert sends and all(s["Resource"] == {"Fn::GetAtt": [dlq, "Arn"]} for s in sends)
+    (alarm,) = [a for a in resources(template, "AWS::CloudWatch::Alarm").values()
+                if "could not handle" in a["Properties"]["AlarmDescription"]]
+    assert alarm["Properties"]["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}]
+
+
 # ---------------------------------------------------------------- workflow
 
 def test_state_machine_standard_traced_logged(template):
@@ -173,6 +217,13 @@ def test_state_machine_standard_traced_logged(template):
     assert p["StateMachineType"] == "STANDARD"
     assert p["TracingConfiguration"] == {"Enabled": True}
     assert p["LoggingConfiguration"]["Level"] == "ALL"
+
+
+def test_workflow_log_group_honours_log_retention_days(template):
+    sm = logical_id_of(template, "AWS::StepFunctions::StateMachine", "/Workflow/StateMachine/")
+    (dest,) = template["Resources"][sm]["Properties"]["LoggingConfiguration"]["Destinations"]
+    lg = dest["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    assert template["Resources"][lg]["Properties"]["RetentionInDays"] == aws.cdk_context()["log_retention_days"]
 
 
 def test_workflow_structure(definition, template):
@@ -191,6 +242,30 @@ def test_workflow_structure(definition, template):
     for name, lambda_name in (("Plan segments", "plan"), ("Stitch", "stitch"), ("Record failure", "record_failure")):
         fid, _ = function_by_service(template, lambda_name)
         assert states[name]["Parameters"]["FunctionName"] == f"<{fid}>"
+
+
+def test_a_failed_segment_records_its_own_error(definition, template):
+    """Inside each Map child: any error of Redact segment -> Record segment failure (writes the error and cause to
+    runs/<execution>/errors/) -> Segment failed (carries them). Record failure returns the recorded error and
+    cause, and the run's Fail state shows those, not the Map's generic States.ExceedToleratedFailureThreshold."""
+    inner = definition["States"]["Redact segments"]["ItemProcessor"]
+    assert inner["StartAt"] == "Redact segment"
+    assert set(inner["States"]) == {"Redact segment", "Record segment failure", "Segment failed"}
+    assert inner["States"]["Redact segment"]["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Record segment failure"}]
+    record = inner["States"]["Record segment failure"]
+    fid, _ = function_by_service(template, "record_failure")
+    assert record["Parameters"]["FunctionName"] == f"<{fid}>"
+    assert record["Parameters"]["Payload"] == {"key.$": "$.key", "work_prefix.$": "$.work_prefix",
+                                               "segment.$": "$.segment.index", "error.$": "$.error"}
+    assert record["ResultPath"] is None and record["Next"] == "Segment failed"
+    assert inner["States"]["Segment failed"] == {"Type": "Fail", "ErrorPath": "$.error.Error",
+                                                 "CausePath": "$.error.Cause",
+                                                 "Comment": inner["States"]["Segment failed"]["Comment"]}
+    states = definition["States"]
+    assert states["Record failure"]["ResultSelector"] == {"failed_key.$": "$.Payload.failed_key",
+                                                          "error.$": "$.Payload.error", "cause.$": "$.Payload.cause"}
+    assert states["Failed"]["ErrorPath"] == "$.failure.error" and states["Failed"]["CausePath"] == "$.failure.cause"
 
 
 def test_distributed_map_reads_manifest_from_s3(definition, template):
@@ -212,15 +287,30 @@ def test_distributed_map_reads_manifest_from_s3(definition, template):
     assert set(inner["ResultSelector"]) == {"index.$", "frames.$"}
 
 
+def _expected_wait_seconds(retry):
+    """Mean total wait of a retrier that is exhausted: full jitter waits uniform(0, min(interval*rate^n, cap))."""
+    cap = retry.get("MaxDelaySeconds", float("inf"))
+    return sum(min(retry["IntervalSeconds"] * retry["BackoffRate"] ** n, cap) / 2 for n in range(retry["MaxAttempts"]))
+
+
 def test_lambda_retries_with_backoff_and_jitter(definition):
+    """Every Lambda task: a throttle is retried for about an hour (capped backoff, full jitter) before it can fail a
+    run; other Lambda service errors a few times; engine errors never."""
     states = dict(definition["States"])
-    states["Redact segment"] = states["Redact segments"]["ItemProcessor"]["States"]["Redact segment"]
-    for name in ("Plan segments", "Redact segment", "Stitch", "Record failure"):
-        (retry,) = states[name]["Retry"]
-        assert "Lambda.TooManyRequestsException" in retry["ErrorEquals"]
-        assert "Lambda.ServiceException" in retry["ErrorEquals"]
-        assert "States.ALL" not in retry["ErrorEquals"]
-        assert retry["BackoffRate"] == 2 and retry["JitterStrategy"] == "FULL" and retry["MaxAttempts"] >= 3
+    inner = states["Redact segments"]["ItemProcessor"]["States"]
+    states["Redact segment"] = inner["Redact segment"]
+    states["Record segment failure"] = inner["Record segment failure"]
+    for name in ("Plan segments", "Redact segment", "Record segment failure", "Stitch", "Record failure"):
+        throttle, transient = states[name]["Retry"]
+        assert throttle["ErrorEquals"] == ["Lambda.TooManyRequestsException"], name
+        assert throttle["JitterStrategy"] == "FULL" and throttle["BackoffRate"] == 2
+        assert throttle["IntervalSeconds"] == 2 and throttle["MaxDelaySeconds"] == 60
+        assert throttle["MaxAttempts"] == 120
+        assert 45 * 60 <= _expected_wait_seconds(throttle) <= 90 * 60, _expected_wait_seconds(throttle)
+        assert "Lambda.ServiceException" in transient["ErrorEquals"]
+        assert "Lambda.TooManyRequestsException" not in transient["ErrorEquals"]
+        assert "States.ALL" not in transient["ErrorEquals"]
+        assert transient["JitterStrategy"] == "FULL" and transient["MaxAttempts"] >= 3
 
 
 def test_state_payloads_carry_only_keys_and_counts(definition):
@@ -228,7 +318,6 @@ def test_state_payloads_carry_only_keys_and_counts(definition):
     assert set(states["Plan segments"]["ResultSelector"]) == {
         "plan_key.$", "manifest_key.$", "segments.$", "frames.$", "plan_seconds.$"}
     assert set(states["Stitch"]["ResultSelector"]) == {"output_key.$", "report_key.$", "frames.$", "bytes.$"}
-    assert states["Failed"]["ErrorPath"] == "$.error.Error" and states["Failed"]["CausePath"] == "$.error.Cause"
 
 
 # ---------------------------------------------------------------- IAM
@@ -282,6 +371,50 @@ def test_each_function_writes_only_its_prefixes(template):
     for name in ("start", "plan", "redact"):
         assert not _object_resources(template, stm[name], "Output", "s3:PutObject"), name
     assert not _object_resources(template, stm["start"], "Work", "s3:")
+
+
+EXACT_S3_ACTIONS = {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:AbortMultipartUpload",
+                    "s3:DeleteObject", "s3:ListBucket"}
+
+
+def test_s3_grants_name_exact_actions(template):
+    """No s3:GetObject*, s3:GetBucket*, s3:List*, s3:PutObjectRetention, ...: only what the handlers call."""
+    seen = set()
+    for lid, pol in resources(template, "AWS::IAM::Policy").items():
+        for st in pol["Properties"]["PolicyDocument"]["Statement"]:
+            for action in as_list(st["Action"]):
+                if not action.startswith("s3:"):
+                    continue
+                assert "*" not in action, f"{lid}: {action}"
+                if "NotificationsHandler" in lid:  # CDK's own handler: turns EventBridge delivery on
+                    assert action == "s3:PutBucketNotification", f"{lid}: {action}"
+                    continue
+                assert action in EXACT_S3_ACTIONS, f"{lid}: {action}"
+                seen.add(action)
+    assert seen == EXACT_S3_ACTIONS
+
+
+def test_state_machine_reads_only_the_runs_of_the_work_bucket(template):
+    sm = logical_id_of(template, "AWS::StepFunctions::StateMachine", "/Workflow/StateMachine/")
+    role = template["Resources"][sm]["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    s3_statements = [st for pol in resources(template, "AWS::IAM::Policy").values()
+                     if {"Ref": role} in pol["Properties"]["Roles"]
+                     for st in pol["Properties"]["PolicyDocument"]["Statement"]
+                     if any(a.startswith("s3:") for a in as_list(st["Action"]))]
+    assert [as_list(st["Action"]) for st in s3_statements] == [["s3:GetObject"]]
+    assert _object_resources(template, s3_statements, "Work", "s3:GetObject") == {"<bucket>/runs/*"}
+
+
+def test_listing_and_stale_failure_removal_are_scoped(template):
+    stm = {n: statements_of_function(template, n) for n in FUNCTIONS}
+    assert _object_resources(template, stm["stitch"], "Output", "s3:DeleteObject") == {
+        "<bucket>/redacted/*", "<bucket>/failed/*"}
+    (listing,) = [s for s in stm["stitch"] if "s3:ListBucket" in as_list(s["Action"])
+                  and s["Resource"] == {"Fn::GetAtt": [bucket_id(template, "Output"), "Arn"]}]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["failed/*"]}}
+    assert _object_resources(template, stm["record_failure"], "Work", "s3:PutObject") == {"<bucket>/runs/*/errors/*"}
+    for name in ("plan", "redact"):
+        assert not any("s3:ListBucket" in as_list(s["Action"]) for s in stm[name]), name
 
 
 def test_only_the_starter_may_start_runs(template):
@@ -373,13 +506,16 @@ def test_settings_from_cli_strings_and_validation():
 
 
 def test_context_overrides_reach_the_template(tmp_path):
-    assembly, _ = aws.synth(str(tmp_path), nag=False, max_concurrency=3, segment_seconds=4, style="pixelate")
+    assembly, _ = aws.synth(str(tmp_path), nag=False, max_concurrency=3, segment_seconds=4, style="pixelate",
+                            redact_memory_mb=10240, log_retention_days=7)
     t = assembly.get_stack_by_name("Redactor").template
+    assert {lg["Properties"]["RetentionInDays"] for lg in resources(t, "AWS::Logs::LogGroup").values()} == {7}
     d = json.loads(aws.render_definition(t, {lid: lid for lid in t["Resources"]}))
     assert d["States"]["Redact segments"]["MaxConcurrency"] == 3
     _, redact = function_by_service(t, "redact")
     env = redact["Properties"]["Environment"]["Variables"]
     assert env["REDACTOR_SEGMENT_SECONDS"] == "4" and env["REDACTOR_STYLE"] == "pixelate"
+    assert redact["Properties"]["MemorySize"] == 10240  # the fast setting, once the account's quota allows it
 
 
 def test_app_py_synthesizes_like_the_cli(tmp_path):

@@ -51,6 +51,15 @@ def _collect(prefix: str, plan: Plan, parts_dir: Path) -> list[SegmentResult]:
     return results
 
 
+def _clear_stale_failure(key: str) -> None:
+    """A successful run removes failed/<key>.json an earlier failed run of the same key left behind."""
+    failed = naming.failed_key(key)
+    found = s3.client().list_objects_v2(Bucket=ENV["OUTPUT_BUCKET"], Prefix=failed, MaxKeys=1).get("Contents", [])
+    if found and found[0]["Key"] == failed:  # a key sorts before every longer key it prefixes
+        s3.client().delete_object(Bucket=ENV["OUTPUT_BUCKET"], Key=failed)
+        logger.info("removed the failure record of an earlier run", extra={"failed_key": failed})
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
@@ -92,6 +101,7 @@ def handler(event, context):
     except Exception:
         s3.client().delete_object(Bucket=ENV["OUTPUT_BUCKET"], Key=out_key)  # no video without its report
         raise
+    _clear_stale_failure(key)
     deleted = s3.delete_prefix(ENV["WORK_BUCKET"], prefix)
     logger.info("stitched", extra={"output": out_key, "frames": stitched.frames, "work_objects_deleted": deleted})
     metrics.add_metric(name="VideosRedacted", unit=MetricUnit.Count, value=1)

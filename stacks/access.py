@@ -1,0 +1,41 @@
+"""S3 permissions by exact action (CDK's grant_read/grant_put/grant_delete add ``s3:GetObject*``,
+``s3:GetBucket*``, ``s3:List*``, ``s3:PutObjectRetention``, ... which no handler calls).
+
+What the handlers call, and the action each needs:
+  HeadObject / GetObject (ranged too, presigned too)  -> s3:GetObject (+ s3:GetObjectVersion with a VersionId)
+  PutObject / multipart upload                        -> s3:PutObject (+ s3:AbortMultipartUpload to abort one)
+  DeleteObject / DeleteObjects                        -> s3:DeleteObject
+  ListObjectsV2 (and a 404 instead of 403 on a missing key) -> s3:ListBucket on the bucket
+"""
+from __future__ import annotations
+
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+
+READ = ("s3:GetObject", "s3:GetObjectVersion")
+WRITE = ("s3:PutObject", "s3:AbortMultipartUpload")
+DELETE = ("s3:DeleteObject",)
+LIST = ("s3:ListBucket",)
+
+
+def _allow(grantee: iam.IGrantable, actions, resources, conditions=None) -> None:
+    iam.Grant.add_to_principal(grantee=grantee, actions=list(actions), resource_arns=list(resources),
+                               conditions=conditions)
+
+
+def read(bucket: s3.IBucket, grantee: iam.IGrantable, pattern: str = "*") -> None:
+    _allow(grantee, READ, [bucket.arn_for_objects(pattern)])
+
+
+def write(bucket: s3.IBucket, grantee: iam.IGrantable, pattern: str) -> None:
+    _allow(grantee, WRITE, [bucket.arn_for_objects(pattern)])
+
+
+def delete(bucket: s3.IBucket, grantee: iam.IGrantable, pattern: str) -> None:
+    _allow(grantee, DELETE, [bucket.arn_for_objects(pattern)])
+
+
+def list_bucket(bucket: s3.IBucket, grantee: iam.IGrantable, prefix: str | None = None) -> None:
+    """ListBucket on the bucket; with ``prefix`` only listings whose Prefix matches it (s3:prefix)."""
+    conditions = {"StringLike": {"s3:prefix": [prefix]}} if prefix else None
+    _allow(grantee, LIST, [bucket.bucket_arn], conditions)
