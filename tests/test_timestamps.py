@@ -16,7 +16,7 @@ from fractions import Fraction
 import av
 import pytest
 
-from redactor import Config, plan, redact_file
+from redactor import Config, StitchError, plan, redact_file
 from redactor.records import Plan, SegmentResult
 from redactor.remux import stitch
 from redactor.segment import redact_segments, split_chunks
@@ -126,6 +126,13 @@ def test_every_frame_keeps_its_source_time(name, media, model_path, tmp_path):
             assert o_rate == len(times) / dur
             if clip["container"] in ("mp4", "mov"):
                 assert o_rate == rate
+    if len(results2) >= 3 and results2[1].frames == results2[2].frames:
+        # fail closed: parts that do not hold the planned frames (here two swapped, same length, so every
+        # record still matches) stop the stitch with a named error instead of writing frames out of place
+        results2[1].part, results2[2].part = results2[2].part, results2[1].part
+        with pytest.raises(StitchError, match="not the planned frame"):
+            stitch(p2, results2, str(tmp_path / "swapped.mp4"), cfg)
+        assert not list(tmp_path.glob("*swapped*"))
 
 
 def test_pipeline_keeps_the_issue_clip_exact(media, model_path, tmp_path):
