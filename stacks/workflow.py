@@ -22,8 +22,8 @@ LAMBDA_TRANSIENT_ERRORS = [
     "Lambda.ClientExecutionTimeoutException",
 ]
 # Throttling (the account's concurrent executions are all in use) is retried for about an hour: 2 s doubling to
-# at most 60 s, full jitter (each wait is uniform in [0, that]), 120 attempts: ~57 min on average, >= ~50 min
-# almost surely. A throttled task waits in Step Functions (no Lambda is billed) until capacity frees up.
+# at most 60 s, full jitter (each wait is uniform in [0, that]), 120 attempts: ~58 min on average, >= 50 min
+# in 99.5 % of cases. A throttled task waits in Step Functions (no Lambda is billed) until capacity frees up.
 LAMBDA_THROTTLED = "Lambda.TooManyRequestsException"
 THROTTLE_RETRY = {"interval_seconds": 2, "backoff_rate": 2.0, "max_delay_seconds": 60, "max_attempts": 120}
 TRANSIENT_RETRY = {"interval_seconds": 2, "backoff_rate": 2.0, "max_delay_seconds": 60, "max_attempts": 6}
