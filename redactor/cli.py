@@ -1,18 +1,53 @@
 """``redactor`` command line: ``redact``, ``probe``, ``fetch-model``.
 
-Exit codes: 0 ok, 2 bad input/usage, 3 setup (model), 4 internal or detection failure, 130 interrupted.
-Errors are one line on stderr naming the file and the problem.
+Exit codes: 0 ok, 2 bad input/usage, 3 setup (model), 4 internal or detection failure, 130 interrupted
+(SIGINT), 143 terminated (SIGTERM; 129 for SIGHUP). Errors are one line on stderr naming the file and the
+problem.
+
+SIGTERM is how containers, batch schedulers and service managers stop a job: it is turned into an exception in
+the main thread, so the same cleanup as Ctrl-C runs (the pool ends its workers, the work directory and any
+partial output are removed) before the process exits with 128 + the signal number.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 
 from . import __version__
 from .config import DETECTORS, INFERENCE, MASKS, PRESETS, STYLES, Config
 from .errors import RedactorError
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by SIGTERM/SIGHUP (a BaseException, like KeyboardInterrupt: nothing that
+    catches ``Exception`` may swallow it)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum, frame):
+    # one cleanup is enough: a repeated signal must not interrupt the cleanup the first one started
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    raise Terminated(signum)
+
+
+def _install_signal_handlers() -> dict:
+    """SIGTERM/SIGHUP -> :class:`Terminated`; returns what to restore (nothing outside the main thread, where
+    Python cannot set handlers, or for a signal the caller already handles its own way)."""
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            previous[sig] = signal.signal(sig, _on_signal)
+    return previous
 
 
 def _progress(total_frames: int, enabled: bool):
@@ -128,7 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    previous = {}
     try:
+        if args.cmd == "redact":
+            previous = _install_signal_handlers()
         return args.func(args)
     except RedactorError as e:
         print(f"redactor: {e.kind}: {e.one_line()}", file=sys.stderr)
@@ -136,9 +174,16 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("redactor: interrupted", file=sys.stderr)
         return 130
+    except Terminated as e:
+        print(f"redactor: terminated by {signal.Signals(e.signum).name}; workers stopped, temporary files removed",
+              file=sys.stderr)
+        return 128 + e.signum
     except Exception as e:  # noqa: BLE001
         print(f"redactor: internal error: {type(e).__name__}: {e}", file=sys.stderr)
         return 4
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

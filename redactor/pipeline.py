@@ -1,6 +1,11 @@
 """Run the whole job on one machine: plan -> redact every segment (process pool) -> stitch -> report.
 
-This is the same sequence of stage calls the Step Functions workflow makes, with the same records."""
+This is the same sequence of stage calls the Step Functions workflow makes, with the same records.
+
+Nothing is left behind however the run ends: on an error, Ctrl-C or SIGTERM (see ``redactor.cli``) the
+``finally`` below removes the work directory (the pool has already ended its workers); if this process is
+killed outright, its workers die with it and a :class:`~redactor.pool.Janitor` removes the work directory,
+the partial output and an output whose report was never written."""
 from __future__ import annotations
 
 import os
@@ -11,10 +16,11 @@ from pathlib import Path
 
 from .config import Config
 from .errors import InputError
+from .pool import Janitor
 from .probe import plan as make_plan
 from .report import build_report, write_json_atomic
 from .segment import redact_segments
-from .remux import output_format, stitch
+from .remux import _temp_path, output_format, stitch
 
 
 def redact_file(source: str, output: str, config: Config | None = None, report_path: str | None = None,
@@ -29,8 +35,12 @@ def redact_file(source: str, output: str, config: Config | None = None, report_p
     timings["plan"] = time.perf_counter() - t0
     if on_plan:
         on_plan(plan)
-    work = tempfile.mkdtemp(prefix="redactor-", dir=os.environ.get("REDACTOR_WORK_DIR"))
+    janitor = Janitor()
+    work = None
     try:
+        work = tempfile.mkdtemp(prefix="redactor-", dir=os.environ.get("REDACTOR_WORK_DIR"))
+        janitor.add(work)
+        janitor.add(_temp_path(output))
         t1 = time.perf_counter()
         if config.detector == "rekognition-video" and not config.faces_path:
             raise InputError("detector rekognition-video runs in the AWS workflow (its video job needs the file in "
@@ -40,6 +50,9 @@ def redact_file(source: str, output: str, config: Config | None = None, report_p
         timings["redact"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         result = stitch(plan, results, output, config)
+        if report_path:  # killed before the report is written: no output without its report
+            janitor.add(output)
+            janitor.add(str(Path(report_path).with_name(f".{Path(report_path).name}.partial-{os.getpid()}")))
         timings["stitch"] = time.perf_counter() - t2
         timings["total"] = time.perf_counter() - t0
         report = build_report(plan, results, result, timings)
@@ -55,4 +68,6 @@ def redact_file(source: str, output: str, config: Config | None = None, report_p
                 raise
         return report
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if work:
+            shutil.rmtree(work, ignore_errors=True)
+        janitor.close()

@@ -6,10 +6,23 @@ AWS Lambda has no ``/dev/shm``, so anything that creates a POSIX semaphore (``mu
 task, the worker answers with progress messages and then its result (small dicts; frames never travel). A
 worker builds its state (the face model) once, on its first task, and keeps it for the next tasks. A task
 that raises, or a worker that dies, fails the whole run and the remaining workers are terminated.
+
+No worker outlives its parent: each one asks the kernel (Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``) to be
+killed when the parent dies, whatever killed it (SIGKILL included); where that call does not exist, a watcher
+thread polls ``getppid()``. A worker also resets SIGTERM/SIGHUP to their default action, so the parent's
+handlers (see ``redactor.cli``) are not inherited and ``terminate()`` always ends it. Files the workers were
+writing are removed by the parent on every exit it lives through, and by a :class:`Janitor` when it does not.
 """
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 import traceback
 from multiprocessing.connection import wait
 from typing import Any, Callable
@@ -19,7 +32,37 @@ from .errors import RedactorError, WorkerError
 WorkerFn = Callable[[Any, Any, Callable[[int], None]], Any]  # (state, task, progress) -> result
 
 
-def _child(conn, init_fn, worker_fn):
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """In a forked worker: end this process as soon as ``parent_pid`` is gone (never an orphan)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if os.getppid() != parent_pid:  # the parent died before the death signal was armed
+        os._exit(1)
+    if armed:
+        # the death signal fires when the *thread* that forked us ends; the pool lives inside one call,
+        # so that thread outlives the pool (the watcher below would cover any other use)
+        return
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+    threading.Thread(target=watch, name="redactor-parent-watch", daemon=True).start()
+
+
+def _child(conn, init_fn, worker_fn, parent_pid):
+    _die_with_parent(parent_pid)
     state = None
     try:
         while True:
@@ -78,7 +121,7 @@ class WorkerPool:
         ctx = mp.get_context("fork")
         for i in range(self.n):
             parent_end, child_end = ctx.Pipe(duplex=True)
-            p = ctx.Process(target=_child, args=(child_end, self.init_fn, self.worker_fn), daemon=True,
+            p = ctx.Process(target=_child, args=(child_end, self.init_fn, self.worker_fn, os.getpid()), daemon=True,
                             name=f"redactor-worker-{i}")
             p.start()
             child_end.close()
@@ -146,3 +189,84 @@ class WorkerPool:
         for c in self._conns:
             c.close()
         self._procs, self._conns = [], []
+
+
+# The janitor's whole program: it runs in a fresh interpreter (``-I -S``: stdlib only) holding nothing but the
+# read end of a pipe. Each line is a JSON path to remove if the owner dies; "done" means the owner cleaned up.
+_JANITOR = r"""
+import json, os, shutil, signal, sys
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(s, signal.SIG_IGN)
+fd, paths, buf = int(sys.argv[1]), [], b""
+while True:
+    chunk = os.read(fd, 4096)
+    if not chunk:
+        break
+    buf += chunk
+    *lines, buf = buf.split(b"\n")
+    for line in lines:
+        if line == b'"done"':
+            sys.exit(0)
+        paths.append(json.loads(line))
+for p in paths:
+    if os.path.isdir(p) and not os.path.islink(p):
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        try:
+            os.unlink(p)
+        except OSError:
+            pass
+"""
+
+
+class Janitor:
+    """Removes a run's temporary files when the process that owns them dies without cleaning up (SIGKILL,
+    OOM killer, a crash). ``with Janitor() as j: j.add(path) ...`` and clean up normally: leaving the block
+    tells the janitor the owner is done and it exits without touching anything.
+
+    The janitor is a small separate interpreter that blocks reading a pipe whose only write end is the
+    owner's. Worker processes forked later inherit that write end, so the janitor reads end-of-file only
+    when the owner *and every worker* are gone (workers die with their parent, see ``_die_with_parent``):
+    it never removes a file a live worker is still writing. It ignores SIGINT/SIGTERM/SIGHUP (a signal to
+    the whole process group must not stop it before the owner dies) and needs no semaphore.
+    """
+
+    def __init__(self):
+        r, self._w = os.pipe()
+        try:
+            self._proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _JANITOR, str(r)], pass_fds=(r,),
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL)
+        except BaseException:
+            os.close(self._w)
+            raise
+        finally:
+            os.close(r)
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def _send(self, obj) -> None:
+        try:
+            os.write(self._w, json.dumps(obj).encode() + b"\n")
+        except OSError:  # the janitor is gone (a signal reached it before it could ignore it)
+            pass
+
+    def add(self, path: str) -> None:
+        """Remove ``path`` (a file or a directory tree) if the owner dies before ``close``."""
+        self._send(os.path.abspath(path))
+
+    def close(self) -> None:
+        if self._w is None:
+            return
+        self._send("done")
+        os.close(self._w)
+        self._w = None
+        self._proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
