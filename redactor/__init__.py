@@ -7,6 +7,7 @@ Public engine API (importable without AWS):
     r = redact_segment("in.mp4", p.segments[0], cfg, work_dir)  # one segment -> SegmentResult (part + sidecar)
     s = stitch(p, [r, ...], "out.mp4", cfg)              # remux parts + original audio -> StitchResult
     report = redact_file("in.mp4", "out.mp4", cfg, report_path="r.json")  # all of the above, locally
+    # + report_html_path="r.html": the visual report (redactor/report_html.py)
 """
 from .config import Config
 from .errors import (ConfigError, DetectionError, InputError, ModelError, RedactorError, StitchError,
@@ -40,10 +41,11 @@ def stitch(plan, parts, output, config=None):
     return _stitch(plan, parts, output, config)
 
 
-def redact_file(source, output, config=None, report_path=None, detector_factory=None, progress=None):
+def redact_file(source, output, config=None, report_path=None, detector_factory=None, progress=None,
+                report_html_path=None):
     from .pipeline import redact_file as _rf
     return _rf(source, output, config, report_path=report_path, detector_factory=detector_factory,
-               progress=progress)
+               progress=progress, report_html_path=report_html_path)
 
 
 __all__ = ["Config", "plan", "redact_segment", "redact_segments", "stitch", "redact_file", "Plan", "Segment", "SegmentResult",

@@ -83,7 +83,8 @@ def cmd_redact(a) -> int:
             state["update"](n)
 
     try:
-        report = redact_file(a.input, a.output, config, report_path=a.report, progress=progress, on_plan=on_plan)
+        report = redact_file(a.input, a.output, config, report_path=a.report, progress=progress, on_plan=on_plan,
+                             report_html_path=a.report_html)
     finally:
         if state.get("close"):
             state["close"]()
@@ -92,7 +93,8 @@ def cmd_redact(a) -> int:
     if not a.quiet:
         print(f"redacted {a.input} -> {a.output}: {c['frames']} frames, faces found on {c['frames_with_faces']} of "
               f"{c['detected_frames']} detection frames, {c['redacted_frames']} frames redacted, {t['total']:.1f}s "
-              f"({report['frames_per_second']} frames/s)" + (f"; report: {a.report}" if a.report else ""))
+              f"({report['frames_per_second']} frames/s)" + (f"; report: {a.report}" if a.report else "")
+              + (f"; HTML report: {a.report_html}" if a.report_html else ""))
     return 0
 
 
@@ -122,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("input")
     r.add_argument("-o", "--output", required=True, help="output video (.mp4, .mov or .mkv)")
     r.add_argument("--report", help="write the JSON report here")
+    r.add_argument("--report-html", help="write the visual report (one self-contained HTML page) here")
     r.add_argument("--workers", type=int, help="worker processes (default: usable cores)")
     r.add_argument("--segment-seconds", type=float)
     r.add_argument("--style", choices=STYLES)

@@ -18,13 +18,13 @@ from .config import Config
 from .errors import InputError
 from .pool import Janitor
 from .probe import plan as make_plan
-from .report import build_report, write_json_atomic
+from .report import build_report, write_json_atomic, write_text_atomic
 from .segment import redact_segments
 from .remux import _temp_path, output_format, stitch
 
 
 def redact_file(source: str, output: str, config: Config | None = None, report_path: str | None = None,
-                detector_factory=None, progress=None, on_plan=None) -> dict:
+                detector_factory=None, progress=None, on_plan=None, report_html_path: str | None = None) -> dict:
     config = config or Config()
     output_format(output)  # fail early on an unsupported output type
     if os.path.abspath(source) == os.path.abspath(output):
@@ -60,11 +60,29 @@ def redact_file(source: str, output: str, config: Config | None = None, report_p
             from .rekognition_video import load_faces, report_fields
             report["detector"].update(report_fields(load_faces(config.faces_path),
                                                     config.rekognition_video_price_per_minute))
+        page = None
+        if report_html_path:  # the visual report, from the redacted output (redactor/report_html.py)
+            t3 = time.perf_counter()
+            try:
+                from .report_html import render
+                page = render(report, output)
+            except BaseException:
+                Path(output).unlink(missing_ok=True)  # no output without its report
+                raise
+            report["timings"]["report_html"] = round(time.perf_counter() - t3, 4)
         if report_path:
             try:
                 write_json_atomic(report_path, report)
             except BaseException:
                 Path(output).unlink(missing_ok=True)  # no output without its report
+                raise
+        if page is not None:
+            try:
+                write_text_atomic(report_html_path, page)
+            except BaseException:
+                Path(output).unlink(missing_ok=True)
+                if report_path:
+                    Path(report_path).unlink(missing_ok=True)
                 raise
         return report
     finally:

@@ -33,6 +33,7 @@ from .pool import WorkerPool
 from .remux import _unlink, concat_video, exact_mov_options
 from .probe import open_input, parse_tb
 from .records import Keyframe, Segment, SegmentResult, SourceInfo
+from .report import frame_ranges, merge_ranges
 from .tracking import cover_boxes, match
 
 MIN_CHUNK_FRAMES = 12
@@ -167,6 +168,7 @@ def _assemble(source, segment: Segment, tasks: list[dict], results: list[dict], 
         _unlink(part)
         raise InputError(f"segment {segment.index}: decoded {frames} frames, planned {segment.frames}", source)
     detections = [d for r in results for d in r["detections"]]
+    redacted = merge_ranges([rg for r in results for rg in r["redacted"]])
     stage = collections.Counter()
     dstats: dict = {}
     for r in results:
@@ -175,7 +177,8 @@ def _assemble(source, segment: Segment, tasks: list[dict], results: list[dict], 
             if isinstance(v, (int, float)):
                 dstats[k] = dstats.get(k, 0) + v
     tmp = det_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"segment": segment.index, "time_base": info.time_base, "frames": detections}))
+    tmp.write_text(json.dumps({"segment": segment.index, "time_base": info.time_base, "frames": detections,
+                               "redacted": redacted}))
     os.replace(tmp, det_path)
     return SegmentResult(
         index=segment.index, part=str(part), detections=str(det_path), frames=frames,
@@ -330,6 +333,8 @@ def run_chunk(detector, task: dict, progress) -> dict:
     last_track = 0
     dets: dict[int, np.ndarray] = {}
     det_records: dict[int, tuple[int, np.ndarray]] = {}
+    n_tracked: collections.Counter = collections.Counter()  # per frame: how many of its boxes are track boxes
+    redacted: list[int] = []  # frames of this chunk with at least one redacted region
     counters = collections.Counter()
     pending: collections.deque = collections.deque()
     out = ostream = None
@@ -356,6 +361,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
             frame, eb = blur.redact_frame(frame, boxes, cfg.style, cfg.mask, cfg.enlarge)
             if len(eb):
                 counters["redacted_frames"] += 1
+                redacted.append(i)
         stage["redact"] += time.perf_counter() - t1
         t1 = time.perf_counter()
         if out is None:
@@ -387,6 +393,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
             if start <= j < end:
                 pj, old = det_records.get(j, (index_pts[j], EMPTY5))
                 det_records[j] = (pj, np.concatenate([old, bb]))
+                n_tracked[j] += len(bb)  # appended after the detector's own boxes
 
     def decode_all(seek_pts: int | None):
         nonlocal tracks, velocity, misses, last_track
@@ -473,6 +480,8 @@ def run_chunk(detector, task: dict, progress) -> dict:
                         tdets[i] = extra
                         if len(extra):
                             b = np.concatenate([b, extra])
+                            if start <= i < end:
+                                n_tracked[i] += len(extra)
                     if K and is_fine:
                         # fine boxes are held until the next fine pass only where the coarse pass cannot
                         # follow them (small faces); big faces are followed by the coarse pass every k frames.
@@ -531,6 +540,8 @@ def run_chunk(detector, task: dict, progress) -> dict:
             tracks, velocity, misses = EMPTY5, np.zeros((0, 2), np.float32), np.zeros(0, np.int32)
             last_track = 0
             det_records.clear()
+            n_tracked.clear()
+            redacted.clear()
             counters.clear()
             decode_all(None)
         t1 = time.perf_counter()
@@ -554,6 +565,7 @@ def run_chunk(detector, task: dict, progress) -> dict:
     return {"frames": counters["frames"], "first_pts": counters["first_pts"], "last_pts": counters["last_pts"],
             "detected_frames": counters["detected_frames"], "faces": counters["faces"],
             "redacted_frames": counters["redacted_frames"],
-            "detections": [{"frame": j, "pts": pj, "boxes": np.round(bj, 2).tolist()}
+            "detections": [{"frame": j, "pts": pj, "boxes": np.round(bj, 2).tolist(), "tracked": n_tracked[j]}
                            for j, (pj, bj) in sorted(det_records.items())],
+            "redacted": frame_ranges(redacted),
             "stage_seconds": dict(stage), "detector_stats": stats, "pid": os.getpid()}
