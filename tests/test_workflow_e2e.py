@@ -227,10 +227,17 @@ def test_upload_with_a_face_is_redacted_end_to_end(pipeline, media, tmp_path):
     assert biggest < 4096, biggest
 
     # output + report in the output bucket, work area cleaned, no failure record
-    assert pipeline.keys(pipeline.output) == [f"redacted/{key}", f"redacted/{key}.report.json"]
+    assert pipeline.keys(pipeline.output) == [f"redacted/{key}", f"redacted/{key}.report.html",
+                                              f"redacted/{key}.report.json"]
     assert pipeline.keys(pipeline.work) == []
     out = pipeline.get(pipeline.output, f"redacted/{key}", tmp_path / "out.mp4")
     report = pipeline.get_json(pipeline.output, f"redacted/{key}.report.json")
+    # the visual report beside them: an HTML page with thumbnails of this run's frames, timed in the JSON report
+    page = pipeline.s3.get_object(Bucket=pipeline.output, Key=f"redacted/{key}.report.html")
+    assert page["ContentType"].startswith("text/html")
+    text = page["Body"].read().decode("utf-8")
+    assert text.startswith("<!DOCTYPE html>") and "<title>Redaction report: e2e_face.mp4</title>" in text
+    assert text.count('data-frame="') >= 6 and "report_html" in report["timings"]
     assert report["counts"]["frames"] == clip["frames"]
     assert report["counts"]["segments"] == len(segments_planned)
     assert report["output"]["output"] == f"s3://{pipeline.output}/redacted/{key}"

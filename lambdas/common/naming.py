@@ -2,7 +2,8 @@
 
 Work area (work bucket):  runs/<execution name>/plan.json, manifest.json, parts/NNNNN.<ext>,
                           detections/NNNNN.json, results/NNNNN.json, faces.json (rekognition-video)
-Output bucket:            redacted/<key>, redacted/<key>.report.json, failed/<key>.json
+Output bucket:            redacted/<key>, redacted/<key>.report.json, redacted/<key>.report.html,
+                          failed/<key>.json
 """
 from __future__ import annotations
 
@@ -71,6 +72,11 @@ def output_key(key: str) -> str:
 
 def report_key(key: str) -> str:
     return f"{OUTPUT_PREFIX}{key}.report.json"
+
+
+def report_html_key(key: str) -> str:
+    """The visual report (redactor/report_html.py) beside the video and its JSON report."""
+    return f"{OUTPUT_PREFIX}{key}.report.html"
 
 
 def failed_key(key: str) -> str:

@@ -69,7 +69,7 @@ def handler(event, context):
     prefix = naming.check_work_prefix(event["work_prefix"])
     logger.append_keys(key=key)
     plan = Plan.from_dict(s3.get_json(ENV["WORK_BUCKET"], naming.plan_key(prefix)))
-    out_key, rep_key = naming.output_key(key), naming.report_key(key)
+    out_key, rep_key, html_key = naming.output_key(key), naming.report_key(key), naming.report_html_key(key)
     with tempfile.TemporaryDirectory(prefix="stitch-") as tmp:
         tmp = Path(tmp)
         results = _collect(prefix, plan, tmp / "parts")
@@ -95,15 +95,35 @@ def handler(event, context):
         report["source"]["version"] = version
         report["output"]["output"] = f"s3://{ENV['OUTPUT_BUCKET']}/{out_key}"
         report["work_prefix"] = f"s3://{ENV['WORK_BUCKET']}/{prefix}"
+        page = _report_html(report, output, key)
         s3.upload(output, ENV["OUTPUT_BUCKET"], out_key)
     try:
         s3.put_json(ENV["OUTPUT_BUCKET"], rep_key, report)
+        _put_report_html(html_key, page)
     except Exception:
-        s3.client().delete_object(Bucket=ENV["OUTPUT_BUCKET"], Key=out_key)  # no video without its report
+        for k in (out_key, rep_key):  # no video without its reports
+            s3.client().delete_object(Bucket=ENV["OUTPUT_BUCKET"], Key=k)
         raise
     _clear_stale_failure(key)
     deleted = s3.delete_prefix(ENV["WORK_BUCKET"], prefix)
     logger.info("stitched", extra={"output": out_key, "frames": stitched.frames, "work_objects_deleted": deleted})
     metrics.add_metric(name="VideosRedacted", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="OutputBytes", unit=MetricUnit.Bytes, value=stitched.bytes)
-    return {"output_key": out_key, "report_key": rep_key, "frames": stitched.frames, "bytes": stitched.bytes}
+    return {"output_key": out_key, "report_key": rep_key, "report_html_key": html_key, "frames": stitched.frames,
+            "bytes": stitched.bytes}
+
+
+# --- the visual report (redactor/report_html.py): rendered from the local redacted output, before upload ---
+def _report_html(report: dict, output: Path, key: str) -> str:
+    """The HTML page for this run; its render time goes into the JSON report's timings."""
+    from redactor.report_html import render
+
+    t0 = time.monotonic()
+    page = render(report, str(output), title=Path(key).name)
+    report["timings"]["report_html"] = round(time.monotonic() - t0, 3)
+    return page
+
+
+def _put_report_html(html_key: str, page: str) -> None:
+    s3.client().put_object(Bucket=ENV["OUTPUT_BUCKET"], Key=html_key, Body=page.encode("utf-8"),
+                           ContentType="text/html; charset=utf-8")
