@@ -18,7 +18,7 @@ from .config import Config
 from .errors import InputError
 from .pool import Janitor
 from .probe import plan as make_plan
-from .report import build_report, write_json_atomic, write_text_atomic
+from .report import build_report, partial_path, write_json_atomic, write_text_atomic
 from .segment import redact_segments
 from .remux import _temp_path, output_format, stitch
 
@@ -53,6 +53,11 @@ def redact_file(source: str, output: str, config: Config | None = None, report_p
         if report_path:  # killed before the report is written: no output without its report
             janitor.add(output)
             janitor.add(str(Path(report_path).with_name(f".{Path(report_path).name}.partial-{os.getpid()}")))
+        if report_html_path:  # ... nor without its HTML report (nor a JSON report written just before it)
+            janitor.add(output)
+            janitor.add(partial_path(report_html_path))
+            if report_path:
+                janitor.add(report_path)
         timings["stitch"] = time.perf_counter() - t2
         timings["total"] = time.perf_counter() - t0
         report = build_report(plan, results, result, timings)

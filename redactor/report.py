@@ -140,10 +140,16 @@ def write_text_atomic(path: str, text: str) -> None:
     """Write to a temporary name beside ``path`` and rename it into place (never a half-written file)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.partial-{os.getpid()}")
+    tmp = Path(partial_path(path))
     try:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, p)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def partial_path(path: str) -> str:
+    """The temporary name ``write_text_atomic`` writes ``path`` under before renaming it into place."""
+    p = Path(path)
+    return str(p.with_name(f".{p.name}.partial-{os.getpid()}"))

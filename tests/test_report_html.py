@@ -168,8 +168,8 @@ def test_no_output_without_its_html_report(media, model_path, tmp_path, monkeypa
 
     monkeypatch.setattr(rh, "render", broken)
     clip = media("report_cli.mp4", width=320, height=240, seconds=1.0, faces=1, face_size=(60, 70))
-    rc = main(["redact", clip["path"], "--model", model_path, "--workers", "1", "-q", "-o",
-               str(tmp_path / "c.mp4"), "--report", str(tmp_path / "c.json"), "--report-html", str(tmp_path / "c.html")])
+    rc = main(["redact", clip["path"], "--model", model_path, "--workers", "1", "-q", "-o", str(tmp_path / "c.mp4"),
+               "--report", str(tmp_path / "c.json"), "--report-html", str(tmp_path / "c.html")])
     assert rc == 4
     assert list(tmp_path.iterdir()) == []
 
