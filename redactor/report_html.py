@@ -209,7 +209,7 @@ def pick_thumbnails(report: dict, n_frames: int, keyframes: list[int] | None = N
     * "most faces": the frames with the most distinct faces, at least 1/(2*(top+spread)) of the video apart;
       among frames with equally many faces, the one that needs the fewest extra frames decoded (thumbnails are
       decoded from the keyframe before them, and one pass through a keyframe interval serves all of its
-      thumbnails), then the earliest.
+      thumbnails), then the one farthest from the thumbnails already picked, then the earliest.
     """
     records = {d["frame"]: d for d in report.get("detections") or [] if 0 <= d["frame"] < n_frames}
     faces = {f: int(d.get("faces", len(d["boxes"]))) for f, d in records.items()}
@@ -243,7 +243,8 @@ def pick_thumbnails(report: dict, n_frames: int, keyframes: list[int] | None = N
             ok = [f for f in cands if all(abs(f - g) >= sep for g in taken)]
             if not ok:
                 break
-            f = min(ok, key=lambda f: (extra(f), f))
+            shown = list(chosen) + taken
+            f = min(ok, key=lambda f: (extra(f), -min(abs(f - g) for g in shown) if shown else 0, f))
             taken.append(f)
             reach[gop(f)] = max(reach.get(gop(f), -1), f)
         if len(taken) >= top:
