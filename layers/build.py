@@ -3,6 +3,7 @@
     python layers/build.py                 # build every layer (ffmpeg, vision, deps) + stage the engine
     python layers/build.py ffmpeg vision   # only those
     python layers/build.py --sizes         # print the unzipped sizes of what is built
+    python layers/build.py --host          # the same pinned layers for THIS machine (tests; never deploy them)
 
 Layers (each a folder ``layers/build/<name>/`` whose content lands in ``/opt`` on Lambda):
 
@@ -19,6 +20,11 @@ Wheels are chosen with ``pip install --platform manylinux..._aarch64 --only-bina
 debug sections where a capable ``llvm-strip`` is present (dynamic symbols are compared before/after, and the
 original file is kept if they differ). A stamp file skips a rebuild when nothing changed; pip's cache lives in
 ``$REDACTOR_PIP_CACHE`` (default ``~/.cache/redactor/pip``) so later builds download nothing.
+
+``--host`` (``build_layer(..., host=True)``) builds the same layers from the same pinned requirements and the same
+trimming for the machine running the build (its OS/architecture, the given CPython version) into
+``layers/build/host-<os>-<arch>-cp<XY>/<name>/``: what ``tests/test_deployed_runtime.py`` runs the functions on.
+arm64 stays the default: only the arm64 build is ever deployed.
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ import argparse
 import hashlib
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -66,10 +73,20 @@ def mb(n: int) -> float:
     return round(n / 1e6, 1)
 
 
-def _stamp(name: str, python_version: str) -> str:
+def host_tag(python_version: str) -> str:
+    """``host-linux-x86_64-cp313``: where the host build of the layers for that CPython version goes."""
+    return f"host-{sys.platform}-{platform.machine().lower()}-cp{python_version.replace('.', '')}"
+
+
+def build_root(python_version: str, host: bool = False) -> Path:
+    return BUILD / host_tag(python_version) if host else BUILD
+
+
+def _stamp(name: str, python_version: str, host: bool = False) -> str:
     h = hashlib.sha256()
     h.update(Path(__file__).read_bytes())
     h.update(python_version.encode())
+    h.update(host_tag(python_version).encode() if host else b"arm64")
     req = HERE / f"requirements-{name}.txt"
     h.update(req.read_bytes())
     if name == "vision":
@@ -79,12 +96,12 @@ def _stamp(name: str, python_version: str) -> str:
     return h.hexdigest()
 
 
-def _pip_install(req: Path, target: Path, python_version: str) -> None:
+def _pip_install(req: Path, target: Path, python_version: str, host: bool = False) -> None:
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
            "--target", str(target), "--only-binary=:all:", "--implementation", "cp",
            "--python-version", python_version, "--no-compile", "--cache-dir", str(pip_cache()),
            "-r", str(req)]
-    for plat in PLATFORMS:
+    for plat in ([] if host else PLATFORMS):  # host: pip's own platform tags for this machine
         cmd += ["--platform", plat]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -107,8 +124,33 @@ def _dynamic_symbols(path: Path) -> str | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
+def elf_load_segments_aligned(path: Path) -> bool | None:
+    """Whether every PT_LOAD segment of an ELF64 file has ``p_offset % p_align == p_vaddr % p_align``, which the
+    dynamic loader requires (else ``dlopen`` fails: "ELF load command address/offset not page-aligned").
+    None if ``path`` is not a little-endian ELF64 file."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+            return None
+        phoff, = struct.unpack_from("<Q", head, 32)
+        phentsize, phnum = struct.unpack_from("<HH", head, 54)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    for i in range(phnum):
+        p_type, _flags, offset, vaddr, _paddr, _filesz, _memsz, align = struct.unpack_from(
+            "<IIQQQQQQ", table, i * phentsize)
+        if p_type == 1 and align > 1 and offset % align != vaddr % align:
+            return False
+    return True
+
+
 def _strip_shared_objects(root: Path) -> int:
-    """Strip debug sections from .so files; keep the original if the dynamic symbol table changes."""
+    """Strip debug sections from .so files; keep the original if the dynamic symbol table changes or if the
+    stripped file could not be loaded: llvm-strip repacks the extra LOAD segments patchelf (auditwheel) adds
+    to manylinux libraries without keeping their file offsets congruent to their addresses, and such a library
+    fails to load (PyAV's ``av/_core.abi3.so`` did, breaking ``import av`` in the deployed layer)."""
     tool = _strip_tool()
     if not tool:
         return 0
@@ -123,7 +165,8 @@ def _strip_shared_objects(root: Path) -> int:
         if proc.returncode != 0 or not tmp.exists():
             tmp.unlink(missing_ok=True)
             continue
-        if before_syms is None or _dynamic_symbols(tmp) != before_syms or tmp.stat().st_size >= before_size:
+        if (before_syms is None or _dynamic_symbols(tmp) != before_syms or tmp.stat().st_size >= before_size
+                or elf_load_segments_aligned(tmp) is not True):
             tmp.unlink()
             continue
         os.chmod(tmp, so.stat().st_mode)
@@ -151,20 +194,23 @@ def _trim(site: Path) -> None:
             shutil.rmtree(inc)
 
 
-def build_layer(name: str, python_version: str = "3.13", force: bool = False) -> Path:
-    """Build one pip layer into layers/build/<name>/ (python/ + extras) and return that folder."""
+def build_layer(name: str, python_version: str = "3.13", force: bool = False, host: bool = False) -> Path:
+    """Build one pip layer into layers/build/<name>/ (python/ + extras) and return that folder.
+
+    ``host=True``: the same layer for this machine instead of arm64 Lambda, under ``build_root(.., host=True)``."""
     if name not in PIP_LAYERS:
         raise ValueError(f"unknown layer {name!r}; pip layers are {PIP_LAYERS}")
-    out = BUILD / name
-    stamp_file = BUILD / f".{name}.stamp"
-    stamp = _stamp(name, python_version)
+    root = build_root(python_version, host)
+    out = root / name
+    stamp_file = root / f".{name}.stamp"
+    stamp = _stamp(name, python_version, host)
     if not force and out.is_dir() and stamp_file.is_file() and stamp_file.read_text() == stamp:
         return out
     shutil.rmtree(out, ignore_errors=True)
     stamp_file.unlink(missing_ok=True)
     site = out / "python"
     site.mkdir(parents=True)
-    _pip_install(HERE / f"requirements-{name}.txt", site, python_version)
+    _pip_install(HERE / f"requirements-{name}.txt", site, python_version, host)
     _trim(site)
     _strip_shared_objects(site)
     if name == "vision":
@@ -231,11 +277,14 @@ def main(argv=None) -> int:
     ap.add_argument("--python", default="3.13", help="Lambda Python version the wheels are for")
     ap.add_argument("--force", action="store_true", help="rebuild even when the stamp matches")
     ap.add_argument("--sizes", action="store_true", help="only print the sizes of what is built")
+    ap.add_argument("--host", action="store_true",
+                    help=f"build for this machine ({platform.machine()}) instead of arm64 Lambda: for tests only")
     args = ap.parse_args(argv)
     if not args.sizes:
         for name in args.layers:
-            print(f"building {name} layer for cp{args.python.replace('.', '')} arm64 ...", flush=True)
-            build_layer(name, args.python, force=args.force)
+            where = host_tag(args.python) if args.host else "arm64"
+            print(f"building {name} layer for cp{args.python.replace('.', '')} {where} ...", flush=True)
+            build_layer(name, args.python, force=args.force, host=args.host)
         stage_engine()
     print(json.dumps({"unzipped_mb": sizes()}, indent=2))
     return 0

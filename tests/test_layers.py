@@ -65,6 +65,19 @@ def test_layers_are_arm64_cp313_and_trimmed(built):
     assert not (engine / "redactor" / "synth.py").exists()
 
 
+def test_layer_libraries_are_loadable(built):
+    """Every shared library keeps each LOAD segment's file offset congruent to its address (what the dynamic
+    loader checks): llvm-strip broke this for PyAV's and OpenCV's patchelf'ed libraries, and `import av` failed
+    ("ELF load command address/offset not page-aligned"). aarch64 cannot be loaded here, so this is checked on
+    the program headers; tests/test_deployed_runtime.py loads the host build for real."""
+    bad = []
+    for name in built.PIP_LAYERS:
+        for so in (built.BUILD / name / "python").rglob("*.so*"):
+            if so.is_file() and not so.is_symlink() and built.elf_load_segments_aligned(so) is False:
+                bad.append(str(so.relative_to(built.BUILD)))
+    assert bad == [], f"{len(bad)} libraries would fail to load: {bad[:5]}"
+
+
 def test_vision_layer_carries_the_verified_model(built):
     from redactor.model import MODEL_SHA256, sha256_file
 

@@ -1,0 +1,168 @@
+"""The tested runtime is the deployed runtime: every function runs the way Lambda runs it, end to end.
+
+Each function of the synthesized stack runs in its own fresh interpreter (CPython at the stack's runtime version
+when this machine has it), a warm container kept for the whole run, whose import path holds only:
+
+* the function's code asset exactly as synthesized into the cloud assembly (what deploys as /var/task),
+* its layers in the template's order: the engine layer as synthesized, and the pip layers built for this
+  machine from the same pinned ``layers/requirements-*.txt`` (``layers/build.py --host``, same trimming, so
+  no boto3 in them and no OpenVINO: the model runs in OpenCV DNN, as on Lambda), the model at its layer path,
+* the standard library and what the Lambda runtime provides (boto3/botocore, ``tests/lambda_runtime.py``),
+
+with no /dev/shm semaphores (creating one fails with errno 38, as on Lambda), the function's environment from the
+template, and AWS reached over HTTP: moto in server mode. The synthesized state machine runs in moto's
+interpreter; each Lambda invocation goes to the function's container. A real generated clip with a face and
+audio comes out redacted, frame-exact, with its report. Any import that only works because the dev venv has the
+package fails this test (the container reports what it loaded and from where).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from tests import aws_support as aws
+from tests import lambda_runtime as lr
+from tests.conftest import audio_packets, video_times
+from tests.moto_server import _moto_server_session, moto_server  # noqa: F401 - fixtures
+
+moto = pytest.importorskip("moto")
+from moto.awslambda_simple.models import LambdaSimpleBackend  # noqa: E402
+
+from tests.test_workflow_e2e import FN_NAMES, Pipeline  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    """(interpreter, host layers, runtime dir): built once, cached under layers/build/host-*/ by recipe hash."""
+    python = lr.find_python(aws.cdk_context()["python_version"])
+    built = lr.build_runtime(lr.python_version(python))
+    return python, built
+
+
+def _layer_name(template: dict, ref: dict) -> str:
+    path = template["Resources"][ref["Ref"]]["Metadata"]["aws:cdk:path"]  # .../Functions/VisionLayer/Resource
+    return path.split("/")[-2].removesuffix("Layer").lower()
+
+
+def _asset(assembly: Path, resource: dict) -> Path:
+    return assembly / resource["Metadata"]["aws:asset:path"]
+
+
+class DeployedPipeline(Pipeline):
+    """The stack's resources in moto (server mode), each function in its own Lambda-like container."""
+
+    def __init__(self, template: dict, assembly: Path, server, runtime, tmp: Path, engine_env: dict[str, str]):
+        super().__init__(template, "unused", tmp, engine_env)
+        python, built = runtime
+        subs = {aws.logical_id_of(template, "AWS::S3::Bucket", f"/Storage/{name}/"): bucket
+                for name, bucket in (("Raw", self.raw), ("Work", self.work), ("Output", self.output))}
+        (sm_lid,) = aws.resources(template, "AWS::StepFunctions::StateMachine")
+        subs[sm_lid] = self.state_machine_arn
+        self.containers: dict[str, lr.Container] = {}
+        self.layer_names: dict[str, list[str]] = {}
+        try:
+            for name in self.handlers:
+                _, fn = aws.function_by_service(template, name)
+                props = fn["Properties"]
+                names = [_layer_name(template, ref) for ref in props.get("Layers", [])]
+                self.layer_names[name] = names
+                layers = [_asset(assembly, template["Resources"][ref["Ref"]]) if n == "engine" else built["layers"][n]
+                          for n, ref in zip(names, props.get("Layers", []))]
+                env = {k: (v if isinstance(v, str) else subs[v["Ref"]])
+                       for k, v in props["Environment"]["Variables"].items()}
+                env.update(server.env)
+                if any(k.startswith("REDACTOR_") for k in env):  # the engine's functions: test-sized settings
+                    env.update(engine_env)
+                self.containers[name] = lr.Container(
+                    FN_NAMES[name], python, _asset(assembly, fn), layers, built["runtime"], env, tmp / name,
+                    memory_mb=props.get("MemorySize", 128), timeout_s=props.get("Timeout", 900))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        for c in self.containers.values():
+            c.close()
+
+    def invoke_factory(self):
+        by_name = {fn_name: handler for handler, fn_name in FN_NAMES.items()}
+        pipeline = self
+
+        def invoke(backend, function_name, qualifier, body, headers, response_headers):
+            handler = by_name[function_name.split(":function:")[-1].split(":")[0]]
+            event = json.loads(body) if body else {}
+            try:
+                result = pipeline.containers[handler].invoke(event)
+                pipeline.invocations.append((handler, event, "ok"))
+                return json.dumps(result).encode()
+            except lr.FunctionError as e:
+                pipeline.invocations.append((handler, event, str(e)))
+                response_headers["x-amz-function-error"] = "Unhandled"
+                return json.dumps(e.payload).encode()
+
+        return invoke
+
+    def deliver(self, event: dict) -> dict:
+        """EventBridge -> the starter's container."""
+        return self.containers["start"].invoke(event)
+
+
+@pytest.fixture
+def deployed(moto_server, runtime, tmp_path, monkeypatch):  # noqa: F811 - the fixture
+    template, assembly = aws.synthesized_once()
+    moto_server.configure({"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
+    # moto's Step Functions interpreter calls Lambda and S3 back over HTTP on localhost:$MOTO_PORT
+    monkeypatch.setenv("MOTO_PORT", moto_server.endpoint.rsplit(":", 1)[1])
+    p = DeployedPipeline(template, assembly, moto_server, runtime, tmp_path / "lambda",
+                         engine_env={"REDACTOR_SEGMENT_SECONDS": "0.5"})
+    try:
+        with mock.patch.object(LambdaSimpleBackend, "invoke", p.invoke_factory()):
+            yield p
+    finally:
+        p.close()
+
+
+def test_every_function_runs_in_its_deployed_runtime_end_to_end(deployed, media, tmp_path):
+    p = deployed
+    # the containers hold what the template says, and none of them failed to initialise
+    assert p.layer_names["redact"] == ["deps", "engine", "ffmpeg", "vision"]
+    assert "report" in p.layer_names["stitch"]  # Pillow, for the HTML report
+    not_ready = {n: c.log_tail() for n, c in p.containers.items() if not c.ready}
+    assert not not_ready, f"functions that failed to import in their deployed runtime: {not_ready}"
+
+    clip = media("deployed.mp4", width=320, height=240, seconds=1.0, audio="aac", faces=1, face_size=(70, 90))
+    key = "fleet/car 7/deployed.mp4"
+    started = p.deliver(p.upload(clip["path"], key))
+    assert started["status"] == "started", started
+    done = p.wait(started["executionArn"])
+    logs = {n: c.log_tail(1500) for n, c in p.containers.items()}
+    assert done["status"] == "SUCCEEDED", (done, p.invocations, logs)
+
+    assert p.keys(p.output) == [f"redacted/{key}", f"redacted/{key}.report.html", f"redacted/{key}.report.json"]
+    assert p.keys(p.work) == []
+    out = p.get(p.output, f"redacted/{key}", tmp_path / "out.mp4")
+    report = p.get_json(p.output, f"redacted/{key}.report.json")
+    assert video_times(str(out)) == video_times(clip["path"])
+    assert audio_packets(str(out)) == audio_packets(clip["path"]) and audio_packets(str(out))
+    assert report["counts"]["frames"] == clip["frames"] and report["counts"]["segments"] >= 2
+    assert report["counts"]["faces"] > 0, report["counts"]
+    # the inference runtime the layer really has: OpenCV DNN (OpenVINO is not in the layer)
+    assert report["detector"].get("backend_opencv", 0) > 0 and "backend_openvino" not in report["detector"]
+
+    # warm containers: one interpreter per function served all of its invocations
+    redacts = [i for i in p.invocations if i[0] == "redact"]
+    assert len(redacts) == report["counts"]["segments"] and all(o == "ok" for *_, o in redacts), p.invocations
+    assert p.containers["redact"].proc.poll() is None
+
+    # nothing was imported from outside the function's own path (task, its layers, stdlib, runtime)
+    for name, c in p.containers.items():
+        stats = c.stats()
+        assert stats["outside"] == [], (name, stats["outside"])
+        assert "openvino" not in stats["modules"], name
+        assert stats["semaphore"].startswith("OSError: [Errno 38]"), (name, stats["semaphore"])
+    assert "cv2" in p.containers["redact"].stats()["modules"]
