@@ -34,11 +34,12 @@ def output_format(path: str) -> str:
 def exact_time_options(fmt: str, *time_bases) -> dict:
     """Muxer options for output format ``fmt`` that keep the source's timestamps (``time_bases``: the
     video's, then the audio streams'): an exact movie time scale for MP4/MOV (``exact_mov_options``); for
-    Matroska, no shift of every stream when audio starts before 0 (AAC's priming packet at -1024 samples
-    made the muxer move the whole file 21 ms later; Matroska stores the negative block time as it is)."""
+    Matroska and MPEG-TS, no shift of every stream when audio starts before 0 (AAC's priming packet at -1024
+    samples made the muxer move the whole file 21 ms later; both store the negative time as it is). What a
+    container cannot represent stays rounded: Matroska keeps milliseconds, MPEG-TS 1/90000 s."""
     if fmt in ("mp4", "mov"):
         return exact_mov_options(*time_bases)
-    if fmt in ("matroska", "webm"):
+    if fmt in ("matroska", "webm", "mpegts"):
         return {"avoid_negative_ts": "disabled"}
     return {}
 

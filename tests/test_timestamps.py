@@ -18,7 +18,7 @@ import pytest
 
 from redactor import Config, StitchError, plan, redact_file
 from redactor.records import Plan, SegmentResult
-from redactor.remux import stitch
+from redactor.remux import exact_time_options, stitch
 from redactor.segment import redact_segments, split_chunks
 
 from .conftest import audio_packets
@@ -143,3 +143,23 @@ def test_pipeline_keeps_the_issue_clip_exact(media, model_path, tmp_path):
     assert len(report["plan"]["segments"]) == 3
     assert _times(out) == _times(clip["path"])
     assert audio_packets(out) == audio_packets(clip["path"])
+
+
+def test_mpegts_muxer_keeps_source_times(media, tmp_path):
+    """MPEG-TS (1/90000 s) has no output type in stitch yet; the same muxer options must keep a 90 kHz
+    source's video and AAC audio (first packet before 0) where they are, where the default moved them."""
+    clip = media("ts_vfr90k.mp4", **TINY, **CASES["vfr90k.mp4"][0])
+
+    def mux(out, options):
+        with av.open(clip["path"]) as src, av.open(out, "w", format="mpegts", options=options) as dst:
+            streams = {s.index: dst.add_stream_from_template(s) for s in (src.streams.video[0], src.streams.audio[0])}
+            for pkt in src.demux(list(src.streams)):
+                if pkt.size:
+                    pkt.stream = streams[pkt.stream.index]
+                    dst.mux(pkt)
+        return _times(out)[0], [t for _, t, _ in audio_packets(out)]
+
+    want = _times(clip["path"])[0], [t for _, t, _ in audio_packets(clip["path"])]
+    assert want[1][0] < 0
+    assert mux(str(tmp_path / "exact.ts"), exact_time_options("mpegts")) == want
+    assert mux(str(tmp_path / "default.ts"), {}) != want
