@@ -93,14 +93,13 @@ def _video_packets(parts: list[str], planned: list[list[int]] | None = None, tim
                     got = pkt.pts * pkt.time_base if pkt.pts is not None else None
                     if want is None or got is None or abs(got - want * time_base) > PART_TIME_SLACK or \
                             pkt.dts != pkt.pts:
-                        raise StitchError(f"part frame {k} (pts {pkt.pts}, dts {pkt.dts}, time base "
-                                          f"{pkt.time_base}) is not the planned frame "
-                                          f"{'(none: too many frames)' if want is None else want * time_base}",
-                                          part)
+                        planned_at = "none: too many frames" if want is None else f"{float(want * time_base):.6f} s"
+                        raise StitchError(f"part frame {k} (pts {pkt.pts}, dts {pkt.dts}, time base {pkt.time_base})"
+                                          f" is not the planned frame ({planned_at})", part)
                     following = next(nxt)
                     pkt.time_base = time_base
                     pkt.pts = pkt.dts = want
-                    if following is not None:
+                    if following is not None and following > want:
                         pkt.duration = following - want
                     elif pkt.duration:
                         pkt.duration = round(pkt.duration * vs.time_base / time_base)
