@@ -98,6 +98,10 @@ def probe(source: str) -> tuple[SourceInfo, list[int], list[int]]:
                     if pkt.pts is None:
                         missing_pts += 1
                         continue
+                    if pkt.is_discard:
+                        # before the start of an MP4 edit list (a clip trimmed without re-encoding): decoded
+                        # only as a reference for the frames after it, never shown, not a frame of the video
+                        continue
                     if pkt.pts > last_pts:  # the duration of the frame presented last (B-frames: not
                         last_pts, last_dur = pkt.pts, pkt.duration or 0  # the last packet demuxed)
                     pts_list.append(pkt.pts)

@@ -44,6 +44,10 @@ CASES = {
     "vfr90k.mp4": (dict(vfr=True, seconds=2.5, keyframes=[9, 22], audio="aac"), 0.5, (".mp4", ".mkv")),
     # 1/1000 asked of an MP4 (stored as 1/16000: times are whole milliseconds, borders included)
     "tb1000.mp4": (dict(time_base="1/1000", seconds=2.0, keyframes=[11, 23, 37]), 0.5, (".mp4", ".mkv")),
+    # trimmed without re-encoding: the first 7 frames (the first keyframe among them) lie before the edit
+    # list's start, decoded as references but not shown (such a clip used to fail: "decoded out of plan")
+    "trimmed_start.mp4": (dict(time_base="1/15360", seconds=2.0, keyframes=[10, 33], bframes=2, trim=7,
+                               audio="aac"), 0.6, (".mp4", ".mkv")),
     # Matroska source (1 ms), VFR with Opus: exact in MKV, and in MP4 (1 ms divides its time scale)
     "vfr.mkv": (dict(vfr=True, seconds=2.0, keyframes=[7, 20], audio="opus"), 0.5, (".mkv", ".mp4")),
     # one long segment cut into 2 worker chunks at a non-millisecond frame (parts concatenated); without the
@@ -54,12 +58,13 @@ CASES = {
 
 
 def _times(path):
-    """(sorted exact video times, video average rate, video duration in seconds: the stream's own when the
-    container gives one (MP4/MOV), else from the first frame to the end of the last one)"""
+    """(sorted exact times of the shown video frames, video average rate, video duration in seconds: the
+    stream's own when the container gives one (MP4/MOV), else from the first frame to the end of the last
+    one)"""
     with av.open(path) as c:
         vs = c.streams.video[0]
         packets = sorted((Fraction(p.pts) * p.time_base, Fraction(p.duration or 0) * p.time_base)
-                         for p in c.demux(vs) if p.pts is not None)
+                         for p in c.demux(vs) if p.pts is not None and not p.is_discard)
         times = [t for t, _ in packets]
         dur = Fraction(vs.duration) * vs.time_base if vs.duration else sum(packets[-1]) - times[0]
         return times, vs.average_rate, dur
@@ -111,8 +116,12 @@ def test_every_frame_keeps_its_source_time(name, media, model_path, tmp_path):
             assert o_times == [_ms(t) for t in times]
             if whole_ms:
                 assert o_times == times
-            # audio too, and not shifted (AAC's priming packet before 0 stays before 0)
-            assert audio_packets(out) == [(n, _ms(t), b) for n, t, b in audio_packets(src)]
+            # audio too, and not shifted: AAC's priming packet before 0 stays before 0. (Further before 0 -- a
+            # trimmed clip's hidden audio -- FFmpeg reads Matroska's negative times back a few ms off: -255
+            # ms as -259. Those are never played; every packet is still there, bit-exact.)
+            got, src_audio = audio_packets(out), audio_packets(src)
+            assert [(n, b) for n, _, b in got] == [(n, b) for n, _, b in src_audio]
+            assert [t for _, t, _ in got if t >= -MS * 21] == [_ms(t) for _, t, _ in src_audio if _ms(t) >= -MS * 21]
             # the frame rate is stored as whole nanoseconds per frame, read back as a ratio of numbers
             # up to 30000 (matroskadec): the source's rate as closely as that holds
             assert abs(o_rate / rate - 1) < Fraction(1, 10**6)
@@ -122,9 +131,10 @@ def test_every_frame_keeps_its_source_time(name, media, model_path, tmp_path):
             assert o_dur == dur  # the video track lasts exactly as long (its last frame's duration kept)
             assert audio_packets(out) == audio_packets(src)
             # MP4/MOV store no rate: it is frames / track duration, so the source's whenever it is an MP4/MOV
-            # (a Matroska source's rate is its nominal default duration, which MP4 cannot carry)
+            # (a Matroska source's rate is its nominal default duration, which MP4 cannot carry; a trimmed
+            # source's counts the hidden frames before its edit list too)
             assert o_rate == len(times) / dur
-            if clip["container"] in ("mp4", "mov"):
+            if clip["container"] in ("mp4", "mov") and not kw.get("trim"):
                 assert o_rate == rate
     if len(results2) >= 3 and results2[1].frames == results2[2].frames:
         # fail closed: parts that do not hold the planned frames (here two swapped, same length, so every
