@@ -267,9 +267,9 @@ def transcode(source: str, output: str, crf: int, preset: str, threads: int = 0,
         # the engine's own encoder set-up, so (A) and (B) encode with exactly the same settings
         from redactor import Config
         from redactor.probe import probe
-        from redactor.segment import _open_encoder, encoder_format
+        from redactor.chunk import encoder_format, open_encoder
         info = probe(source)[0]
-        out, os_ = _open_encoder(output, info, Config(crf=crf, preset=preset), encoder_format(info), threads,
+        out, os_ = open_encoder(output, info, Config(crf=crf, preset=preset), encoder_format(info), threads,
                                  info.color_range)
         it = inp.decode(vs)
         while True:

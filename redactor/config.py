@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
+from .schedule import Schedule
 
 STYLES = ("blur", "pixelate", "solid")
 MASKS = ("ellipse", "box")
@@ -103,32 +104,14 @@ class Config:
         return int(self.workers) or usable_cores()
 
     @property
-    def sample_every(self) -> int:
-        """Run the detector on frames whose global index is a multiple of this (API detectors sample sparser;
-        rekognition-video only looks boxes up by timestamp, so it runs on every frame)."""
-        if self.detector == "rekognition-video":
-            return 1
-        return int(self.rekognition_every) if self.detector == "rekognition" else int(self.detect_every)
-
-    @property
-    def track_period(self) -> int:
-        """Small-face tracking step: track_every, or the detection period when 0."""
-        return int(self.track_every) or self.sample_every
-
-    @property
-    def fine_period(self) -> int:
-        """Fine-pass period in frames: fine_every rounded up to a multiple of sample_every (0 = no fine pass)."""
-        if self.detector != "centerface" or not int(self.fine_every):
-            return 0
-        k = self.sample_every
-        return max(k, -(-int(self.fine_every) // k) * k)
+    def schedule(self):
+        """Which passes run on which frames (``schedule.Schedule``), from these settings."""
+        return Schedule.from_settings(self)
 
     @property
     def context_frames(self) -> int:
-        """Frames of context a worker reads on each side of its range so results do not depend on cuts: the
-        coarse samples that shape a frame's boxes (hold + 2k - 1 away), the fine passes around it (K - 1) and
-        the start of its fine interval, where its small-face tracks begin (segment.py)."""
-        return max(int(self.hold) + 2 * self.sample_every, self.fine_period)
+        """Frames of context a worker reads on each side of its range (``Schedule.context``)."""
+        return self.schedule.context
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

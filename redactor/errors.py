@@ -4,6 +4,9 @@ Exit codes (CLI): 2 = bad input or usage, 3 = setup (model missing/corrupt), 4 =
 """
 from __future__ import annotations
 
+# AWS error codes that mean "throttled, try again later" (Rekognition image and video APIs)
+THROTTLE_CODES = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException"})
+
 
 class RedactorError(Exception):
     """Base class. ``path`` names the file the error is about (may be None)."""

@@ -2,7 +2,8 @@
 
 The AWS workflow starts ``StartFaceDetection`` on the uploaded S3 object (idempotent ``ClientRequestToken``),
 waits for it, pages through ``GetFaceDetection`` and writes a *faces file* to the work bucket before the
-segments fan out; each segment then applies those boxes by timestamp with ``PrecomputedFacesDetector``.
+segments fan out; each segment then applies those boxes by timestamp with
+``detectors.precomputed.PrecomputedFacesDetector`` (this module is the job and the file format only).
 
 Faces file (JSON)::
 
@@ -11,34 +12,21 @@ Faces file (JSON)::
      "faces": {"<timestamp ms>": [[x1, y1, x2, y2, confidence 0-1], ...], ...},  # ratios of the frame
      "summary": {"samples": .., "faces": .., "pages": .., "video_minutes": ..}}
 
-Rekognition only lists timestamps at which it found a face, at its own sampling rate (not every frame), and
-``Timestamp`` "is not guaranteed to be accurate to the individual frame". A frame at time ``t`` therefore gets:
-
-* the boxes of the last sample at or before ``t`` and of the first sample after ``t`` (each *held* up to
-  ``reach`` ms away from its timestamp), and
-* for faces matched between those two samples (centre distance, ``tracking.match``), the box linearly
-  interpolated to ``t``.
-
-``reach`` is the sampling interval estimated from the file (lower median gap between consecutive timestamps,
-clamped to [1 frame, 1 s]; 0.5 s when there is a single timestamp) plus ``hold`` frames, so every frame between
-two samples of a visible face is covered by both, while a face is not smeared over seconds in which
-Rekognition sampled and saw nobody.
+How the boxes are applied per frame: ``detectors/precomputed.py``.
 
 This module imports nothing heavy at the top: the workflow's small face-detection Lambda uses its job helpers
 without numpy/OpenCV/PyAV.
 """
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-from .errors import DetectionError, InputError
+from .errors import THROTTLE_CODES, DetectionError, InputError  # noqa: F401 - THROTTLE_CODES: the faces Lambda
 
 FORMAT = "redactor-faces/1"
-THROTTLE_CODES = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException"})
 MAX_RESULTS = 1000  # GetFaceDetection page size (API maximum)
 # Rekognition Video stored-video limits (https://docs.aws.amazon.com/rekognition/latest/dg/limits.html)
 SUPPORTED_CODECS = ("h264",)
@@ -146,100 +134,3 @@ def load_faces(path: str) -> dict:
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("faces"), dict):
         raise DetectionError(f"not a {FORMAT} faces file", path)
     return data
-
-
-# ---------------------------------------------------------------------------------------------- the detector
-class PrecomputedFacesDetector:
-    """Boxes from a faces file, by frame timestamp (see module doc). Stored-frame pixels, clipped."""
-
-    name = "rekognition-video"
-    DEFAULT_INTERVAL_MS = 500.0
-    MAX_INTERVAL_MS = 1000.0
-
-    def __init__(self, config, source, faces_path: str):
-        import numpy as np
-
-        from .detectors import rotate_k
-        from .probe import parse_tb
-
-        self.np = np
-        data = load_faces(faces_path)
-        self.summary = data.get("summary") or {}
-        thr = float(config.threshold)
-        items = sorted((int(t), v) for t, v in data["faces"].items())
-        self.times = [t for t, _ in items]
-        self.boxes = []
-        for _, v in items:
-            b = np.asarray(v, dtype=np.float32).reshape(-1, 5)
-            self.boxes.append(b[b[:, 4] >= thr])
-        self.width, self.height = (source.width, source.height) if source else (None, None)
-        self.start_pts = int(source.start_pts) if source else 0
-        self.tb = parse_tb(source.time_base) if source else None
-        fps = float(source.fps) if source and source.fps else 30.0
-        frame_ms = 1000.0 / fps
-        k = rotate_k(source.rotation) if source else 0
-        video = data.get("video") or {}
-        vw, vh = video.get("width"), video.get("height")
-        if k % 2 and source and (vw, vh) == (source.width, source.height) and vw != vh:
-            k = 0  # Rekognition reported the stored frame's size: its boxes are in stored orientation
-        self.k = k
-        gaps = sorted(b - a for a, b in zip(self.times, self.times[1:]) if b > a)
-        if gaps:
-            interval = min(self.MAX_INTERVAL_MS, max(frame_ms, float(gaps[(len(gaps) - 1) // 2])))
-        else:
-            interval = self.DEFAULT_INTERVAL_MS
-        self.reach_ms = interval + int(config.hold) * frame_ms + 0.5 * frame_ms
-        self.frames = 0
-        self._reported = 0
-
-    def stats(self) -> dict:
-        n, self._reported = self.frames - self._reported, self.frames
-        return {"rekognition_video_frames": n}
-
-    def ratio_boxes_at(self, t_ms: float):
-        """(n, 5) ratio boxes (Rekognition's orientation) covering time t_ms."""
-        from .tracking import match
-
-        np = self.np
-        i = bisect.bisect_right(self.times, t_ms) - 1
-        a = self.boxes[i] if i >= 0 and t_ms - self.times[i] <= self.reach_ms else None
-        j = i + 1
-        b = self.boxes[j] if j < len(self.times) and self.times[j] - t_ms <= self.reach_ms else None
-        parts = [x for x in (a, b) if x is not None and len(x)]
-        if a is not None and b is not None and len(a) and len(b) and self.times[j] > self.times[i]:
-            f = (t_ms - self.times[i]) / (self.times[j] - self.times[i])
-            pairs = match(a, b)
-            if pairs:
-                ia, ib = map(list, zip(*pairs))
-                parts.append(((1 - f) * a[ia] + f * b[ib]).astype(np.float32))
-        if not parts:
-            return np.zeros((0, 5), dtype=np.float32)
-        return np.concatenate(parts)
-
-    def detect_frame(self, frame):
-        from .detectors import boxes_from_display
-        from .rekognition import clip_boxes
-
-        W, H = frame.width, frame.height
-        tb = self.tb if self.tb is not None else frame.time_base
-        t_ms = float((frame.pts - self.start_pts) * tb) * 1000.0
-        b = self.ratio_boxes_at(t_ms).copy()
-        self.frames += 1
-        if not len(b):
-            return b
-        dw, dh = (H, W) if self.k % 2 else (W, H)
-        b[:, [0, 2]] *= dw
-        b[:, [1, 3]] *= dh
-        b = boxes_from_display(b, self.k, W, H)
-        return clip_boxes(b, W, H)
-
-    def __call__(self, frames):
-        return [self.detect_frame(f) for f in frames]
-
-
-def make(config, source):
-    """``detectors.FACTORIES["rekognition-video"]``: needs ``config.faces_path`` (the workflow sets it)."""
-    if not config.faces_path:
-        raise DetectionError("detector rekognition-video needs a faces file (faces_path): it is written by the "
-                             "AWS workflow's face-detection job, or pass one with --faces")
-    return PrecomputedFacesDetector(config, source, config.faces_path)

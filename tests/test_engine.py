@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from redactor import Config, plan, redact_file
-from redactor.detectors import CenterFace
+from redactor.detectors import CenterFace, SingleTierDetector
 from redactor.probe import probe
 from redactor.records import Plan
 
@@ -177,7 +177,7 @@ def test_segment_borders_make_no_difference(media, model_path, tmp_path):
     assert len(a) == len(b) == clip["frames"]
 
 
-class _FailingDetector:
+class _FailingDetector(SingleTierDetector):
     name = "failing"
 
     def __init__(self, fail_at_call):
@@ -189,9 +189,6 @@ class _FailingDetector:
         if self.calls >= self.fail_at_call:
             raise RuntimeError("inference backend crashed")
         return [np.zeros((0, 5), np.float32) for _ in frames]
-
-    def stats(self):
-        return {}
 
 
 def test_fail_closed_cli_exits_nonzero_and_writes_nothing(media, tmp_path, monkeypatch, capsys):
@@ -235,12 +232,13 @@ def test_pool_works_without_semaphores(media, model_path, tmp_path, monkeypatch)
 
 
 def test_pool_uses_separate_processes(media, model_path, tmp_path):
-    from redactor.segment import run_chunk, _chunk_tasks
+    from redactor.chunk import run_chunk
+    from redactor.segment import chunk_tasks
     from redactor.pool import WorkerPool
     clip = media("pool.mp4", width=320, height=240, seconds=2.0, faces=1, face_size=(70, 90))
     cfg = _cfg(model_path, workers=2, fine_every=6, segment_seconds=60)
     p = plan(clip["path"], cfg)
-    tasks = _chunk_tasks(clip["path"], p.segments[0], cfg, p.source, tmp_path, 2)
+    tasks = chunk_tasks(clip["path"], p.segments[0], cfg, p.source, tmp_path, 2)
     assert len(tasks) == 2
     with WorkerPool(2, run_chunk, lambda: CenterFace(cfg, p.source)) as pool:
         res = pool.run(tasks)
@@ -314,8 +312,8 @@ def test_unknown_inference_backend_is_a_config_error():
 
 def test_track_step_must_divide_the_detection_period():
     from redactor.errors import ConfigError
-    assert Config().track_period == Config().detect_every
-    assert Config(detect_every=6, track_every=3).track_period == 3
+    assert Config().schedule.track == Config().detect_every
+    assert Config(detect_every=6, track_every=3).schedule.track == 3
     with pytest.raises(ConfigError, match="track_every"):
         Config(detect_every=6, track_every=4)
 
@@ -328,7 +326,7 @@ def test_chunks_cut_on_fine_passes_and_change_nothing(media, model_path, tmp_pat
     one_cfg = _cfg(model_path, workers=1, segment_seconds=60, fine_every=12)
     two_cfg = _cfg(model_path, workers=2, segment_seconds=60, fine_every=12)
     p = plan(clip["path"], two_cfg)
-    chunks = split_chunks(p.segments[0], 2, two_cfg.context_frames, two_cfg.fine_period)
+    chunks = split_chunks(p.segments[0], 2, two_cfg.context_frames, two_cfg.schedule.fine)
     assert len(chunks) == 2 and chunks[1][0] % 12 == 0 and chunks[1][2].frame <= chunks[1][0] - 12
     one = redact_file(clip["path"], str(tmp_path / "one.mp4"), one_cfg)
     two = redact_file(clip["path"], str(tmp_path / "two.mp4"), two_cfg)

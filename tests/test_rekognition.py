@@ -22,9 +22,11 @@ from botocore.stub import ANY, Stubber
 import redactor
 from redactor import Config, detectors
 from redactor.errors import DetectionError, InputError
-from redactor.rekognition import MAX_IMAGE_BYTES, RekognitionDetector, send_size
-from redactor.rekognition_video import (PrecomputedFacesDetector, client_request_token, collect_faces,
-                                        job_status, report_fields, start_job)
+from redactor.detectors.base import boxes_from_display
+from redactor.detectors.precomputed import PrecomputedFacesDetector
+from redactor.detectors.rekognition import MAX_IMAGE_BYTES, RekognitionDetector, send_size
+from redactor.rekognition_video import (client_request_token, collect_faces, job_status, load_faces, report_fields,
+                                        start_job)
 
 CREDS = {"region_name": "us-east-1", "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
@@ -183,7 +185,7 @@ def test_rotated_source_is_sent_upright_and_mapped_back():
     import cv2
     sent = cv2.imdecode(np.frombuffer(image.values[0]["Bytes"], np.uint8), cv2.IMREAD_COLOR)
     assert sent.shape == (320, 240, 3)
-    want = detectors.boxes_from_display(display_box.copy(), 1, 320, 240)
+    want = boxes_from_display(display_box.copy(), 1, 320, 240)
     np.testing.assert_allclose(b[:, :4], want[:, :4], atol=0.05)
 
 
@@ -429,7 +431,7 @@ def test_precomputed_boxes_are_interpolated_held_and_clipped(tmp_path):
     faces = {"0": [[0.1, 0.1, 0.3, 0.4, 0.99]],
              "200": [[0.2, 0.1, 0.4, 0.4, 0.99], [0.9, 0.9, 1.1, 1.2, 0.99]],  # 2nd: new face, off the corner
              "1800": [[0.5, 0.5, 0.6, 0.6, 0.99]]}  # long gap before it: Rekognition saw nobody in between
-    d = PrecomputedFacesDetector(Config(hold=2), _info(), _faces_file(tmp_path, faces))
+    d = PrecomputedFacesDetector(Config(hold=2), _info(), load_faces(_faces_file(tmp_path, faces)))
     # half-way between 0 and 200 ms: both samples' boxes (held) + the matched face interpolated
     (b,) = d([_Frame(100)])
     xs = sorted(round(float(x)) for x in b[:, 0])

@@ -125,7 +125,7 @@ def test_track_boxes_are_counted_apart_from_the_detectors(media, model_path, tmp
     clip = media("small.mp4", width=480, height=270, seconds=1.0, faces=2, face_size=(16, 20))
     cfg = Config(model_path=model_path, workers=1)
     report = redact_file(clip["path"], str(tmp_path / "o.mp4"), cfg)
-    k, K = cfg.sample_every, cfg.fine_period
+    k, K = cfg.schedule.every, cfg.schedule.fine
     last = clip["frames"] - 1  # the video's last frame gets a fine pass too
     between = [d for d in report["detections"] if d["frame"] % k and d["frame"] % K and d["frame"] != last]
     assert between, "the clip exercises the small-face tracker"

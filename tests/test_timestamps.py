@@ -82,7 +82,7 @@ def _borders(p: Plan, cfg: Config) -> list[Fraction]:
     per_seg = max(1, -(-cfg.effective_workers // len(p.segments)))
     out = []
     for s in p.segments:
-        for a, _, _ in split_chunks(s, per_seg, cfg.context_frames, cfg.fine_period):
+        for a, _, _ in split_chunks(s, per_seg, cfg.context_frames, cfg.schedule.fine):
             if a:
                 out.append(s.frame_pts[s.context_before + a - s.start_frame] * tb)
     return out

@@ -1,4 +1,5 @@
-"""Which boxes cover frame i, given detections on sampled frames.
+"""Which boxes cover frame i, given detections on sampled frames (``cover_boxes``), and the three kinds of
+detections a two-tier chunk combines (``Coverage``).
 
 Detections exist for frames whose global index is a multiple of ``k`` (``detect_every``). Frame ``i`` is
 covered by:
@@ -17,65 +18,12 @@ from __future__ import annotations
 
 import numpy as np
 
-EMPTY = np.zeros((0, 5), dtype=np.float32)
-# between samples, faces are paired by centre distance plus this much per unit of |log(size ratio)|: two faces
-# of different sizes crossing each other (measured: 109 px and 62 px faces) keep their own paths
-SIZE_WEIGHT = 3.0
-# ... and where another pairing costs at most this much more, it is interpolated too (faces crossing)
-AMBIGUOUS = 0.5
+from ..boxes import EMPTY
+from .matching import SIZE_WEIGHT, greedy_pairs, match, pair_costs, rival_pairs
 
-
-def _costs(a: np.ndarray, b: np.ndarray, size_weight: float) -> tuple[np.ndarray, np.ndarray]:
-    """(centre distance in face sizes, pairing cost) for every pair of boxes in a x b."""
-    ca = np.stack([(a[:, 0] + a[:, 2]) / 2, (a[:, 1] + a[:, 3]) / 2], 1)
-    cb = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], 1)
-    sa = np.maximum(np.maximum(a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]), 1.0)  # degenerate boxes count as 1 px
-    sb = np.maximum(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]), 1.0)
-    d = np.linalg.norm(ca[:, None, :] - cb[None, :, :], axis=2) / np.maximum(sa[:, None], sb[None, :])
-    if not size_weight:
-        return d, d
-    return d, d + size_weight * np.abs(np.log(sa[:, None] / sb[None, :]))
-
-
-def match(a: np.ndarray, b: np.ndarray, max_dist: float = 1.5, size_weight: float = 0.0) -> list[tuple[int, int]]:
-    """Greedy one-to-one matching of boxes a (n,>=4) and b (m,>=4) by centre distance relative to size
-    (nearest pairs first; pairs further apart than ``max_dist`` face sizes are not the same face). With
-    ``size_weight``, a pair's cost also grows by that much per unit of |log(size ratio)|, so two faces of
-    different sizes that cross each other between samples are not swapped."""
-    if len(a) == 0 or len(b) == 0:
-        return []
-    return _greedy(*_costs(a, b, size_weight), max_dist)
-
-
-def _greedy(d: np.ndarray, cost: np.ndarray, max_dist: float) -> list[tuple[int, int]]:
-    """One-to-one pairs, cheapest first, at most ``max_dist`` face sizes apart."""
-    pairs = []
-    used_a, used_b = set(), set()
-    for flat in np.argsort(cost, axis=None, kind="stable"):
-        ia, ib = np.unravel_index(flat, d.shape)
-        if d[ia, ib] > max_dist or ia in used_a or ib in used_b:
-            continue
-        used_a.add(ia)
-        used_b.add(ib)
-        pairs.append((int(ia), int(ib)))
-    return pairs
-
-
-def rival_pairs(d: np.ndarray, cost: np.ndarray, pairs: list[tuple[int, int]], max_dist: float,
-                margin: float = AMBIGUOUS) -> list[tuple[int, int]]:
-    """Pairs not in ``pairs`` that are almost as likely (cost within ``margin`` of the chosen pair of either
-    end; ``d``, ``cost`` from ``_costs``): two faces of about the same size crossing between samples cannot be
-    told apart by position, so both pairings are covered (a wrong one only adds blur)."""
-    if not pairs:
-        return []
-    best_a = np.full(cost.shape[0], np.inf)
-    best_b = np.full(cost.shape[1], np.inf)
-    for ia, ib in pairs:
-        best_a[ia] = best_b[ib] = cost[ia, ib]
-    ok = (d <= max_dist) & (cost <= np.minimum(best_a[:, None], best_b[None, :]) + margin)
-    for ia, ib in pairs:
-        ok[ia, ib] = False
-    return [(int(x), int(y)) for x, y in zip(*np.nonzero(ok))]
+# Track boxes are paired between samples (interpolated, extrapolated) up to this many face sizes per frame
+# apart: the tracker follows small faces this fast (measured: 20 px faces moving 95 px/frame in 4K).
+TRACK_SPEED = 8.0
 
 
 def _extrapolated(base: np.ndarray, other: np.ndarray, steps: float, k: int, speed: float = 4.0
@@ -122,8 +70,8 @@ def cover_boxes(i: int, dets: dict[int, np.ndarray], k: int, window: int, extrap
         if a is not None and b is not None and len(a) and len(b):
             # a small face can move more than its size per frame; a wrong pair only adds blur (both ends stay covered)
             reach = max(1.5, speed * k)
-            d, cost = _costs(a, b, SIZE_WEIGHT)
-            pairs = _greedy(d, cost, reach)
+            d, cost = pair_costs(a, b, SIZE_WEIGHT)
+            pairs = greedy_pairs(d, cost, reach)
             both = pairs + rival_pairs(d, cost, pairs, reach)
             if extrapolate:
                 # where the sample before s0 gives a face's velocity, pair it from where that velocity takes
@@ -146,3 +94,45 @@ def cover_boxes(i: int, dets: dict[int, np.ndarray], k: int, window: int, extrap
     if not parts:
         return EMPTY
     return np.concatenate(parts)
+
+
+class Coverage:
+    """The detections a chunk has made so far, by global frame index, and the boxes that cover frame i:
+
+    * coarse samples (every ``k``-th frame; a single-tier detector's samples): held, interpolated and, with a
+      fine pass, extrapolated (``cover_boxes``);
+    * small-face track boxes (every ``kt``-th frame, plus one frame after each fine pass), only those of
+      frame i's own fine interval ``[mK, (m+1)K)``: tracks start afresh at each fine pass;
+    * the small faces of the fine passes on either side of frame i (each held ``K - 1`` frames).
+    """
+
+    def __init__(self, schedule):
+        self.schedule = schedule
+        self.coarse: dict[int, np.ndarray] = {}
+        self.tracked: dict[int, np.ndarray] = {}
+        self.fine: dict[int, np.ndarray] = {}
+
+    def add_tracked(self, j: int, boxes: np.ndarray) -> None:
+        """More track boxes on frame j (faces followed back from a later frame)."""
+        self.tracked[j] = np.concatenate([self.tracked[j], boxes]) if j in self.tracked else boxes
+
+    def boxes(self, i: int) -> np.ndarray:
+        s = self.schedule
+        boxes = cover_boxes(i, self.coarse, s.every, s.window, extrapolate=bool(s.fine))
+        if s.fine:
+            m0 = i - i % s.fine
+            local = {j: v for j, v in self.tracked.items() if m0 <= j < m0 + s.fine}
+            more = [b for b in (cover_boxes(i, local, s.track, s.window_track, extrapolate=True, speed=TRACK_SPEED),
+                                cover_boxes(i, self.fine, s.fine, s.window_fine)) if len(b)]
+            if more:
+                boxes = np.concatenate([boxes] + more) if len(boxes) else np.concatenate(more)
+        return boxes
+
+    def forget_before(self, i: int) -> None:
+        """Drop what no frame from ``i - latency`` on can need any more."""
+        s = self.schedule
+        for j in [j for j in self.coarse if j < i - 2 * s.latency - s.every]:
+            del self.coarse[j]
+            self.tracked.pop(j, None)
+        for j in [j for j in self.fine if j < i - 2 * s.latency - s.fine]:
+            del self.fine[j]

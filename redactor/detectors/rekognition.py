@@ -1,9 +1,9 @@
 """``rekognition`` detector: Amazon Rekognition DetectFaces on every ``rekognition_every``-th frame.
 
-Same interface as the local model (``detectors.Detector``): called with decoded frames (stored orientation),
+Same interface as the local model (``detectors.base.Detector``, single-tier): called with decoded frames (stored orientation),
 returns float32 ``(n, 5)`` boxes ``x1, y1, x2, y2, score`` in stored-frame pixels. The engine only calls it on
-frames whose global index is a multiple of ``Config.sample_every`` (= ``rekognition_every`` for this backend)
-and covers the frames between samples with ``tracking.cover_boxes`` (boxes of both samples around a frame,
+frames the ``Schedule`` samples (every ``rekognition_every``-th global index for this backend) and covers the
+frames between samples with ``tracking.cover_boxes`` (boxes of both samples around a frame,
 plus matched boxes interpolated), so skipped frames stay covered.
 
 Each sampled frame is turned to display orientation (as CenterFace does), scaled and JPEG-encoded within the
@@ -36,12 +36,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .config import Config
-from .detectors import EMPTY, boxes_from_display, rotate_k
-from .errors import DetectionError
-from .records import SourceInfo
+from ..errors import THROTTLE_CODES, DetectionError
+from .base import EMPTY, SingleTierDetector, boxes_from_display, clip_boxes, display_size, rotate_k
 
-THROTTLE_CODES = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException"})
 MAX_IMAGE_BYTES = 5 * 1024 * 1024  # DetectFaces Image.Bytes limit
 MIN_SIDE = 80  # Rekognition's minimum image width and height
 MAX_PIXELS = 1920 * 1080  # above this Rekognition's 40 px minimum face grows proportionally (see module doc)
@@ -49,12 +46,12 @@ JPEG_QUALITY = 90
 BOTO_MAX_ATTEMPTS = 8  # botocore attempts per request (adaptive mode)
 
 
-def make_client(config: Config | None = None):
+def make_client(concurrency: int = 10):
     """A Rekognition client with adaptive retries. Create it in the process that uses it (after fork)."""
     import boto3
     from botocore.config import Config as BotoConfig
 
-    pool = max(10, int(config.rekognition_concurrency) if config else 10)
+    pool = max(10, int(concurrency))
     return boto3.client("rekognition", config=BotoConfig(
         retries={"mode": "adaptive", "max_attempts": BOTO_MAX_ATTEMPTS}, max_pool_connections=pool))
 
@@ -84,29 +81,20 @@ def boxes_from_face_details(details: list[dict], width: float, height: float, th
     return np.asarray(rows, dtype=np.float32).reshape(-1, 5) if rows else EMPTY.copy()
 
 
-def clip_boxes(b: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Clip boxes to the frame and drop those left with no area (entirely outside)."""
-    if not len(b):
-        return b
-    b = b.copy()
-    b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, width)
-    b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, height)
-    keep = (b[:, 2] - b[:, 0] > 0.5) & (b[:, 3] - b[:, 1] > 0.5)
-    return b[keep]
-
-
-class RekognitionDetector:
+class RekognitionDetector(SingleTierDetector):
     name = "rekognition"
     ROUNDS = 4  # tries of a throttled request after botocore's own retries
     BACKOFF_SECONDS = 1.0  # first round's backoff cap; doubles each round, full jitter
     MAX_BACKOFF_SECONDS = 20.0
 
-    def __init__(self, config: Config, source: SourceInfo | None = None, client=None):
-        self.client = client if client is not None else make_client(config)
+    def __init__(self, settings, source=None, client=None):
+        """``settings``: ``threshold``, ``rekognition_price_per_image``, ``rekognition_concurrency``;
+        ``source``: the video's SourceInfo (rotation)."""
+        self.client = client if client is not None else make_client(settings.rekognition_concurrency)
         self.k = rotate_k(source.rotation) if source else 0
-        self.threshold = float(config.threshold)
-        self.price = float(config.rekognition_price_per_image)
-        self.concurrency = int(config.rekognition_concurrency)
+        self.threshold = float(settings.threshold)
+        self.price = float(settings.rekognition_price_per_image)
+        self.concurrency = int(settings.rekognition_concurrency)
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -150,7 +138,7 @@ class RekognitionDetector:
         import cv2
 
         W, H = frame.width, frame.height
-        dw, dh = (H, W) if self.k % 2 else (W, H)
+        dw, dh = display_size(W, H, self.k)
         sw, sh = send_size(dw, dh)
         quality = JPEG_QUALITY
         while True:

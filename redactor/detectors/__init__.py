@@ -1,0 +1,39 @@
+"""Face detectors behind one protocol (``base.Detector``). ``make_detector`` is the only place that names the
+backends: ``centerface`` (local model, two-tier), ``rekognition`` (DetectFaces per sampled frame) and
+``rekognition-video`` (boxes from the workflow's video job, ``precomputed``). A backend module imports only
+``base`` (and the pure box/tracking code), never another backend or this package. Importing the package loads
+no model, OpenCV or boto3: a backend does that when it is built."""
+from __future__ import annotations
+
+from typing import Callable
+
+from ..errors import DetectionError
+from ..rekognition_video import load_faces
+from .base import Detector, SingleTierDetector  # noqa: F401 - the protocol, for callers and fakes
+from .centerface import CenterFace
+from .precomputed import PrecomputedFacesDetector
+from .rekognition import RekognitionDetector
+
+
+def _rekognition_video(settings, source):
+    if not settings.faces_path:
+        raise DetectionError("detector rekognition-video needs a faces file (faces_path): it is written by the "
+                             "AWS workflow's face-detection job, or pass one with --faces")
+    return PrecomputedFacesDetector(settings, source, load_faces(settings.faces_path))
+
+
+FACTORIES: dict[str, Callable] = {
+    "centerface": CenterFace,  # OpenCV is imported when one is built
+    "rekognition": RekognitionDetector,  # boto3 likewise
+    "rekognition-video": _rekognition_video,
+}
+
+
+def make_detector(settings, source=None) -> Detector:
+    """The detector ``settings.detector`` names, for a video described by ``source`` (SourceInfo). Built once
+    in each worker process."""
+    try:
+        factory = FACTORIES[settings.detector]
+    except KeyError:
+        raise DetectionError(f"detector {settings.detector!r} cannot run per segment here") from None
+    return factory(settings, source)

@@ -1,0 +1,125 @@
+"""Which detection passes run on frame i, and how much context a cut needs (all by *global* frame index, so
+results never depend on where segments or chunks were cut).
+
+* ``every`` (k): the coarse pass of a two-tier detector, or a single-tier detector's samples, runs on frames
+  whose index is a multiple of k (``detect_every``; ``rekognition_every`` for the DetectFaces backend; 1 for
+  boxes looked up by timestamp);
+* ``fine`` (K, a multiple of k; 0 = single tier): the fine (small-face) pass runs on multiples of K and on the
+  video's last frame;
+* ``track`` (kt, dividing k): between fine passes, small faces are tracked every kt frames, and once more one
+  frame after each fine pass to learn their velocity.
+
+A frame is covered by the coarse samples within ``window`` (held) and ``reach`` (interpolated/extrapolated),
+by the fine passes on either side of it and by the track boxes of its own fine interval (tracking.Coverage);
+so a frame can be encoded ``latency`` frames after it was decoded, and a cut needs ``context`` frames read on
+each side.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Passes:
+    """The passes one frame gets (none of them: the frame is decoded and covered, not detected)."""
+
+    detect: bool = False  # the detector's full pass (the fine pass of a two-tier one)
+    coarse: bool = False  # two-tier: the coarse pass
+    track: bool = False  # two-tier: a small-face tracking step
+
+    def __bool__(self) -> bool:
+        return self.detect or self.coarse or self.track
+
+
+NONE = Passes()
+
+
+@dataclass(frozen=True)
+class Schedule:
+    every: int  # k
+    fine: int = 0  # K, 0 = single tier
+    track: int = 0  # kt (0: = every)
+    hold: int = 0  # a detection also covers this many frames before and after it
+    last_frame: int = -1  # the video's last frame (it gets a fine pass too); -1 = not in this range
+
+    def __post_init__(self):
+        if not self.track:
+            object.__setattr__(self, "track", self.every)
+
+    @classmethod
+    def from_settings(cls, settings) -> "Schedule":
+        """The schedule detection ``settings`` ask for (before the detector says whether it is two-tier)."""
+        if settings.detector == "rekognition-video":
+            k = 1  # boxes looked up by timestamp: every frame
+        elif settings.detector == "rekognition":
+            k = int(settings.rekognition_every)
+        else:
+            k = int(settings.detect_every)
+        fine = 0
+        if settings.detector == "centerface" and int(settings.fine_every):
+            fine = max(k, -(-int(settings.fine_every) // k) * k)  # rounded up to a multiple of k
+        return cls(every=k, fine=fine, track=int(settings.track_every) or k, hold=int(settings.hold))
+
+    def single_tier(self) -> "Schedule":
+        return dataclasses.replace(self, fine=0)
+
+    def ending_at(self, last_frame: int) -> "Schedule":
+        return dataclasses.replace(self, last_frame=last_frame)
+
+    # ------------------------------------------------------------------------------------------ distances
+    @property
+    def window(self) -> int:
+        """A coarse sample's boxes cover this many frames on each side (hold + k - 1)."""
+        return self.hold + self.every - 1
+
+    @property
+    def window_track(self) -> int:
+        return self.hold + self.track - 1
+
+    @property
+    def window_fine(self) -> int:
+        """Fine boxes cover every frame up to the fine passes on either side."""
+        return self.fine - 1 if self.fine else 0
+
+    @property
+    def reach(self) -> int:
+        """Coarse samples this far from a frame shape its boxes (held, interpolated, extrapolated)."""
+        return self.window + self.every
+
+    @property
+    def latency(self) -> int:
+        """A frame's boxes are known once the frame this many frames later has been detected."""
+        return max(self.reach, self.window_fine) if self.fine else self.window
+
+    @property
+    def context(self) -> int:
+        """Frames of context a worker reads on each side of its range so results do not depend on cuts: the
+        coarse samples that shape a frame's boxes (hold + 2k - 1 away), the fine passes around it (K - 1) and
+        the start of its fine interval, where its small-face tracks begin."""
+        return max(self.hold + 2 * self.every, self.fine)
+
+    # ------------------------------------------------------------------------------------------ frames
+    def is_fine(self, i: int) -> bool:
+        return not self.fine or i % self.fine == 0 or i == self.last_frame
+
+    def interval_start(self, i: int) -> int:
+        """The fine pass that starts frame i's fine interval (i itself without a fine pass)."""
+        return i - i % self.fine if self.fine else i
+
+    def passes(self, i: int, start: int, end: int, tracking: bool) -> Passes:
+        """The passes frame i gets in a chunk that encodes [start, end): only where a result can reach the
+        chunk's frames (coarse samples within ``reach``, fine passes within ``K - 1``, and the small-face
+        track chain of every fine interval that holds a chunk frame, from its start). ``tracking``: small-face
+        tracks are alive (the velocity probe one frame after a fine pass needs some)."""
+        k, K = self.every, self.fine
+        if not K:
+            return Passes(detect=True) if i % k == 0 and start - self.window <= i < end + self.window else NONE
+        if self.is_fine(i):
+            return Passes(detect=True) if start - self.window_fine <= i < end + self.window_fine else NONE
+        chain = self.interval_start(start) <= i and self.interval_start(i) < end
+        # one frame after a fine pass, its small faces are looked for again to learn their velocity
+        probe = chain and self.track > 1 and i % K == 1 and tracking
+        coarse = i % k == 0 and (start - self.reach <= i < end + self.reach or chain)
+        track = chain and (i % self.track == 0 or probe)
+        return Passes(coarse=coarse, track=track) if coarse or track else NONE

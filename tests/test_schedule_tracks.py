@@ -1,0 +1,262 @@
+"""The frame-processing core without a model: which passes run on which frame (``Schedule``), which boxes
+cover a frame (``Coverage``), and small-face tracks (``SmallFaceTracks``, ``track_back``) driven by a fake
+detector that finds scripted faces only inside the windows it is asked to look in."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from redactor import Config
+from redactor.detectors import SingleTierDetector
+from redactor.schedule import Schedule
+from redactor.tracking import Coverage, SmallFaceTracks, track_back
+from redactor.tracking.tracks import MAX_MISSES
+
+
+def _box(cx, cy, s=10.0, score=0.9):
+    return [cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2, score]
+
+
+def _centres(b):
+    return sorted((round(float((x[0] + x[2]) / 2), 1), round(float((x[1] + x[3]) / 2), 1)) for x in b)
+
+
+# ------------------------------------------------------------------------------------------------ Schedule
+def test_schedule_from_settings():
+    s = Schedule.from_settings(Config(detect_every=3, fine_every=10, hold=2))
+    assert (s.every, s.fine, s.track, s.hold) == (3, 12, 3, 2)  # fine rounded up to a multiple of k
+    assert Schedule.from_settings(Config(detect_every=6, track_every=2)).track == 2
+    assert Schedule.from_settings(Config(detect_every=3, fine_every=0)).fine == 0
+    rk = Schedule.from_settings(Config(detector="rekognition", rekognition_every=5, fine_every=30))
+    assert (rk.every, rk.fine) == (5, 0)  # an API detector is single-tier
+    assert Schedule.from_settings(Config(detector="rekognition-video")).every == 1  # looked up per frame
+    # context: the coarse samples shaping a frame (hold + 2k) or the start of its fine interval (K)
+    assert s.context == 12 and Schedule(every=3, fine=0, hold=2).context == 8
+    assert Config(detect_every=3, fine_every=10, hold=2).context_frames == 12
+
+
+def test_schedule_passes_in_a_chunk():
+    s = Schedule(every=3, fine=12, track=3, hold=2)
+    start, end = 24, 48  # a chunk cut on fine passes
+
+    def p(i, tracking=True):
+        x = s.passes(i, start, end, tracking)
+        return "".join(c for c, on in (("D", x.detect), ("C", x.coarse), ("T", x.track)) if on)
+
+    assert p(24) == "D" and p(36) == "D" and p(48) == "D"  # fine passes in and right after the chunk
+    assert p(12) == "" and p(60) == ""  # fine passes too far away to reach a chunk frame (K - 1)
+    assert p(27) == "CT" and p(30) == "CT"  # coarse sample + tracking step inside the chunk
+    assert p(25) == "T" and p(25, tracking=False) == ""  # the velocity probe one frame after a fine pass
+    assert p(26) == "" and p(28) == ""  # between tracking steps
+    assert p(18) == "C" and p(21) == "C" and p(15) == ""  # coarse context before: within reach (7) only
+    assert p(51) == "C" and p(54) == "C" and p(57) == ""  # ... and after, but no tracking (next interval)
+    # a chunk starting inside a fine interval runs that interval's track chain from its fine pass
+    assert s.passes(18, 20, 48, True).track and not s.passes(18, 24, 48, True).track
+    # tracking every frame: no separate probe, a step on every frame of the chain
+    t1 = Schedule(every=3, fine=12, track=1, hold=2)
+    assert all(t1.passes(i, 24, 48, True).track for i in range(25, 36))
+    # single tier: samples every k within window (hold + k - 1) of the chunk, nothing else
+    st = s.single_tier()
+    assert [i for i in range(0, 60) if st.passes(i, 24, 48, True)] == [21, 24, 27, 30, 33, 36, 39, 42, 45, 48, 51]
+    assert all(st.passes(i, 24, 48, True).detect for i in (21, 48))
+    # the video's last frame gets a fine pass
+    assert s.ending_at(50).passes(50, 24, 51, True).detect and not s.passes(50, 24, 51, True).detect
+
+
+# ------------------------------------------------------------------------------------------------ Coverage
+def test_coverage_combines_coarse_fine_and_interval_local_tracks():
+    s = Schedule(every=3, fine=12, track=3, hold=0)
+    cov = Coverage(s)
+    for j in range(0, 40, 3):
+        cov.coarse[j] = np.zeros((0, 5), np.float32)
+    cov.fine[12] = np.array([_box(100, 100)], np.float32)
+    cov.fine[24] = np.zeros((0, 5), np.float32)
+    cov.tracked[12] = np.array([_box(200, 50)], np.float32)
+    cov.tracked[15] = np.array([_box(230, 50)], np.float32)  # a small face tracked 10 px/frame
+    cov.add_tracked(15, np.array([_box(300, 300)], np.float32))  # one followed back from later
+    assert (230.0, 50.0) in _centres(cov.boxes(15)) and (300.0, 300.0) in _centres(cov.boxes(15))
+    assert (220.0, 50.0) in _centres(cov.boxes(14))  # interpolated between track samples 12 and 15
+    # a fine box is held up to the next fine pass (K - 1 frames), from either side
+    assert (100.0, 100.0) in _centres(cov.boxes(23)) and (100.0, 100.0) in _centres(cov.boxes(1))
+    assert (100.0, 100.0) not in _centres(cov.boxes(24 + 11 + 1))
+    # track boxes are local to their fine interval [12, 24): nothing of them reaches frame 24 or 11
+    assert not any(c[1] == 50.0 for c in _centres(cov.boxes(24)))
+    assert not any(c[1] == 50.0 for c in _centres(cov.boxes(11)))
+    # forgetting drops only what no frame still waiting (latency) can need
+    cov.forget_before(12 + 2 * s.latency + 3)
+    assert 12 in cov.coarse and 9 not in cov.coarse and 12 in cov.fine
+
+
+# ------------------------------------------------------------------------------------------------ tracks
+class _Frame:
+    def __init__(self, i, width=640, height=360):
+        self.i, self.width, self.height = i, width, height
+
+
+class FakeTracker(SingleTierDetector):
+    """Finds the scripted faces ``faces[i]`` (boxes) of frame i only inside the windows it is asked to look
+    in (``spread`` face sizes around each predicted box), as the real model's track windows do."""
+
+    name = "fake"
+
+    def __init__(self, faces):
+        self.faces = faces
+        self.windows = []
+
+    def track(self, frame, boxes, spread=None):
+        self.windows.append((frame.i, len(boxes)))
+        found = []
+        for b, sp in zip(boxes, spread):
+            size = max(b[2] - b[0], b[3] - b[1])
+            cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+            for f in self.faces.get(frame.i, []):
+                fx, fy = (f[0] + f[2]) / 2, (f[1] + f[3]) / 2
+                if abs(fx - cx) <= sp * size and abs(fy - cy) <= sp * size and f not in found:
+                    found.append(f)
+        return np.array(found, np.float32).reshape(-1, 5)
+
+
+def test_tracks_learn_velocity_and_follow_a_fast_small_face():
+    # a 10 px face moving 12 px/frame: after the probe one frame on, each step predicts it within its window
+    faces = {i: [_box(100 + 12 * i, 100)] for i in range(0, 40)}
+    det = FakeTracker(faces)
+    t = SmallFaceTracks(small_face=30.0)
+    t.reseed(np.array(faces[0], np.float32), 0)
+    cover, fresh = t.step(det, _Frame(1), 1, np.zeros((0, 5), np.float32))  # velocity probe
+    assert len(fresh) == 0 and _centres(cover) == [(112.0, 100.0)]
+    np.testing.assert_allclose(t.velocity, [[12.0, 0.0]])
+    for i in range(4, 37, 3):  # 36 px per step: 3.6 face sizes, beyond the 2.5 of a known-velocity window...
+        cover, _ = t.step(det, _Frame(i), i, np.zeros((0, 5), np.float32))
+        assert _centres(cover) == [(100.0 + 12 * i, 100.0)], i  # ...but the window is centred on the prediction
+    assert len(t) == 1 and t.misses[0] == 0
+
+
+def test_lost_tracks_are_carried_then_dropped_and_grown_faces_end_their_track():
+    faces = {0: [_box(100, 100)], 1: [_box(105, 100)]}  # the face vanishes after frame 1
+    det = FakeTracker(faces)
+    t = SmallFaceTracks(small_face=30.0)
+    t.reseed(np.array(faces[0], np.float32), 0)
+    t.step(det, _Frame(1), 1, np.zeros((0, 5), np.float32))
+    for n, i in enumerate((4, 7), start=1):  # carried on its predicted path MAX_MISSES steps
+        cover, _ = t.step(det, _Frame(i), i, np.zeros((0, 5), np.float32))
+        assert _centres(cover) == [(100.0 + 5 * i, 100.0)] and t.misses[0] == n
+    assert MAX_MISSES == 2
+    cover, _ = t.step(det, _Frame(10), 10, np.zeros((0, 5), np.float32))
+    assert len(cover) == 0 and len(t) == 0
+    # a face that grew well past the coarse cut-off is the coarse pass's again: its track ends
+    big = {0: [_box(100, 100, s=20)], 3: [_box(100, 100, s=50)]}
+    t = SmallFaceTracks(small_face=30.0)
+    t.reseed(np.array(big[0], np.float32), 0)
+    t.step(FakeTracker(big), _Frame(3), 3, np.zeros((0, 5), np.float32))
+    assert len(t) == 0 or t.misses[0] > 0
+
+
+def test_small_coarse_faces_no_track_explains_start_tracks():
+    faces = {3: [_box(100, 100), _box(400, 200)]}
+    det = FakeTracker(faces)
+    t = SmallFaceTracks(small_face=30.0)
+    t.reseed(np.array([_box(100, 100)], np.float32), 0)
+    coarse = np.array([_box(100, 100), _box(400, 200), _box(500, 300, s=60)], np.float32)
+    cover, fresh = t.step(det, _Frame(3), 3, coarse)
+    assert _centres(fresh) == [(400.0, 200.0)]  # the big coarse face is not a small-face track
+    assert _centres(t.boxes) == [(100.0, 100.0), (400.0, 200.0)]
+
+
+def test_track_back_follows_a_face_to_where_it_appeared():
+    # a face enters at frame 11 moving 4 px/frame; the fine pass at frame 18 finds it first
+    faces = {i: [_box(100 + 4 * i, 80)] for i in range(11, 19)}
+    det = FakeTracker(faces)
+    samples = [(j, _Frame(j)) for j in (17, 15, 12, 9, 6, 3, 0)]  # newest first: one frame back, then every 3rd
+    out = track_back(det, samples, np.array(faces[18], np.float32), 18, small_face=30.0)
+    assert {j: _centres(b) for j, b in out.items()} == {
+        17: [(168.0, 80.0)], 15: [(160.0, 80.0)], 12: [(148.0, 80.0)],  # found in its windows
+        9: [(136.0, 80.0)], 6: [(124.0, 80.0)]}  # before it appeared: carried on its path MAX_MISSES steps
+    assert [i for i, _ in det.windows] == [17, 15, 12, 9, 6, 3]  # lost at 3: nothing is asked at frame 0
+
+
+def test_unexplained_fine_faces_are_those_no_live_track_predicts():
+    t = SmallFaceTracks(small_face=30.0)
+    t.reseed(np.array([_box(100, 100)], np.float32), 0)
+    t.velocity = np.array([[5.0, 0.0]], np.float32)
+    t.last = 6
+    fine = np.array([_box(130, 100), _box(300, 300)], np.float32)  # the first is where the track predicts
+    assert _centres(t.unexplained(fine, 12)) == [(300.0, 300.0)]
+    t.misses = np.array([1], np.int32)  # a carried (lost) track explains nothing
+    assert len(t.unexplained(fine, 12)) == 2
+
+
+@pytest.mark.parametrize("kt", [1, 3])
+def test_single_tier_defaults_never_track(kt):
+    d = SingleTierDetector()
+    assert not d.two_tier(640, 360) and d.coarse_min_face(640, 360) == 0.0 and d.stats() == {}
+    with pytest.raises(NotImplementedError):
+        d.track(_Frame(0), np.zeros((0, 5), np.float32))
+
+
+# ------------------------------------------------------------------------------------------------ ChunkWorker
+class FakeTwoTier(SingleTierDetector):
+    """Ground truth as a two-tier detector: the fine pass finds every face, the coarse pass only faces of at
+    least ``SMALL`` px, tracking only faces inside its windows. Frames are told apart by pts."""
+
+    name = "fake-two-tier"
+    SMALL = 30.0
+
+    def __init__(self, truth):
+        self.faces = {p: [[*b, 0.9] for b in fs] for p, fs in zip(truth["pts"], truth["faces"])}
+        self.calls = {"detect": 0, "coarse": 0, "track": 0}
+
+    def _at(self, frame):
+        return np.array(self.faces[frame.pts], np.float32).reshape(-1, 5)
+
+    def two_tier(self, width, height):
+        return True
+
+    def coarse_min_face(self, width, height):
+        return self.SMALL
+
+    def __call__(self, frames):
+        self.calls["detect"] += len(frames)
+        return [self._at(f) for f in frames]
+
+    def coarse(self, frames):
+        self.calls["coarse"] += len(frames)
+        out = []
+        for f in frames:
+            b = self._at(f)
+            out.append(b[np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) >= self.SMALL])
+        return out
+
+    def track(self, frame, boxes, spread=None):
+        self.calls["track"] += 1
+        found = [f for f in self._at(frame) if any(
+            abs((f[0] + f[2]) / 2 - (b[0] + b[2]) / 2) <= sp * max(b[2] - b[0], b[3] - b[1]) and
+            abs((f[1] + f[3]) / 2 - (b[1] + b[3]) / 2) <= sp * max(b[2] - b[0], b[3] - b[1])
+            for b, sp in zip(boxes, spread))]
+        return np.array(found, np.float32).reshape(-1, 5)
+
+    def stats(self):
+        return dict(self.calls)
+
+
+def test_chunk_workers_with_a_fake_two_tier_detector_do_not_depend_on_cuts(media, tmp_path):
+    """The whole worker (decode -> schedule -> detect/track -> cover -> encode) without a model: one worker
+    and two chunks cut on a fine pass record the same detections, small faces are tracked between fine
+    passes, and every frame is encoded."""
+    from redactor import plan
+    from redactor.segment import redact_segments
+    clip = media("fake_two_tier.mp4", width=320, height=240, seconds=2.0, faces=3, face_size=(14, 40), gop=10,
+                 seed=7)
+    runs = {}
+    for workers in (1, 2):
+        cfg = Config(workers=workers, segment_seconds=60, fine_every=12, detect_every=3, hold=1)
+        p = plan(clip["path"], cfg)
+        (r,) = redact_segments(clip["path"], p.segments, cfg, str(tmp_path / f"w{workers}"),
+                               detector_factory=lambda c, s: FakeTwoTier(clip), source_info=p.source)
+        assert r.workers == workers and r.frames == clip["frames"]
+        runs[workers] = json.loads(open(r.detections).read())["frames"]
+    assert runs[1] == runs[2]
+    # faces below the coarse cut-off were found between fine passes: by tracking, not by the fine pass
+    tracked = [d for d in runs[1] if d["frame"] % 12 and any(max(b[2] - b[0], b[3] - b[1]) < 30 for b in d["boxes"])]
+    assert len(tracked) >= 10
