@@ -269,7 +269,7 @@ def transcode(source: str, output: str, crf: int, preset: str, threads: int = 0,
         from redactor.probe import probe
         from redactor.chunk import encoder_format, open_encoder
         info = probe(source)[0]
-        out, os_ = open_encoder(output, info, Config(crf=crf, preset=preset), encoder_format(info), threads,
+        out, os_ = open_encoder(output, info, Config(crf=crf, preset=preset).encoding, encoder_format(info), threads,
                                  info.color_range)
         it = inp.decode(vs)
         while True:

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import blur
 from .boxes import EMPTY, as_boxes, sizes
+from .config import EncodingSettings, StyleSettings
 from .errors import DetectionError, InputError, RedactorError
 from .probe import open_input, parse_tb
 from .records import Keyframe, SourceInfo
@@ -73,8 +74,9 @@ class ChunkTask:
     segment: int
     source: str
     info: SourceInfo
-    config: object  # the run's settings (detection, redaction style, encoding)
     schedule: Schedule
+    style: StyleSettings
+    encoding: EncodingSettings
     start: int
     end: int
     lo: int
@@ -85,16 +87,24 @@ class ChunkTask:
 
 
 class PartEncoder:
-    """The chunk's part file, opened at its first frame (whose colour range it keeps)."""
+    """The chunk's part file, opened at its first frame (whose colour range it keeps). As a context manager
+    it removes the part when the block fails (fail closed: no partial output)."""
 
     def __init__(self, task: ChunkTask, fmt: str):
         self.task, self.fmt = task, fmt
         self.container = self.stream = None
 
+    def __enter__(self) -> "PartEncoder":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None or self.container is not None:
+            self.abort()
+
     def encode(self, frame) -> None:
         if self.container is None:
             t = self.task
-            self.container, self.stream = open_encoder(t.out, t.info, t.config, self.fmt, t.threads,
+            self.container, self.stream = open_encoder(t.out, t.info, t.encoding, self.fmt, t.threads,
                                                        int(frame.color_range or 0))
         for pkt in self.stream.encode(frame):
             self.container.mux(pkt)
@@ -290,8 +300,8 @@ class ChunkWorker:
             frame = frame.reformat(format=self.fmt)
             frame.pts, frame.time_base = pts_, tb_
         if len(boxes):
-            cfg = t.config
-            frame, eb = blur.redact_frame(frame, boxes, cfg.style, cfg.mask, cfg.enlarge)
+            st = t.style
+            frame, eb = blur.redact_frame(frame, boxes, st.style, st.mask, st.enlarge)
             if len(eb):
                 self.counters["redacted_frames"] += 1
                 self.redacted.append(i)
@@ -328,9 +338,8 @@ def run_chunk(detector, task: ChunkTask, progress) -> dict:
     except Exception:  # pragma: no cover
         pass
     detector.set_threads(task.threads)
-    encoder = PartEncoder(task, encoder_format(task.info))
     seek_pts = None if task.seek.frame == 0 else task.seek.pts
-    try:
+    with PartEncoder(task, encoder_format(task.info)) as encoder:
         worker = ChunkWorker(detector, task, progress, encoder)
         if not worker.decode(seek_pts):
             stage = worker.stage
@@ -340,9 +349,6 @@ def run_chunk(detector, task: ChunkTask, progress) -> dict:
         t1 = time.perf_counter()
         encoder.finish()
         worker.stage["encode"] += time.perf_counter() - t1
-    except BaseException:
-        encoder.abort()
-        raise
     if worker.unreported:
         progress(worker.unreported)
     return worker.result()

@@ -23,15 +23,18 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-@dataclass
-class Config:
-    segment_seconds: float = 10.0
-    workers: int = 0  # 0 = usable cores
+def _check(group, name: str, ok: bool, why: str) -> None:
+    if not ok:
+        raise ConfigError(f"setting {name}={getattr(group, name)!r}: {why}")
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """What decides which frames are detected and which boxes come out. The plan is made with these and
+    carries them (every Segment record holds a copy): Redact applies the plan's, not its own environment's."""
+
     detector: str = "centerface"
     threshold: float = 0.35
-    style: str = "blur"
-    mask: str = "ellipse"
-    enlarge: float = 1.3  # box enlargement factor (each side grows by (enlarge-1)/2 of the box size)
     hold: int = 2  # a detection also covers this many frames before and after
     detect_every: int = 3  # coarse detection on every k-th frame (global index); tracking bridges the gap
     fine_every: int = 30  # fine (small-face) detection every K-th frame, K a multiple of detect_every; 0 = off
@@ -39,74 +42,127 @@ class Config:
     coarse_width: int = 960  # the coarse pass infers the whole frame at most this wide
     min_face: int = 16  # smallest face width (px) the fine pass is sized for (smaller = more upscaling)
     max_infer_width: int = 1920  # the fine pass's budget: frames wider than this are tiled
+    rekognition_every: int = 5  # sample every k-th frame for the per-frame Rekognition backend
+
+    def check(self) -> None:
+        _check(self, "detector", self.detector in DETECTORS, f"must be one of {', '.join(DETECTORS)}")
+        _check(self, "threshold", 0.01 <= float(self.threshold) <= 0.99, "must be between 0.01 and 0.99")
+        _check(self, "hold", 0 <= int(self.hold) <= 60, "must be between 0 and 60 frames")
+        _check(self, "detect_every", 1 <= int(self.detect_every) <= 30, "must be between 1 and 30")
+        _check(self, "fine_every", 0 <= int(self.fine_every) <= 600, "must be 0 (off) or up to 600 frames")
+        t = int(self.track_every)
+        _check(self, "track_every", t >= 0 and not (t and int(self.detect_every) % t),
+               "must be 0 (= detect_every) or divide detect_every")
+        _check(self, "coarse_width", 160 <= int(self.coarse_width) <= 3840, "must be between 160 and 3840")
+        _check(self, "min_face", 4 <= int(self.min_face) <= 512, "must be between 4 and 512 px")
+        _check(self, "rekognition_every", 1 <= int(self.rekognition_every) <= 300, "must be between 1 and 300")
+
+
+@dataclass(frozen=True)
+class StyleSettings:
+    """How a covered face is hidden."""
+
+    style: str = "blur"
+    mask: str = "ellipse"
+    enlarge: float = 1.3  # box enlargement factor (each side grows by (enlarge-1)/2 of the box size)
+
+    def check(self) -> None:
+        _check(self, "style", self.style in STYLES, f"must be one of {', '.join(STYLES)}")
+        _check(self, "mask", self.mask in MASKS, f"must be one of {', '.join(MASKS)}")
+        _check(self, "enlarge", 1.0 <= float(self.enlarge) <= 4.0, "must be between 1.0 and 4.0")
+
+
+@dataclass(frozen=True)
+class EncodingSettings:
+    """The output: video encoder, and what is copied from the source."""
+
     crf: int = 20
     preset: str = "veryfast"
     keep_metadata: bool = False
     drop_audio: bool = False
+
+    def check(self) -> None:
+        _check(self, "crf", 0 <= int(self.crf) <= 51, "must be between 0 and 51")
+        _check(self, "preset", self.preset in PRESETS, f"must be one of {', '.join(PRESETS)}")
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """Where and how this process runs (may differ between machines of one run without changing results),
+    prices for the report, and per-run inputs."""
+
+    segment_seconds: float = 10.0
+    workers: int = 0  # 0 = usable cores
     model_path: str | None = None
     inference: str = "auto"  # CenterFace runtime: auto = OpenVINO when installed, else OpenCV DNN
-    rekognition_every: int = 5  # sample every k-th frame for the per-frame Rekognition backend
-    rekognition_price_per_image: float = 0.001  # USD, public list price for the first 1M images/month
     rekognition_concurrency: int = 4  # DetectFaces requests in flight at once per worker process
+    rekognition_price_per_image: float = 0.001  # USD, public list price for the first 1M images/month
     rekognition_video_price_per_minute: float = 0.10  # USD per minute of stored video (StartFaceDetection)
     faces_path: str | None = None  # rekognition-video: faces JSON from GetFaceDetection (rekognition_video)
 
-    def __post_init__(self):
-        self.validate()
+    def check(self) -> None:
+        _check(self, "segment_seconds", 0.5 <= float(self.segment_seconds) <= 3600, "must be between 0.5 and 3600")
+        _check(self, "workers", 0 <= int(self.workers) <= 256, "must be 0 (all usable cores) or 1..256")
+        _check(self, "inference", self.inference in INFERENCE, f"must be one of {', '.join(INFERENCE)}")
+        _check(self, "rekognition_concurrency", 1 <= int(self.rekognition_concurrency) <= 64,
+               "must be between 1 and 64")
+        for name in ("rekognition_price_per_image", "rekognition_video_price_per_minute"):
+            _check(self, name, 0 <= float(getattr(self, name)) <= 100, "must be a price in USD between 0 and 100")
+
+
+GROUPS = {"detection": DetectionSettings, "redaction": StyleSettings, "encoding": EncodingSettings,
+          "runtime": RuntimeSettings}
+
+# Config: every group's fields side by side (one flat, validated record for the CLI, REDACTOR_* variables
+# and CDK context); ``config.detection`` etc. give the groups
+_Flat = dataclasses.make_dataclass("_Flat", [(f.name, f.type, dataclasses.field(default=f.default))
+                                             for g in GROUPS.values() for f in dataclasses.fields(g)],
+                                   namespace={"__post_init__": lambda self: self.validate()})
+
+
+class Config(_Flat):
+    """All settings, flat: ``Config(crf=18, detect_every=6)``, ``Config.from_dict``, ``Config.from_env``.
+    Validated on construction, by each group's ``check``."""
 
     def validate(self) -> "Config":
-        def bad(name, why):
-            raise ConfigError(f"setting {name}={getattr(self, name)!r}: {why}")
-
-        if not (0.5 <= float(self.segment_seconds) <= 3600):
-            bad("segment_seconds", "must be between 0.5 and 3600")
-        if int(self.workers) < 0 or int(self.workers) > 256:
-            bad("workers", "must be 0 (all usable cores) or 1..256")
-        if self.detector not in DETECTORS:
-            bad("detector", f"must be one of {', '.join(DETECTORS)}")
-        if self.inference not in INFERENCE:
-            bad("inference", f"must be one of {', '.join(INFERENCE)}")
-        if not (0.01 <= float(self.threshold) <= 0.99):
-            bad("threshold", "must be between 0.01 and 0.99")
-        if self.style not in STYLES:
-            bad("style", f"must be one of {', '.join(STYLES)}")
-        if self.mask not in MASKS:
-            bad("mask", f"must be one of {', '.join(MASKS)}")
-        if not (1.0 <= float(self.enlarge) <= 4.0):
-            bad("enlarge", "must be between 1.0 and 4.0")
-        if not (0 <= int(self.hold) <= 60):
-            bad("hold", "must be between 0 and 60 frames")
-        if not (1 <= int(self.detect_every) <= 30):
-            bad("detect_every", "must be between 1 and 30")
-        if not (0 <= int(self.fine_every) <= 600):
-            bad("fine_every", "must be 0 (off) or up to 600 frames")
-        if int(self.track_every) < 0 or (int(self.track_every) and int(self.detect_every) % int(self.track_every)):
-            bad("track_every", "must be 0 (= detect_every) or divide detect_every")
-        if not (160 <= int(self.coarse_width) <= 3840):
-            bad("coarse_width", "must be between 160 and 3840")
-        if not (4 <= int(self.min_face) <= 512):
-            bad("min_face", "must be between 4 and 512 px")
-        if not (0 <= int(self.crf) <= 51):
-            bad("crf", "must be between 0 and 51")
-        if self.preset not in PRESETS:
-            bad("preset", f"must be one of {', '.join(PRESETS)}")
-        if not (1 <= int(self.rekognition_every) <= 300):
-            bad("rekognition_every", "must be between 1 and 300")
-        if not (1 <= int(self.rekognition_concurrency) <= 64):
-            bad("rekognition_concurrency", "must be between 1 and 64")
-        for name in ("rekognition_price_per_image", "rekognition_video_price_per_minute"):
-            if not (0 <= float(getattr(self, name)) <= 100):
-                bad(name, "must be a price in USD between 0 and 100")
+        for name in GROUPS:
+            getattr(self, name).check()
         return self
+
+    def _group(self, cls):
+        return cls(**{f.name: getattr(self, f.name) for f in dataclasses.fields(cls)})
+
+    @property
+    def detection(self) -> DetectionSettings:
+        return self._group(DetectionSettings)
+
+    @property
+    def redaction(self) -> StyleSettings:
+        return self._group(StyleSettings)
+
+    @property
+    def encoding(self) -> EncodingSettings:
+        return self._group(EncodingSettings)
+
+    @property
+    def runtime(self) -> RuntimeSettings:
+        return self._group(RuntimeSettings)
+
+    def with_detection(self, detection: dict[str, Any]) -> "Config":
+        """These settings with the detection settings ``detection`` (a plan's) instead of their own."""
+        unknown = set(detection) - {f.name for f in dataclasses.fields(DetectionSettings)}
+        if unknown:
+            raise ConfigError(f"unknown detection setting(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **dataclasses.asdict(Config.from_dict(dict(detection)).detection))
 
     @property
     def effective_workers(self) -> int:
         return int(self.workers) or usable_cores()
 
     @property
-    def schedule(self):
+    def schedule(self) -> Schedule:
         """Which passes run on which frames (``schedule.Schedule``), from these settings."""
-        return Schedule.from_settings(self)
+        return Schedule.from_settings(self.detection)
 
     @property
     def context_frames(self) -> int:

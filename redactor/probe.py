@@ -3,6 +3,7 @@ that the video really decodes and to read rotation / pixel format)."""
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import os
 from fractions import Fraction
 
@@ -238,6 +239,7 @@ def plan(source: str, config: Config | None = None) -> Plan:
     cuts.append(n)
 
     ctx = config.context_frames
+    detection = dataclasses.asdict(config.detection)
     key_set = set(key_frames_idx)
     segments = []
     for si, (a, b) in enumerate(zip(cuts, cuts[1:])):
@@ -249,6 +251,6 @@ def plan(source: str, config: Config | None = None) -> Plan:
         segments.append(Segment(
             index=si, start_frame=a, end_frame=b, start_pts=pts[a], end_pts=pts[b] if b < n else None,
             keyframe_aligned=a in key_set, keyframes=ks, frame_pts=pts[lo:hi],
-            context_before=a - lo, context_after=hi - b))
+            context_before=a - lo, context_after=hi - b, detection=detection))
     return Plan(source=info, segments=segments, settings=config.to_dict(), keyframes=len(keyframes),
                 target_segment_frames=int(target_frames))

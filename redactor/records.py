@@ -112,6 +112,9 @@ class Segment(Record):
     frame_pts: list[int] = field(default_factory=list)  # pts of frames [start_frame - ctx_before, end_frame + ctx_after)
     context_before: int = 0  # how many frames of frame_pts precede start_frame
     context_after: int = 0  # how many frames of frame_pts follow end_frame - 1
+    # the detection settings the plan was made with (config.DetectionSettings as a dict): Redact applies these,
+    # so a redeploy between Plan and Redact cannot change the schedule the context above was sized for
+    detection: dict[str, Any] = field(default_factory=dict)
 
     @property
     def frames(self) -> int:

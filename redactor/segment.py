@@ -63,7 +63,7 @@ def split_chunks(segment: Segment, workers: int, ctx: int, period: int = 0) -> l
 def chunk_tasks(source: str, segment: Segment, config: Config, info: SourceInfo, work: Path,
                 workers: int) -> list[ChunkTask]:
     # the video's last frame gets a fine pass too: small faces there are tracked back from it
-    schedule = Schedule.from_settings(config).ending_at(segment.end_frame - 1 if segment.end_pts is None else -1)
+    schedule = Schedule.from_settings(config.detection).ending_at(segment.end_frame - 1 if segment.end_pts is None else -1)
     ctx = schedule.context
     chunks = split_chunks(segment, workers, ctx, schedule.fine)
     threads = max(1, usable_cores() // min(workers, len(chunks)))
@@ -74,17 +74,28 @@ def chunk_tasks(source: str, segment: Segment, config: Config, info: SourceInfo,
         lo = max(lo_global, a - ctx)
         hi = min(segment.end_frame + segment.context_after, b + ctx)
         tasks.append(ChunkTask(
-            segment=segment.index, source=str(source), info=info, config=config, schedule=schedule,
+            segment=segment.index, source=str(source), info=info, schedule=schedule, style=config.redaction,
+            encoding=config.encoding,
             start=a, end=b, lo=lo, frame_pts=segment.frame_pts[lo - lo_global: hi - lo_global], seek=seek,
             threads=threads,
             out=str(work / f"part-{segment.index:05d}-{ci:02d}.mp4") if len(chunks) > 1 else str(part)))
     return tasks
 
 
+def planned_settings(config: Config, segments: list[Segment]) -> Config:
+    """``config`` with the detection settings the segments were planned with (older plans carry none: then
+    ``config``'s own). Segments of one run share them; mixing plans is refused."""
+    plans = {json.dumps(s.detection, sort_keys=True) for s in segments if s.detection}
+    if len(plans) > 1:
+        raise InputError("segments planned with different detection settings cannot be redacted together")
+    return config.with_detection(next(s.detection for s in segments if s.detection)) if plans else config
+
+
 def redact_segments(source: str, segments: list[Segment], config: Config, work_dir: str,
                     detector_factory=None, progress=None, source_info: SourceInfo | None = None
                     ) -> list[SegmentResult]:
     """Redact several segments with one pool (each worker loads the model once for all of them)."""
+    config = planned_settings(config, segments)
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     if source_info is None:

@@ -260,3 +260,29 @@ def test_chunk_workers_with_a_fake_two_tier_detector_do_not_depend_on_cuts(media
     # faces below the coarse cut-off were found between fine passes: by tracking, not by the fine pass
     tracked = [d for d in runs[1] if d["frame"] % 12 and any(max(b[2] - b[0], b[3] - b[1]) < 30 for b in d["boxes"])]
     assert len(tracked) >= 10
+
+
+def test_redact_applies_the_detection_settings_the_plan_was_made_with(media, tmp_path):
+    """A redeploy between Plan and Redact (other REDACTOR_* detection settings in Redact's environment) must
+    not change the schedule: the segment records carry the plan's detection settings and Redact uses them."""
+    from redactor import plan
+    from redactor.records import Segment
+    from redactor.segment import redact_segments
+    clip = media("fake_two_tier.mp4", width=320, height=240, seconds=2.0, faces=3, face_size=(14, 40), gop=10,
+                 seed=7)
+    planned = Config(workers=1, segment_seconds=60, fine_every=12, detect_every=3, hold=1)
+    redeployed = Config(workers=1, segment_seconds=60, fine_every=30, detect_every=6, hold=0, crf=30)
+    p = plan(clip["path"], planned)
+    segments = [Segment.from_json(s.to_json()) for s in p.segments]  # as the Map state hands them over
+    assert segments[0].detection["detect_every"] == 3 and segments[0].detection["fine_every"] == 12
+
+    def run(config, name):
+        (r,) = redact_segments(clip["path"], segments, config, str(tmp_path / name),
+                               detector_factory=lambda c, s: FakeTwoTier(clip), source_info=p.source)
+        return json.loads(open(r.detections).read())["frames"], r.detector_stats
+
+    assert run(redeployed, "redeployed") == run(planned, "planned")
+    # a plan without detection settings (made before they were recorded) runs with Redact's own
+    for s in segments:
+        s.detection = {}
+    assert run(redeployed, "old")[1] != run(planned, "planned2")[1]

@@ -77,29 +77,29 @@ class SingleTierDetector:
 
 
 # ---------------------------------------------------------------------------------------------- rotation
-def rotate_k(rotation: int) -> int:
+def quarter_turns(rotation: int) -> int:
     """Number of counter-clockwise quarter turns that bring a stored frame to display orientation."""
     return (int(round(rotation / 90.0))) % 4
 
 
-def display_size(width: int, height: int, k: int) -> tuple[int, int]:
-    """(width, height) of a stored width x height frame turned ``k`` quarter turns."""
-    return (height, width) if k % 2 else (width, height)
+def display_size(width: int, height: int, turns: int) -> tuple[int, int]:
+    """(width, height) of a stored width x height frame turned ``turns`` quarter turns."""
+    return (height, width) if turns % 2 else (width, height)
 
 
-def boxes_from_display(boxes: np.ndarray, k: int, width: int, height: int) -> np.ndarray:
-    """Map boxes found on ``np.rot90(stored, k)`` back to stored-frame coordinates (width/height: stored)."""
-    if k == 0 or len(boxes) == 0:
+def boxes_from_display(boxes: np.ndarray, turns: int, width: int, height: int) -> np.ndarray:
+    """Map boxes found on ``np.rot90(stored, turns)`` back to stored-frame coordinates (width/height: stored)."""
+    if turns == 0 or len(boxes) == 0:
         return boxes
     out = boxes.copy()
     x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    if k == 1:  # display (xd, yd) <- stored (xs = W - yd, ys = xd)
+    if turns == 1:  # display (xd, yd) <- stored (xs = W - yd, ys = xd)
         out[:, 0], out[:, 2] = width - y2, width - y1
         out[:, 1], out[:, 3] = x1, x2
-    elif k == 2:
+    elif turns == 2:
         out[:, 0], out[:, 2] = width - x2, width - x1
         out[:, 1], out[:, 3] = height - y2, height - y1
-    elif k == 3:  # display (xd, yd) <- stored (xs = yd, ys = H - xd)
+    elif turns == 3:  # display (xd, yd) <- stored (xs = yd, ys = H - xd)
         out[:, 0], out[:, 2] = y1, y2
         out[:, 1], out[:, 3] = height - x2, height - x1
     return out

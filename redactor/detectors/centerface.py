@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .base import EMPTY, SingleTierDetector, boxes_from_display, display_size, nms, rotate_k
+from .base import EMPTY, SingleTierDetector, boxes_from_display, display_size, nms, quarter_turns
 from .runtime import make_net
 from .windows import track_in_windows
 
@@ -35,7 +35,7 @@ class CenterFace(SingleTierDetector):
         self.min_face = float(settings.min_face)
         self.max_infer_width = int(settings.max_infer_width)
         self.coarse_width = int(settings.coarse_width)
-        self.k = rotate_k(source.rotation) if source else 0
+        self.turns = quarter_turns(source.rotation) if source else 0
         self.calls = 0
         self._sizes: dict[tuple[int, int], tuple[int, int, list]] = {}
 
@@ -99,13 +99,13 @@ class CenterFace(SingleTierDetector):
 
     def coarse_min_face(self, width: int, height: int) -> float:
         """Face width (stored-frame px) below which only the fine pass is trusted to find a face."""
-        dw, dh = display_size(width, height, self.k)
+        dw, dh = display_size(width, height, self.turns)
         cw, _, _ = self.plan_inference(dw, dh, coarse=True)
         return self.COARSE_RELIABLE_FACE * dw / cw
 
     def two_tier(self, width: int, height: int) -> bool:
         """Whether the coarse pass is cheaper than the fine one for frames of this (stored) size."""
-        dw, dh = display_size(width, height, self.k)
+        dw, dh = display_size(width, height, self.turns)
         fw, fh, ft = self.plan_inference(dw, dh)
         cw, ch, _ = self.plan_inference(dw, dh, coarse=True)
         return cw * ch < 0.7 * fw * fh * len(ft)
@@ -135,14 +135,14 @@ class CenterFace(SingleTierDetector):
 
     def detect_frame(self, frame, coarse: bool = False) -> np.ndarray:
         W, H = frame.width, frame.height
-        dw, dh = display_size(W, H, self.k)
+        dw, dh = display_size(W, H, self.turns)
         iw, ih, tiles = self.plan_inference(dw, dh, coarse)
         if len(tiles) == 1:
             # one swscale call: scale + convert to RGB in C
-            if self.k:
-                img = frame.reformat(width=ih if self.k % 2 else iw, height=iw if self.k % 2 else ih,
+            if self.turns:
+                img = frame.reformat(width=ih if self.turns % 2 else iw, height=iw if self.turns % 2 else ih,
                                      format="rgb24").to_ndarray()
-                img = np.ascontiguousarray(np.rot90(img, self.k))
+                img = np.ascontiguousarray(np.rot90(img, self.turns))
             else:
                 img = frame.reformat(width=iw, height=ih, format="rgb24").to_ndarray()
             b = self.detect_rgb(img, iw, ih)
@@ -151,8 +151,8 @@ class CenterFace(SingleTierDetector):
                 b[:, [1, 3]] *= dh / ih
         else:
             full = frame.to_ndarray(format="rgb24")
-            if self.k:
-                full = np.rot90(full, self.k)
+            if self.turns:
+                full = np.rot90(full, self.turns)
             out = []
             for (x, y, tw, th) in tiles:
                 tile = self.cv2.resize(full[y:y + th, x:x + tw], (iw, ih), interpolation=self.cv2.INTER_AREA
@@ -163,7 +163,7 @@ class CenterFace(SingleTierDetector):
                     tb[:, [1, 3]] = tb[:, [1, 3]] * (th / ih) + y
                     out.append(tb)
             b = nms(np.concatenate(out), 0.3) if out else EMPTY
-        b = boxes_from_display(b, self.k, W, H)
+        b = boxes_from_display(b, self.turns, W, H)
         if len(b):
             b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, W)
             b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, H)
@@ -172,7 +172,7 @@ class CenterFace(SingleTierDetector):
     def track(self, frame, boxes: np.ndarray, spread: np.ndarray | None = None) -> np.ndarray:
         """Follow known (small) faces: the fine scale in a window ``spread`` face sizes (default 2.5) around
         each (predicted) box (``windows.track_in_windows``). Returns the boxes found (frame px)."""
-        return track_in_windows(frame, boxes, spread, self.k, self.FINE_FACE,
+        return track_in_windows(frame, boxes, spread, self.turns, self.FINE_FACE,
                                 lambda img, iw, ih: self.detect_rgb(img, iw, ih, fixed=False))
 
     def __call__(self, frames):

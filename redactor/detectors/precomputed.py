@@ -22,7 +22,7 @@ from fractions import Fraction
 import numpy as np
 
 from ..tracking.matching import match
-from .base import SingleTierDetector, boxes_from_display, clip_boxes, display_size, rotate_k
+from .base import EMPTY, SingleTierDetector, boxes_from_display, clip_boxes, display_size, quarter_turns
 
 
 class PrecomputedFacesDetector(SingleTierDetector):
@@ -48,12 +48,12 @@ class PrecomputedFacesDetector(SingleTierDetector):
         self.tb = Fraction(source.time_base) if source else None
         fps = float(source.fps) if source and source.fps else 30.0
         frame_ms = 1000.0 / fps
-        k = rotate_k(source.rotation) if source else 0
+        turns = quarter_turns(source.rotation) if source else 0
         video = data.get("video") or {}
         vw, vh = video.get("width"), video.get("height")
-        if k % 2 and source and (vw, vh) == (source.width, source.height) and vw != vh:
-            k = 0  # Rekognition reported the stored frame's size: its boxes are in stored orientation
-        self.k = k
+        if turns % 2 and source and (vw, vh) == (source.width, source.height) and vw != vh:
+            turns = 0  # Rekognition reported the stored frame's size: its boxes are in stored orientation
+        self.turns = turns
         gaps = sorted(b - a for a, b in zip(self.times, self.times[1:]) if b > a)
         if gaps:
             interval = min(self.MAX_INTERVAL_MS, max(frame_ms, float(gaps[(len(gaps) - 1) // 2])))
@@ -81,7 +81,7 @@ class PrecomputedFacesDetector(SingleTierDetector):
                 ia, ib = map(list, zip(*pairs))
                 parts.append(((1 - f) * a[ia] + f * b[ib]).astype(np.float32))
         if not parts:
-            return np.zeros((0, 5), dtype=np.float32)
+            return EMPTY
         return np.concatenate(parts)
 
     def detect_frame(self, frame):
@@ -92,10 +92,10 @@ class PrecomputedFacesDetector(SingleTierDetector):
         self.frames += 1
         if not len(b):
             return b
-        dw, dh = display_size(W, H, self.k)
+        dw, dh = display_size(W, H, self.turns)
         b[:, [0, 2]] *= dw
         b[:, [1, 3]] *= dh
-        b = boxes_from_display(b, self.k, W, H)
+        b = boxes_from_display(b, self.turns, W, H)
         return clip_boxes(b, W, H)
 
     def __call__(self, frames):

@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import THROTTLE_CODES, DetectionError
-from .base import EMPTY, SingleTierDetector, boxes_from_display, clip_boxes, display_size, rotate_k
+from .base import EMPTY, SingleTierDetector, boxes_from_display, clip_boxes, display_size, quarter_turns
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024  # DetectFaces Image.Bytes limit
 MIN_SIDE = 80  # Rekognition's minimum image width and height
@@ -91,7 +91,7 @@ class RekognitionDetector(SingleTierDetector):
         """``settings``: ``threshold``, ``rekognition_price_per_image``, ``rekognition_concurrency``;
         ``source``: the video's SourceInfo (rotation)."""
         self.client = client if client is not None else make_client(settings.rekognition_concurrency)
-        self.k = rotate_k(source.rotation) if source else 0
+        self.turns = quarter_turns(source.rotation) if source else 0
         self.threshold = float(settings.threshold)
         self.price = float(settings.rekognition_price_per_image)
         self.concurrency = int(settings.rekognition_concurrency)
@@ -138,16 +138,16 @@ class RekognitionDetector(SingleTierDetector):
         import cv2
 
         W, H = frame.width, frame.height
-        dw, dh = display_size(W, H, self.k)
+        dw, dh = display_size(W, H, self.turns)
         sw, sh = send_size(dw, dh)
         quality = JPEG_QUALITY
         while True:
-            if self.k % 2:
+            if self.turns % 2:
                 img = frame.reformat(width=sh, height=sw, format="bgr24").to_ndarray()
             else:
                 img = frame.reformat(width=sw, height=sh, format="bgr24").to_ndarray()
-            if self.k:
-                img = np.ascontiguousarray(np.rot90(img, self.k))
+            if self.turns:
+                img = np.ascontiguousarray(np.rot90(img, self.turns))
             ok, buf = cv2.imencode(".jpg", img, [int(cv2.IMWRITE_JPEG_QUALITY), quality])
             if not ok:
                 raise DetectionError("could not JPEG-encode the frame for Rekognition")
@@ -195,7 +195,7 @@ class RekognitionDetector(SingleTierDetector):
         data, dw, dh = self.encode(frame)
         resp = self._detect_faces(data)
         b = boxes_from_face_details(resp.get("FaceDetails") or [], dw, dh, self.threshold)
-        b = boxes_from_display(b, self.k, frame.width, frame.height)
+        b = boxes_from_display(b, self.turns, frame.width, frame.height)
         return clip_boxes(b, frame.width, frame.height)
 
     def __call__(self, frames: Sequence) -> list[np.ndarray]:

@@ -22,9 +22,9 @@ def _planes420(frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return out[0], out[1], out[2]
 
 
-def track_in_windows(frame, boxes: np.ndarray, spread: np.ndarray | None, k: int, face_px: float,
+def track_in_windows(frame, boxes: np.ndarray, spread: np.ndarray | None, turns: int, face_px: float,
                      infer: Callable[[np.ndarray, int, int], np.ndarray]) -> np.ndarray:
-    """Faces found (stored-frame px) in a window around each of ``boxes``. ``k``: quarter turns to display
+    """Faces found (stored-frame px) in a window around each of ``boxes``. ``turns``: quarter turns to display
     orientation; ``infer(rgb, iw, ih)``: the model on an RGB image already at (ih, iw), boxes in its pixels."""
     import cv2
 
@@ -54,8 +54,8 @@ def track_in_windows(frame, boxes: np.ndarray, spread: np.ndarray | None, k: int
             crop = cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
         else:
             crop = full[b:d, a:c]
-        if k:
-            crop = np.rot90(crop, k)
+        if turns:
+            crop = np.rot90(crop, turns)
         ch, cw = crop.shape[:2]
         # the face is brought to face_px model pixels: upscaled when small, downscaled when larger
         scale = min(4.0, max(0.25, face_px / size))
@@ -66,7 +66,7 @@ def track_in_windows(frame, boxes: np.ndarray, spread: np.ndarray | None, k: int
         if len(found):
             found[:, [0, 2]] *= cw / iw
             found[:, [1, 3]] *= ch / ih
-            found = boxes_from_display(found, k, c - a, d - b)
+            found = boxes_from_display(found, turns, c - a, d - b)
             found[:, [0, 2]] += a
             found[:, [1, 3]] += b
             out.append(found)
