@@ -15,7 +15,6 @@ from .errors import InputError
 from .records import AudioStreamInfo, Keyframe, Plan, Segment, SourceInfo
 
 BUFFER = 64 * 1024  # FFmpeg's I/O buffer over a remote reader (its reads are buffered again there)
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".ts", ".mts", ".3gp")
 
 
 def _tb(s) -> str:

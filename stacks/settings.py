@@ -6,6 +6,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from redactor.config import Config
+from redactor.errors import ConfigError
+
 DEFAULT_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v", ".avi", ".webm", ".ts", ".mts")
 
 
@@ -53,14 +56,11 @@ class Settings:
         def bad(name, why):
             raise SettingsError(f"context {name}={getattr(self, name)!r}: {why}")
 
-        if not 0.5 <= self.segment_seconds <= 3600:
-            bad("segment_seconds", "must be between 0.5 and 3600")
-        if self.detector not in ("centerface", "rekognition", "rekognition-video"):
-            bad("detector", "must be centerface, rekognition or rekognition-video")
-        if self.style not in ("blur", "pixelate", "solid"):
-            bad("style", "must be blur, pixelate or solid")
-        if not 1 <= self.rekognition_every <= 300:
-            bad("rekognition_every", "must be between 1 and 300 frames")
+        try:  # the engine's settings follow the engine's own rules (one place: redactor/config.py)
+            Config(segment_seconds=self.segment_seconds, detector=self.detector, style=self.style,
+                   rekognition_every=self.rekognition_every)
+        except ConfigError as e:
+            raise SettingsError(f"context {e}") from None
         if not 1 <= self.face_poll_seconds <= 3600:
             bad("face_poll_seconds", "must be between 1 and 3600 seconds")
         if not 1 <= self.max_concurrency <= 10000:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import traceback
 from typing import Any
 
 
@@ -23,6 +22,3 @@ def parse_cause(cause: Any) -> Any:
             return cause
     return cause
 
-
-def short_trace(exc: BaseException, limit: int = 5) -> list[str]:
-    return traceback.format_exception(type(exc), exc, exc.__traceback__, limit=limit)
