@@ -21,7 +21,7 @@ setup: $(STAMP)
 # the main job, locally: a generated clip with a real face (astronaut) moving over a background, with audio
 demo: setup
 	mkdir -p $(DEMO)
-	$(PY) -m redactor.synth $(DEMO)/sample.mp4 --width 960 --height 540 --seconds 6 --audio aac --faces 2
+	$(PY) -m testmedia $(DEMO)/sample.mp4 --width 960 --height 540 --seconds 6 --audio aac --faces 2
 	$(VENV)/bin/redactor redact $(DEMO)/sample.mp4 -o $(DEMO)/sample.redacted.mp4 --report $(DEMO)/sample.report.json \
 		--report-html $(DEMO)/sample.report.html
 	@echo "input:  $(DEMO)/sample.mp4"

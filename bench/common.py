@@ -25,6 +25,8 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+if str(ROOT) not in sys.path:  # testmedia (the clip generator) is imported from the repository root
+    sys.path.insert(0, str(ROOT))
 OUT = BENCH / "out"
 MEDIA = OUT / "media"
 CACHE = OUT / "cache"
@@ -38,7 +40,7 @@ def log(*a):
 
 # ------------------------------------------------------------------------------------------------ clips
 def clip(name: str, **kw) -> tuple[str, dict]:
-    """A synthetic clip (``redactor.synth.make_clip`` arguments) cached under bench/out/media by its
+    """A synthetic clip (``testmedia.make_clip`` arguments) cached under bench/out/media by its
     arguments; returns (path, ground truth)."""
     spec = {"width": 1920, "height": 1080, "fps": 30, "seconds": 10.0, "faces": 4, "face_size": (40, 160),
             "preset": "veryfast", "crf": 23, "seed": 1}
@@ -50,7 +52,7 @@ def clip(name: str, **kw) -> tuple[str, dict]:
     truth = path.with_suffix(".truth.json")
     if path.is_file() and truth.is_file():
         return str(path), json.loads(truth.read_text())
-    from redactor.synth import make_clip
+    from testmedia import make_clip
     log(f"[bench] generating {path.name} ...")
     t0 = time.perf_counter()
     tmp = path.with_name(path.stem + ".partial.mp4")

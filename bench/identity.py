@@ -62,10 +62,7 @@ def make_media(media: Path) -> dict[str, dict]:
     for name, kw in CLIPS.items():
         path, truth = media / name, media / (name + ".truth.json")
         if not (path.is_file() and truth.is_file()):
-            try:
-                from testmedia import make_clip  # where the generator lives after #11
-            except ImportError:
-                from redactor.synth import make_clip
+            from testmedia import make_clip
             log(f"[identity] generating {name}")
             gt = make_clip(str(path), **kw)
             truth.write_text(json.dumps(gt))

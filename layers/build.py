@@ -227,7 +227,7 @@ def stage_engine(dest: Path | None = None) -> Path:
     """Copy redactor/ and lambdas/common/ into <dest>/python/ (the engine layer). Fast; run at every synth."""
     dest = dest or (BUILD / "engine")
     site = dest / "python"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "synth.py")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     new = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(new, ignore_errors=True)
     (new / "python").mkdir(parents=True)

@@ -25,7 +25,7 @@ def model_path():
 @pytest.fixture(scope="session")
 def media(tmp_path_factory):
     """Lazily generated clips, cached per session: media("name", **make_clip kwargs) -> ground truth."""
-    from redactor.synth import make_clip
+    from testmedia import make_clip
     root = tmp_path_factory.mktemp("media")
     cache = {}
 

@@ -250,7 +250,7 @@ def test_pool_uses_separate_processes(media, model_path, tmp_path):
 @pytest.mark.parametrize("bad", ["empty", "random", "truncated", "audio_only", "text"])
 def test_bad_inputs_get_named_errors(bad, tmp_path, capsys):
     from redactor import cli
-    from redactor.synth import make_bad_inputs
+    from testmedia import make_bad_inputs
     inputs = make_bad_inputs(str(tmp_path / "in"))
     out_dir = tmp_path / "out"
     out_dir.mkdir()

@@ -1,4 +1,4 @@
-"""Tests for redactor.synth: the generated media must really have the properties the ground truth claims."""
+"""Tests for testmedia (the test-media generator): the generated media must really have the properties the ground truth claims."""
 from fractions import Fraction
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 av = pytest.importorskip("av")
 pytest.importorskip("skimage")
 
-from redactor.synth import face_image, main, make_bad_inputs, make_clip  # noqa: E402
+from testmedia import face_image, main, make_bad_inputs, make_clip  # noqa: E402
 
 SMALL = dict(width=320, height=180, seconds=1.0, face_size=(50, 60))
 
@@ -54,7 +54,7 @@ def test_default_h264_bframes_faces_and_pixels(tmp_path):
     with av.open(gt["path"]) as c:
         f = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(np.float32)
     x1, y1, x2, y2 = gt["faces"][0][1]
-    from redactor.synth import _resize
+    from testmedia.synth import _resize
     ref = _resize(face_image(), y2 - y1, x2 - x1)
     got = f[y1:y2, x1:x2]
     corr = np.corrcoef(ref.mean(2).ravel(), got.mean(2).ravel())[0, 1]

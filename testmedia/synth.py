@@ -32,7 +32,7 @@ Encoder/container notes (workarounds):
 
 ``make_bad_inputs(dir)`` writes broken inputs (empty, random bytes, truncated mp4, audio-only, text).
 
-CLI: ``python -m redactor.synth OUT.mp4 --width 960 --height 540 --seconds 6 --audio aac --faces 2``
+CLI: ``python -m testmedia OUT.mp4 --width 960 --height 540 --seconds 6 --audio aac --faces 2``
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def face_image() -> np.ndarray:
     try:
         from skimage import data
     except ImportError as e:  # pragma: no cover - depends on environment
-        raise ImportError("redactor.synth needs scikit-image for its face images: "
+        raise ImportError("testmedia needs scikit-image for its face images: "
                           "pip install scikit-image") from e
     img = data.astronaut()
     return np.ascontiguousarray(img[_FACE_ROWS[0]:_FACE_ROWS[1], _FACE_COLS[0]:_FACE_COLS[1]])
@@ -301,8 +301,7 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
     copts = {}
     if metadata and fmt in ("mp4", "mov"):
         copts["movflags"] = "use_metadata_tags"
-    out = av.open(str(path), "w", format=fmt, options=copts)
-    try:
+    with av.open(str(path), "w", format=fmt, options=copts) as out:
         if metadata:
             for k, v in metadata.items():
                 out.metadata[str(k)] = str(v)
@@ -358,8 +357,6 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
         out.mux(vs.encode(None))
         if aud:
             aud.flush(out)
-    finally:
-        out.close()
 
     if trim:
         _trim(path, fmt, Fraction(pts[int(trim)] - pts[0]) * tb)
@@ -437,13 +434,10 @@ def make_bad_inputs(dir) -> dict:
     out["truncated"] = str(p)
 
     p = d / "audio_only.m4a"
-    c = av.open(str(p), "w", format="mp4")
-    try:
+    with av.open(str(p), "w", format="mp4") as c:
         a = _Audio(c, "aac", 0)
         a.encode_until(c, 2 * _AUDIO_RATE)
         a.flush(c)
-    finally:
-        c.close()
     out["audio_only"] = str(p)
 
     p = d / "text.mp4"
@@ -453,7 +447,7 @@ def make_bad_inputs(dir) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m redactor.synth",
+    ap = argparse.ArgumentParser(prog="python -m testmedia",
                                  description="Generate a synthetic clip with moving faces + ground truth.")
     ap.add_argument("out")
     ap.add_argument("--width", type=int, default=640)

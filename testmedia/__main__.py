@@ -1,0 +1,5 @@
+import sys
+
+from .synth import main
+
+sys.exit(main())
