@@ -63,7 +63,8 @@ def split_chunks(segment: Segment, workers: int, ctx: int, period: int = 0) -> l
 def chunk_tasks(source: str, segment: Segment, config: Config, info: SourceInfo, work: Path,
                 workers: int) -> list[ChunkTask]:
     # the video's last frame gets a fine pass too: small faces there are tracked back from it
-    schedule = Schedule.from_settings(config.detection).ending_at(segment.end_frame - 1 if segment.end_pts is None else -1)
+    last_frame = segment.end_frame - 1 if segment.end_pts is None else -1
+    schedule = Schedule.from_settings(config.detection).ending_at(last_frame)
     ctx = schedule.context
     chunks = split_chunks(segment, workers, ctx, schedule.fine)
     threads = max(1, usable_cores() // min(workers, len(chunks)))

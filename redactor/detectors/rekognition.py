@@ -1,7 +1,7 @@
 """``rekognition`` detector: Amazon Rekognition DetectFaces on every ``rekognition_every``-th frame.
 
-Same interface as the local model (``detectors.base.Detector``, single-tier): called with decoded frames (stored orientation),
-returns float32 ``(n, 5)`` boxes ``x1, y1, x2, y2, score`` in stored-frame pixels. The engine only calls it on
+Same interface as the local model (``detectors.base.Detector``, single-tier): called with decoded frames
+(stored orientation), returns float32 ``(n, 5)`` boxes ``x1, y1, x2, y2, score`` in stored-frame pixels. The engine only calls it on
 frames the ``Schedule`` samples (every ``rekognition_every``-th global index for this backend) and covers the
 frames between samples with ``tracking.cover_boxes`` (boxes of both samples around a frame,
 plus matched boxes interpolated), so skipped frames stay covered.
