@@ -148,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--preset", choices=PRESETS)
     r.add_argument("--model", help="path to centerface.onnx (default: see 'redactor fetch-model')")
     r.add_argument("--inference", choices=INFERENCE,
-                   help="CenterFace runtime (default auto: OpenVINO when installed, else OpenCV DNN)")
+                   help="CenterFace runtime (default opencv: OpenCV DNN, as in the Lambda layer; openvino: faster "
+                        "on x86, opt-in; auto: OpenVINO when installed)")
     r.add_argument("--keep-metadata", action="store_true", help="keep container/stream metadata (GPS...)")
     r.add_argument("--drop-audio", action="store_true")
     r.add_argument("-q", "--quiet", action="store_true")

@@ -94,7 +94,9 @@ class RuntimeSettings:
     segment_seconds: float = 10.0
     workers: int = 0  # 0 = usable cores
     model_path: str | None = None
-    inference: str = "auto"  # CenterFace runtime: auto = OpenVINO when installed, else OpenCV DNN
+    # CenterFace runtime: OpenCV DNN by default, what the Lambda layer runs (what is tested is what is deployed);
+    # openvino (faster on x86, opt-in) or auto (OpenVINO when installed, else OpenCV DNN)
+    inference: str = "opencv"
     rekognition_concurrency: int = 4  # DetectFaces requests in flight at once per worker process
     rekognition_price_per_image: float = 0.001  # USD, public list price for the first 1M images/month
     rekognition_video_price_per_minute: float = 0.10  # USD per minute of stored video (StartFaceDetection)

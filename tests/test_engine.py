@@ -284,9 +284,15 @@ def test_output_timestamps_match_in_seconds(media, model_path, tmp_path):
     assert video_times(out) == [p * tb for p in clip["pts"]]
 
 
+def test_default_runtime_is_the_one_the_lambda_runs(model_path):
+    """What is tested is what is deployed: the Lambda layer has OpenCV DNN only, so that is the default
+    everywhere, even where OpenVINO is installed; OpenVINO is opt-in."""
+    assert CenterFace(Config(model_path=model_path)).backend == "opencv"
+
+
 @pytest.mark.parametrize("fixed", [True, False])
 def test_inference_backends_agree(model_path, fixed):
-    """OpenVINO (default when installed) and OpenCV DNN run the same model: same faces, same places, for
+    """OpenVINO (opt-in) and OpenCV DNN (the default) run the same model: same faces, same places, for
     whole frames (shape-specialised compile) and track windows (dynamic shape)."""
     pytest.importorskip("openvino")
     from skimage import data
