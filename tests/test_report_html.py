@@ -181,3 +181,25 @@ def test_render_refuses_an_output_from_another_run(media, model_path, tmp_path):
     from redactor.errors import RedactorError
     with pytest.raises(RedactorError, match="not the same run"):
         render(report, str(tmp_path / "d.mp4"))
+
+
+def test_thumbnails_of_a_rotated_video_are_upright(media, model_path, tmp_path):
+    """A portrait phone video (stored sideways, rotation 90): thumbnails are in display orientation, turned the
+    same way players turn it (the source frame turned counter-clockwise, as the engine's detector sees it)."""
+    import numpy as np
+
+    clip = media("rotated90.mov", width=320, height=240, seconds=1.5, rotation=90, audio="aac", faces=1)
+    out, page_path = tmp_path / "out.mov", tmp_path / "r.html"
+    redact_file(clip["path"], str(out), Config(model_path=model_path, workers=1), report_html_path=str(page_path))
+    thumbs = [a for a in _Page(page_path.read_text()).images() if "data-frame" in a]
+    assert thumbs
+    a = thumbs[0]
+    img = np.asarray(_decode(a["src"], "image/jpeg").convert("L"), np.float32)
+    assert img.shape == (320, 240)  # display: 240 wide, 320 high
+    with av.open(clip["path"]) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i == int(a["data-frame"]):
+                stored = f.to_ndarray(format="gray").astype(np.float32)
+                break
+    upright, wrong = np.rot90(stored, 1), np.rot90(stored, -1)
+    assert np.abs(img - upright).mean() < 0.5 * np.abs(img - wrong).mean()
