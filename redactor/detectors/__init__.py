@@ -1,5 +1,5 @@
 """Face detectors behind one protocol (``base.Detector``). ``make_detector`` is the only place that names the
-backends: ``centerface`` (local model, two-tier), ``rekognition`` (DetectFaces per sampled frame) and
+backends: ``centerface`` and ``yunet`` (local models, two-tier), ``rekognition`` (DetectFaces per sampled frame) and
 ``rekognition-video`` (boxes from the workflow's video job, ``precomputed``). A backend module imports only
 ``base`` (and the pure box/tracking code), never another backend or this package. Importing the package loads
 no model, OpenCV or boto3: a backend does that when it is built."""
@@ -13,6 +13,7 @@ from .base import Detector, SingleTierDetector  # noqa: F401 - the protocol, for
 from .centerface import CenterFace
 from .precomputed import PrecomputedFacesDetector
 from .rekognition import RekognitionDetector
+from .yunet import YuNet
 
 
 def _rekognition_video(settings, source):
@@ -24,6 +25,7 @@ def _rekognition_video(settings, source):
 
 FACTORIES: dict[str, Callable] = {
     "centerface": CenterFace,  # OpenCV is imported when one is built
+    "yunet": YuNet,  # likewise; the model is vendored (redactor/models/)
     "rekognition": RekognitionDetector,  # boto3 likewise
     "rekognition-video": _rekognition_video,
 }

@@ -17,6 +17,7 @@ module, ``redactor.boxes`` and the pure ``redactor.tracking`` code; only ``make_
 """
 from __future__ import annotations
 
+import math
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -103,3 +104,146 @@ def boxes_from_display(boxes: np.ndarray, turns: int, width: int, height: int) -
         out[:, 0], out[:, 2] = y1, y2
         out[:, 1], out[:, 3] = height - x2, height - x1
     return out
+
+
+# ---------------------------------------------------------------------------------------------- tiling
+def tile_grid(width: int, height: int, max_width: int, max_height: int = 1088, overlap: float = 0.08
+              ) -> list[tuple[int, int, int, int]]:
+    """Source-pixel rectangles (x, y, w, h) of equal size covering a width x height frame: the frame itself
+    when it is at most ``max_width`` wide, else a grid of tiles at most that wide (and ``max_height`` high)
+    overlapping by ``overlap`` so a face on a border is whole in one tile."""
+    nx = max(1, math.ceil(width / max_width - 1e-9))
+    if nx == 1:
+        return [(0, 0, width, height)]
+    ny = max(1, math.ceil(height / max_height - 1e-9))
+    tw = math.ceil(width / (nx - (nx - 1) * overlap))
+    th = math.ceil(height / (ny - (ny - 1) * overlap)) if ny > 1 else height
+    return [(min(width - tw, round(ix * tw * (1 - overlap))),
+             min(height - th, round(iy * th * (1 - overlap))) if ny > 1 else 0, tw, th)
+            for iy in range(ny) for ix in range(nx)]
+
+
+class ScaledModel(SingleTierDetector):
+    """What the local models share: the model size each pass infers a frame at (``plan_inference``) and
+    whether the coarse pass pays (``two_tier``). A subclass sets ``FINE_FACE`` (model px a ``min_face`` face is
+    scaled to in the fine pass) and ``COARSE_RELIABLE_FACE`` (model px above which its coarse pass finds a face
+    reliably) and calls ``init_geometry``."""
+
+    FINE_FACE: float
+    COARSE_RELIABLE_FACE: float
+
+    def init_geometry(self, settings, source) -> None:
+        self.min_face = float(settings.min_face)
+        self.max_infer_width = int(settings.max_infer_width)
+        self.coarse_width = int(settings.coarse_width)
+        self.turns = quarter_turns(source.rotation) if source else 0
+        self._sizes: dict[tuple[int, int, bool], tuple[int, int, list]] = {}
+
+    def plan_inference(self, width: int, height: int, coarse: bool = False
+                       ) -> tuple[int, int, list[tuple[int, int, int, int]]]:
+        """(infer_w, infer_h, tiles) for a display-oriented frame of width x height. Tiles are source-pixel
+        rectangles (x, y, w, h), each inferred at infer_w x infer_h.
+
+        Fine pass: scaled so a ``min_face`` face spans ``FINE_FACE`` model pixels (small frames are
+        upscaled, at most 3x), within a budget of ``max_infer_width`` x 1088 model pixels; frames wider than
+        ``max_infer_width`` (4K) are tiled at their own resolution so their small faces are not shrunk away.
+        Coarse pass: the whole frame in one inference at most ``coarse_width`` wide (big and mid-size faces).
+        """
+        key = (width, height, coarse)
+        if key in self._sizes:
+            return self._sizes[key]
+        if coarse:
+            iw = min(self.coarse_width, self.plan_inference(width, height)[0])
+            iw = int(math.ceil(iw / 32) * 32)
+            ih = int(math.ceil(height * iw / width / 32) * 32)
+            self._sizes[key] = (iw, ih, [(0, 0, width, height)])
+            return self._sizes[key]
+        budget = self.max_infer_width * 1088
+        scale = min(3.0, max(1.0, self.FINE_FACE / self.min_face))
+        scale = max(1.0, min(scale, math.sqrt(budget / (width * height))))
+        tiles = tile_grid(width, height, self.max_infer_width, 1088)
+        tw, th = tiles[0][2], tiles[0][3]
+        if len(tiles) > 1:
+            scale = 1.0  # 4K: tiles at the frame's own resolution so its small faces are not shrunk away
+        iw = int(math.ceil(tw * scale / 32) * 32)
+        ih = int(math.ceil(th * scale / 32) * 32)
+        if scale > 1.0 and iw * ih > budget:  # rounding up went over the budget (1080p -> 1952 wide)
+            iw = max(32, int(math.floor(tw * scale / 32) * 32))
+        self._sizes[key] = (iw, ih, tiles)
+        return self._sizes[key]
+
+    def coarse_min_face(self, width: int, height: int) -> float:
+        """Face width (stored-frame px) below which only the fine pass is trusted to find a face."""
+        dw, dh = display_size(width, height, self.turns)
+        cw, _, _ = self.plan_inference(dw, dh, coarse=True)
+        return self.COARSE_RELIABLE_FACE * dw / cw
+
+    def two_tier(self, width: int, height: int) -> bool:
+        """Whether the coarse pass is cheaper than the fine one for frames of this (stored) size."""
+        dw, dh = display_size(width, height, self.turns)
+        fw, fh, ft = self.plan_inference(dw, dh)
+        cw, ch, _ = self.plan_inference(dw, dh, coarse=True)
+        return cw * ch < 0.7 * fw * fh * len(ft)
+
+    # ------------------------------------------------------------------------------------------ passes
+    PIXELS = "rgb24"  # the model's input pixel format
+
+    def infer_image(self, img: np.ndarray, iw: int, ih: int) -> np.ndarray:  # pragma: no cover - overridden
+        """The model on ``img`` (``PIXELS``, already at (ih, iw)); boxes in its pixels."""
+        raise NotImplementedError
+
+    def more_boxes(self, frame, boxes: np.ndarray, scale: float, dw: int, dh: int) -> np.ndarray:
+        """A model's extra pass on a frame whose pass ran at ``scale`` model px per display px (default:
+        none); ``boxes`` and the result are in display px of a dw x dh frame."""
+        return boxes
+
+    def infer_whole(self, frame, iw: int, ih: int, dw: int, dh: int) -> np.ndarray:
+        """The whole frame, turned to display orientation and scaled to iw x ih in one swscale call (scale +
+        convert in C); boxes in display px of a dw x dh frame."""
+        if self.turns:
+            img = frame.reformat(width=ih if self.turns % 2 else iw, height=iw if self.turns % 2 else ih,
+                                 format=self.PIXELS).to_ndarray()
+            img = np.ascontiguousarray(np.rot90(img, self.turns))
+        else:
+            img = frame.reformat(width=iw, height=ih, format=self.PIXELS).to_ndarray()
+        b = self.infer_image(img, iw, ih)
+        if len(b):
+            b[:, [0, 2]] *= dw / iw
+            b[:, [1, 3]] *= dh / ih
+        return b
+
+    def detect_frame(self, frame, coarse: bool = False) -> np.ndarray:
+        """The fine (or coarse) pass on one frame: boxes in stored-frame px."""
+        W, H = frame.width, frame.height
+        dw, dh = display_size(W, H, self.turns)
+        iw, ih, tiles = self.plan_inference(dw, dh, coarse)
+        if len(tiles) == 1:
+            b = self.infer_whole(frame, iw, ih, dw, dh)
+        else:
+            full = frame.to_ndarray(format=self.PIXELS)
+            if self.turns:
+                full = np.rot90(full, self.turns)
+            out = []
+            for (x, y, tw, th) in tiles:
+                tile = self.cv2.resize(full[y:y + th, x:x + tw], (iw, ih), interpolation=self.cv2.INTER_AREA
+                                       if iw < tw else self.cv2.INTER_LINEAR)
+                tb = self.infer_image(tile, iw, ih)
+                if len(tb):
+                    tb[:, [0, 2]] = tb[:, [0, 2]] * (tw / iw) + x
+                    tb[:, [1, 3]] = tb[:, [1, 3]] * (th / ih) + y
+                    out.append(tb)
+            b = nms(np.concatenate(out), 0.3) if out else EMPTY
+        b = self.more_boxes(frame, b, iw / tiles[0][2], dw, dh)
+        b = boxes_from_display(b, self.turns, W, H)
+        if len(b):
+            b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, W)
+            b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, H)
+        return b
+
+    def __call__(self, frames):
+        """Fine pass (small faces; a model's ``more_boxes`` too)."""
+        return [self.detect_frame(f) for f in frames]
+
+    def coarse(self, frames):
+        """Coarse pass: the whole frame in one inference at most ``coarse_width`` wide (big and mid-size faces)."""
+        return [self.detect_frame(f, coarse=True) for f in frames]

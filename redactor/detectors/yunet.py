@@ -1,0 +1,120 @@
+"""YuNet-n (Apache-2.0, libfacedetection.train), a small local face model vendored with the engine
+(``redactor/models/``, SHA-256 checked at load), run by OpenCV DNN's ``cv2.FaceDetectorYN`` (the runtime the
+Lambda layer has). 4-5x cheaper per inference than CenterFace at the same input size, and it finds faces of
+~8-10 model pixels without upscaling (measured: README "Speed", YuNet).
+
+Passes (the protocol of ``base.Detector``; every input is BGR with sides rounded to multiples of 32):
+
+* ``__call__`` (fine): the whole frame scaled so a ``min_face`` face spans ``FINE_FACE`` model pixels (at the
+  default ``min_face`` 16: 2x, never more than 3x), within a ``max_infer_width`` x 1088
+  budget; wider frames (4K) are tiled at their own resolution (``base.ScaledModel.plan_inference``, as CenterFace);
+* ``coarse``: the whole frame in one inference at most ``coarse_width`` wide;
+* ``track``: the fine scale in windows around known small faces (``windows.track_in_windows``);
+* large faces: YuNet's boxes come out undersized for faces above ~300 model pixels and it misses them above
+  ~600 (measured on the astronaut: 0.7x at 600, nothing at 900), so every pass whose input can hold such a face
+  also looks at the whole frame at most ``LARGE_SIDE`` model pixels (and half the pass's) on its short side; a box of the full-size
+  pass that lies mostly inside a larger box of that pass is replaced by it.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .base import EMPTY, ScaledModel, nms
+from .windows import track_in_windows
+
+
+def _up32(x: float) -> int:
+    return max(32, int(math.ceil(x / 32) * 32))
+
+
+class YuNet(ScaledModel):
+    name = "yunet"
+    FINE_FACE = 32.0  # model px a min_face face is scaled to in the fine pass (2x at min_face 16; measured on
+    # synth crops 18-28 px wide, faces ~10-15 px: 24 missed 3/60, 32 none; CenterFace needs 48, 3x)
+    COARSE_RELIABLE_FACE = 12.0  # model px above which the coarse pass finds a face reliably
+    LARGE_FACE = 300.0  # model px above which YuNet's boxes come out undersized (and above ~600 it misses)
+    LARGE_SIDE = 288  # the large-face pass infers the whole frame at most this many px on its short side
+    REPLACE_ABOVE = 100.0  # full-pass boxes at least this big (model px) may be replaced by a large-pass box
+    NMS = 0.3
+    PIXELS = "bgr24"
+
+    def __init__(self, settings, source=None, model_path: str | None = None):
+        """``settings``: the detection settings (``threshold``, ``min_face``, ``max_infer_width``,
+        ``coarse_width``); ``source``: the video's SourceInfo (rotation). ``model_path``: another copy of the
+        model (default: the vendored one); it must have the vendored model's SHA-256."""
+        import cv2
+
+        from ..model import verified_yunet_path
+
+        self.cv2 = cv2
+        path = verified_yunet_path(model_path)
+        self.threshold = float(settings.threshold)
+        self.net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self.threshold, self.NMS, 5000)
+        self._input = (320, 320)
+        self.init_geometry(settings, source)
+        self.calls = 0
+
+    backend = "opencv"
+
+    def set_threads(self, threads: int) -> None:
+        self.cv2.setNumThreads(max(1, int(threads)))
+
+    def stats(self) -> dict:
+        calls, self.calls = self.calls, 0
+        return {"calls": calls, "backend_opencv": 1}
+
+    def large_size(self, width: int, height: int, scale: float) -> tuple[int, int]:
+        """Model size of the large-face pass for a display-oriented width x height frame whose full pass
+        runs at ``scale`` model px per frame px: its short side at most ``LARGE_SIDE`` and at most half the
+        full pass's (a face that filled the full pass's short side is at most half that size here)."""
+        s = min(self.LARGE_SIDE, min(width, height) * scale / 2) / min(width, height)
+        return _up32(width * s), _up32(height * s)
+
+    # ------------------------------------------------------------------------------------------ inference
+    def detect_bgr(self, img: np.ndarray) -> np.ndarray:
+        """Faces on a BGR uint8 image (sides multiples of 32), boxes in its pixels."""
+        h, w = img.shape[:2]
+        if (w, h) != self._input:
+            self.net.setInputSize((w, h))
+            self._input = (w, h)
+        _, faces = self.net.detect(img)
+        self.calls += 1
+        if faces is None or len(faces) == 0:
+            return EMPTY
+        b = np.empty((len(faces), 5), np.float32)
+        b[:, 0:2] = faces[:, 0:2]
+        b[:, 2:4] = faces[:, 0:2] + faces[:, 2:4]
+        b[:, 4] = faces[:, -1]
+        return b
+
+    def infer_image(self, img: np.ndarray, iw: int, ih: int) -> np.ndarray:
+        return self.detect_bgr(img)
+
+    def more_boxes(self, frame, boxes: np.ndarray, scale: float, dw: int, dh: int) -> np.ndarray:
+        """Add the large-face pass when the full pass (``scale`` model px per frame px) could hold a face
+        above ``LARGE_FACE`` model px; full-pass boxes mostly inside a larger large-pass box give way."""
+        if min(dw, dh) * scale <= self.LARGE_FACE:
+            return boxes
+        lw, lh = self.large_size(dw, dh, scale)
+        large = self.infer_whole(frame, lw, lh, dw, dh)
+        if not len(large):
+            return boxes
+        if len(boxes):
+            side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) * scale
+            ix = np.clip(np.minimum(boxes[:, None, 2], large[None, :, 2]) -
+                         np.maximum(boxes[:, None, 0], large[None, :, 0]), 0, None)
+            iy = np.clip(np.minimum(boxes[:, None, 3], large[None, :, 3]) -
+                         np.maximum(boxes[:, None, 1], large[None, :, 1]), 0, None)
+            area = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))[:, None]
+            larea = ((large[:, 2] - large[:, 0]) * (large[:, 3] - large[:, 1]))[None, :]
+            inside = (ix * iy >= 0.6 * np.maximum(area, 1e-6)) & (larea > area)
+            boxes = boxes[~((side >= self.REPLACE_ABOVE) & inside.any(axis=1))]
+        return nms(np.concatenate([boxes, large]), self.NMS)
+
+    def track(self, frame, boxes: np.ndarray, spread: np.ndarray | None = None) -> np.ndarray:
+        """Follow known small faces: the fine scale in a window around each (``windows.track_in_windows``,
+        which hands RGB: flipped to BGR here)."""
+        return track_in_windows(frame, boxes, spread, self.turns, self.FINE_FACE,
+                                lambda img, iw, ih: self.detect_bgr(np.ascontiguousarray(img[:, :, ::-1])))
