@@ -250,6 +250,7 @@ class ChunkWorker:
             self.counters["detected_frames"] += 1
             self.counters["faces"] += len(b)
             if len(b):
+                self.counters["detected_with_faces"] += 1
                 self.records[i] = (frame.pts, b)
 
     def fine_pass(self, i: int, b: np.ndarray) -> None:
@@ -321,7 +322,8 @@ class ChunkWorker:
     def result(self) -> dict:
         c = self.counters
         return {"frames": c["frames"], "first_pts": c["first_pts"], "last_pts": c["last_pts"],
-                "detected_frames": c["detected_frames"], "faces": c["faces"],
+                "detected_frames": c["detected_frames"], "detected_with_faces": c["detected_with_faces"],
+                "faces": c["faces"],
                 "redacted_frames": c["redacted_frames"],
                 "detections": [{"frame": j, "pts": pj, "boxes": np.round(bj, 2).tolist(), "tracked": self.n_tracked[j]}
                                for j, (pj, bj) in sorted(self.records.items())],

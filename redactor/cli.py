@@ -88,14 +88,18 @@ def cmd_redact(a) -> int:
     finally:
         if state.get("close"):
             state["close"]()
-    c = report["counts"]
-    t = report["timings"]
     if not a.quiet:
-        print(f"redacted {a.input} -> {a.output}: {c['frames']} frames, faces found on {c['frames_with_faces']} of "
-              f"{c['detected_frames']} detection frames, {c['redacted_frames']} frames redacted, {t['total']:.1f}s "
-              f"({report['frames_per_second']} frames/s)" + (f"; report: {a.report}" if a.report else "")
+        print(f"redacted {a.input} -> {a.output}: {summary(report)}" + (f"; report: {a.report}" if a.report else "")
               + (f"; HTML report: {a.report_html}" if a.report_html else ""))
     return 0
+
+
+def summary(report: dict) -> str:
+    """The run in one line: faces are counted on the frames the detector ran on (at most all of them)."""
+    c = report["counts"]
+    return (f"{c['frames']} frames, faces found on {c['frames_with_faces']} of {c['detected_frames']} detection "
+            f"frames, {c['redacted_frames']} frames redacted, {report['timings']['total']:.1f}s "
+            f"({report['frames_per_second']} frames/s)")
 
 
 def cmd_probe(a) -> int:

@@ -149,6 +149,7 @@ class SegmentResult(Record):
     wall_seconds: float
     stage_seconds: dict[str, float] = field(default_factory=dict)  # summed over workers: decode/detect/redact/encode
     detector_stats: dict[str, Any] = field(default_factory=dict)  # e.g. calls, throttles, cost for API detectors
+    detected_with_faces: int = 0  # detected frames (inside the segment) on which faces were found
 
 
 @dataclass

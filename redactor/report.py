@@ -117,7 +117,10 @@ def build_report(plan: Plan, results: list[SegmentResult], stitch_result: Stitch
             "frames": sum(r.frames for r in results),
             "detected_frames": sum(r.detected_frames for r in results),
             "faces": sum(r.faces for r in results),
-            "frames_with_faces": len(detections),
+            # detected frames on which faces were found (of detected_frames); frames_with_boxes also counts
+            # frames that only small-face tracks followed back onto (not detected frames themselves)
+            "frames_with_faces": sum(r.detected_with_faces for r in results),
+            "frames_with_boxes": len(detections),
             "redacted_frames": sum(r.redacted_frames for r in results),
             "segments": len(results),
         },

@@ -174,6 +174,7 @@ def _assemble(source, segment: Segment, tasks: list[ChunkTask], results: list[di
         index=segment.index, part=str(part), detections=str(det_path), frames=frames,
         first_pts=results[0]["first_pts"], last_pts=results[-1]["last_pts"],
         detected_frames=sum(r["detected_frames"] for r in results),
+        detected_with_faces=sum(r["detected_with_faces"] for r in results),
         faces=sum(r["faces"] for r in results),
         redacted_frames=sum(r["redacted_frames"] for r in results),
         workers=len(tasks), wall_seconds=round(wall, 4),
