@@ -20,7 +20,7 @@ from .pool import Janitor
 from .probe import plan as make_plan
 from .report import build_report, partial_path, write_json_atomic, write_text_atomic
 from .segment import redact_segments
-from .remux import _temp_path, output_format, stitch
+from .remux import _temp_path, check_output, output_format, stitch
 
 
 def redact_file(source: str, output: str, config: Config | None = None, report_path: str | None = None,
@@ -32,6 +32,7 @@ def redact_file(source: str, output: str, config: Config | None = None, report_p
     timings = {}
     t0 = time.perf_counter()
     plan = make_plan(source, config)
+    check_output(plan.source, output, config)  # the output container can hold what the source has
     timings["plan"] = time.perf_counter() - t0
     if on_plan:
         on_plan(plan)

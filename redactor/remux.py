@@ -6,6 +6,7 @@ output and renames it into place, so the output path never holds a partial file.
 from __future__ import annotations
 
 import heapq
+import io
 import math
 import os
 import time
@@ -14,21 +15,99 @@ from pathlib import Path
 
 import av
 
+from . import remote
 from .config import Config
-from .errors import StitchError
+from .containers import M2TS_SUFFIXES, OUTPUT_FORMATS, WHY_NOT, supported_outputs
+from .errors import InputError, StitchError
 from .probe import open_input, parse_tb
-from .records import Plan, SegmentResult, StitchResult
+from .records import Plan, SegmentResult, SourceInfo, StitchResult
 
-FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 # tags that are not personal and keep a file usable (e.g. audio language); everything else is removed
 SAFE_STREAM_TAGS = {"language"}
+# MPEG-TS carries these audio codecs in standard stream types (the muxer would accept any codec as private
+# data that players do not play)
+TS_AUDIO = {"aac", "aac_latm", "mp3", "mp2", "mp1", "ac3", "eac3", "opus", "dts", "truehd"}
 
 
 def output_format(path: str) -> str:
+    """The muxer for an output path (see redactor.containers); InputError naming the path otherwise."""
     suffix = Path(path).suffix.lower()
-    if suffix not in FORMATS or suffix == ".webm":
-        raise StitchError(f"unsupported output type {suffix or '(none)'}; use .mp4, .mov or .mkv", path)
-    return FORMATS[suffix]
+    if suffix not in OUTPUT_FORMATS:
+        why = WHY_NOT.get(suffix, f"use one of {supported_outputs()}")
+        raise InputError(f"unsupported output type {suffix or '(none)'}: {why}", path)
+    return OUTPUT_FORMATS[suffix]
+
+
+def _muxer_options(path: str, fmt: str, keep_metadata: bool) -> dict:
+    if keep_metadata:  # mp4/mov write arbitrary keys (make, model...) only as mdta items
+        opts = {"movflags": "use_metadata_tags"} if fmt in ("mp4", "mov") else {}
+    else:  # bitexact: no encoder/creation tags written by the muxer itself
+        opts = {"fflags": "+bitexact"}
+    if fmt == "mpegts":
+        opts["mpegts_copyts"] = "1"  # the source's timestamps as they are (no shift)
+        if Path(path).suffix.lower() in M2TS_SUFFIXES:
+            opts["mpegts_m2ts_mode"] = "1"
+    return opts
+
+
+def check_output(info: SourceInfo, output: str, config: Config | None = None) -> str:
+    """Refuse, before any work, an output the chosen container cannot hold: the source's audio streams
+    (copied bit-exact) beside an H.264 video. Tries the real muxer on an in-memory file with the source's
+    first audio packets, header to trailer (some refusals come only at the trailer). Returns the muxer."""
+    config = config or Config()
+    fmt = output_format(output)
+    if config.drop_audio or not info.audio:
+        return fmt
+    where = f"{Path(output).suffix.lower()} output ({fmt})"
+    if fmt == "mpegts":  # the TS muxer accepts any codec as private data: check the standard ones
+        bad = [a for a in info.audio if a.codec not in TS_AUDIO]
+        if bad:
+            raise InputError(f"the {where} cannot carry audio stream {bad[0].index} ({bad[0].codec}); "
+                             f"drop the audio or upload it in .mkv/.mov", info.path)
+        return fmt
+    codecs = ", ".join(f"stream {a.index}: {a.codec}" for a in info.audio)
+
+    def refused(e: Exception) -> InputError:
+        return InputError(f"the {where} cannot hold the source's audio ({codecs}): the {fmt} muxer refuses it "
+                          f"({_first_line(e)}); drop the audio or upload it in .mkv", info.path)
+
+    source = open_input(info.path)
+    try:
+        streams = [source.streams[a.index] for a in info.audio]
+        out = av.open(io.BytesIO(), "w", format=fmt)
+        try:
+            vs = out.add_stream("libx264", rate=30)
+            vs.width, vs.height, vs.pix_fmt = 64, 64, "yuv420p"
+            outs = {}
+            for s in streams:
+                outs[s.index] = out.add_stream_from_template(s)
+                outs[s.index].time_base = s.time_base
+            out.start_encoding()
+            muxed = dict.fromkeys(outs, 0)
+            for n, pkt in enumerate(source.demux(streams)):
+                if min(muxed.values()) >= 4 or n > 400:
+                    break
+                if pkt.size and pkt.dts is not None and muxed[pkt.stream.index] < 4:
+                    muxed[pkt.stream.index] += 1
+                    pkt.stream = outs[pkt.stream.index]
+                    out.mux(pkt)
+        except (ValueError, av.error.FFmpegError) as e:
+            try:
+                out.close()
+            except (ValueError, av.error.FFmpegError):
+                pass
+            raise refused(e) from None
+        try:
+            out.close()
+        except (ValueError, av.error.FFmpegError) as e:
+            raise refused(e) from None
+    finally:
+        source.close()
+    return fmt
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).splitlines()[0][:160] if str(e) else type(e).__name__
 
 
 def exact_time_options(fmt: str, *time_bases) -> dict:
@@ -75,13 +154,14 @@ def _video_packets(parts: list[str], planned: list[list[int]] | None = None, tim
     pts, presentation order, in ``time_base``), every packet is given its frame's source timestamp and the
     duration up to the next frame (the last one: up to ``end_pts``, the source's end, when known), whatever
     the part's container stored: the output's timestamps come from the source, never through a part's
-    rounding (issue #14). Parts have no B-frames, so decode order is presentation order."""
+    rounding (issue #14). Parts have no B-frames, so decode order is presentation order. One part is open
+    at a time; a part may be an s3:// object, read in place (never copied)."""
     nxt = None
     if planned is not None:
         flat = [p for ps in planned for p in ps] + [end_pts]
         nxt = iter(flat[1:])
     for n, part in enumerate(parts):
-        c = av.open(part)
+        c = open_input(part)
         try:
             vs = c.streams.video[0]
             k = 0
@@ -114,9 +194,9 @@ def _video_packets(parts: list[str], planned: list[list[int]] | None = None, tim
 def _check_parts(parts: list[str], where: str):
     extradata = None
     for p in parts:
-        if not os.path.isfile(p) or os.path.getsize(p) == 0:
+        if not remote.is_remote(p) and (not os.path.isfile(p) or os.path.getsize(p) == 0):
             raise StitchError("part is missing or empty", p)
-        c = av.open(p)
+        c = open_input(p)
         try:
             ed = bytes(c.streams.video[0].codec_context.extradata or b"")
         finally:
@@ -171,7 +251,7 @@ def verify_parts(plan: Plan, parts: list[SegmentResult]) -> list[SegmentResult]:
         if r.frames != s.frames or r.first_pts != s.start_pts:
             raise StitchError(f"segment {s.index} is incomplete: {r.frames}/{s.frames} frames, first pts "
                               f"{r.first_pts} (planned {s.start_pts})", r.part)
-        if not os.path.isfile(r.part) or os.path.getsize(r.part) == 0:
+        if not remote.is_remote(r.part) and (not os.path.isfile(r.part) or os.path.getsize(r.part) == 0):
             raise StitchError(f"segment {s.index} part file is missing or empty", r.part)
     return ordered
 
@@ -190,11 +270,8 @@ def stitch(plan: Plan, parts: list[SegmentResult], output: str, config: Config |
     removed: list[str] = []
     try:
         source = open_input(src.path)
-        first = av.open(part_paths[0])
-        if config.keep_metadata:  # mp4/mov write arbitrary keys (make, model...) only as mdta items
-            opts = {"movflags": "use_metadata_tags"} if fmt in ("mp4", "mov") else {}
-        else:  # bitexact: no encoder/creation tags written by the muxer itself
-            opts = {"fflags": "+bitexact"}
+        first = open_input(part_paths[0])
+        opts = _muxer_options(output, fmt, config.keep_metadata)
         opts.update(exact_time_options(fmt, src.time_base, *(() if config.drop_audio else (
             a.time_base for a in src.audio if a.time_base))))
         out = av.open(tmp, "w", format=fmt, options=opts)

@@ -52,8 +52,11 @@ __all__ = ["make_clip", "make_bad_inputs", "face_image", "main"]
 _FACE_ROWS = (14, 194)
 _FACE_COLS = (146, 308)
 
-_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".m4a": "mp4"}
-_FMT_ALIASES = {"mp4": "mp4", "mov": "mov", "mkv": "matroska", "matroska": "matroska"}
+_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".m4a": "mp4",
+               ".webm": "webm", ".avi": "avi", ".ts": "mpegts", ".mts": "mpegts", ".m2ts": "mpegts"}
+_FMT_ALIASES = {"mp4": "mp4", "mov": "mov", "mkv": "matroska", "matroska": "matroska", "webm": "webm",
+                "avi": "avi", "mpegts": "mpegts", "ts": "mpegts"}
+_M2TS = (".mts", ".m2ts")  # MPEG-TS with 192-byte packets (AVCHD camcorders)
 _ODD_SAFE = {"yuv420p": "yuv444p", "yuv422p": "yuv444p", "yuvj420p": "yuvj444p", "yuvj422p": "yuvj444p",
              "yuv420p10le": "yuv444p10le", "yuv422p10le": "yuv444p10le", "nv12": "yuv444p",
              "nv21": "yuv444p"}
@@ -135,14 +138,18 @@ def _container_format(path: Path, container) -> str:
         try:
             return _FMT_ALIASES[container]
         except KeyError:
-            raise ValueError(f"unsupported container {container!r} (mp4, mov, mkv)") from None
+            raise ValueError(f"unsupported container {container!r} (mp4, mov, mkv, webm, avi, mpegts)") from None
     try:
         return _CONTAINERS[path.suffix.lower()]
     except KeyError:
-        raise ValueError(f"cannot infer container from {path.name!r}; use .mp4/.mov/.mkv or container=") from None
+        raise ValueError(f"cannot infer container from {path.name!r}; use .mp4/.mov/.mkv/.webm/.avi/.ts/.mts "
+                         f"or container=") from None
 
 
 def _codec_params(codec, bframes, gop, keyframes_only_first):
+    if codec.startswith("libvpx"):  # WebM: fast real-time VP8/VP9, constant quality, no hidden alt-ref frames
+        return {"deadline": "realtime", "cpu-used": "8", "b": "0", "lag-in-frames": "0",
+                **({"g": str(int(gop))} if gop and not keyframes_only_first else {})}
     params = [f"bframes={int(bframes)}"]
     if keyframes_only_first:
         params += ["keyint=-1" if "265" in codec else "keyint=infinite", "scenecut=0"]
@@ -159,16 +166,16 @@ class _Audio:
     """Tone sweep + noise, stereo, generated in chunks on demand."""
 
     def __init__(self, container, kind, seed):
-        name = {"aac": "aac", "opus": "libopus"}.get(kind)
+        name = {"aac": "aac", "opus": "libopus", "mp3": "libmp3lame", "pcm": "pcm_s16le"}.get(kind)
         if name is None:
-            raise ValueError(f"audio must be None, 'aac' or 'opus', got {kind!r}")
+            raise ValueError(f"audio must be None, 'aac', 'opus', 'mp3' or 'pcm', got {kind!r}")
         if name == "libopus" and "libopus" not in __import__("av").codec.codecs_available:
             name = "opus"
         self.stream = container.add_stream(name, rate=_AUDIO_RATE, layout="stereo")
         if name == "opus":
             self.stream.codec_context.options = {"strict": "experimental"}
         self.fmt = self.stream.codec_context.format.name
-        self.chunk = 960 if "opus" in name else 1024
+        self.chunk = 960 if "opus" in name else 1152 if "mp3" in name else 1024
         self.n = 0
         self.rng = np.random.default_rng(seed + 7919)
         self.phase = 0.0
@@ -188,12 +195,12 @@ class _Audio:
         while self.n < total:
             n = min(self.chunk, total - self.n)
             s = self._samples(n)
-            if self.fmt == "fltp":
-                arr = s
-            elif self.fmt == "flt":
-                arr = s.T.reshape(1, -1)
-            else:  # s16 packed
-                arr = (s.T.reshape(1, -1) * 32767).astype(np.int16)
+            planar = self.fmt.endswith("p")
+            arr = s if planar else s.T.reshape(1, -1)
+            if self.fmt.startswith("s16"):
+                arr = (arr * 32767).astype(np.int16)
+            elif self.fmt.startswith("s32"):
+                arr = (arr * 2147483647).astype(np.int32)
             fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(arr), format=self.fmt, layout="stereo")
             fr.sample_rate = _AUDIO_RATE
             fr.pts = self.n
@@ -239,6 +246,10 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
         raise ValueError(f"codec {codec!r} is not available in this PyAV/FFmpeg build")
     if audio == "opus" and fmt == "mov":
         raise ValueError("the mov muxer cannot store Opus audio; use .mp4 or .mkv (or audio='aac')")
+    if fmt == "webm" and codec not in ("libvpx-vp9", "libvpx", "libaom-av1", "libsvtav1"):
+        raise ValueError(f"WebM holds only VP8/VP9/AV1 video, not {codec!r}; use codec='libvpx-vp9'")
+    if fmt == "webm" and audio not in (None, "opus"):
+        raise ValueError("WebM holds only Opus/Vorbis audio; use audio='opus'")
     if rotation % 90:
         raise ValueError("rotation must be a multiple of 90")
     if (width % 2 or height % 2) and pix_fmt in _ODD_SAFE:
@@ -301,6 +312,8 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
     copts = {}
     if metadata and fmt in ("mp4", "mov"):
         copts["movflags"] = "use_metadata_tags"
+    if path.suffix.lower() in _M2TS:
+        copts["mpegts_m2ts_mode"] = "1"
     with av.open(str(path), "w", format=fmt, options=copts) as out:
         if metadata:
             for k, v in metadata.items():
@@ -312,7 +325,7 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
         cc.time_base = tb
         if pix_fmt.startswith("yuvj"):
             cc.color_range = 2  # JPEG / full range
-        opts = {"preset": str(preset), "crf": str(crf)}
+        opts = {"crf": str(crf)} if codec.startswith("libvpx") else {"preset": str(preset), "crf": str(crf)}
         opts.update(_codec_params(codec, bframes, gop, keyframes_only_first or keyframes is not None))
         if keyframes is not None:
             opts["forced-idr"] = "1"  # a forced keyframe is an IDR frame (decodable on its own)
