@@ -14,7 +14,7 @@ from .config import Config
 from .errors import InputError
 from .records import AudioStreamInfo, Keyframe, Plan, Segment, SourceInfo
 
-BUFFER = 64 * 1024  # FFmpeg's I/O buffer over a remote reader (its reads are buffered again there)
+BUFFER = 32 * 1024  # FFmpeg's I/O buffer over a remote reader (forward seeks shorter than about twice this read through)
 
 
 def _tb(s) -> str:

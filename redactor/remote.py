@@ -19,7 +19,7 @@ from .errors import InputError
 
 SCHEME = "s3://"
 MIN_BLOCK = 256 * 1024
-MAX_BLOCK = 8 * 1024 * 1024
+MAX_BLOCK = 2 * 1024 * 1024  # read-ahead past what a reader needs is at most this (per open reader)
 CACHE_BLOCKS = 4
 GET_ATTEMPTS = 4  # a broken response body is retried here (boto3 retries the request itself)
 
@@ -61,10 +61,10 @@ class RangeReader(io.RawIOBase):
     """A read-only, seekable file object over ``fetch(start, end_inclusive) -> bytes`` of a ``size``-byte
     object, with read-ahead (see the module docstring). ``requests`` / ``bytes_fetched`` count the GETs."""
 
-    def __init__(self, fetch, size: int, name: str, min_block: int = MIN_BLOCK, max_block: int = MAX_BLOCK):
+    def __init__(self, fetch, size: int, name: str, min_block: int | None = None, max_block: int | None = None):
         super().__init__()
         self._fetch, self.size, self.name = fetch, int(size), name
-        self.min_block, self.max_block = int(min_block), int(max_block)
+        self.min_block, self.max_block = int(min_block or MIN_BLOCK), int(max_block or MAX_BLOCK)
         self._pos = 0
         self._blocks: list[tuple[int, bytes]] = []  # most recent last
         self._next_block = self.min_block

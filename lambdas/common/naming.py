@@ -1,14 +1,17 @@
 """Names and S3 keys shared by the starter, the workflow and the handlers.
 
-Work area (work bucket):  runs/<execution name>/plan.json, manifest.json, parts/NNNNN.<ext>,
+Work area (work bucket):  runs/<execution name>/plan.json, source.json, manifest.json, parts/NNNNN.<ext>,
                           detections/NNNNN.json, results/NNNNN.json, faces.json (rekognition-video)
-Output bucket:            redacted/<key>, redacted/<key>.report.json, redacted/<key>.report.html,
+Output bucket:            redacted/<key> (or <key>.mkv for .webm, <key>.mov for .avi: see
+                          redactor.containers), redacted/<key>.report.json, redacted/<key>.report.html,
                           failed/<key>.json
 """
 from __future__ import annotations
 
 import hashlib
 import re
+
+from redactor.containers import output_name
 
 RUNS_PREFIX = "runs/"
 OUTPUT_PREFIX = "redacted/"
@@ -45,6 +48,11 @@ def plan_key(prefix: str) -> str:
     return f"{prefix}plan.json"
 
 
+def source_key(prefix: str) -> str:
+    """The probed facts of the upload (SourceInfo), small: what each Redact container needs to decode."""
+    return f"{prefix}source.json"
+
+
 def manifest_key(prefix: str) -> str:
     return f"{prefix}manifest.json"
 
@@ -67,7 +75,9 @@ def result_key(prefix: str, index: int) -> str:
 
 
 def output_key(key: str) -> str:
-    return f"{OUTPUT_PREFIX}{key}"
+    """The redacted video's key: the upload's key, with a suffix appended when its container cannot hold
+    the output (redactor.containers: .webm -> .webm.mkv, .avi -> .avi.mov)."""
+    return f"{OUTPUT_PREFIX}{output_name(key)}"
 
 
 def report_key(key: str) -> str:

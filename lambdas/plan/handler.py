@@ -1,13 +1,15 @@
-"""Plan segments: probe the upload, write the full plan and the Map manifest to S3, return a small summary."""
+"""Plan segments: probe the upload in place (ranged GETs, nothing copied to /tmp), check that the output
+container can hold it (before any segment is paid for), write the plan, the source facts and the Map manifest
+to S3, return a small summary."""
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
 
 import redactor
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from redactor.remote import s3_url
+from redactor.remux import check_output
 
 from common import naming, s3
 from common.env import engine_config, require
@@ -26,12 +28,10 @@ def handler(event, context):
     t0 = time.monotonic()
     bucket, key, version = event["bucket"], event["key"], event.get("version")
     prefix = naming.check_work_prefix(event["work_prefix"])
-    with tempfile.TemporaryDirectory(prefix="plan-") as tmp:
-        source = s3.download(bucket, key, Path(tmp) / Path(key).name, version)
-        plan = redactor.plan(str(source), CONFIG)
-    plan_dict = plan.to_dict()
-    plan_dict["source"]["path"] = f"s3://{bucket}/{key}"
-    s3.put_json(ENV["WORK_BUCKET"], naming.plan_key(prefix), plan_dict)
+    plan = redactor.plan(s3_url(bucket, key, version), CONFIG)  # InputError -> Record failure
+    check_output(plan.source, naming.output_key(key), CONFIG)  # e.g. audio the output container cannot hold
+    s3.put_json(ENV["WORK_BUCKET"], naming.plan_key(prefix), plan.to_dict())
+    s3.put_json(ENV["WORK_BUCKET"], naming.source_key(prefix), plan.source.to_dict())
     s3.put_json(ENV["WORK_BUCKET"], naming.manifest_key(prefix), [seg.to_dict() for seg in plan.segments])
     seconds = round(time.monotonic() - t0, 3)
     logger.info("planned", extra={"key": key, "segments": len(plan.segments), "frames": plan.frame_count})

@@ -1,4 +1,5 @@
 """Redact one segment (one Distributed Map item): the engine's worker pool uses every vCPU of the function.
+Each worker reads the upload in place (ranged GETs): the container index and its own frames, never the file.
 
 Writes the part, its detections sidecar and finally results/NNNNN.json (the commit marker Stitch checks).
 Returns only the index and frame count, so the Map's collected output stays tiny.
@@ -6,14 +7,14 @@ Returns only the index and frame count, so the Map's collected output stays tiny
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import tempfile
 from pathlib import Path
 
 import redactor
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from redactor.records import Segment
+from redactor.records import Segment, SourceInfo
+from redactor.remote import s3_url
 
 from common import naming, s3
 from common.env import engine_config, require
@@ -23,21 +24,16 @@ CONFIG = engine_config()
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-_source_cache: dict = {}  # warm containers often get several segments of the same upload
+_info_cache: dict = {}  # warm containers often get several segments of the same upload
 _faces_cache: dict = {}  # rekognition-video: the run's faces file
 
 
-def _source(bucket: str, key: str, version: str | None) -> Path:
-    ident = (bucket, key, version)
-    cached = _source_cache.get("ident") == ident and Path(_source_cache["path"])
-    if cached and cached.is_file():
-        return cached
-    if _source_cache.get("dir"):
-        shutil.rmtree(_source_cache["dir"], ignore_errors=True)
-    d = tempfile.mkdtemp(prefix="source-")
-    path = s3.download(bucket, key, Path(d) / Path(key).name, version)
-    _source_cache.update(ident=ident, path=str(path), dir=d)
-    return path
+def _source_info(prefix: str) -> SourceInfo:
+    """The upload's probed facts, written by Plan (so no container probes the whole video again)."""
+    key = naming.source_key(prefix)
+    if _info_cache.get("key") != key:
+        _info_cache.update(key=key, info=SourceInfo.from_dict(s3.get_json(ENV["WORK_BUCKET"], key)))
+    return _info_cache["info"]
 
 
 def _config(prefix: str):
@@ -59,9 +55,9 @@ def handler(event, context):
     prefix = naming.check_work_prefix(event["work_prefix"])
     segment = Segment.from_dict(event["segment"])
     logger.append_keys(segment=segment.index, key=key)
-    source = _source(bucket, key, version)
+    source = s3_url(bucket, key, version)  # read in place: the index and this segment's frames only
     with tempfile.TemporaryDirectory(prefix="segment-") as work:
-        result = redactor.redact_segment(str(source), segment, _config(prefix), work)
+        result = redactor.redact_segment(source, segment, _config(prefix), work, source_info=_source_info(prefix))
         part_key = naming.part_key(prefix, segment.index, Path(result.part).suffix)
         det_key = naming.detections_key(prefix, segment.index)
         part_bytes = s3.upload(result.part, ENV["WORK_BUCKET"], part_key)

@@ -1,6 +1,9 @@
 """Stitch: check every planned part, remux parts + the original audio into the output bucket, write the report
 beside it, then clean the run's work area.
 
+Parts and the source are read in place (ranged GETs, one part open at a time); /tmp holds only the output
+being written (plus the small detection sidecars the report reads), which is then uploaded (multipart).
+
 The parts are rediscovered from the plan in S3 (never from the Map's output), and each one must have its
 results/NNNNN.json commit marker, the planned frame count and a part object of the recorded size: a Map child
 that failed silently cannot produce a short video.
@@ -14,7 +17,9 @@ from pathlib import Path
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from redactor.errors import StitchError
+from redactor.containers import output_name
 from redactor.records import Plan, SegmentResult
+from redactor.remote import s3_url
 from redactor.remux import stitch as stitch_parts
 
 from common import naming, s3
@@ -28,7 +33,8 @@ metrics = Metrics()
 
 
 def _collect(prefix: str, plan: Plan, parts_dir: Path) -> list[SegmentResult]:
-    """Download every planned part; StitchError if any is missing, incomplete or inconsistent."""
+    """Every planned part (as an s3:// object, read in place later) with its detections (downloaded: the
+    report reads them); StitchError if any is missing, incomplete or inconsistent."""
     work = ENV["WORK_BUCKET"]
     present = set(s3.list_keys(work, f"{prefix}results/"))
     missing = [seg.index for seg in plan.segments if naming.result_key(prefix, seg.index) not in present]
@@ -45,7 +51,7 @@ def _collect(prefix: str, plan: Plan, parts_dir: Path) -> list[SegmentResult]:
         meta = s3.head(work, res.part)
         if meta is None or int(meta["ContentLength"]) != int(record["part_bytes"]):
             raise StitchError(f"segment {seg.index}: part is missing or incomplete", f"s3://{work}/{res.part}")
-        res.part = str(s3.download(work, res.part, parts_dir / Path(res.part).name))
+        res.part = s3_url(work, res.part)
         res.detections = str(s3.download(work, res.detections, parts_dir / Path(res.detections).name))
         results.append(res)
     return results
@@ -74,9 +80,8 @@ def handler(event, context):
         tmp = Path(tmp)
         results = _collect(prefix, plan, tmp / "parts")
         t_collect = time.monotonic()
-        source = s3.download(bucket, key, tmp / "source" / Path(key).name, version)
-        plan.source.path = str(source)  # the engine reads the original audio from here
-        output = tmp / "out" / Path(key).name
+        plan.source.path = s3_url(bucket, key, version)  # the engine reads the original audio from here
+        output = tmp / "out" / output_name(Path(key).name)
         output.parent.mkdir()
         stitched = stitch_parts(plan, results, str(output), CONFIG)
         t_stitch = time.monotonic()
