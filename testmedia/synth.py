@@ -166,9 +166,10 @@ class _Audio:
     """Tone sweep + noise, stereo, generated in chunks on demand."""
 
     def __init__(self, container, kind, seed):
-        name = {"aac": "aac", "opus": "libopus", "mp3": "libmp3lame", "pcm": "pcm_s16le"}.get(kind)
+        name = {"aac": "aac", "opus": "libopus", "mp3": "libmp3lame", "pcm": "pcm_s16le",
+                "adpcm": "adpcm_ima_wav"}.get(kind)
         if name is None:
-            raise ValueError(f"audio must be None, 'aac', 'opus', 'mp3' or 'pcm', got {kind!r}")
+            raise ValueError(f"audio must be None, 'aac', 'opus', 'mp3', 'pcm' or 'adpcm', got {kind!r}")
         if name == "libopus" and "libopus" not in __import__("av").codec.codecs_available:
             name = "opus"
         self.stream = container.add_stream(name, rate=_AUDIO_RATE, layout="stereo")
@@ -176,6 +177,9 @@ class _Audio:
             self.stream.codec_context.options = {"strict": "experimental"}
         self.fmt = self.stream.codec_context.format.name
         self.chunk = 960 if "opus" in name else 1152 if "mp3" in name else 1024
+        if name.startswith("adpcm"):  # fixed-size blocks: every frame but the last must be exactly one
+            self.stream.codec_context.open()
+            self.chunk = self.stream.codec_context.frame_size or self.chunk
         self.n = 0
         self.rng = np.random.default_rng(seed + 7919)
         self.phase = 0.0

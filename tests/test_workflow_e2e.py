@@ -342,3 +342,66 @@ def test_starter_accepts_url_encoded_keys(pipeline, tmp_path):
     desc = pipeline.sfn.describe_execution(executionArn=started["executionArn"])
     assert json.loads(desc["input"])["key"] == "dash cam/clip 1.mp4"
     pipeline.wait(started["executionArn"])
+
+
+# Every suffix the EventBridge rule accepts (stacks.settings.DEFAULT_SUFFIXES), as such a file usually is:
+# (synth arguments, output key suffix appended, container the output must be)
+SUFFIX_CASES = {
+    ".mp4": (dict(audio="aac"), "", "mp4"),
+    ".m4v": (dict(audio="aac"), "", "mp4"),
+    ".mov": (dict(audio="aac"), "", "mov"),
+    ".mkv": (dict(audio="opus"), "", "matroska"),
+    ".ts": (dict(audio="aac"), "", "mpegts"),
+    ".mts": (dict(audio="aac"), "", "mpegts"),  # AVCHD: 192-byte packets
+    ".avi": (dict(audio="pcm", bframes=0), ".mov", "mov"),  # AVI keeps no timestamps; MOV holds PCM
+    ".webm": (dict(audio="opus", codec="libvpx-vp9"), ".mkv", "matroska"),  # WebM cannot hold H.264
+}
+
+
+def test_suffix_cases_cover_every_accepted_suffix():
+    from stacks.settings import DEFAULT_SUFFIXES
+
+    assert sorted(SUFFIX_CASES) == sorted(DEFAULT_SUFFIXES)
+
+
+@pytest.mark.parametrize("suffix", sorted(SUFFIX_CASES))
+def test_every_accepted_suffix_is_redacted(pipeline, media, tmp_path, suffix):
+    """A 1.2 s clip (two segments) of each accepted type: output in the container chosen for it, every frame at
+    its source timestamp, audio bit-exact. 25 fps: frame times are whole milliseconds in every container."""
+    import av
+
+    synth_args, appended, container = SUFFIX_CASES[suffix]
+    clip = media(f"sfx{suffix}", width=160, height=128, fps=25, seconds=1.2, faces=1, face_size=(40, 50),
+                 **synth_args)
+    key = f"uploads/clip{suffix.upper()}" if suffix == ".mts" else f"uploads/clip{suffix}"  # rule: any case
+    done = pipeline.wait(pipeline.deliver(pipeline.upload(clip["path"], key))["executionArn"])
+    assert done["status"] == "SUCCEEDED", (done, pipeline.invocations[-1:])
+    out_key = f"redacted/{key}{appended}"
+    assert pipeline.keys(pipeline.output) == sorted([out_key, f"redacted/{key}.report.json"])
+    out = pipeline.get(pipeline.output, out_key, tmp_path / f"out{suffix}{appended}")
+    with av.open(str(out)) as c:
+        assert container in c.format.name.split(","), c.format.name
+        assert c.streams.video[0].codec_context.name == "h264"
+    if suffix == ".mts":
+        raw = out.read_bytes()
+        assert len(raw) % 192 == 0 and raw[4] == 0x47 and raw[196] == 0x47  # 4-byte timestamp + TS packet
+    assert len([i for i in pipeline.invocations if i[0] == "redact"]) == 2
+    assert video_times(str(out)) == video_times(clip["path"])
+    assert audio_packets(str(out)) == audio_packets(clip["path"]) and audio_packets(str(out))
+
+
+def test_audio_the_output_cannot_hold_fails_in_plan(pipeline, media):
+    """An AVI with IMA ADPCM audio (dash cams write it): its .mov output cannot hold that audio, so the run
+    fails in Plan, naming the reason, before any segment is redacted."""
+    clip = media("adpcm.avi", width=160, height=128, fps=25, seconds=1.2, faces=0, audio="adpcm", bframes=0)
+    key = "dashcam/adpcm.avi"
+    started = pipeline.deliver(pipeline.upload(clip["path"], key))
+    done = pipeline.wait(started["executionArn"])
+    assert done["status"] == "FAILED"
+    assert [i[0] for i in pipeline.invocations] == ["plan", "record_failure"], pipeline.invocations
+    assert pipeline.keys(pipeline.output) == [f"failed/{key}.json"]
+    record = pipeline.get_json(pipeline.output, f"failed/{key}.json")
+    assert record["error"] == "InputError"
+    cause = json.dumps(record["cause"])
+    assert "adpcm_ima_wav" in cause and ".mov output" in cause, cause
+    assert pipeline.keys(pipeline.work) == []

@@ -1,0 +1,65 @@
+"""The output container rule (redactor.containers) in the local CLI: an output the chosen container cannot
+hold is a named error before any frame is redacted, and every output suffix the rule allows really works."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from redactor import cli
+from redactor.containers import output_name
+from tests.conftest import audio_packets, video_times
+
+
+def test_output_names_per_input():
+    assert output_name("a/b.mp4") == "a/b.mp4"
+    assert output_name("a/b.MTS") == "a/b.MTS"
+    assert output_name("a/b.webm") == "a/b.webm.mkv"
+    assert output_name("a/b.avi") == "a/b.avi.mov"
+    assert output_name("a/b.flv") == "a/b.flv.mp4"
+
+
+class _NoRedaction:
+    """Fails the test if any segment is redacted (the error must come before any work)."""
+
+    def __init__(self, *a, **k):
+        raise AssertionError("a segment was redacted before the output was refused")
+
+
+@pytest.mark.parametrize("name,why", [("out.webm", "WebM holds only VP8/VP9/AV1"), ("out.avi", "AVI stores no"),
+                                      ("out.gif", "use one of"), ("out", "(none)")])
+def test_cli_refuses_an_output_suffix_it_cannot_write(media, tmp_path, capsys, monkeypatch, name, why):
+    from redactor import pipeline
+
+    clip = media("c_small.mp4", width=160, height=128, fps=25, seconds=0.4, faces=0, audio="aac")
+    monkeypatch.setattr(pipeline, "make_plan", _NoRedaction)  # refused before even probing the input
+    out = tmp_path / name
+    code = cli.main(["redact", clip["path"], "-o", str(out), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert "InputError" in err and name in err and why in err and len(err.splitlines()) == 1
+    assert os.listdir(tmp_path) == []
+
+
+def test_cli_refuses_audio_the_output_cannot_hold_before_redacting(media, tmp_path, capsys, monkeypatch):
+    from redactor import pipeline
+
+    clip = media("c_adpcm.avi", width=160, height=128, fps=25, seconds=0.4, faces=0, audio="adpcm", bframes=0)
+    monkeypatch.setattr(pipeline, "redact_segments", _NoRedaction)
+    out = tmp_path / "c_adpcm.mov"
+    code = cli.main(["redact", clip["path"], "-o", str(out), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert "c_adpcm.avi" in err and "adpcm_ima_wav" in err and ".mov output" in err, err
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("src,out", [("c_ts.ts", "o.ts"), ("c_m2ts.mts", "o.mts"), ("c_mp3.avi", "o.mov")])
+def test_cli_writes_the_new_output_types_exactly(media, model_path, tmp_path, src, out):
+    args = dict(audio="mp3", bframes=0) if src.endswith(".avi") else dict(audio="aac")
+    clip = media(src, width=160, height=128, fps=25, seconds=1.0, faces=0, **args)
+    dest = tmp_path / out
+    assert cli.main(["redact", clip["path"], "-o", str(dest), "--workers", "1", "--segment-seconds", "0.5",
+                     "--model", model_path, "-q"]) == 0
+    assert video_times(str(dest)) == video_times(clip["path"])
+    assert audio_packets(str(dest)) == audio_packets(clip["path"]) and audio_packets(str(dest))
