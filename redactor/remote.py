@@ -43,17 +43,38 @@ def parse_s3_url(url: str) -> tuple[str, str, str | None]:
 
 
 _clients: dict[int, object] = {}
+_spare: tuple[int, object] | None = None  # (pid, client) made for forked workers, never used by that pid
+
+
+def _new_client():
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    return boto3.client("s3", config=BotoConfig(retries={"max_attempts": 10, "mode": "adaptive"}))
+
+
+def prepare_fork() -> None:
+    """Make, in this process, the S3 client that the worker processes it forks will use (it never uses it
+    itself, so a fork copies a client with no connection and nothing held). A worker then runs no client
+    set-up (imports, session, loaders) after the fork, where a lock that another thread of the parent held at
+    fork time would never be released. The Redact handler calls this at cold start."""
+    global _spare
+    _spare = (os.getpid(), _new_client())
+
+
+def reset() -> None:
+    """Forget every client (tests point boto3 at a fresh moto between runs)."""
+    global _spare
+    _clients.clear()
+    _spare = None
 
 
 def _client():
     """One S3 client per process (a forked worker must not share its parent's connections)."""
     pid = os.getpid()
     if pid not in _clients:
-        import boto3
-        from botocore.config import Config as BotoConfig
-
         _clients.clear()
-        _clients[pid] = boto3.client("s3", config=BotoConfig(retries={"max_attempts": 10, "mode": "adaptive"}))
+        _clients[pid] = _spare[1] if _spare is not None and _spare[0] != pid else _new_client()
     return _clients[pid]
 
 

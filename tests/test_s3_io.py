@@ -22,9 +22,9 @@ BUCKET = "io-test"
 def s3(moto_server):  # noqa: F811
     client = moto_server.client("s3")
     client.create_bucket(Bucket=BUCKET)
-    remote._clients.clear()  # the reader's client is made after AWS_ENDPOINT_URL points at the server
+    remote.reset()  # the reader's client is made after AWS_ENDPOINT_URL points at the server
     yield client
-    remote._clients.clear()
+    remote.reset()
 
 
 def test_reader_fetches_only_the_ranges_asked_for(s3, moto_server):  # noqa: F811
@@ -151,11 +151,11 @@ def handlers(moto_server, model_path, tmp_path, monkeypatch):  # noqa: F811
     from common import s3 as common_s3
 
     common_s3.reset_client()
-    remote._clients.clear()
+    remote.reset()
     mods = {name: aws.load_handler(name) for name in ("plan", "redact", "stitch")}
     yield mods, s3, tmp, aws.FakeContext
     common_s3.reset_client()
-    remote._clients.clear()
+    remote.reset()
 
 
 def test_handlers_read_only_what_they_need_and_keep_tmp_small(handlers, moto_server, media, monkeypatch):  # noqa: F811

@@ -98,8 +98,10 @@ class Pipeline:
     def running(self):
         with mock.patch.dict(os.environ, self.env):
             from common import s3 as common_s3
+            from redactor import remote
 
             common_s3.reset_client()
+            remote.reset()  # the engine's own S3 clients (sources read in place) belong to this mock too
             self.modules = {name: aws.load_handler(name) for name in self.handlers}
             with mock.patch.object(LambdaSimpleBackend, "invoke", self._invoke_factory()):
                 yield self

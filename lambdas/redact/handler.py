@@ -14,13 +14,14 @@ import redactor
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from redactor.records import Segment, SourceInfo
-from redactor.remote import s3_url
+from redactor.remote import prepare_fork, s3_url
 
 from common import naming, s3
 from common.env import engine_config, require
 
 ENV = require("RAW_BUCKET", "WORK_BUCKET")
 CONFIG = engine_config()
+prepare_fork()  # the S3 client the forked workers read the upload with, made before any fork
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
