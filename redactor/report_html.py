@@ -122,10 +122,24 @@ class OutputFrames:
                         break
                     if frame.pts > self.pts[f]:
                         break
-                if f not in out:
+                if f not in out:  # a seek without an index (MPEG-TS) can land past the frame: from the start
+                    out[f] = self._from_start(self.pts[f], size, k)
+                    it, pos = None, -1
+                if f not in out or out[f] is None:
                     raise InputError(f"frame {f} (pts {self.pts[f]}) could not be decoded for the HTML report",
                                      self.path)
         return out
+
+    def _from_start(self, pts: int, size, k: int) -> bytes | None:
+        import av
+
+        with av.open(self.path) as c:
+            for frame in c.decode(c.streams.video[0]):
+                if frame.pts == pts:
+                    return _jpeg(_upright(frame.to_image(width=size[0], height=size[1], interpolation="AREA"), k))
+                if frame.pts is not None and frame.pts > pts:
+                    return None
+        return None
 
 
 def _upright(img, k: int):

@@ -379,7 +379,8 @@ def test_every_accepted_suffix_is_redacted(pipeline, media, tmp_path, suffix):
     done = pipeline.wait(pipeline.deliver(pipeline.upload(clip["path"], key))["executionArn"])
     assert done["status"] == "SUCCEEDED", (done, pipeline.invocations[-1:])
     out_key = f"redacted/{key}{appended}"
-    assert pipeline.keys(pipeline.output) == sorted([out_key, f"redacted/{key}.report.json"])
+    assert pipeline.keys(pipeline.output) == sorted([out_key, f"redacted/{key}.report.json",
+                                                     f"redacted/{key}.report.html"])
     out = pipeline.get(pipeline.output, out_key, tmp_path / f"out{suffix}{appended}")
     with av.open(str(out)) as c:
         assert container in c.format.name.split(","), c.format.name
