@@ -66,6 +66,7 @@ def cmd_redact(a) -> int:
     settings = {k: v for k, v in {
         "workers": a.workers, "segment_seconds": a.segment_seconds, "style": a.style, "mask": a.mask,
         "threshold": a.threshold, "enlarge": a.enlarge, "hold": a.hold, "detect_every": a.detect_every,
+        "detect_ms": a.detect_ms, "fine_ms": a.fine_ms, "track_ms": a.track_ms,
         "detector": a.detector, "crf": a.crf, "preset": a.preset, "min_face": a.min_face,
         "keep_metadata": a.keep_metadata or None, "drop_audio": a.drop_audio or None,
         "model_path": a.model, "inference": a.inference, "fine_every": a.fine_every, "track_every": a.track_every,
@@ -137,12 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--threshold", type=float)
     r.add_argument("--enlarge", type=float, help="box enlargement factor (default 1.3)")
     r.add_argument("--hold", type=int, help="frames a detection also covers before/after (default 2)")
+    r.add_argument("--detect-ms", type=float,
+                   help="coarse (whole-frame) detection period in ms, whole frames of the video's rate (default 100: "
+                        "every 3rd frame at 30 fps, every frame below 20 fps)")
+    r.add_argument("--fine-ms", type=float, help="fine (small-face) detection period in ms, 0 = off (default 1000)")
+    r.add_argument("--track-ms", type=float, help="small-face tracking step in ms (default: the coarse period)")
     r.add_argument("--detect-every", type=int,
-                   help="coarse (whole-frame) detection every k-th frame (default: Config.detect_every)")
+                   help="coarse detection every k-th frame, whatever the frame rate (overrides --detect-ms)")
     r.add_argument("--fine-every", type=int,
-                   help="fine (small-face) detection every K-th frame, 0 = off (default: Config.fine_every)")
+                   help="fine detection every K-th frame, 0 = off (overrides --fine-ms)")
     r.add_argument("--track-every", type=int,
-                   help="small-face tracking step in frames, dividing --detect-every (default: the same)")
+                   help="small-face tracking step in frames, dividing the coarse period (overrides --track-ms)")
     r.add_argument("--coarse-width", type=int, help="coarse pass inference width (default: Config.coarse_width)")
     r.add_argument("--min-face", type=int, help="smallest face width in px to resolve (default 16)")
     r.add_argument("--detector", choices=DETECTORS)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
-from .schedule import Schedule
+from .schedule import REFERENCE_FPS, Schedule
 
 STYLES = ("blur", "pixelate", "solid")
 MASKS = ("ellipse", "box")
@@ -36,9 +36,14 @@ class DetectionSettings:
     detector: str = "centerface"
     threshold: float = 0.35
     hold: int = 2  # a detection also covers this many frames before and after
-    detect_every: int = 3  # coarse detection on every k-th frame (global index); tracking bridges the gap
-    fine_every: int = 30  # fine (small-face) detection every K-th frame, K a multiple of detect_every; 0 = off
-    track_every: int = 0  # small-face tracking step in frames, dividing detect_every; 0 = detect_every
+    # detection periods in time, turned into frames from the source's frame rate (schedule.frames_in):
+    detect_ms: float = 100.0  # coarse detection period (every 3rd frame at 30 fps, every frame at 10 fps)
+    fine_ms: float = 1000.0  # fine (small-face) detection period, rounded up to coarse periods; 0 = off
+    track_ms: float = 0.0  # small-face tracking step; 0 = the coarse period
+    # ... or fixed in frames (by global index), overriding the periods in time:
+    detect_every: int = 0  # coarse detection on every k-th frame; 0 = from detect_ms
+    fine_every: int = -1  # fine detection every K-th frame (a multiple of k); 0 = off, -1 = from fine_ms
+    track_every: int = 0  # small-face tracking step in frames, dividing k; 0 = from track_ms
     coarse_width: int = 960  # the coarse pass infers the whole frame at most this wide
     min_face: int = 16  # smallest face width (px) the fine pass is sized for (smaller = more upscaling)
     max_infer_width: int = 1920  # the fine pass's budget: frames wider than this are tiled
@@ -48,11 +53,16 @@ class DetectionSettings:
         _check(self, "detector", self.detector in DETECTORS, f"must be one of {', '.join(DETECTORS)}")
         _check(self, "threshold", 0.01 <= float(self.threshold) <= 0.99, "must be between 0.01 and 0.99")
         _check(self, "hold", 0 <= int(self.hold) <= 60, "must be between 0 and 60 frames")
-        _check(self, "detect_every", 1 <= int(self.detect_every) <= 30, "must be between 1 and 30")
-        _check(self, "fine_every", 0 <= int(self.fine_every) <= 600, "must be 0 (off) or up to 600 frames")
-        t = int(self.track_every)
-        _check(self, "track_every", t >= 0 and not (t and int(self.detect_every) % t),
-               "must be 0 (= detect_every) or divide detect_every")
+        _check(self, "detect_ms", 1 <= float(self.detect_ms) <= 10000, "must be between 1 and 10000 ms")
+        _check(self, "fine_ms", 0 <= float(self.fine_ms) <= 60000, "must be 0 (off) or up to 60000 ms")
+        _check(self, "track_ms", 0 <= float(self.track_ms) <= 10000,
+               "must be 0 (= the coarse period) or up to 10000 ms")
+        _check(self, "detect_every", 0 <= int(self.detect_every) <= 30, "must be 0 (from detect_ms) or 1..30")
+        _check(self, "fine_every", -1 <= int(self.fine_every) <= 600,
+               "must be -1 (from fine_ms), 0 (off) or up to 600 frames")
+        t, k = int(self.track_every), int(self.detect_every)
+        _check(self, "track_every", t >= 0 and not (t and k and k % t),
+               "must be 0 (from track_ms) or divide detect_every")
         _check(self, "coarse_width", 160 <= int(self.coarse_width) <= 3840, "must be between 160 and 3840")
         _check(self, "min_face", 4 <= int(self.min_face) <= 512, "must be between 4 and 512 px")
         _check(self, "rekognition_every", 1 <= int(self.rekognition_every) <= 300, "must be between 1 and 300")
@@ -123,7 +133,7 @@ _Flat = dataclasses.make_dataclass("_Flat", [(f.name, f.type, dataclasses.field(
 
 
 class Config(_Flat):
-    """All settings, flat: ``Config(crf=18, detect_every=6)``, ``Config.from_dict``, ``Config.from_env``.
+    """All settings, flat: ``Config(crf=18, detect_ms=200)``, ``Config.from_dict``, ``Config.from_env``.
     Validated on construction, by each group's ``check``."""
 
     def validate(self) -> "Config":
@@ -161,14 +171,18 @@ class Config(_Flat):
     def effective_workers(self) -> int:
         return int(self.workers) or usable_cores()
 
+    def schedule_for(self, fps: float) -> Schedule:
+        """Which passes run on which frames of a ``fps`` video (``schedule.Schedule``), from these settings."""
+        return Schedule.from_settings(self.detection, fps)
+
     @property
     def schedule(self) -> Schedule:
-        """Which passes run on which frames (``schedule.Schedule``), from these settings."""
-        return Schedule.from_settings(self.detection)
+        """The schedule at 30 fps (``schedule.REFERENCE_FPS``); a clip's own is ``schedule_for(source.fps)``."""
+        return self.schedule_for(REFERENCE_FPS)
 
     @property
     def context_frames(self) -> int:
-        """Frames of context a worker reads on each side of its range (``Schedule.context``)."""
+        """Frames of context a worker reads on each side of its range at 30 fps (``Schedule.context``)."""
         return self.schedule.context
 
     def to_dict(self) -> dict[str, Any]:

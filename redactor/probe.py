@@ -237,7 +237,7 @@ def plan(source: str, config: Config | None = None) -> Plan:
         t = pts[cut] + seg_len_ticks
     cuts.append(n)
 
-    ctx = config.context_frames
+    ctx = config.schedule_for(info.fps).context  # the schedule follows the source's frame rate
     detection = dataclasses.asdict(config.detection)
     key_set = set(key_frames_idx)
     segments = []

@@ -1,6 +1,12 @@
 """Which detection passes run on frame i, and how much context a cut needs (all by *global* frame index, so
 results never depend on where segments or chunks were cut).
 
+The periods are set in time and turned into frames from the source's frame rate (``frames_in``, from the
+plan's ``source.fps``, so every segment and worker derives the same schedule): the coarse pass every
+``detect_ms`` (100 ms: every 3rd frame at 30 fps, every 2nd at 20-29 fps, every frame below 20 fps),
+the fine pass every ``fine_ms`` and small-face tracking every ``track_ms``; ``detect_every``, ``fine_every``
+and ``track_every`` fix them in frames instead.
+
 * ``every`` (k): the coarse pass of a two-tier detector, or a single-tier detector's samples, runs on frames
   whose index is a multiple of k (``detect_every``; ``rekognition_every`` for the DetectFaces backend; 1 for
   boxes looked up by timestamp);
@@ -17,7 +23,20 @@ each side.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
+
+REFERENCE_FPS = 30.0  # the frame rate ``Config.schedule`` describes (a clip's own: ``Config.schedule_for(fps)``)
+MAX_EVERY = 30  # frames: the longest coarse period (``detect_ms`` at a very high frame rate)
+MAX_FINE = 600  # frames: the longest fine period
+
+
+def frames_in(ms: float, fps: float, most: int) -> int:
+    """The most whole frames of a ``fps`` video that fit in ``ms`` milliseconds (at least 1, at most ``most``).
+    Rates within 0.5 % of a round one count as it (29.97 fps: 3 frames in 100 ms, as at 30 fps); an unknown
+    rate counts as 30 fps."""
+    fps = float(fps) if fps and fps > 0 else REFERENCE_FPS
+    return max(1, min(int(most), math.floor(float(ms) * fps / 1000.0 * 1.005 + 1e-9)))
 
 
 @dataclass(frozen=True)
@@ -48,18 +67,27 @@ class Schedule:
             object.__setattr__(self, "track", self.every)
 
     @classmethod
-    def from_settings(cls, settings) -> "Schedule":
-        """The schedule detection ``settings`` ask for (before the detector says whether it is two-tier)."""
+    def from_settings(cls, settings, fps: float = REFERENCE_FPS) -> "Schedule":
+        """The schedule detection ``settings`` ask for on a ``fps`` video (the plan's ``source.fps``), before
+        the detector says whether it is two-tier."""
         if settings.detector == "rekognition-video":
             k = 1  # boxes looked up by timestamp: every frame
         elif settings.detector == "rekognition":
             k = int(settings.rekognition_every)
         else:
-            k = int(settings.detect_every)
+            k = int(settings.detect_every) or frames_in(settings.detect_ms, fps, MAX_EVERY)
         fine = 0
-        if settings.detector == "centerface" and int(settings.fine_every):
-            fine = max(k, -(-int(settings.fine_every) // k) * k)  # rounded up to a multiple of k
-        return cls(every=k, fine=fine, track=int(settings.track_every) or k, hold=int(settings.hold))
+        every_fine = int(settings.fine_every)
+        if every_fine < 0:  # from fine_ms (0 ms = off)
+            every_fine = frames_in(settings.fine_ms, fps, MAX_FINE) if float(settings.fine_ms) > 0 else 0
+        if settings.detector == "centerface" and every_fine:
+            fine = max(k, -(-every_fine // k) * k)  # rounded up to a multiple of k
+        track = int(settings.track_every)
+        if not track and float(settings.track_ms) > 0:
+            track = frames_in(settings.track_ms, fps, k)
+        if track:
+            track = max(d for d in range(1, k + 1) if k % d == 0 and d <= track)  # a step dividing k
+        return cls(every=k, fine=fine, track=track or k, hold=int(settings.hold))
 
     def single_tier(self) -> "Schedule":
         return dataclasses.replace(self, fine=0)

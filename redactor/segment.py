@@ -64,7 +64,7 @@ def chunk_tasks(source: str, segment: Segment, config: Config, info: SourceInfo,
                 workers: int) -> list[ChunkTask]:
     # the video's last frame gets a fine pass too: small faces there are tracked back from it
     last_frame = segment.end_frame - 1 if segment.end_pts is None else -1
-    schedule = Schedule.from_settings(config.detection).ending_at(last_frame)
+    schedule = Schedule.from_settings(config.detection, info.fps).ending_at(last_frame)  # the plan's rate
     ctx = schedule.context
     chunks = split_chunks(segment, workers, ctx, schedule.fine)
     threads = max(1, usable_cores() // min(workers, len(chunks)))

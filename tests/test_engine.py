@@ -318,7 +318,7 @@ def test_unknown_inference_backend_is_a_config_error():
 
 def test_track_step_must_divide_the_detection_period():
     from redactor.errors import ConfigError
-    assert Config().schedule.track == Config().detect_every
+    assert Config().schedule.track == Config().schedule.every == 3  # at 30 fps
     assert Config(detect_every=6, track_every=3).schedule.track == 3
     with pytest.raises(ConfigError, match="track_every"):
         Config(detect_every=6, track_every=4)
