@@ -40,9 +40,14 @@ def _emitted() -> set[tuple[str, str, str]]:
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_metric":
                 name = next(k.value.value for k in node.keywords if k.arg == "name")
                 out.add((handler.parent.name, name))
-            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Metrics":
-                # namespace and service come from the environment (POWERTOOLS_*), not from the code
-                assert not node.args and not node.keywords, f"{handler}: Metrics(...) overrides the environment"
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("Logger", "Tracer", "Metrics"):
+                raise AssertionError(f"{handler}: makes its own {node.func.id}; use common.obs (one per function)")
+    # the handlers' one Metrics object (lambdas/common/obs.py): namespace and service come from the
+    # environment (POWERTOOLS_*), not from the code
+    made = [node for node in ast.walk(ast.parse((LAMBDAS / "common" / "obs.py").read_text()))
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Metrics"]
+    assert len(made) == 1, "common/obs.py makes the handlers' one Metrics object"
+    assert not made[0].args and not made[0].keywords, "common/obs.py: Metrics(...) overrides the environment"
     return out
 
 

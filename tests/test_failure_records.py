@@ -113,3 +113,18 @@ def test_successful_rerun_removes_the_stale_failure_record(pipeline, media, tmp_
     assert f"failed/{key}.json" not in outputs, outputs
     assert {f"redacted/{key}", f"redacted/{key}.report.json"} <= set(outputs)
     assert all(k.startswith(f"redacted/{key}") for k in outputs), outputs
+
+
+def test_handler_flushes_its_metrics_and_logs_with_the_invocation_context(record_failure, capsys):
+    """common.obs.handler: the add_metric calls leave as one EMF record under the environment's namespace and
+    service; log lines carry the Lambda context (inject_lambda_context)."""
+    handler, _s3 = record_failure
+    handler.handler({"key": "a.mp4", "work_prefix": PREFIX, "segment": 2, "error": _lambda_error("X", "boom")},
+                    aws.FakeContext("redactor-record-failure"))
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    (emf,) = [rec for rec in lines if "_aws" in rec]
+    (directive,) = emf["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == os.environ["POWERTOOLS_METRICS_NAMESPACE"]
+    assert [m["Name"] for m in directive["Metrics"]] == ["SegmentsFailed"] and emf["SegmentsFailed"] == [1.0]
+    (log,) = [rec for rec in lines if rec.get("message") == "segment failed"]
+    assert log["function_name"] == "redactor-record-failure" and log["segment"] == 2

@@ -59,3 +59,15 @@ def test_error_helpers():
     assert error_record(InputError("not a video", "x.mp4"))["errorType"] == "InputError"
     assert error_record(ValueError("boom")) == {"errorType": "ValueError", "message": "boom"}
     assert parse_cause('{"a": 1}') == {"a": 1} and parse_cause("plain") == "plain"
+
+
+def test_every_handler_is_observed_through_common_obs():
+    """The six entry points take their Logger/Tracer/Metrics and decorators from common.obs, once each."""
+    import ast
+
+    handlers = sorted(aws_support.LAMBDAS.glob("*/handler.py"))
+    assert len(handlers) == 6, handlers
+    for path in handlers:
+        tree = ast.parse(path.read_text())
+        (entry,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "handler"]
+        assert [ast.unparse(d) for d in entry.decorator_list] == ["obs.handler"], path

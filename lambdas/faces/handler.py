@@ -17,21 +17,16 @@ polls with a Wait loop).
 from __future__ import annotations
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 from redactor import rekognition_video as rv
 from redactor.records import Plan
 
-from common import naming, s3
+from common import naming, obs, s3
 from common.env import engine_config, require
 
 ENV = require("RAW_BUCKET", "WORK_BUCKET")
 CONFIG = engine_config()
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
 _rekognition = None
 
 
@@ -57,7 +52,7 @@ def _call(fn, *args, **kw):
     except ClientError as e:
         code = (e.response.get("Error") or {}).get("Code")
         if code in rv.THROTTLE_CODES:
-            metrics.add_metric(name="RekognitionThrottles", unit=MetricUnit.Count, value=1)
+            obs.metrics.add_metric(name="RekognitionThrottles", unit=obs.MetricUnit.Count, value=1)
             raise RekognitionThrottled(f"{code}: {e}") from e
         raise
 
@@ -68,8 +63,8 @@ def _start(event):
     rv.check_source(plan.source)
     job_id = _call(rv.start_job, rekognition(), event["bucket"], event["key"], event.get("version"),
                    job_tag=event.get("execution"))
-    logger.info("face detection started", extra={"job_id": job_id, "key": event["key"]})
-    metrics.add_metric(name="FaceDetectionJobs", unit=MetricUnit.Count, value=1)
+    obs.logger.info("face detection started", extra={"job_id": job_id, "key": event["key"]})
+    obs.metrics.add_metric(name="FaceDetectionJobs", unit=obs.MetricUnit.Count, value=1)
     return {"job_id": job_id}
 
 
@@ -86,8 +81,8 @@ def _save(event):
     key = naming.faces_key(prefix)
     s3.put_json(ENV["WORK_BUCKET"], key, data)
     summary = data["summary"]
-    logger.info("face detections saved", extra={"faces_key": key, **summary})
-    metrics.add_metric(name="RekognitionVideoMinutes", unit=MetricUnit.Count, value=summary["video_minutes"])
+    obs.logger.info("face detections saved", extra={"faces_key": key, **summary})
+    obs.metrics.add_metric(name="RekognitionVideoMinutes", unit=obs.MetricUnit.Count, value=summary["video_minutes"])
     return {"job_id": event["job_id"], "faces_key": key, "samples": summary["samples"], "faces": summary["faces"],
             "video_minutes": summary["video_minutes"]}
 
@@ -95,12 +90,10 @@ def _save(event):
 ACTIONS = {"start": _start, "check": _check, "save": _save}
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@obs.handler
 def handler(event, context):
     action = event.get("action")
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r} (expected start, check or save)")
-    logger.append_keys(action=action, key=event.get("key"))
+    obs.logger.append_keys(action=action, key=event.get("key"))
     return ACTIONS[action](event)

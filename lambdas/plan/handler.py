@@ -6,24 +6,17 @@ from __future__ import annotations
 import time
 
 import redactor
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from redactor.remote import s3_url
 from redactor.remux import check_output
 
-from common import naming, s3
+from common import naming, obs, s3
 from common.env import engine_config, require
 
 ENV = require("RAW_BUCKET", "WORK_BUCKET")
 CONFIG = engine_config()
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@obs.handler
 def handler(event, context):
     t0 = time.monotonic()
     bucket, key, version = event["bucket"], event["key"], event.get("version")
@@ -34,8 +27,8 @@ def handler(event, context):
     s3.put_json(ENV["WORK_BUCKET"], naming.source_key(prefix), plan.source.to_dict())
     s3.put_json(ENV["WORK_BUCKET"], naming.manifest_key(prefix), [seg.to_dict() for seg in plan.segments])
     seconds = round(time.monotonic() - t0, 3)
-    logger.info("planned", extra={"key": key, "segments": len(plan.segments), "frames": plan.frame_count})
-    metrics.add_metric(name="Segments", unit=MetricUnit.Count, value=len(plan.segments))
-    metrics.add_metric(name="Frames", unit=MetricUnit.Count, value=plan.frame_count)
+    obs.logger.info("planned", extra={"key": key, "segments": len(plan.segments), "frames": plan.frame_count})
+    obs.metrics.add_metric(name="Segments", unit=obs.MetricUnit.Count, value=len(plan.segments))
+    obs.metrics.add_metric(name="Frames", unit=obs.MetricUnit.Count, value=plan.frame_count)
     return {"plan_key": naming.plan_key(prefix), "manifest_key": naming.manifest_key(prefix),
             "segments": len(plan.segments), "frames": plan.frame_count, "plan_seconds": seconds}

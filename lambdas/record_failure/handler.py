@@ -12,17 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
-
-from common import naming, s3
+from common import naming, obs, s3
 from common.env import require
-from common.obs import parse_cause
 
 ENV = require("WORK_BUCKET", "OUTPUT_BUCKET")
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
 
 
 def segment_error_key(prefix: str, index: int) -> str:
@@ -42,9 +35,9 @@ def _record_segment(event) -> dict:
     key = segment_error_key(prefix, event["segment"])
     s3.put_json(ENV["WORK_BUCKET"], key, {"segment": int(event["segment"]), "Error": error.get("Error", "Unknown"),
                                           "Cause": error.get("Cause")})
-    logger.error("segment failed", extra={"key": event.get("key"), "segment": event["segment"],
-                                          "error": error.get("Error")})
-    metrics.add_metric(name="SegmentsFailed", unit=MetricUnit.Count, value=1)
+    obs.logger.error("segment failed", extra={"key": event.get("key"), "segment": event["segment"],
+                                              "error": error.get("Error")})
+    obs.metrics.add_metric(name="SegmentsFailed", unit=obs.MetricUnit.Count, value=1)
     return {"error_key": key}
 
 
@@ -54,9 +47,7 @@ def _segment_errors(prefix: str) -> list[dict]:
     return [s3.get_json(ENV["WORK_BUCKET"], k) for k in keys]
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@obs.handler
 def handler(event, context):
     if event.get("segment") is not None:
         return _record_segment(event)
@@ -72,17 +63,17 @@ def handler(event, context):
         "source": {"bucket": event.get("bucket"), "key": key, "version": event.get("version")},
         "execution": event.get("execution"),
         "error": first.get("Error") or "Unknown",
-        "cause": parse_cause(first.get("Cause")),
+        "cause": obs.parse_cause(first.get("Cause")),
         "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     if segment_errors:
         record["failed_segment"] = first["segment"]
         record["segments_failed"] = [e["segment"] for e in segment_errors]
-        record["workflow_error"] = {"error": reported["Error"], "cause": parse_cause(reported["Cause"])}
+        record["workflow_error"] = {"error": reported["Error"], "cause": obs.parse_cause(reported["Cause"])}
     record["work_objects_deleted"] = s3.delete_prefix(ENV["WORK_BUCKET"], prefix) if prefix else 0
     failed_key = naming.failed_key(key)
     s3.put_json(ENV["OUTPUT_BUCKET"], failed_key, record)
-    logger.error("run failed", extra={"key": key, "error": record["error"],
-                                      "work_objects_deleted": record["work_objects_deleted"]})
-    metrics.add_metric(name="VideosFailed", unit=MetricUnit.Count, value=1)
+    obs.logger.error("run failed", extra={"key": key, "error": record["error"],
+                                          "work_objects_deleted": record["work_objects_deleted"]})
+    obs.metrics.add_metric(name="VideosFailed", unit=obs.MetricUnit.Count, value=1)
     return {"failed_key": failed_key, "error": record["error"], "cause": _cause_text(first.get("Cause"))}

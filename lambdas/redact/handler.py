@@ -11,20 +11,15 @@ import tempfile
 from pathlib import Path
 
 import redactor
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from redactor.records import Segment, SourceInfo
 from redactor.remote import prepare_fork, s3_url
 
-from common import naming, s3
+from common import naming, obs, s3
 from common.env import engine_config, require
 
 ENV = require("RAW_BUCKET", "WORK_BUCKET")
 CONFIG = engine_config()
 prepare_fork()  # the S3 client the forked workers read the upload with, made before any fork
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
 _info_cache: dict = {}  # warm containers often get several segments of the same upload
 _faces_cache: dict = {}  # rekognition-video: the run's faces file
 
@@ -48,14 +43,12 @@ def _config(prefix: str):
     return dataclasses.replace(CONFIG, faces_path=_faces_cache["path"])
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@obs.handler
 def handler(event, context):
     bucket, key, version = event["bucket"], event["key"], event.get("version")
     prefix = naming.check_work_prefix(event["work_prefix"])
     segment = Segment.from_dict(event["segment"])
-    logger.append_keys(segment=segment.index, key=key)
+    obs.logger.append_keys(segment=segment.index, key=key)
     source = s3_url(bucket, key, version)  # read in place: the index and this segment's frames only
     with tempfile.TemporaryDirectory(prefix="segment-") as work:
         result = redactor.redact_segment(source, segment, _config(prefix), work, source_info=_source_info(prefix))
@@ -66,9 +59,9 @@ def handler(event, context):
     result.part, result.detections = part_key, det_key
     s3.put_json(ENV["WORK_BUCKET"], naming.result_key(prefix, segment.index),
                 {"result": result.to_dict(), "part_bytes": part_bytes})
-    logger.info("segment redacted", extra={"frames": result.frames, "faces": result.faces,
-                                           "seconds": result.wall_seconds})
-    metrics.add_metric(name="FramesRedacted", unit=MetricUnit.Count, value=result.frames)
-    metrics.add_metric(name="FacesDetected", unit=MetricUnit.Count, value=result.faces)
-    metrics.add_metric(name="SegmentSeconds", unit=MetricUnit.Seconds, value=result.wall_seconds)
+    obs.logger.info("segment redacted", extra={"frames": result.frames, "faces": result.faces,
+                                               "seconds": result.wall_seconds})
+    obs.metrics.add_metric(name="FramesRedacted", unit=obs.MetricUnit.Count, value=result.frames)
+    obs.metrics.add_metric(name="FacesDetected", unit=obs.MetricUnit.Count, value=result.faces)
+    obs.metrics.add_metric(name="SegmentSeconds", unit=obs.MetricUnit.Seconds, value=result.wall_seconds)
     return {"index": segment.index, "frames": result.frames}

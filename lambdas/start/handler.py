@@ -10,16 +10,11 @@ import os
 from urllib.parse import unquote_plus
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 
-from common import naming, s3
+from common import naming, obs, s3
 from common.env import require
 
 ENV = require("STATE_MACHINE_ARN", "RAW_BUCKET")
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
 _sfn = None
 
 
@@ -39,21 +34,19 @@ def _resolve_key(bucket: str, key: str, version: str | None):
     return None, None
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@obs.handler
 def handler(event, context):
     detail = event.get("detail") or {}
     bucket = (detail.get("bucket") or {}).get("name")
     obj = detail.get("object") or {}
     if bucket != ENV["RAW_BUCKET"] or not obj.get("key"):
-        logger.warning("ignoring event that is not about the raw bucket", extra={"bucket": bucket})
+        obs.logger.warning("ignoring event that is not about the raw bucket", extra={"bucket": bucket})
         return {"status": "ignored"}
     version = obj.get("version-id")
     key, meta = _resolve_key(bucket, obj["key"], version)
     if key is None:
-        logger.warning("object is gone; nothing to do", extra={"key": obj["key"]})
-        metrics.add_metric(name="ObjectMissing", unit=MetricUnit.Count, value=1)
+        obs.logger.warning("object is gone; nothing to do", extra={"key": obj["key"]})
+        obs.metrics.add_metric(name="ObjectMissing", unit=obs.MetricUnit.Count, value=1)
         return {"status": "missing", "key": obj["key"]}
     version = version or meta.get("VersionId")
     if version == "null":
@@ -67,9 +60,9 @@ def handler(event, context):
         resp = sfn().start_execution(stateMachineArn=ENV["STATE_MACHINE_ARN"], name=name,
                                      input=json.dumps(run_input))
     except sfn().exceptions.ExecutionAlreadyExists:
-        logger.info("duplicate event: execution already exists", extra={"execution": name})
-        metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
+        obs.logger.info("duplicate event: execution already exists", extra={"execution": name})
+        obs.metrics.add_metric(name="DuplicateEvents", unit=obs.MetricUnit.Count, value=1)
         return {"status": "duplicate", "execution": name}
-    logger.info("started", extra={"execution": name, "key": key})
-    metrics.add_metric(name="ExecutionsStarted", unit=MetricUnit.Count, value=1)
+    obs.logger.info("started", extra={"execution": name, "key": key})
+    obs.metrics.add_metric(name="ExecutionsStarted", unit=obs.MetricUnit.Count, value=1)
     return {"status": "started", "execution": name, "executionArn": resp["executionArn"]}

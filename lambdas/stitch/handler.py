@@ -14,22 +14,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from redactor.errors import StitchError
 from redactor.containers import output_name
 from redactor.records import Plan, SegmentResult
 from redactor.remote import s3_url
 from redactor.remux import stitch as stitch_parts
 
-from common import naming, s3
+from common import naming, obs, s3
 from common.env import engine_config, require
 
 ENV = require("RAW_BUCKET", "WORK_BUCKET", "OUTPUT_BUCKET")
 CONFIG = engine_config()
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
 
 
 def _collect(prefix: str, plan: Plan, parts_dir: Path) -> list[SegmentResult]:
@@ -63,17 +58,15 @@ def _clear_stale_failure(key: str) -> None:
     found = s3.client().list_objects_v2(Bucket=ENV["OUTPUT_BUCKET"], Prefix=failed, MaxKeys=1).get("Contents", [])
     if found and found[0]["Key"] == failed:  # a key sorts before every longer key it prefixes
         s3.client().delete_object(Bucket=ENV["OUTPUT_BUCKET"], Key=failed)
-        logger.info("removed the failure record of an earlier run", extra={"failed_key": failed})
+        obs.logger.info("removed the failure record of an earlier run", extra={"failed_key": failed})
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@obs.handler
 def handler(event, context):
     t0 = time.monotonic()
     bucket, key, version = event["bucket"], event["key"], event.get("version")
     prefix = naming.check_work_prefix(event["work_prefix"])
-    logger.append_keys(key=key)
+    obs.logger.append_keys(key=key)
     plan = Plan.from_dict(s3.get_json(ENV["WORK_BUCKET"], naming.plan_key(prefix)))
     out_key, rep_key, html_key = naming.output_key(key), naming.report_key(key), naming.report_html_key(key)
     with tempfile.TemporaryDirectory(prefix="stitch-") as tmp:
@@ -111,9 +104,9 @@ def handler(event, context):
         raise
     _clear_stale_failure(key)
     deleted = s3.delete_prefix(ENV["WORK_BUCKET"], prefix)
-    logger.info("stitched", extra={"output": out_key, "frames": stitched.frames, "work_objects_deleted": deleted})
-    metrics.add_metric(name="VideosRedacted", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="OutputBytes", unit=MetricUnit.Bytes, value=stitched.bytes)
+    obs.logger.info("stitched", extra={"output": out_key, "frames": stitched.frames, "work_objects_deleted": deleted})
+    obs.metrics.add_metric(name="VideosRedacted", unit=obs.MetricUnit.Count, value=1)
+    obs.metrics.add_metric(name="OutputBytes", unit=obs.MetricUnit.Bytes, value=stitched.bytes)
     return {"output_key": out_key, "report_key": rep_key, "report_html_key": html_key, "frames": stitched.frames,
             "bytes": stitched.bytes}
 
