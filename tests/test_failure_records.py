@@ -115,10 +115,15 @@ def test_successful_rerun_removes_the_stale_failure_record(pipeline, media, tmp_
     assert all(k.startswith(f"redacted/{key}") for k in outputs), outputs
 
 
-def test_handler_flushes_its_metrics_and_logs_with_the_invocation_context(record_failure, capsys):
+def test_handler_flushes_its_metrics_and_logs_with_the_invocation_context(record_failure, capsys, monkeypatch):
     """common.obs.handler: the add_metric calls leave as one EMF record under the environment's namespace and
     service; log lines carry the Lambda context (inject_lambda_context)."""
+    import sys
+
+    from common import obs
+
     handler, _s3 = record_failure
+    monkeypatch.setattr(obs.logger.registered_handler, "stream", sys.stdout)  # the Logger kept the stdout of its import
     handler.handler({"key": "a.mp4", "work_prefix": PREFIX, "segment": 2, "error": _lambda_error("X", "boom")},
                     aws.FakeContext("redactor-record-failure"))
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
