@@ -18,7 +18,8 @@ from .config import Config
 from .errors import InputError
 from .pool import Janitor
 from .probe import plan as make_plan
-from .report import build_report, partial_path, write_json_atomic, write_text_atomic
+from .detectors import uses_faces_file
+from .report import finish_report, partial_path, write_json_atomic, write_text_atomic
 from .segment import redact_segments
 from .remux import _temp_path, check_output, output_format, stitch
 
@@ -43,7 +44,7 @@ def redact_file(source: str, output: str, config: Config | None = None, report_p
         janitor.add(work)
         janitor.add(_temp_path(output))
         t1 = time.perf_counter()
-        if config.detector == "rekognition-video" and not config.faces_path:
+        if uses_faces_file(config) and not config.faces_path:
             raise InputError("detector rekognition-video runs in the AWS workflow (its video job needs the file in "
                              "S3); locally it only applies a faces file given as faces_path (--faces)", source)
         results = redact_segments(source, plan.segments, config, work, detector_factory=detector_factory,
@@ -61,11 +62,7 @@ def redact_file(source: str, output: str, config: Config | None = None, report_p
                 janitor.add(report_path)
         timings["stitch"] = time.perf_counter() - t2
         timings["total"] = time.perf_counter() - t0
-        report = build_report(plan, results, result, timings)
-        if config.detector == "rekognition-video":
-            from .rekognition_video import load_faces, report_fields
-            report["detector"].update(report_fields(load_faces(config.faces_path),
-                                                    config.rekognition_video_price_per_minute))
+        report = finish_report(plan, results, result, timings, config)
         page = None
         if report_html_path:  # the visual report, from the redacted output (redactor/report_html.py)
             t3 = time.perf_counter()

@@ -135,6 +135,17 @@ def build_report(plan: Plan, results: list[SegmentResult], stitch_result: Stitch
     }
 
 
+def finish_report(plan: Plan, results: list[SegmentResult], stitch_result: StitchResult, timings: dict,
+                  settings) -> dict:
+    """The run's report, finished the same way by the CLI (pipeline.redact_file) and the workflow's Stitch:
+    build_report plus what the detector records once per video (detectors.run_report_fields)."""
+    from .detectors import run_report_fields
+
+    report = build_report(plan, results, stitch_result, timings)
+    report["detector"].update(run_report_fields(settings))
+    return report
+
+
 def write_json_atomic(path: str, data: dict) -> None:
     write_text_atomic(path, json.dumps(data, indent=1))
 

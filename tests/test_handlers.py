@@ -71,3 +71,13 @@ def test_every_handler_is_observed_through_common_obs():
         tree = ast.parse(path.read_text())
         (entry,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "handler"]
         assert [ast.unparse(d) for d in entry.decorator_list] == ["obs.handler"], path
+
+
+def test_no_handler_branches_on_the_detector_name():
+    """Which detector needs what is the engine's (redactor.detectors): handlers ask it, never compare names."""
+    import ast
+
+    for path in sorted(aws_support.LAMBDAS.glob("*/handler.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            assert not (isinstance(node, ast.Attribute) and node.attr == "detector"), \
+                f"{path}:{node.lineno}: reads .detector"

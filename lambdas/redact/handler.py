@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import redactor
+from redactor.detectors import uses_faces_file
 from redactor.records import Segment, SourceInfo
 from redactor.remote import prepare_fork, s3_url
 
@@ -33,8 +34,8 @@ def _source_info(prefix: str) -> SourceInfo:
 
 
 def _config(prefix: str):
-    """The engine settings for this run: for rekognition-video, the run's faces file (cached per run)."""
-    if CONFIG.detector != "rekognition-video":
+    """The engine settings for this run, with the run's faces file when the detector reads one (cached)."""
+    if not uses_faces_file(CONFIG):
         return CONFIG
     key = naming.faces_key(prefix)
     if _faces_cache.get("key") != key or not Path(_faces_cache.get("path", "")).is_file():

@@ -10,15 +10,18 @@ that failed silently cannot produce a short video.
 """
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
 
 from redactor.errors import StitchError
 from redactor.containers import output_name
+from redactor.detectors import uses_faces_file
 from redactor.records import Plan, SegmentResult
 from redactor.remote import s3_url
 from redactor.remux import stitch as stitch_parts
+from redactor.report import finish_report
 
 from common import naming, obs, s3
 from common.env import engine_config, require
@@ -52,6 +55,14 @@ def _collect(prefix: str, plan: Plan, parts_dir: Path) -> list[SegmentResult]:
     return results
 
 
+def _config(prefix: str, tmp: Path):
+    """The engine settings for the report, with the run's faces file when the detector reads one."""
+    if not uses_faces_file(CONFIG):
+        return CONFIG
+    faces = s3.download(ENV["WORK_BUCKET"], naming.faces_key(prefix), tmp / "faces.json")
+    return dataclasses.replace(CONFIG, faces_path=str(faces))
+
+
 def _clear_stale_failure(key: str) -> None:
     """A successful run removes failed/<key>.json an earlier failed run of the same key left behind."""
     failed = naming.failed_key(key)
@@ -78,17 +89,11 @@ def handler(event, context):
         output.parent.mkdir()
         stitched = stitch_parts(plan, results, str(output), CONFIG)
         t_stitch = time.monotonic()
-        from redactor.report import build_report
-
         plan_seconds = float((event.get("plan") or {}).get("plan_seconds") or 0.0)
         timings = {"plan": plan_seconds, "redact_wall_sum": round(sum(r.wall_seconds for r in results), 3),
                    "collect": round(t_collect - t0, 3), "stitch": round(t_stitch - t_collect, 3)}
-        report = build_report(plan, results, stitched, timings)  # reads the local detection sidecars
-        if CONFIG.detector == "rekognition-video":  # the video job's cost is per video, not per segment
-            from redactor.rekognition_video import report_fields
-
-            faces = s3.get_json(ENV["WORK_BUCKET"], naming.faces_key(prefix))
-            report["detector"].update(report_fields(faces, CONFIG.rekognition_video_price_per_minute))
+        # reads the local detection sidecars (and the run's faces file, when the detector has one)
+        report = finish_report(plan, results, stitched, timings, _config(prefix, tmp))
         report["source"]["path"] = f"s3://{bucket}/{key}"
         report["source"]["version"] = version
         report["output"]["output"] = f"s3://{ENV['OUTPUT_BUCKET']}/{out_key}"

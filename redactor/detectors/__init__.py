@@ -31,6 +31,22 @@ FACTORIES: dict[str, Callable] = {
 }
 
 
+def uses_faces_file(settings) -> bool:
+    """Whether the detector reads the run's faces file (``settings.faces_path``): ``rekognition-video``, whose
+    boxes come from the workflow's video job. The Redact and Stitch adapters fetch that file for the run."""
+    return settings.detector == "rekognition-video"
+
+
+def run_report_fields(settings) -> dict:
+    """What the detector records once per video in the report's ``detector`` section (beyond the per-segment
+    counts): for ``rekognition-video`` its video job, minutes and cost, read from the run's faces file."""
+    if not uses_faces_file(settings):
+        return {}
+    from ..rekognition_video import report_fields
+
+    return report_fields(load_faces(settings.faces_path), settings.rekognition_video_price_per_minute)
+
+
 def make_detector(settings, source=None) -> Detector:
     """The detector ``settings.detector`` names, for a video described by ``source`` (SourceInfo). Built once
     in each worker process."""
