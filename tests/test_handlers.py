@@ -73,6 +73,28 @@ def test_every_handler_is_observed_through_common_obs():
         assert [ast.unparse(d) for d in entry.decorator_list] == ["obs.handler"], path
 
 
+def test_a_malformed_event_is_refused_naming_the_function_and_field(monkeypatch):
+    """Events are parsed into records first: a missing field is an EventError naming it, not a KeyError."""
+    from common.events import EventError
+
+    for k in ("RAW_BUCKET", "WORK_BUCKET", "OUTPUT_BUCKET"):
+        monkeypatch.setenv(k, k.lower())
+    ok = {"bucket": "raw", "key": "a.mp4", "work_prefix": "runs/a-0123/"}
+    for name in ("plan", "redact", "stitch"):
+        handler = aws_support.load_handler(name).handler
+        ctx = aws_support.FakeContext(f"redactor-{name}")
+        for missing in ("bucket", "key", "work_prefix"):
+            with pytest.raises(EventError, match=f"{name}: the event has no '{missing}'"):
+                handler({k: v for k, v in ok.items() if k != missing}, ctx)
+    redact = aws_support.load_handler("redact").handler
+    with pytest.raises(EventError, match="redact: the event has no 'segment'"):
+        redact(ok, aws_support.FakeContext("redactor-redact"))
+    with pytest.raises(EventError, match="redact: the event's segment is malformed"):
+        redact({**ok, "segment": {"index": 0}}, aws_support.FakeContext("redactor-redact"))
+    with pytest.raises(EventError, match="work prefix"):
+        redact({**ok, "work_prefix": "elsewhere/"}, aws_support.FakeContext("redactor-redact"))
+
+
 def test_no_handler_branches_on_the_detector_name():
     """Which detector needs what is the engine's (redactor.detectors): handlers ask it, never compare names."""
     import ast

@@ -10,6 +10,7 @@ from redactor.remote import s3_url
 from redactor.remux import check_output
 
 from common import naming, obs, s3
+from common.events import Upload
 from common.env import engine_config, require
 
 ENV = require("RAW_BUCKET", "WORK_BUCKET")
@@ -19,8 +20,8 @@ CONFIG = engine_config()
 @obs.handler
 def handler(event, context):
     t0 = time.monotonic()
-    bucket, key, version = event["bucket"], event["key"], event.get("version")
-    prefix = naming.check_work_prefix(event["work_prefix"])
+    run = Upload.from_event(event, "plan")
+    bucket, key, version, prefix = run.bucket, run.key, run.version, run.work_prefix
     plan = redactor.plan(s3_url(bucket, key, version), CONFIG)  # InputError -> Record failure
     check_output(plan.source, naming.output_key(key), CONFIG)  # e.g. audio the output container cannot hold
     s3.put_json(ENV["WORK_BUCKET"], naming.plan_key(prefix), plan.to_dict())

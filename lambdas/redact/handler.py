@@ -15,7 +15,7 @@ from redactor.detectors import uses_faces_file
 from redactor.records import Segment, SourceInfo
 from redactor.remote import prepare_fork, s3_url
 
-from common import naming, obs, s3
+from common import events, naming, obs, s3
 from common.env import engine_config, require
 
 ENV = require("RAW_BUCKET", "WORK_BUCKET")
@@ -46,9 +46,9 @@ def _config(prefix: str):
 
 @obs.handler
 def handler(event, context):
-    bucket, key, version = event["bucket"], event["key"], event.get("version")
-    prefix = naming.check_work_prefix(event["work_prefix"])
-    segment = Segment.from_dict(event["segment"])
+    run = events.Upload.from_event(event, "redact")
+    bucket, key, version, prefix = run.bucket, run.key, run.version, run.work_prefix
+    segment = events.segment(event, "redact")
     obs.logger.append_keys(segment=segment.index, key=key)
     source = s3_url(bucket, key, version)  # read in place: the index and this segment's frames only
     with tempfile.TemporaryDirectory(prefix="segment-") as work:

@@ -24,6 +24,7 @@ from redactor.remux import stitch as stitch_parts
 from redactor.report import finish_report
 
 from common import naming, obs, s3
+from common.events import Upload
 from common.env import engine_config, require
 
 ENV = require("RAW_BUCKET", "WORK_BUCKET", "OUTPUT_BUCKET")
@@ -75,8 +76,8 @@ def _clear_stale_failure(key: str) -> None:
 @obs.handler
 def handler(event, context):
     t0 = time.monotonic()
-    bucket, key, version = event["bucket"], event["key"], event.get("version")
-    prefix = naming.check_work_prefix(event["work_prefix"])
+    run = Upload.from_event(event, "stitch")
+    bucket, key, version, prefix = run.bucket, run.key, run.version, run.work_prefix
     obs.logger.append_keys(key=key)
     plan = Plan.from_dict(s3.get_json(ENV["WORK_BUCKET"], naming.plan_key(prefix)))
     out_key, rep_key, html_key = naming.output_key(key), naming.report_key(key), naming.report_html_key(key)
