@@ -45,8 +45,10 @@ def plane_views(frame) -> list[np.ndarray]:
     return out
 
 
-def expand_boxes(boxes: np.ndarray, factor: float, width: int, height: int) -> np.ndarray:
-    """Grow boxes by ``factor`` about their centre (at least by a small fixed margin), clip to the frame, int."""
+def expand_boxes(boxes: np.ndarray, factor: float, width: int, height: int, clip: bool = True) -> np.ndarray:
+    """Grow boxes by ``factor`` about their centre (at least by a small fixed margin), clip to the frame, int.
+    Boxes with no area in the frame are dropped; with ``clip=False`` the others keep their full extent (a face
+    crossing the frame's edge is masked by its whole ellipse, cut off by the edge)."""
     if len(boxes) == 0:
         return np.zeros((0, 4), dtype=np.int32)
     b = np.asarray(boxes, dtype=np.float32)[:, :4]
@@ -57,13 +59,13 @@ def expand_boxes(boxes: np.ndarray, factor: float, width: int, height: int) -> n
     margin = 2 * max(6.0, 0.005 * width)
     w = np.maximum((b[:, 2] - b[:, 0]) * factor, (b[:, 2] - b[:, 0]) + margin)
     h = np.maximum((b[:, 3] - b[:, 1]) * factor, (b[:, 3] - b[:, 1]) + margin)
-    out = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    full = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    full = np.stack([np.floor(full[:, 0]), np.floor(full[:, 1]), np.ceil(full[:, 2]), np.ceil(full[:, 3])], axis=1)
+    out = full.copy()
     out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, width)
     out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, height)
-    out = np.stack([np.floor(out[:, 0]), np.floor(out[:, 1]), np.ceil(out[:, 2]), np.ceil(out[:, 3])], axis=1)
-    out = out.astype(np.int32)
     keep = (out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1])
-    return out[keep]
+    return (out if clip else full)[keep].astype(np.int32)
 
 
 _MASKS: dict[tuple[int, int], np.ndarray] = {}
@@ -130,7 +132,8 @@ def redact_planes(planes: list[np.ndarray], boxes: np.ndarray, fmt: str, style: 
 
     Overlapping boxes are done together: the style is computed once over the cluster's bounding region
     (blur/pixel size from its largest face) and written through the union of the boxes' masks, which is
-    exactly the area the boxes cover one by one, at a fraction of the cost."""
+    exactly the area the boxes cover one by one, at a fraction of the cost. Boxes may reach past the plane's
+    edges: their masks are cut off there (an ellipse keeps its shape up to the edge)."""
     sx, sy, bits = PLANAR[fmt]
     maxv = (1 << bits) - 1
     for group in clusters(np.asarray(boxes, dtype=np.int64).reshape(-1, 4)):
@@ -142,8 +145,9 @@ def redact_planes(planes: list[np.ndarray], boxes: np.ndarray, fmt: str, style: 
                 fx, fy, s = 0, 0, size
             else:
                 fx, fy, s = sx, sy, max(1, size >> sx)
-            a, b = gx1 >> fx, gy1 >> fy
-            c, d = -(-gx2 >> fx), -(-gy2 >> fy)
+            ph, pw = plane.shape
+            a, b = max(0, gx1 >> fx), max(0, gy1 >> fy)
+            c, d = min(pw, -(-gx2 >> fx)), min(ph, -(-gy2 >> fy))
             roi = plane[b:d, a:c]
             if roi.size == 0:
                 continue
@@ -157,7 +161,8 @@ def redact_planes(planes: list[np.ndarray], boxes: np.ndarray, fmt: str, style: 
                 else:
                     v = 1 << (bits - 1)
                 new = np.full_like(roi, min(v, maxv))
-            if len(group) == 1:  # the region is the box itself: no union to build
+            if len(group) == 1 and (a, b, c, d) == (gx1 >> fx, gy1 >> fy, -(-gx2 >> fx), -(-gy2 >> fy)):
+                # the region is the box itself, inside the plane: no union to build
                 if mask == "ellipse":
                     np.copyto(roi, new, where=_ellipse_mask(roi.shape[1], roi.shape[0]))
                 else:
@@ -169,10 +174,14 @@ def redact_planes(planes: list[np.ndarray], boxes: np.ndarray, fmt: str, style: 
                 bc, bd = -(-x2 >> fx) - a, -(-y2 >> fy) - b
                 if bc <= ba or bd <= bb:
                     continue
+                # the box's part inside the plane
+                ca, cb, cc, cd = max(ba, 0), max(bb, 0), min(bc, roi.shape[1]), min(bd, roi.shape[0])
+                if cc <= ca or cd <= cb:
+                    continue
                 if mask == "ellipse":
-                    m[bb:bd, ba:bc] |= _ellipse_mask(bc - ba, bd - bb)
+                    m[cb:cd, ca:cc] |= _ellipse_mask(bc - ba, bd - bb)[cb - bb:cd - bb, ca - ba:cc - ba]
                 else:
-                    m[bb:bd, ba:bc] = True
+                    m[cb:cd, ca:cc] = True
             np.copyto(roi, new, where=m)
 
 
@@ -183,5 +192,6 @@ def redact_frame(frame, boxes: np.ndarray, style: str, mask: str, enlarge: float
         return frame, eb
     frame.make_writable()
     full_range = int(frame.color_range or 0) == 2 or frame.format.name.startswith("yuvj")
-    redact_planes(plane_views(frame), eb, frame.format.name, style, mask, full_range)
+    whole = expand_boxes(boxes, enlarge, frame.width, frame.height, clip=False)  # masks cut off by the edges
+    redact_planes(plane_views(frame), whole, frame.format.name, style, mask, full_range)
     return frame, eb

@@ -140,7 +140,7 @@ class ChunkWorker:
         self.small_face = detector.coarse_min_face(info.width, info.height) if schedule.fine else 0.0
         self.fmt = encoder.fmt
         self.index = {p: task.lo + n for n, p in enumerate(task.frame_pts)}
-        self.coverage = Coverage(schedule)
+        self.coverage = Coverage(schedule, info.width, info.height, self.small_face)
         self.tracks = SmallFaceTracks(self.small_face)
         self.pending: collections.deque = collections.deque()  # decoded frames waiting for their boxes
         self.records: dict[int, tuple[int, np.ndarray]] = {}  # frame -> (pts, boxes found on it)

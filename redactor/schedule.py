@@ -16,9 +16,10 @@ and ``track_every`` fix them in frames instead.
   frame after each fine pass to learn their velocity.
 
 A frame is covered by the coarse samples within ``window`` (held) and ``reach`` (interpolated/extrapolated),
-by the fine passes on either side of it and by the track boxes of its own fine interval (tracking.Coverage);
-so a frame can be encoded ``latency`` frames after it was decoded, and a cut needs ``context`` frames read on
-each side.
+by faces carried out of (or back into) the picture from samples within ``edge_reach`` (``carry`` frames on
+from where a face near the edge was lost), by the fine passes on either side of it and by the track boxes of
+its own fine interval (tracking.Coverage); so a frame can be encoded ``latency`` frames after it was decoded,
+and a cut needs ``context`` frames read on each side.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import math
 from dataclasses import dataclass
 
 REFERENCE_FPS = 30.0  # the frame rate ``Config.schedule`` describes (a clip's own: ``Config.schedule_for(fps)``)
+EDGE_SAMPLES = 3  # a face lost near the frame's edge is carried on this many coarse samples (until it has left)
 MAX_EVERY = 30  # frames: the longest coarse period (``detect_ms`` at a very high frame rate)
 MAX_FINE = 600  # frames: the longest fine period
 
@@ -116,16 +118,30 @@ class Schedule:
         return self.window + self.every
 
     @property
+    def carry(self) -> int:
+        """A face lost near the frame's edge is carried this many frames on (and one that came in, back)."""
+        return EDGE_SAMPLES * self.every
+
+    @property
+    def edge_reach(self) -> int:
+        """Coarse samples this far from a frame can carry a face onto it (the sample that saw it last, and the
+        one before for its motion)."""
+        return self.carry + self.every
+
+    @property
     def latency(self) -> int:
         """A frame's boxes are known once the frame this many frames later has been detected."""
-        return max(self.reach, self.window_fine) if self.fine else self.window
+        if self.fine:
+            return max(self.reach, self.window_fine, self.edge_reach)
+        return max(self.window, self.edge_reach)
 
     @property
     def context(self) -> int:
         """Frames of context a worker reads on each side of its range so results do not depend on cuts: the
-        coarse samples that shape a frame's boxes (hold + 2k - 1 away), the fine passes around it (K - 1) and
-        the start of its fine interval, where its small-face tracks begin."""
-        return max(self.hold + 2 * self.every, self.fine)
+        coarse samples that shape a frame's boxes (hold + 2k - 1 away; faces carried at the edge: up to
+        ``edge_reach``), the fine passes around it (K - 1) and the start of its fine interval, where its
+        small-face tracks begin."""
+        return max(self.hold + 2 * self.every, self.fine, self.edge_reach)
 
     # ------------------------------------------------------------------------------------------ frames
     def is_fine(self, i: int) -> bool:
@@ -142,12 +158,14 @@ class Schedule:
         tracks are alive (the velocity probe one frame after a fine pass needs some)."""
         k, K = self.every, self.fine
         if not K:
-            return Passes(detect=True) if i % k == 0 and start - self.window <= i < end + self.window else NONE
+            r = max(self.window, self.edge_reach)
+            return Passes(detect=True) if i % k == 0 and start - r <= i < end + r else NONE
         if self.is_fine(i):
             return Passes(detect=True) if start - self.window_fine <= i < end + self.window_fine else NONE
         chain = self.interval_start(start) <= i and self.interval_start(i) < end
         # one frame after a fine pass, its small faces are looked for again to learn their velocity
         probe = chain and self.track > 1 and i % K == 1 and tracking
-        coarse = i % k == 0 and (start - self.reach <= i < end + self.reach or chain)
+        r = max(self.reach, self.edge_reach)
+        coarse = i % k == 0 and (start - r <= i < end + r or chain)
         track = chain and (i % self.track == 0 or probe)
         return Passes(coarse=coarse, track=track) if coarse or track else NONE

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["make_clip", "make_bad_inputs", "face_image", "main"]
+__all__ = ["make_clip", "edge_clip", "make_bad_inputs", "face_image", "main"]
 
 # Tight crop of the astronaut's face (hair to chin) in skimage.data.astronaut() (512x512 RGB).
 _FACE_ROWS = (14, 194)
@@ -90,6 +90,34 @@ def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
     x0, x1, wx = axis(w, sw)
     rows = src[y0] * (1 - wy)[:, None, None] + src[y1] * wy[:, None, None]
     return rows[:, x0] * (1 - wx)[None, :, None] + rows[:, x1] * wx[None, :, None]
+
+
+LOOKS = ("frontal", "squeezed", "half")
+
+
+def _look(face: np.ndarray, h: int, w: int, look: str) -> np.ndarray:
+    """The face image at h x w as a head turned away would show it: ``frontal`` as is, ``squeezed`` to 60 %
+    of its width (a head turned about 50 degrees), ``half`` its left half only (a profile: one eye, half the
+    mouth). Returns float32."""
+    if look == "frontal":
+        return _resize(face, h, w)
+    if look == "squeezed":
+        return _resize(face, h, max(4, int(round(0.6 * w))))
+    if look == "half":
+        return _resize(face[:, : face.shape[1] // 2], h, max(4, w // 2))
+    raise ValueError(f"look must be one of {', '.join(LOOKS)}, got {look!r}")
+
+
+def _paste(frame: np.ndarray, img: np.ndarray, x: int, y: int) -> list[int] | None:
+    """Paste ``img`` with its top-left corner at (x, y), which may lie outside the frame: only the visible
+    part is drawn. Returns the visible box [x1, y1, x2, y2] (exclusive), or None when nothing is visible."""
+    H, W = frame.shape[:2]
+    h, w = img.shape[:2]
+    x1, y1, x2, y2 = max(0, x), max(0, y), min(W, x + w), min(H, y + h)
+    if x2 <= x1 or y2 <= y1:
+        return None
+    frame[y1:y2, x1:x2] = img[y1 - y:y2 - y, x1 - x:x2 - x]
+    return [x1, y1, x2, y2]
 
 
 def _background(rng: np.random.Generator, bh: int, bw: int) -> np.ndarray:
@@ -219,8 +247,8 @@ class _Audio:
 def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx264", pix_fmt="yuv420p",
               bframes=2, gop=None, keyframes_only_first=False, vfr=False, rotation=0,
               audio=None, faces=1, face_size=(80, 110), container=None, seed=0, metadata=None,
-              preset="ultrafast", crf=23, appear=None, time_base=None, start=0, keyframes=None,
-              trim=0) -> dict:
+              preset="ultrafast", crf=23, appear=None, time_base=None, start=0, keyframes=None, paths=None,
+              looks=None) -> dict:
     """Write a synthetic clip to ``path`` and return its ground truth (see module docstring).
 
     ``face_size`` is the (min, max) face width in pixels (height follows the crop's aspect, ~1.11x);
@@ -233,11 +261,14 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
     and encoder time base (default 1/fps, or 1/90000 with ``vfr``); each frame's pts is its time rounded to
     it, so e.g. 1/12800 at 30 fps gives 426/427-tick steps. ``start`` (seconds, exact as a Fraction) is the
     first frame's time. ``keyframes`` lists the frame indices encoded as IDR frames (the first frame is
-    always one); no other frame is a keyframe. ``trim`` (MP4/MOV): the first ``trim`` frames are stored
-    before the edit list's start, as in a clip trimmed without re-encoding: decoded as references, never
-    shown; the ground truth holds the shown frames only. The muxer may store a coarser or finer time base (MP4 at
+    always one); no other frame is a keyframe. The muxer may store a coarser or finer time base (MP4 at
     least 10000 ticks/s, Matroska 1 ms, the start as a millisecond edit list): the returned ``pts``,
     ``time_base`` and ``keyframes`` are read back from the file.
+
+    Edge tests (``edge_clip``): ``paths`` gives, per face, its top-left corner (x, y) on every frame (None:
+    absent) instead of the smooth in-frame path; it may lie partly or wholly outside the frame, and the ground
+    truth then holds the visible part only. ``looks`` gives, per face, ``frontal``, ``squeezed`` or ``half``
+    (see ``_look``; the face's width follows its look).
     """
     import av
 
@@ -258,6 +289,8 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
         raise ValueError("rotation must be a multiple of 90")
     if (width % 2 or height % 2) and pix_fmt in _ODD_SAFE:
         pix_fmt = _ODD_SAFE[pix_fmt]
+    if paths is not None and len(paths) != int(faces):
+        raise ValueError(f"paths: one path per face ({faces}), got {len(paths)}")
     fpsq = _fps_fraction(fps)
     rng = np.random.default_rng(seed)
     tb_req = Fraction(time_base) if time_base is not None else None  # "num/den" strings work too
@@ -307,7 +340,9 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
             fh = int(round(fw * aspect))
             scale = min(1.0, (width - 2) / fw, (height - 2) / fh)
             fw, fh = max(4, int(fw * scale)), max(4, int(fh * scale))
-            img = np.clip(_resize(face_src, fh, fw) * rng.uniform(0.85, 1.1), 0, 255).astype(np.uint8)
+            look = looks[len(face_specs)] if looks else "frontal"
+            img = np.clip(_look(face_src, fh, fw, look) * rng.uniform(0.85, 1.1), 0, 255).astype(np.uint8)
+            fh, fw = img.shape[:2]
             face_specs.append(dict(img=img, w=fw, h=fh,
                                    px=rng.uniform(3, 7), py=rng.uniform(4, 9),
                                    phx=rng.uniform(0, 2 * np.pi), phy=rng.uniform(0, 2 * np.pi)))
@@ -354,10 +389,16 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
             for fi, f in enumerate(face_specs):
                 if appear is not None and fi < len(appear) and i < int(appear[fi]):
                     continue
-                x = int(round((width - f["w"]) * (0.5 + 0.48 * math.sin(2 * math.pi * t / f["px"] + f["phx"]))))
-                y = int(round((height - f["h"]) * (0.5 + 0.48 * math.sin(2 * math.pi * t / f["py"] + f["phy"]))))
-                frame[y:y + f["h"], x:x + f["w"]] = f["img"]
-                boxes.append([x, y, x + f["w"], y + f["h"]])
+                if paths is not None:
+                    if paths[fi][i] is None:
+                        continue
+                    x, y = (int(round(v)) for v in paths[fi][i])
+                else:
+                    x = int(round((width - f["w"]) * (0.5 + 0.48 * math.sin(2 * math.pi * t / f["px"] + f["phx"]))))
+                    y = int(round((height - f["h"]) * (0.5 + 0.48 * math.sin(2 * math.pi * t / f["py"] + f["phy"]))))
+                box = _paste(frame, f["img"], x, y)
+                if box:
+                    boxes.append(box)
             boxes_all.append(boxes)
             vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
             if pix_fmt != "rgb24":
@@ -375,15 +416,10 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
         if aud:
             aud.flush(out)
 
-    if trim:
-        _trim(path, fmt, Fraction(pts[int(trim)] - pts[0]) * tb)
-        n_frames -= int(trim)
-        boxes_all = boxes_all[int(trim):]
-
-    # --- read back timestamps as stored (shown frames only) ---
+    # --- read back timestamps as stored ---
     with av.open(str(path)) as inp:
         s = inp.streams.video[0]
-        packets = [(p.pts, p.is_keyframe) for p in inp.demux(s) if p.pts is not None and not p.is_discard]
+        packets = [(p.pts, p.is_keyframe) for p in inp.demux(s) if p.pts is not None]
         stored_pts = sorted(p for p, _ in packets)
         stored_tb = s.time_base
     stored_keys = sorted(stored_pts.index(p) for p, key in packets if key)
@@ -401,27 +437,35 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
     }
 
 
-def _trim(path: Path, fmt: str, cut: Fraction) -> None:
-    """Remux ``path`` with every timestamp ``cut`` seconds earlier: the mov muxer starts its edit lists at
-    time 0, so what came before it is kept but not shown (as in a clip trimmed without re-encoding)."""
-    import av
-
-    if fmt not in ("mp4", "mov"):
-        raise ValueError("trim needs an MP4/MOV output (edit lists)")
-    tmp = path.with_name(path.name + ".trim" + path.suffix)
-    with av.open(str(path)) as src, av.open(str(tmp), "w", format=fmt) as dst:
-        streams = {}
-        for s in src.streams:
-            streams[s.index] = dst.add_stream_from_template(s)
-            streams[s.index].time_base = s.time_base
-        for pkt in src.demux():
-            if pkt.size == 0:
-                continue
-            shift = round(cut / pkt.time_base)
-            pkt.pts, pkt.dts = pkt.pts - shift, (pkt.dts - shift if pkt.dts is not None else None)
-            pkt.stream = streams[pkt.stream.index]
-            dst.mux(pkt)
-    os.replace(tmp, path)
+def edge_clip(path, *, axis: str, fps, speed: float, looks=("frontal", "frontal"), width: int = 320,
+              height: int = 180, face: int = 56, margin: int = 2, seed: int = 0, **kw) -> dict:
+    """A clip of two faces crossing the picture in opposite directions along ``axis`` ("horizontal": one
+    enters through the left edge and leaves through the right, the other the other way, in the upper and the
+    lower half; "vertical": top to bottom and back, in the left and the right half), in straight lines at
+    ``speed`` face widths per frame, with ``margin`` frames without them before and after. ``looks``: one
+    per face (see ``_look``); ``face``: a frontal face's width. Ground truth as ``make_clip`` (the visible
+    part of every face on every frame), plus ``axis``, ``speed``, ``looks``."""
+    if axis not in ("horizontal", "vertical"):
+        raise ValueError(f"axis must be horizontal or vertical, got {axis!r}")
+    fh = int(round(face * (_FACE_ROWS[1] - _FACE_ROWS[0]) / (_FACE_COLS[1] - _FACE_COLS[0])))
+    step = float(speed) * face
+    tracks = []
+    for n, look in enumerate(looks[:2]):
+        fw = {"frontal": face, "squeezed": max(4, int(round(0.6 * face))), "half": max(4, face // 2)}[look]
+        size, across, lane = (fw, width, height) if axis == "horizontal" else (fh, height, width)
+        other = fh if axis == "horizontal" else fw
+        side = (lane / 2 - other) / 2 + n * lane / 2  # the middle of its half of the picture
+        along, x = [], -size + step / 2  # from just inside the entry edge until wholly outside the exit edge
+        while x < across:
+            along.append(x if n == 0 else across - size - x)
+            x += step
+        tracks.append([(a, side) if axis == "horizontal" else (side, a) for a in along])
+    n_frames = max(len(t) for t in tracks) + 2 * int(margin)
+    paths = [[None] * int(margin) + t + [None] * (n_frames - len(t) - int(margin)) for t in tracks]
+    gt = make_clip(path, width=width, height=height, fps=fps, seconds=n_frames / float(_fps_fraction(fps)),
+                   faces=len(paths), face_size=(face, face), seed=seed, paths=paths, looks=list(looks[:2]), **kw)
+    gt.update(axis=axis, speed=float(speed), looks=list(looks[:2]))
+    return gt
 
 
 def make_bad_inputs(dir) -> dict:

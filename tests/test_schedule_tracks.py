@@ -32,8 +32,9 @@ def test_schedule_from_settings():
     rk = Schedule.from_settings(Config(detector="rekognition", rekognition_every=5, fine_every=30))
     assert (rk.every, rk.fine) == (5, 0)  # an API detector is single-tier
     assert Schedule.from_settings(Config(detector="rekognition-video")).every == 1  # looked up per frame
-    # context: the coarse samples shaping a frame (hold + 2k) or the start of its fine interval (K)
-    assert s.context == 12 and Schedule(every=3, fine=0, hold=2).context == 8
+    # context: the coarse samples shaping a frame (hold + 2k), those that can carry a face out of the picture
+    # onto it (edge_reach: 3 samples + 1) or the start of its fine interval (K)
+    assert s.context == 12 and Schedule(every=3, fine=0, hold=2).context == 12 == Schedule(every=3).edge_reach
     assert Config(detect_every=3, fine_every=10, hold=2).context_frames == 12
 
 
@@ -50,17 +51,18 @@ def test_schedule_passes_in_a_chunk():
     assert p(27) == "CT" and p(30) == "CT"  # coarse sample + tracking step inside the chunk
     assert p(25) == "T" and p(25, tracking=False) == ""  # the velocity probe one frame after a fine pass
     assert p(26) == "" and p(28) == ""  # between tracking steps
-    assert p(18) == "C" and p(21) == "C" and p(15) == ""  # coarse context before: within reach (7) only
-    assert p(51) == "C" and p(54) == "C" and p(57) == ""  # ... and after, but no tracking (next interval)
+    # coarse context before: within edge_reach (12: faces carried out of the picture), beyond reach (7)
+    assert p(18) == "C" and p(15) == "C" and p(9) == ""
+    assert p(51) == "C" and p(57) == "C" and p(63) == ""  # ... and after, but no tracking (next interval)
     # a chunk starting inside a fine interval runs that interval's track chain from its fine pass
     assert s.passes(18, 20, 48, True).track and not s.passes(18, 24, 48, True).track
     # tracking every frame: no separate probe, a step on every frame of the chain
     t1 = Schedule(every=3, fine=12, track=1, hold=2)
     assert all(t1.passes(i, 24, 48, True).track for i in range(25, 36))
-    # single tier: samples every k within window (hold + k - 1) of the chunk, nothing else
+    # single tier: samples every k within edge_reach (> window, hold + k - 1) of the chunk, nothing else
     st = s.single_tier()
-    assert [i for i in range(0, 60) if st.passes(i, 24, 48, True)] == [21, 24, 27, 30, 33, 36, 39, 42, 45, 48, 51]
-    assert all(st.passes(i, 24, 48, True).detect for i in (21, 48))
+    assert [i for i in range(0, 72) if st.passes(i, 24, 48, True)] == list(range(12, 60, 3))
+    assert all(st.passes(i, 24, 48, True).detect for i in (12, 57))
     # the video's last frame gets a fine pass
     assert s.ending_at(50).passes(50, 24, 51, True).detect and not s.passes(50, 24, 51, True).detect
 

@@ -12,14 +12,22 @@ covered by:
     plus a size term (a big and a small face crossing keep their own paths); a pairing almost as likely as
     the chosen one, and the pairing that each face's motion from the sample before predicts, are
     interpolated too (two faces of one size crossing cannot be told apart by position alone).
+  * a face lost near the frame's edge, or found there first (``edge_boxes``): carried along its motion,
+    clipped to the frame, until it has left the picture (or came in), and stretched to the edge it is near,
+    for up to ``Schedule.carry`` frames.
 Everything depends only on global frame indices, never on where segments or chunks were cut.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..boxes import EMPTY
+from ..boxes import EMPTY, sizes
 from .matching import SIZE_WEIGHT, greedy_pairs, match, pair_costs, rival_pairs
+
+# A face seen on one sample only may have moved this many (detector box) sizes per frame towards the edge it
+# was near (the #15 ground-truth clips: up to one head width per frame, two boxes of a turned face)
+EDGE_SPEED = 2.0
+EDGE_RATIO = 2.0  # a face paired with a box this many times smaller (or larger) was only partly seen there
 
 # Track boxes are paired between samples (interpolated, extrapolated) up to this many face sizes per frame
 # apart: the tracker follows small faces this fast (measured: 20 px faces moving 95 px/frame in 4K).
@@ -96,6 +104,76 @@ def cover_boxes(i: int, dets: dict[int, np.ndarray], k: int, window: int, extrap
     return np.concatenate(parts)
 
 
+def _centres(b: np.ndarray) -> np.ndarray:
+    return np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], 1)
+
+
+def edge_boxes(i: int, dets: dict[int, np.ndarray], k: int, carry: int, width: int, height: int,
+               min_size: float = 0.0, speed: float = 4.0) -> list[np.ndarray]:
+    """Boxes of faces carried onto frame ``i`` at the frame's edge: a face on sample ``j`` (``0 < i - j <=
+    carry``) that sample ``j + k`` does not pair (it left, or the detector missed a half-visible or turned
+    face), or one on sample ``j`` (``0 < j - i <= carry``) that sample ``j - k`` does not pair (it came in),
+    is carried from ``j`` towards ``i`` along its motion (from the sample on its other side; none known: it
+    stays) while it is near an edge: where it would be on the sample that missed it lies within a face size
+    of the edge (one face size per frame, ``EDGE_SPEED``, when its motion is unknown). Its box on frame i
+    is stretched to every edge it is that near, and clipped to the frame; once it has wholly left the
+    picture it is dropped. Faces smaller than ``min_size`` are left to the small-face tracks."""
+    out = []
+    reach = max(1.5, speed * k)
+    for j, a in dets.items():
+        d = i - j
+        if d == 0 or abs(d) > carry or not len(a):
+            continue
+        step = k if d > 0 else -k
+        other = dets.get(j + step)  # the sample that did not see it (None: unknown, or beyond the video)
+        if other is None:
+            continue
+        # a box less than half (or more than twice) the size is not the face seen whole: a part of it at the edge
+        sa, so = sizes(a), sizes(other)
+        seen = {x for x, y in match(a, other, max_dist=reach, size_weight=SIZE_WEIGHT)
+                if max(sa[x], so[y]) <= EDGE_RATIO * min(sa[x], so[y])}
+        lost = [x for x in range(len(a)) if x not in seen and sizes(a[x:x + 1])[0] >= min_size]
+        if not lost:
+            continue
+        faces = a[lost]
+        vel = np.zeros((len(faces), 2), np.float32)  # per frame, in the direction of d
+        known = np.zeros(len(faces), bool)
+        behind = dets.get(j - step)
+        if behind is not None and len(behind):
+            for ib, ia in match(behind, faces, max_dist=reach, size_weight=SIZE_WEIGHT):
+                vel[ia] = (_centres(faces[ia:ia + 1])[0] - _centres(behind[ib:ib + 1])[0]) / k
+                known[ia] = True
+        w, h = faces[:, 2] - faces[:, 0], faces[:, 3] - faces[:, 1]
+        s = np.maximum(w, h)
+        # how near an edge counts: a face size from where the missing sample would have had it (k face sizes
+        # from where it was, when its motion is unknown)
+        near = np.where(known, s, s * max(1.0, EDGE_SPEED * k))
+        for n in range(len(faces)):
+            at_miss = faces[n, :4] + np.tile(vel[n] * k, 2)
+            gaps = np.array([at_miss[0], at_miss[1], width - at_miss[2], height - at_miss[3]])
+            edges = gaps <= near[n]
+            if not edges.any():
+                continue  # lost inside the picture: not the edge's doing
+            # a detector's box is the face's core: hair, ears and chin reach about half its size further, and
+            # the carried face's position is a guess: its box grows by a quarter of its size on every side
+            m = s[n] / 4
+            x1, y1, x2, y2 = faces[n, :4] + np.tile(vel[n] * abs(d), 2) + np.array([-m, -m, m, m])
+            if x2 + 2 * m <= 0 or y2 + 2 * m <= 0 or x1 - 2 * m >= width or y1 - 2 * m >= height:
+                continue  # it has left the picture (head and all, give or take its motion measured at the edge)
+            cur = np.array([x1, y1, width - x2, height - y2]) <= near[n]
+            # stretched to the edges it is near; left partly outside (the redaction grows it, then clips it to
+            # the frame), never dropped while part of it can still be in the picture
+            x1 = min(x1, 0.0) if cur[0] and edges[0] else x1
+            y1 = min(y1, 0.0) if cur[1] and edges[1] else y1
+            x2 = max(x2, float(width)) if cur[2] and edges[2] else x2
+            y2 = max(y2, float(height)) if cur[3] and edges[3] else y2
+            # ... and at least a band of m inside the picture where it is leaving (clipped to it, not dropped)
+            x1, y1 = min(x1, width - m), min(y1, height - m)
+            x2, y2 = max(x2, m), max(y2, m)
+            out.append(np.array([[x1, y1, x2, y2, faces[n, 4]]], np.float32))
+    return out
+
+
 class Coverage:
     """The detections a chunk has made so far, by global frame index, and the boxes that cover frame i:
 
@@ -106,8 +184,10 @@ class Coverage:
     * the small faces of the fine passes on either side of frame i (each held ``K - 1`` frames).
     """
 
-    def __init__(self, schedule):
+    def __init__(self, schedule, width: int = 0, height: int = 0, small_face: float = 0.0):
         self.schedule = schedule
+        self.size = (int(width), int(height))  # 0: no edge carry (unit tests of the other rules)
+        self.small_face = small_face  # smaller faces are the small-face tracks' (edge carry: coarse faces only)
         self.coarse: dict[int, np.ndarray] = {}
         self.tracked: dict[int, np.ndarray] = {}
         self.fine: dict[int, np.ndarray] = {}
@@ -119,6 +199,10 @@ class Coverage:
     def boxes(self, i: int) -> np.ndarray:
         s = self.schedule
         boxes = cover_boxes(i, self.coarse, s.every, s.window, extrapolate=bool(s.fine))
+        if self.size[0] and self.size[1]:
+            edge = edge_boxes(i, self.coarse, s.every, s.carry, *self.size, min_size=self.small_face)
+            if edge:
+                boxes = np.concatenate([boxes] + edge) if len(boxes) else np.concatenate(edge)
         if s.fine:
             m0 = i - i % s.fine
             local = {j: v for j, v in self.tracked.items() if m0 <= j < m0 + s.fine}
