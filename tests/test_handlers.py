@@ -93,6 +93,12 @@ def test_a_malformed_event_is_refused_naming_the_function_and_field(monkeypatch)
         redact({**ok, "segment": {"index": 0}}, aws_support.FakeContext("redactor-redact"))
     with pytest.raises(EventError, match="work prefix"):
         redact({**ok, "work_prefix": "elsewhere/"}, aws_support.FakeContext("redactor-redact"))
+    faces = aws_support.load_handler("faces").handler
+    for action in ("check", "save"):
+        with pytest.raises(EventError, match=f"faces {action}: the event has no 'job_id'"):
+            faces({**ok, "action": action}, aws_support.FakeContext("redactor-faces"))
+    with pytest.raises(EventError, match="faces start: the event has no 'key'"):
+        faces({"action": "start", "bucket": "raw", "work_prefix": ok["work_prefix"]}, aws_support.FakeContext("f"))
 
 
 def test_no_handler_branches_on_the_detector_name():

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from redactor import rekognition_video as rv
 from redactor.records import Plan
 
-from common import naming, obs, s3
+from common import events, naming, obs, s3
 from common.env import engine_config, require
 
 ENV = require("RAW_BUCKET", "WORK_BUCKET")
@@ -58,32 +58,33 @@ def _call(fn, *args, **kw):
 
 
 def _start(event):
-    prefix = naming.check_work_prefix(event["work_prefix"])
-    plan = Plan.from_dict(s3.get_json(ENV["WORK_BUCKET"], naming.plan_key(prefix)))
+    run = events.Upload.from_event(event, "faces start")
+    plan = Plan.from_dict(s3.get_json(ENV["WORK_BUCKET"], naming.plan_key(run.work_prefix)))
     rv.check_source(plan.source)
-    job_id = _call(rv.start_job, rekognition(), event["bucket"], event["key"], event.get("version"),
-                   job_tag=event.get("execution"))
-    obs.logger.info("face detection started", extra={"job_id": job_id, "key": event["key"]})
+    job_id = _call(rv.start_job, rekognition(), run.bucket, run.key, run.version, job_tag=event.get("execution"))
+    obs.logger.info("face detection started", extra={"job_id": job_id, "key": run.key})
     obs.metrics.add_metric(name="FaceDetectionJobs", unit=obs.MetricUnit.Count, value=1)
     return {"job_id": job_id}
 
 
 def _check(event):
-    status, message = _call(rv.job_status, rekognition(), event["job_id"])
+    job_id = events.field(event, "job_id", "faces check")
+    status, message = _call(rv.job_status, rekognition(), job_id)
     if status == "FAILED":
-        raise FaceDetectionFailed(f"Rekognition face detection job {event['job_id']} failed: {message}")
+        raise FaceDetectionFailed(f"Rekognition face detection job {job_id} failed: {message}")
     return {"status": status}
 
 
 def _save(event):
-    prefix = naming.check_work_prefix(event["work_prefix"])
-    data = _call(rv.collect_faces, rekognition(), event["job_id"])
+    prefix = events.work_prefix(event, "faces save")
+    job_id = events.field(event, "job_id", "faces save")
+    data = _call(rv.collect_faces, rekognition(), job_id)
     key = naming.faces_key(prefix)
     s3.put_json(ENV["WORK_BUCKET"], key, data)
     summary = data["summary"]
     obs.logger.info("face detections saved", extra={"faces_key": key, **summary})
     obs.metrics.add_metric(name="RekognitionVideoMinutes", unit=obs.MetricUnit.Count, value=summary["video_minutes"])
-    return {"job_id": event["job_id"], "faces_key": key, "samples": summary["samples"], "faces": summary["faces"],
+    return {"job_id": job_id, "faces_key": key, "samples": summary["samples"], "faces": summary["faces"],
             "video_minutes": summary["video_minutes"]}
 
 
