@@ -1,32 +1,47 @@
 """Face detectors behind one protocol (``base.Detector``). ``make_detector`` is the only place that names the
 backends: ``centerface`` and ``yunet`` (local models, two-tier), ``rekognition`` (DetectFaces per sampled frame) and
 ``rekognition-video`` (boxes from the workflow's video job, ``precomputed``). A backend module imports only
-``base`` (and the pure box/tracking code), never another backend or this package. Importing the package loads
-no model, OpenCV or boto3: a backend does that when it is built."""
+``base`` (and the pure box/tracking code), never another backend or this package.
+
+Importing the package loads nothing heavy — no numpy, model, OpenCV or boto3 — because functions without the
+vision layer (Stitch: no numpy there) import it for ``uses_faces_file``/``run_report_fields``; the protocol and
+the backends are imported on first use (``make_detector``, or ``from redactor.detectors import CenterFace``).
+``tests/test_deployed_runtime.py`` runs Stitch with only its own layers and fails if this imports numpy."""
 from __future__ import annotations
 
-from typing import Callable
+import importlib
 
 from ..errors import DetectionError
-from ..rekognition_video import load_faces
-from .base import Detector, SingleTierDetector  # noqa: F401 - the protocol, for callers and fakes
-from .centerface import CenterFace
-from .precomputed import PrecomputedFacesDetector
-from .rekognition import RekognitionDetector
-from .yunet import YuNet
+
+# public name -> module that defines it (imported on first use, PEP 562)
+_LAZY = {"Detector": "base", "SingleTierDetector": "base", "CenterFace": "centerface", "YuNet": "yunet",
+         "RekognitionDetector": "rekognition", "PrecomputedFacesDetector": "precomputed"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _rekognition_video(settings, source):
+    from ..rekognition_video import load_faces
+    from .precomputed import PrecomputedFacesDetector
+
     if not settings.faces_path:
         raise DetectionError("detector rekognition-video needs a faces file (faces_path): it is written by the "
                              "AWS workflow's face-detection job, or pass one with --faces")
     return PrecomputedFacesDetector(settings, source, load_faces(settings.faces_path))
 
 
-FACTORIES: dict[str, Callable] = {
-    "centerface": CenterFace,  # OpenCV is imported when one is built
-    "yunet": YuNet,  # likewise; the model is vendored (redactor/models/)
-    "rekognition": RekognitionDetector,  # boto3 likewise
+def _backend(name: str):
+    return lambda settings, source: __getattr__(name)(settings, source)
+
+
+FACTORIES = {
+    "centerface": _backend("CenterFace"),  # OpenCV is imported when one is built
+    "yunet": _backend("YuNet"),  # likewise; the model is vendored (redactor/models/)
+    "rekognition": _backend("RekognitionDetector"),  # boto3 likewise
     "rekognition-video": _rekognition_video,
 }
 
@@ -42,7 +57,7 @@ def run_report_fields(settings) -> dict:
     counts): for ``rekognition-video`` its video job, minutes and cost, read from the run's faces file."""
     if not uses_faces_file(settings):
         return {}
-    from ..rekognition_video import report_fields
+    from ..rekognition_video import load_faces, report_fields
 
     return report_fields(load_faces(settings.faces_path), settings.rekognition_video_price_per_minute)
 
