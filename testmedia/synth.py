@@ -247,8 +247,8 @@ class _Audio:
 def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx264", pix_fmt="yuv420p",
               bframes=2, gop=None, keyframes_only_first=False, vfr=False, rotation=0,
               audio=None, faces=1, face_size=(80, 110), container=None, seed=0, metadata=None,
-              preset="ultrafast", crf=23, appear=None, time_base=None, start=0, keyframes=None, paths=None,
-              looks=None) -> dict:
+              preset="ultrafast", crf=23, appear=None, time_base=None, start=0, keyframes=None,
+              trim=0, paths=None, looks=None) -> dict:
     """Write a synthetic clip to ``path`` and return its ground truth (see module docstring).
 
     ``face_size`` is the (min, max) face width in pixels (height follows the crop's aspect, ~1.11x);
@@ -261,7 +261,9 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
     and encoder time base (default 1/fps, or 1/90000 with ``vfr``); each frame's pts is its time rounded to
     it, so e.g. 1/12800 at 30 fps gives 426/427-tick steps. ``start`` (seconds, exact as a Fraction) is the
     first frame's time. ``keyframes`` lists the frame indices encoded as IDR frames (the first frame is
-    always one); no other frame is a keyframe. The muxer may store a coarser or finer time base (MP4 at
+    always one); no other frame is a keyframe. ``trim`` (MP4/MOV): the first ``trim`` frames are stored
+    before the edit list's start, as in a clip trimmed without re-encoding: decoded as references, never
+    shown; the ground truth holds the shown frames only. The muxer may store a coarser or finer time base (MP4 at
     least 10000 ticks/s, Matroska 1 ms, the start as a millisecond edit list): the returned ``pts``,
     ``time_base`` and ``keyframes`` are read back from the file.
 
@@ -416,10 +418,15 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
         if aud:
             aud.flush(out)
 
-    # --- read back timestamps as stored ---
+    if trim:
+        _trim(path, fmt, Fraction(pts[int(trim)] - pts[0]) * tb)
+        n_frames -= int(trim)
+        boxes_all = boxes_all[int(trim):]
+
+    # --- read back timestamps as stored (shown frames only) ---
     with av.open(str(path)) as inp:
         s = inp.streams.video[0]
-        packets = [(p.pts, p.is_keyframe) for p in inp.demux(s) if p.pts is not None]
+        packets = [(p.pts, p.is_keyframe) for p in inp.demux(s) if p.pts is not None and not p.is_discard]
         stored_pts = sorted(p for p, _ in packets)
         stored_tb = s.time_base
     stored_keys = sorted(stored_pts.index(p) for p, key in packets if key)
@@ -435,6 +442,29 @@ def make_clip(path, *, width=640, height=360, fps=30, seconds=3.0, codec="libx26
         "bframes": int(bframes), "gop": gop, "keyframes_only_first": bool(keyframes_only_first),
         "seed": seed, "metadata": dict(metadata or {}), "keyframes": stored_keys,
     }
+
+
+def _trim(path: Path, fmt: str, cut: Fraction) -> None:
+    """Remux ``path`` with every timestamp ``cut`` seconds earlier: the mov muxer starts its edit lists at
+    time 0, so what came before it is kept but not shown (as in a clip trimmed without re-encoding)."""
+    import av
+
+    if fmt not in ("mp4", "mov"):
+        raise ValueError("trim needs an MP4/MOV output (edit lists)")
+    tmp = path.with_name(path.name + ".trim" + path.suffix)
+    with av.open(str(path)) as src, av.open(str(tmp), "w", format=fmt) as dst:
+        streams = {}
+        for s in src.streams:
+            streams[s.index] = dst.add_stream_from_template(s)
+            streams[s.index].time_base = s.time_base
+        for pkt in src.demux():
+            if pkt.size == 0:
+                continue
+            shift = round(cut / pkt.time_base)
+            pkt.pts, pkt.dts = pkt.pts - shift, (pkt.dts - shift if pkt.dts is not None else None)
+            pkt.stream = streams[pkt.stream.index]
+            dst.mux(pkt)
+    os.replace(tmp, path)
 
 
 def edge_clip(path, *, axis: str, fps, speed: float, looks=("frontal", "frontal"), width: int = 320,
