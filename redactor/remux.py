@@ -161,8 +161,7 @@ def _video_packets(parts: list[str], planned: list[list[int]] | None = None, tim
         flat = [p for ps in planned for p in ps] + [end_pts]
         nxt = iter(flat[1:])
     for n, part in enumerate(parts):
-        c = open_input(part)
-        try:
+        with open_input(part) as c:
             vs = c.streams.video[0]
             k = 0
             for pkt in c.demux(vs):
@@ -187,8 +186,6 @@ def _video_packets(parts: list[str], planned: list[list[int]] | None = None, tim
                 yield (float(pkt.dts * pkt.time_base) if pkt.dts is not None else 0.0, 0, pkt)
             if planned is not None and k != len(planned[n]):
                 raise StitchError(f"part has {k} frames, the plan has {len(planned[n])}", part)
-        finally:
-            c.close()
 
 
 def _check_parts(parts: list[str], where: str):
@@ -196,11 +193,8 @@ def _check_parts(parts: list[str], where: str):
     for p in parts:
         if not remote.is_remote(p) and (not os.path.isfile(p) or os.path.getsize(p) == 0):
             raise StitchError("part is missing or empty", p)
-        c = open_input(p)
-        try:
+        with open_input(p) as c:
             ed = bytes(c.streams.video[0].codec_context.extradata or b"")
-        finally:
-            c.close()
         if extradata is None:
             extradata = ed
         elif ed != extradata:
@@ -212,18 +206,14 @@ def concat_video(parts: list[str], output: str, segment_index: int = 0) -> None:
     _check_parts(parts, f"segment {segment_index}")
     tmp = _temp_path(output)
     try:
-        first = av.open(parts[0])
-        tb = first.streams.video[0].time_base
-        out = av.open(tmp, "w", format="mp4", options=exact_mov_options(tb))
-        try:
-            ovs = out.add_stream_from_template(first.streams.video[0])
-            ovs.time_base = tb
-            first.close()
-            for _, _, pkt in _video_packets(parts):
-                pkt.stream = ovs
-                out.mux(pkt)
-        finally:
-            out.close()
+        with av.open(parts[0]) as first:
+            tb = first.streams.video[0].time_base
+            with av.open(tmp, "w", format="mp4", options=exact_mov_options(tb)) as out:
+                ovs = out.add_stream_from_template(first.streams.video[0])
+                ovs.time_base = tb
+                for _, _, pkt in _video_packets(parts):
+                    pkt.stream = ovs
+                    out.mux(pkt)
         os.replace(tmp, output)
     except BaseException:
         _unlink(tmp)
@@ -269,20 +259,19 @@ def stitch(plan: Plan, parts: list[SegmentResult], output: str, config: Config |
     n_video = n_audio = 0
     removed: list[str] = []
     try:
-        source = open_input(src.path)
-        first = open_input(part_paths[0])
         opts = _muxer_options(output, fmt, config.keep_metadata)
         opts.update(exact_time_options(fmt, src.time_base, *(() if config.drop_audio else (
             a.time_base for a in src.audio if a.time_base))))
-        out = av.open(tmp, "w", format=fmt, options=opts)
-        try:
+        # an input opened before a later open fails is still closed (with), and the output's trailer is
+        # written whenever it was opened
+        with open_input(src.path) as source, open_input(part_paths[0]) as first, \
+                av.open(tmp, "w", format=fmt, options=opts) as out:
             ovs = out.add_stream_from_template(first.streams.video[0])
             if fmt in ("mp4", "mov"):
                 ovs.time_base = parse_tb(src.time_base)
             rate = source.streams[src.video_index].average_rate
             if rate:  # Matroska writes it as the track's default frame duration (else 1 / the part's tick)
                 ovs.codec_context.framerate = rate
-            first.close()
             if src.display_matrix:
                 ovs.set_display_matrix(src.display_matrix)
             elif src.rotation:
@@ -326,9 +315,6 @@ def stitch(plan: Plan, parts: list[SegmentResult], output: str, config: Config |
                     pkt.stream = audio_out[pkt.stream.index]
                     n_audio += 1
                 out.mux(pkt)
-        finally:
-            out.close()
-            source.close()
         if n_video != src.frame_count:
             raise StitchError(f"wrote {n_video} video packets, the source has {src.frame_count} frames", output)
         os.replace(tmp, output)
