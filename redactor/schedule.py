@@ -27,6 +27,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from .detectors import is_two_tier  # numpy-free: which backends are two-tier, without building one
+
 REFERENCE_FPS = 30.0  # the frame rate ``Config.schedule`` describes (a clip's own: ``Config.schedule_for(fps)``)
 EDGE_SAMPLES = 3  # a face lost near the frame's edge is carried on this many coarse samples (until it has left)
 MAX_EVERY = 30  # frames: the longest coarse period (``detect_ms`` at a very high frame rate)
@@ -70,8 +72,9 @@ class Schedule:
 
     @classmethod
     def from_settings(cls, settings, fps: float = REFERENCE_FPS) -> "Schedule":
-        """The schedule detection ``settings`` ask for on a ``fps`` video (the plan's ``source.fps``), before
-        the detector says whether it is two-tier."""
+        """The schedule detection ``settings`` ask for on a ``fps`` video (the plan's ``source.fps``): two-tier
+        (a fine period) for the backends ``detectors.TWO_TIER`` names, before a built detector says whether
+        the coarse pass pays for this frame size (``Detector.two_tier``, in the chunk worker)."""
         if settings.detector == "rekognition-video":
             k = 1  # boxes looked up by timestamp: every frame
         elif settings.detector == "rekognition":
@@ -82,7 +85,7 @@ class Schedule:
         every_fine = int(settings.fine_every)
         if every_fine < 0:  # from fine_ms (0 ms = off)
             every_fine = frames_in(settings.fine_ms, fps, MAX_FINE) if float(settings.fine_ms) > 0 else 0
-        if settings.detector == "centerface" and every_fine:
+        if every_fine and is_two_tier(settings.detector):
             fine = max(k, -(-every_fine // k) * k)  # rounded up to a multiple of k
         track = int(settings.track_every)
         if not track and float(settings.track_ms) > 0:

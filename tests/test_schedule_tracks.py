@@ -32,6 +32,9 @@ def test_schedule_from_settings():
     rk = Schedule.from_settings(Config(detector="rekognition", rekognition_every=5, fine_every=30))
     assert (rk.every, rk.fine) == (5, 0)  # an API detector is single-tier
     assert Schedule.from_settings(Config(detector="rekognition-video")).every == 1  # looked up per frame
+    # both local models are two-tier: fine pass (and the video's last frame) + coarse + tracking
+    for name in ("centerface", "yunet"):
+        assert Schedule.from_settings(Config(detector=name, detect_every=3)).fine == 30, name
     # context: the coarse samples shaping a frame (hold + 2k), those that can carry a face out of the picture
     # onto it (edge_reach: 3 samples + 1) or the start of its fine interval (K)
     assert s.context == 12 and Schedule(every=3, fine=0, hold=2).context == 12 == Schedule(every=3).edge_reach
@@ -65,6 +68,25 @@ def test_schedule_passes_in_a_chunk():
     assert all(st.passes(i, 24, 48, True).detect for i in (12, 57))
     # the video's last frame gets a fine pass
     assert s.ending_at(50).passes(50, 24, 51, True).detect and not s.passes(50, 24, 51, True).detect
+
+
+def test_two_tier_is_a_backend_capability_known_without_numpy():
+    """The plan computes schedules where there is no numpy (Stitch's layers): which backends are two-tier is a
+    table in the numpy-free detectors package, and it agrees with the backends themselves (the local models
+    share ``ScaledModel``, whose ``two_tier`` is the coarse pass's size test; API backends never are)."""
+    import subprocess
+    import sys
+
+    from redactor import detectors
+    from redactor.detectors.base import ScaledModel
+
+    assert detectors.TWO_TIER <= set(detectors.FACTORIES)
+    for name, cls in (("centerface", "CenterFace"), ("yunet", "YuNet"), ("rekognition", "RekognitionDetector"),
+                      ("rekognition-video", "PrecomputedFacesDetector")):
+        assert detectors.is_two_tier(name) == issubclass(getattr(detectors, cls), ScaledModel), name
+    code = ("import sys; from redactor import Config; s = Config(detector='yunet').schedule_for(20.0); "
+            "assert s.fine == 20, s; heavy = {'numpy', 'cv2', 'av'} & set(sys.modules); assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 # ------------------------------------------------------------------------------------------------ Coverage

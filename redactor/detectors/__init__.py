@@ -46,6 +46,19 @@ FACTORIES = {
 }
 
 
+# What the schedule needs to know of a backend before one is built (the plan computes schedules without numpy
+# or OpenCV): the two-tier ones get a coarse pass, a fine pass every ``fine_ms`` and on the video's last frame,
+# and small-face tracking (``schedule.Schedule``); the others are sampled every ``detect_every``/
+# ``rekognition_every`` frames (single tier). Each worker may still fall back to single tier where the coarse
+# pass would not pay (``Detector.two_tier(width, height)``: tiny frames).
+TWO_TIER = frozenset({"centerface", "yunet"})
+
+
+def is_two_tier(name: str) -> bool:
+    """Whether the detector called ``name`` is a two-tier (coarse + fine + tracking) local model."""
+    return name in TWO_TIER
+
+
 def uses_faces_file(settings) -> bool:
     """Whether the detector reads the run's faces file (``settings.faces_path``): ``rekognition-video``, whose
     boxes come from the workflow's video job. The Redact and Stitch adapters fetch that file for the run."""

@@ -131,6 +131,7 @@ class ScaledModel(SingleTierDetector):
 
     FINE_FACE: float
     COARSE_RELIABLE_FACE: float
+    COARSE_UPSCALE = 3.0  # the coarse pass scales a frame up at most this much (never more than the fine pass)
 
     def init_geometry(self, settings, source) -> None:
         self.min_face = float(settings.min_face)
@@ -147,13 +148,14 @@ class ScaledModel(SingleTierDetector):
         Fine pass: scaled so a ``min_face`` face spans ``FINE_FACE`` model pixels (small frames are
         upscaled, at most 3x), within a budget of ``max_infer_width`` x 1088 model pixels; frames wider than
         ``max_infer_width`` (4K) are tiled at their own resolution so their small faces are not shrunk away.
-        Coarse pass: the whole frame in one inference at most ``coarse_width`` wide (big and mid-size faces).
+        Coarse pass: the whole frame in one inference at most ``coarse_width`` wide (big and mid-size faces),
+        upscaled at most ``COARSE_UPSCALE`` times.
         """
         key = (width, height, coarse)
         if key in self._sizes:
             return self._sizes[key]
         if coarse:
-            iw = min(self.coarse_width, self.plan_inference(width, height)[0])
+            iw = min(self.coarse_width, self.plan_inference(width, height)[0], width * self.COARSE_UPSCALE)
             iw = int(math.ceil(iw / 32) * 32)
             ih = int(math.ceil(height * iw / width / 32) * 32)
             self._sizes[key] = (iw, ih, [(0, 0, width, height)])
