@@ -70,7 +70,8 @@ def cmd_redact(a) -> int:
         "detector": a.detector, "crf": a.crf, "preset": a.preset, "min_face": a.min_face,
         "keep_metadata": a.keep_metadata or None, "drop_audio": a.drop_audio or None,
         "model_path": a.model, "inference": a.inference, "fine_every": a.fine_every, "track_every": a.track_every,
-        "coarse_width": a.coarse_width, "rekognition_every": a.rekognition_every, "faces_path": a.faces}.items()
+        "coarse_width": a.coarse_width, "rekognition_every": a.rekognition_every,
+        "rekognition_ms": a.rekognition_ms, "faces_path": a.faces}.items()
         if v is not None}
     config = Config.from_dict(settings)
     show = sys.stderr.isatty() and not a.quiet
@@ -152,8 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--coarse-width", type=int, help="coarse pass inference width (default: Config.coarse_width)")
     r.add_argument("--min-face", type=int, help="smallest face width in px to resolve (default 16)")
     r.add_argument("--detector", choices=DETECTORS)
+    r.add_argument("--rekognition-ms", type=float,
+                   help="detector rekognition: DetectFaces sampling period in ms, whole frames of the video's rate "
+                        "(default 200: every 6th frame at 30 fps, every 2nd at 10 fps)")
     r.add_argument("--rekognition-every", type=int,
-                   help="detector rekognition: send every k-th frame to DetectFaces (default 5; 1 = every frame)")
+                   help="detector rekognition: send every k-th frame to DetectFaces, whatever the frame rate "
+                        "(overrides --rekognition-ms; 1 = every frame)")
     r.add_argument("--faces", help="detector rekognition-video: faces JSON written by the AWS workflow's video job")
     r.add_argument("--crf", type=int)
     r.add_argument("--preset", choices=PRESETS)

@@ -47,7 +47,8 @@ class DetectionSettings:
     coarse_width: int = 960  # the coarse pass infers the whole frame at most this wide
     min_face: int = 16  # smallest face width (px) the fine pass is sized for (smaller = more upscaling)
     max_infer_width: int = 1920  # the fine pass's budget: frames wider than this are tiled
-    rekognition_every: int = 5  # sample every k-th frame for the per-frame Rekognition backend
+    rekognition_ms: float = 200.0  # per-frame Rekognition backend: sampling period (every 6th frame at 30 fps)
+    rekognition_every: int = 0  # ... or every k-th frame, overriding rekognition_ms; 0 = from rekognition_ms
 
     def check(self) -> None:
         _check(self, "detector", self.detector in DETECTORS, f"must be one of {', '.join(DETECTORS)}")
@@ -65,7 +66,9 @@ class DetectionSettings:
                "must be 0 (from track_ms) or divide detect_every")
         _check(self, "coarse_width", 160 <= int(self.coarse_width) <= 3840, "must be between 160 and 3840")
         _check(self, "min_face", 4 <= int(self.min_face) <= 512, "must be between 4 and 512 px")
-        _check(self, "rekognition_every", 1 <= int(self.rekognition_every) <= 300, "must be between 1 and 300")
+        _check(self, "rekognition_ms", 1 <= float(self.rekognition_ms) <= 10000, "must be between 1 and 10000 ms")
+        _check(self, "rekognition_every", 0 <= int(self.rekognition_every) <= 300,
+               "must be 0 (from rekognition_ms) or 1..300")
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ the fine pass every ``fine_ms`` and small-face tracking every ``track_ms``; ``de
 and ``track_every`` fix them in frames instead.
 
 * ``every`` (k): the coarse pass of a two-tier detector, or a single-tier detector's samples, runs on frames
-  whose index is a multiple of k (``detect_every``; ``rekognition_every`` for the DetectFaces backend; 1 for
-  boxes looked up by timestamp);
+  whose index is a multiple of k (``detect_every``; ``rekognition_ms`` / ``rekognition_every`` for the
+  DetectFaces backend; 1 for boxes looked up by timestamp);
 * ``fine`` (K, a multiple of k; 0 = single tier): the fine (small-face) pass runs on multiples of K and on the
   video's last frame;
 * ``track`` (kt, dividing k): between fine passes, small faces are tracked every kt frames, and once more one
@@ -33,6 +33,7 @@ REFERENCE_FPS = 30.0  # the frame rate ``Config.schedule`` describes (a clip's o
 EDGE_SAMPLES = 3  # a face lost near the frame's edge is carried on this many coarse samples (until it has left)
 MAX_EVERY = 30  # frames: the longest coarse period (``detect_ms`` at a very high frame rate)
 MAX_FINE = 600  # frames: the longest fine period
+MAX_REKOGNITION = 300  # frames: the longest DetectFaces sampling period (``rekognition_ms``)
 
 
 def frames_in(ms: float, fps: float, most: int) -> int:
@@ -78,7 +79,7 @@ class Schedule:
         if settings.detector == "rekognition-video":
             k = 1  # boxes looked up by timestamp: every frame
         elif settings.detector == "rekognition":
-            k = int(settings.rekognition_every)
+            k = int(settings.rekognition_every) or frames_in(settings.rekognition_ms, fps, MAX_REKOGNITION)
         else:
             k = int(settings.detect_every) or frames_in(settings.detect_ms, fps, MAX_EVERY)
         fine = 0

@@ -24,7 +24,8 @@ class Settings:
     style: str = "blur"
     drop_audio: bool = False
     keep_metadata: bool = False
-    rekognition_every: int = 5  # detector=rekognition: DetectFaces on every k-th frame (REDACTOR_REKOGNITION_EVERY)
+    # detector=rekognition: DetectFaces on every k-th frame, 0 = every 200 ms (REDACTOR_REKOGNITION_EVERY)
+    rekognition_every: int = 0
     # workflow
     face_poll_seconds: int = 20  # detector=rekognition-video: Wait between GetFaceDetection status checks
     max_concurrency: int = 8  # parallel redact Lambdas per video: fits a new account's 10 concurrent executions

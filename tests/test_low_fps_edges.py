@@ -127,6 +127,37 @@ def test_a_10_fps_plan_is_detected_on_every_frame(media, tmp_path):
     assert report["counts"]["detected_frames"] == clip["frames"] == 20
 
 
+@pytest.mark.parametrize("fps,every", [(10, 2), (15, 3), (25, 5), (30000 / 1001, 6), (30, 6), (60, 12), (5, 1)])
+def test_rekognition_samples_every_200_ms_in_whole_frames(fps, every):
+    """DetectFaces is sampled in time too (``rekognition_ms``, 200 ms): every 2nd frame at 10 fps (every 5th,
+    500 ms, before), every 6th at 30 fps; ``rekognition_every`` still fixes it in frames."""
+    assert Schedule.from_settings(Config(detector="rekognition").detection, fps).every == every
+    assert Schedule.from_settings(Config(detector="rekognition", rekognition_every=5).detection, fps).every == 5
+    assert Schedule.from_settings(Config(detector="rekognition", rekognition_ms=100).detection, 30).every == 3
+
+
+def test_a_10_fps_clip_is_sent_to_rekognition_every_2nd_frame(media, tmp_path):
+    """End to end with a stand-in for DetectFaces (the same boxes as ground truth, single tier): the plan's
+    10 fps gives the per-frame Rekognition backend a 200 ms period, 2 frames, in every segment."""
+    from redactor.detectors.base import SingleTierDetector
+
+    clip = media("ten_fps_rek.mp4", width=320, height=240, fps=10, seconds=2.0, faces=1, face_size=(50, 60))
+    sent = []
+
+    class FakeDetectFaces(SingleTierDetector):
+        name = "rekognition"
+
+        def __call__(self, frames):
+            sent.extend(f.pts for f in frames)
+            return [np.array([[*b, 0.99] for b in clip["faces"][clip["pts"].index(f.pts)]], np.float32).reshape(-1, 5)
+                    for f in frames]
+
+    cfg = Config(detector="rekognition", workers=1, segment_seconds=1.0)
+    report = redact_file(clip["path"], str(tmp_path / "out.mp4"), cfg, detector_factory=lambda c, s: FakeDetectFaces())
+    assert report["counts"]["detected_frames"] == clip["frames"] // 2 == 10
+    assert len(leaks(clip, str(tmp_path / "out.mp4"))) == 0
+
+
 # ------------------------------------------------------------------------------------------------ edge carry
 def _b(x1, y1, x2, y2):
     return np.array([[x1, y1, x2, y2, 0.9]], np.float32)

@@ -630,6 +630,6 @@ def test_rekognition_settings_validation():
     s = Settings.from_context({"detector": "rekognition", "rekognition_every": "3"}.get)
     assert s.engine_environment["REDACTOR_REKOGNITION_EVERY"] == "3"
     assert "REDACTOR_REKOGNITION_EVERY" not in Settings().engine_environment
-    for bad in ({"rekognition_every": "0"}, {"face_poll_seconds": "0"}, {"detector": "aws"}):
+    for bad in ({"rekognition_every": "-1"}, {"face_poll_seconds": "0"}, {"detector": "aws"}):
         with pytest.raises(SettingsError):
             Settings.from_context(bad.get)
