@@ -77,8 +77,7 @@ def _bit_depth(pix_fmt: str) -> int:
 def probe(source: str) -> tuple[SourceInfo, list[int], list[int]]:
     """Return (SourceInfo, sorted frame pts, keyframe pts). Raises InputError for anything unusable."""
     path = str(source)
-    container = open_input(path)
-    try:
+    with open_input(path) as container:
         vs = _video_stream(container, path)
         if vs.codec_context is None or vs.codec_context.name is None:
             raise InputError("video codec is not supported by this build of FFmpeg", path)
@@ -184,8 +183,6 @@ def probe(source: str) -> tuple[SourceInfo, list[int], list[int]]:
             end_pts=_end_pts(vs, pts_list, last_dur),
         )
         return info, pts_list, key_pts
-    finally:
-        container.close()
 
 
 def _end_pts(vs, pts_list: list[int], last_dur: int) -> int:

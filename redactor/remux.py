@@ -71,39 +71,38 @@ def check_output(info: SourceInfo, output: str, config: Config | None = None) ->
         return InputError(f"the {where} cannot hold the source's audio ({codecs}): the {fmt} muxer refuses it "
                           f"({_first_line(e)}); drop the audio or upload it in .mkv", info.path)
 
-    source = open_input(info.path)
-    try:
+    with open_input(info.path) as source:
         streams = [source.streams[a.index] for a in info.audio]
-        out = av.open(io.BytesIO(), "w", format=fmt)
+        first_error = None  # the muxer's own refusal, reported even if closing the output fails after it
         try:
-            vs = out.add_stream("libx264", rate=30)
-            vs.width, vs.height, vs.pix_fmt = 64, 64, "yuv420p"
-            outs = {}
-            for s in streams:
-                outs[s.index] = out.add_stream_from_template(s)
-                outs[s.index].time_base = s.time_base
-            out.start_encoding()
-            muxed = dict.fromkeys(outs, 0)
-            for n, pkt in enumerate(source.demux(streams)):
-                if min(muxed.values()) >= 4 or n > 400:
-                    break
-                if pkt.size and pkt.dts is not None and muxed[pkt.stream.index] < 4:
-                    muxed[pkt.stream.index] += 1
-                    pkt.stream = outs[pkt.stream.index]
-                    out.mux(pkt)
+            with av.open(io.BytesIO(), "w", format=fmt) as out:  # closing it writes the trailer
+                try:
+                    _mux_sample(out, source, streams)
+                except (ValueError, av.error.FFmpegError) as e:
+                    first_error = e
+                    raise
         except (ValueError, av.error.FFmpegError) as e:
-            try:
-                out.close()
-            except (ValueError, av.error.FFmpegError):
-                pass
-            raise refused(e) from None
-        try:
-            out.close()
-        except (ValueError, av.error.FFmpegError) as e:
-            raise refused(e) from None
-    finally:
-        source.close()
+            raise refused(first_error or e) from None
     return fmt
+
+
+def _mux_sample(out, source, streams) -> None:
+    """An H.264 stream beside copies of ``streams``, with up to 4 of each one's first packets, into ``out``."""
+    vs = out.add_stream("libx264", rate=30)
+    vs.width, vs.height, vs.pix_fmt = 64, 64, "yuv420p"
+    outs = {}
+    for s in streams:
+        outs[s.index] = out.add_stream_from_template(s)
+        outs[s.index].time_base = s.time_base
+    out.start_encoding()
+    muxed = dict.fromkeys(outs, 0)
+    for n, pkt in enumerate(source.demux(streams)):
+        if min(muxed.values()) >= 4 or n > 400:
+            break
+        if pkt.size and pkt.dts is not None and muxed[pkt.stream.index] < 4:
+            muxed[pkt.stream.index] += 1
+            pkt.stream = outs[pkt.stream.index]
+            out.mux(pkt)
 
 
 def _first_line(e: Exception) -> str:

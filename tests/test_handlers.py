@@ -109,3 +109,79 @@ def test_no_handler_branches_on_the_detector_name():
         for node in ast.walk(ast.parse(path.read_text())):
             assert not (isinstance(node, ast.Attribute) and node.attr == "detector"), \
                 f"{path}:{node.lineno}: reads .detector"
+
+
+def test_start_refuses_a_malformed_s3_event_naming_the_field(monkeypatch):
+    """Start parses S3's Object Created event first: a missing or mistyped field is an EventError naming it (the
+    old handler took an event without detail/bucket/key as 'ignored' and a non-numeric size as a ValueError),
+    before any AWS call. Another bucket's well-formed event is still ignored."""
+    from common.events import EventError
+
+    monkeypatch.setenv("RAW_BUCKET", "raw")
+    monkeypatch.setenv("STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:redactor")
+    start = aws_support.load_handler("start")
+    monkeypatch.setattr(start, "sfn", lambda: pytest.fail("no AWS call for a malformed event"))
+    monkeypatch.setattr(start.s3, "head", lambda *a: pytest.fail("no AWS call for a malformed event"))
+    ctx = aws_support.FakeContext("redactor-start")
+    obj = {"key": "a.mp4", "size": 10, "etag": "e", "version-id": "v"}
+    for event, missing in (({}, "detail.bucket.name"),
+                           ({"detail": {"object": obj}}, "detail.bucket.name"),
+                           ({"detail": {"bucket": {}, "object": obj}}, "detail.bucket.name"),
+                           ({"detail": {"bucket": {"name": "raw"}}}, "detail.object.key"),
+                           ({"detail": {"bucket": {"name": "raw"}, "object": {"size": 10}}}, "detail.object.key"),
+                           ({"detail": {"bucket": {"name": "raw"}, "object": {"key": ""}}}, "detail.object.key")):
+        with pytest.raises(EventError, match=f"start: the event has no '{missing}'"):
+            start.handler(event, ctx)
+    bad = {"detail": {"bucket": {"name": "raw"}, "object": {"key": "a.mp4", "size": "big"}}}
+    with pytest.raises(EventError, match="start: the event's 'detail.object.size' is a str, not a whole number"):
+        start.handler(bad, ctx)
+    bad = {"detail": {"bucket": {"name": "raw"}, "object": {"key": ["a.mp4"]}}}
+    with pytest.raises(EventError, match="start: the event's 'detail.object.key' is a list, not a string"):
+        start.handler(bad, ctx)
+    bad = {"detail": {"bucket": {"name": "raw"}, "object": {"key": "a.mp4", "version-id": 7}}}
+    with pytest.raises(EventError, match="start: the event's 'detail.object.version-id' is a int, not a string"):
+        start.handler(bad, ctx)
+    with pytest.raises(EventError, match="start: the event's 'detail' is a str, not an object"):
+        start.handler({"detail": "x"}, ctx)
+    other = {"detail": {"bucket": {"name": "someone-else"}, "object": {"key": "a.mp4"}}}
+    assert start.handler(other, ctx) == {"status": "ignored"}
+
+
+def test_record_failure_refuses_a_malformed_event_naming_the_action_and_field(monkeypatch):
+    """Both ways the workflow calls Record failure are parsed first (the old handler raised KeyError for a
+    missing key/work_prefix, ValueError for a non-numeric segment, AttributeError for an error that is not an
+    object), before any S3 call."""
+    from common.events import EventError
+
+    monkeypatch.setenv("WORK_BUCKET", "work")
+    monkeypatch.setenv("OUTPUT_BUCKET", "output")
+    rf = aws_support.load_handler("record_failure")
+    for name in ("put_json", "get_json", "list_keys", "delete_prefix"):
+        monkeypatch.setattr(rf.s3, name, lambda *a, **k: pytest.fail("no S3 call for a malformed event"))
+    ctx = aws_support.FakeContext("redactor-record-failure")
+    prefix = "runs/a-0123/"
+    error = {"Error": "InputError", "Cause": "{}"}
+    cases = [
+        ({"key": "a.mp4", "segment": 2, "error": error},
+         "record_failure segment: the event has no 'work_prefix'"),
+        ({"key": "a.mp4", "segment": "two", "work_prefix": prefix, "error": error},
+         "record_failure segment: the event's 'segment' is a str, not a whole number"),
+        ({"key": "a.mp4", "segment": -1, "work_prefix": prefix, "error": error},
+         "record_failure segment: the event's 'segment' is negative"),
+        ({"key": "a.mp4", "segment": 2, "work_prefix": "elsewhere/", "error": error},
+         "record_failure segment: .*work prefix"),
+        ({"key": "a.mp4", "segment": 2, "work_prefix": prefix, "error": "boom"},
+         "record_failure segment: the event's 'error' is a str, not an object"),
+        ({"bucket": "raw", "work_prefix": prefix, "error": error},
+         "record_failure run: the event has no 'key'"),
+        ({"bucket": "raw", "key": "a.mp4", "work_prefix": "runs/../x/", "error": error},
+         "record_failure run: .*work prefix"),
+        ({"bucket": "raw", "key": "a.mp4", "work_prefix": prefix, "error": ["InputError"]},
+         "record_failure run: the event's 'error' is a list, not an object"),
+        ({"bucket": "raw", "key": "a.mp4", "execution": 5, "error": error},
+         "record_failure run: the event's 'execution' is a int, not a string"),
+        ("not an event", "record_failure: the event is a str, not an object"),
+    ]
+    for event, message in cases:
+        with pytest.raises(EventError, match=message):
+            rf.handler(event, ctx)

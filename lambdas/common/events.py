@@ -1,5 +1,7 @@
-"""The events the workflow (stacks/workflow.py) passes the handlers, parsed at the top of each handler: a missing
-or malformed field is an EventError naming the function and the field, never a bare KeyError half-way through."""
+"""The events the handlers get, parsed at the top of each handler: the S3 "Object Created" event EventBridge
+delivers to Start, and what the workflow (stacks/workflow.py) passes the others. A missing or malformed field is
+an EventError naming the function (and action) and the field, before any AWS call, never a bare KeyError or
+AttributeError half-way through."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,13 +16,40 @@ class EventError(ValueError):
     """The event lacks a field the workflow always passes, or the field has the wrong shape."""
 
 
-def field(event: Any, name: str, function: str) -> Any:
-    """event[name], or EventError naming the function and the field."""
-    if not isinstance(event, dict):
-        raise EventError(f"{function}: the event is a {type(event).__name__}, not an object")
-    value = event.get(name)
-    if value is None or value == "":
-        raise EventError(f"{function}: the event has no {name!r} (stacks/workflow.py passes it)")
+WORKFLOW = "stacks/workflow.py passes it"
+S3_EVENT = "S3's Object Created event carries it"
+
+
+def field(event: Any, name: str, function: str, source: str = WORKFLOW) -> Any:
+    """event[name], or EventError naming the function and the field. ``name`` may be a dotted path
+    (``detail.object.key``): every object on the way must be there."""
+    value = event
+    for depth, part in enumerate(name.split(".")):
+        if not isinstance(value, dict):
+            where = "the event" if depth == 0 else f"the event's {'.'.join(name.split('.')[:depth])!r}"
+            raise EventError(f"{function}: {where} is a {type(value).__name__}, not an object")
+        value = value.get(part)
+        if value is None or value == "":
+            raise EventError(f"{function}: the event has no {name!r} ({source})")
+    return value
+
+
+def optional(obj: dict, name: str, function: str, kind: type = str, path: str | None = None) -> Any:
+    """obj[name] if present (None if absent or null), else EventError if it is not a ``kind`` (``path``: the
+    field's dotted name in the event, when ``obj`` is nested)."""
+    value = obj.get(name)
+    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+        kinds = {str: "a string", int: "a whole number", dict: "an object"}
+        raise EventError(f"{function}: the event's {(path or name)!r} is a {type(value).__name__}, "
+                         f"not {kinds.get(kind, kind.__name__)}")
+    return value
+
+
+def text(event: Any, name: str, function: str, source: str = WORKFLOW) -> str:
+    """A required string field."""
+    value = field(event, name, function, source)
+    if not isinstance(value, str):
+        raise EventError(f"{function}: the event's {name!r} is a {type(value).__name__}, not a string")
     return value
 
 
@@ -45,6 +74,63 @@ class Upload:
     def from_event(cls, event: Any, function: str) -> "Upload":
         return cls(bucket=field(event, "bucket", function), key=field(event, "key", function),
                    version=event.get("version"), work_prefix=work_prefix(event, function))
+
+
+@dataclass(frozen=True)
+class ObjectCreated:
+    """Start's event: S3's "Object Created" as EventBridge delivers it (``detail.bucket.name``,
+    ``detail.object.key`` and optionally its ``version-id``, ``etag`` and ``size``)."""
+    bucket: str
+    key: str
+    version: str | None
+    etag: str | None
+    size: int | None
+
+    @classmethod
+    def from_event(cls, event: Any, function: str = "start") -> "ObjectCreated":
+        bucket = text(event, "detail.bucket.name", function, S3_EVENT)
+        key = text(event, "detail.object.key", function, S3_EVENT)
+        obj = event["detail"]["object"]
+        version, etag = (optional(obj, name, function, path=f"detail.object.{name}")
+                         for name in ("version-id", "etag"))
+        size = optional(obj, "size", function, int, path="detail.object.size")
+        if size is not None and size < 0:
+            raise EventError(f"{function}: the event's 'detail.object.size' is negative ({size})")
+        return cls(bucket=bucket, key=key, version=version or None, etag=etag or None, size=size)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Record failure's event, either way the workflow calls it (stacks/workflow.py): for one segment
+    (``segment`` is its index: a Map child's Catch) or for the run (Plan, the Map or Stitch failed; ``segment``
+    absent). ``error`` is the Catch's ``{"Error", "Cause"}``."""
+    key: str | None
+    work_prefix: str | None
+    segment: int | None
+    error: dict
+    bucket: str | None = None
+    version: str | None = None
+    execution: str | None = None
+
+    @classmethod
+    def from_event(cls, event: Any, function: str = "record_failure") -> "Failure":
+        if not isinstance(event, dict):
+            raise EventError(f"{function}: the event is a {type(event).__name__}, not an object")
+        segment = event.get("segment")
+        action = f"{function} {'run' if segment is None else 'segment'}"
+        if segment is not None:  # the child's own error: runs/<execution>/errors/NNNNN.json
+            segment = optional(event, "segment", action, int)
+            if segment < 0:
+                raise EventError(f"{action}: the event's 'segment' is negative ({segment})")
+            prefix = work_prefix(event, action)
+            key = optional(event, "key", action)
+        else:  # the run's failure: failed/<key>.json; the work area only when Plan got as far as naming it
+            key = text(event, "key", action)
+            prefix = work_prefix(event, action) if event.get("work_prefix") else None
+        error = optional(event, "error", action, dict) or {}
+        return cls(key=key, work_prefix=prefix, segment=segment, error=error,
+                   bucket=optional(event, "bucket", action), version=optional(event, "version", action),
+                   execution=optional(event, "execution", action))
 
 
 def segment(event: Any, function: str) -> Segment:

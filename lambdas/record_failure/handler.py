@@ -14,6 +14,7 @@ import json
 
 from common import naming, obs, s3
 from common.env import require
+from common.events import Failure
 
 ENV = require("WORK_BUCKET", "OUTPUT_BUCKET")
 
@@ -29,13 +30,12 @@ def _cause_text(cause) -> str:
     return "unknown" if cause is None else json.dumps(cause, separators=(",", ":"))
 
 
-def _record_segment(event) -> dict:
-    prefix = naming.check_work_prefix(event["work_prefix"])
-    error = event.get("error") or {}
-    key = segment_error_key(prefix, event["segment"])
-    s3.put_json(ENV["WORK_BUCKET"], key, {"segment": int(event["segment"]), "Error": error.get("Error", "Unknown"),
+def _record_segment(failure: Failure) -> dict:
+    error = failure.error
+    key = segment_error_key(failure.work_prefix, failure.segment)
+    s3.put_json(ENV["WORK_BUCKET"], key, {"segment": failure.segment, "Error": error.get("Error", "Unknown"),
                                           "Cause": error.get("Cause")})
-    obs.logger.error("segment failed", extra={"key": event.get("key"), "segment": event["segment"],
+    obs.logger.error("segment failed", extra={"key": failure.key, "segment": failure.segment,
                                               "error": error.get("Error")})
     obs.metrics.add_metric(name="SegmentsFailed", unit=obs.MetricUnit.Count, value=1)
     return {"error_key": key}
@@ -49,19 +49,17 @@ def _segment_errors(prefix: str) -> list[dict]:
 
 @obs.handler
 def handler(event, context):
-    if event.get("segment") is not None:
-        return _record_segment(event)
-    key = event["key"]
-    error = event.get("error") or {}
-    prefix = event.get("work_prefix")
-    prefix = naming.check_work_prefix(prefix) if prefix else None
+    failure = Failure.from_event(event)
+    if failure.segment is not None:
+        return _record_segment(failure)
+    key, error, prefix = failure.key, failure.error, failure.work_prefix
     segment_errors = _segment_errors(prefix) if prefix else []
     reported = {"Error": error.get("Error", "Unknown"), "Cause": error.get("Cause")}
     first = segment_errors[0] if segment_errors else reported
     record = {
         "status": "FAILED",
-        "source": {"bucket": event.get("bucket"), "key": key, "version": event.get("version")},
-        "execution": event.get("execution"),
+        "source": {"bucket": failure.bucket, "key": key, "version": failure.version},
+        "execution": failure.execution,
         "error": first.get("Error") or "Unknown",
         "cause": obs.parse_cause(first.get("Cause")),
         "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

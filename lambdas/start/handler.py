@@ -13,6 +13,7 @@ import boto3
 
 from common import naming, obs, s3
 from common.env import require
+from common.events import ObjectCreated
 
 ENV = require("STATE_MACHINE_ARN", "RAW_BUCKET")
 _sfn = None
@@ -36,25 +37,23 @@ def _resolve_key(bucket: str, key: str, version: str | None):
 
 @obs.handler
 def handler(event, context):
-    detail = event.get("detail") or {}
-    bucket = (detail.get("bucket") or {}).get("name")
-    obj = detail.get("object") or {}
-    if bucket != ENV["RAW_BUCKET"] or not obj.get("key"):
-        obs.logger.warning("ignoring event that is not about the raw bucket", extra={"bucket": bucket})
+    created = ObjectCreated.from_event(event)
+    if created.bucket != ENV["RAW_BUCKET"]:
+        obs.logger.warning("ignoring event that is not about the raw bucket", extra={"bucket": created.bucket})
         return {"status": "ignored"}
-    version = obj.get("version-id")
-    key, meta = _resolve_key(bucket, obj["key"], version)
+    bucket, version = created.bucket, created.version
+    key, meta = _resolve_key(bucket, created.key, version)
     if key is None:
-        obs.logger.warning("object is gone; nothing to do", extra={"key": obj["key"]})
+        obs.logger.warning("object is gone; nothing to do", extra={"key": created.key})
         obs.metrics.add_metric(name="ObjectMissing", unit=obs.MetricUnit.Count, value=1)
-        return {"status": "missing", "key": obj["key"]}
+        return {"status": "missing", "key": created.key}
     version = version or meta.get("VersionId")
     if version == "null":
         version = None
-    etag = (obj.get("etag") or meta.get("ETag") or "").strip('"')
+    etag = (created.etag or meta.get("ETag") or "").strip('"')
     name = naming.execution_name(bucket, key, version or etag)
     run_input = {"bucket": bucket, "key": key, "version": version, "etag": etag,
-                 "size": int(obj.get("size") or meta.get("ContentLength") or 0),
+                 "size": int(created.size or meta.get("ContentLength") or 0),
                  "work_prefix": naming.work_prefix(name)}
     try:
         resp = sfn().start_execution(stateMachineArn=ENV["STATE_MACHINE_ARN"], name=name,
