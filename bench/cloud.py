@@ -84,6 +84,11 @@ ASSUMPTIONS: dict[str, tuple[float, str, str]] = {
     "read_block_mib": (2.0, "MiB", "the engine's ranged-GET read-ahead block (redactor/remote.py: 256 KiB "
                        "growing to 2 MiB), i.e. bytes per GET when reading sequentially"),
     "multipart_mib": (8.0, "MiB", "boto3's default multipart chunk (PUTs per uploaded MiB)"),
+    "plan_read_fraction": (1.19, "x upload", "bytes Plan reads from S3 per byte of the upload (README 'Data "
+                           "path': 1.19x measured by tests/test_s3_io.py, moto server, real range requests)"),
+    "stitch_source_read_fraction": (1.0, "x upload", "ASSUMPTION: bytes Stitch reads of the upload for its "
+                                    "audio: an interleaved MP4's audio sits between video chunks smaller than "
+                                    "the reader's 2 MiB blocks, so in effect the whole file"),
     # ---- the video --------------------------------------------------------------------------------------
     "source_mbit_s": (8.0, "Mbit/s", "ASSUMPTION: the upload's bitrate (a typical 1080p30 H.264 camera/phone "
                       "file)"),
@@ -193,12 +198,13 @@ def model(m: dict, a: dict, memory_mb: float, concurrency: int, duration_s: floa
     # ---- plan: one sequential pass over the upload (demux) on one core
     src_bytes, out_bytes = duration_s * src_bps, duration_s * out_bps
     plan_compute = (m.get("plan_fixed_core_s", 0.0) + frames * m["plan_core_s_per_frame"]) * g
-    plan_io = src_bytes / rd
+    plan_io = src_bytes * a["plan_read_fraction"] / rd
     plan_wall = a["cold_start_small_s"] + plan_compute + plan_io
     # ---- stitch: 3 small requests per segment in sequence, parts + the upload's audio read, remux, upload
     stitch_requests = 3 * segments + 4
     stitch_compute = (m.get("stitch_fixed_core_s", 0.0) + frames * m["stitch_core_s_per_frame"] + a["stitch_report_s"]) * g
-    stitch_io = stitch_requests * a["s3_latency_s"] + (out_bytes + src_bytes) / rd + out_bytes / wr
+    stitch_io = (stitch_requests * a["s3_latency_s"] + (out_bytes + src_bytes * a["stitch_source_read_fraction"]) / rd
+                 + out_bytes / wr)
     stitch_wall = a["cold_start_small_s"] + stitch_compute + stitch_io
     start_wall = a["cold_start_small_s"] + 0.2
     stages = {"start": start_wall, "plan": plan_wall, "map": map_wall, "stitch": stitch_wall}
@@ -219,10 +225,11 @@ def model(m: dict, a: dict, memory_mb: float, concurrency: int, duration_s: floa
     eph_gb_s = (redact_s + plan_s + stitch_s) * eph_gb
     blk = a["read_block_mib"] * 2 ** 20
     part = a["multipart_mib"] * 2 ** 20
-    gets = (math.ceil(src_bytes / blk) + 3  # plan: the upload once + the output check's index
+    gets = (math.ceil(src_bytes * a["plan_read_fraction"] / blk) + 3  # plan: the upload + the output check
             + segments * (math.ceil(seg_read / chunks / blk) * chunks + 2 * chunks + 1)  # redact: range, index, info
             + 1  # the Map's ItemReader
-            + stitch_requests + segments * (math.ceil(seg_write / blk) + 2) + math.ceil(src_bytes / blk))  # stitch
+            + stitch_requests + segments * (math.ceil(seg_write / blk) + 2)
+            + math.ceil(src_bytes * a["stitch_source_read_fraction"] / blk))  # stitch: parts, records, the audio
     puts = (3 + segments * (3 + max(0, math.ceil(seg_write / part)) + (2 if seg_write > part else 0))
             + math.ceil(out_bytes / part) + 2 + 2 + math.ceil(3 * segments / 1000))  # + reports, LISTs
     cost = {
