@@ -4,11 +4,20 @@ with a stronger *reference* detector.
     .venv/bin/python bench/recall.py                 # /work/shared/media + generated clips (see below)
     .venv/bin/python bench/recall.py --quick         # two-walkers + 1 s small-face clip + 0.5 s 4K clip
     .venv/bin/python bench/recall.py --dir DIR       # clips in DIR (plus the generated ones unless --no-generated)
+    .venv/bin/python bench/recall.py --only fps      # only clips whose label contains "fps" (repeatable)
     options: --every K (reference frame step; default 1, or 2 for clips over 150 frames)
              --ref-width W (reference inference width budget, default 2048) --ref-threshold T (default 0.2)
 
 Generated clips (cached in bench/out/media, with ground truth): 480x270 3 s with 3 faces 16-24 px wide;
 3840x2160 1 s with 3 faces 30-60 px wide; 1920x1080 2 s with 5 faces 24-120 px wide (not in --quick).
+
+Low frame rates (#15; not in --quick, --no-lowfps skips them): 10 fps copies of the shared two-walkers (12 fps)
+and signer-closeup (30 fps) clips -- every 3rd frame at 10 fps, what a 10 fps camera records
+(``testmedia.decimate``, cached in bench/out/media; skipped when /work/shared/media is absent) -- and
+generated 320x180 clips of two faces crossing the picture through every edge (``testmedia.edge_clip``) at 5,
+10, 15 and 30 fps, half and one face width per frame, frontal / squeezed / half faces, with ground truth
+(faces cut by the frame's edge: the visible part; slivers under 4 px are not checked). Results are also
+printed grouped per frame rate (worst recall, worst GT recall, leaks, false area).
 
 Reference: CenterFace (same ONNX model) with threshold 0.2 and an upscaled input: min_face is picked per
 clip so the whole frame is inferred at about ``--ref-width`` pixels wide (2048 by default; small frames are
@@ -58,6 +67,7 @@ import common  # noqa: E402
 from redactor.tracking import match  # noqa: E402
 
 TARGET = 0.99
+MIN_VISIBLE = 4  # px: a ground-truth face cut by the frame's edge to a narrower sliver has no centre to check
 VIDEO_EXT = (".mp4", ".mkv", ".mov", ".m4v", ".webm", ".avi")
 SHARP_KEEP = 0.25  # output keeps >= this share of the source's high-frequency energy -> not redacted
 # (measured: blurred faces keep 0.001-0.04, untouched faces after re-encoding 0.5-0.9)
@@ -171,6 +181,13 @@ def video_size(path: str) -> tuple[int, int, int]:
     return w, h, n
 
 
+def video_fps(path: str) -> float:
+    import av
+    with av.open(path) as c:
+        rate = c.streams.video[0].average_rate
+    return float(rate) if rate else 0.0
+
+
 def gray(frame) -> np.ndarray:
     return frame.to_ndarray(format="gray")
 
@@ -183,12 +200,13 @@ def _cache_key(path: str, ref: Reference, every: int) -> str:
 
 # ------------------------------------------------------------------------------------------------ evaluation
 def evaluate(source: str, output: str, ref: Reference, every: int, gt: dict | None = None,
-             report: dict | None = None, enlarge: float = 1.3, label: str = "") -> dict:
-    """Leak check (+ GT recall, + false redaction if ``report``) of one redacted output against its source."""
+             report: dict | None = None, enlarge: float = 1.3, label: str = "", cache: bool = True) -> dict:
+    """Leak check (+ GT recall, + false redaction if ``report``) of one redacted output against its source.
+    ``cache``: keep the reference's source detections in bench/out/cache (keyed by path, size and mtime)."""
     t0 = time.perf_counter()
-    cache = common.CACHE / f"ref-{_cache_key(source, ref, every)}.json"
+    cache = common.CACHE / f"ref-{_cache_key(source, ref, every)}.json" if cache else None
     src_ref: dict[int, np.ndarray] | None = None
-    cached = cache.is_file()
+    cached = cache is not None and cache.is_file()
     if cached:
         src_ref = {int(k): np.asarray(v, np.float32).reshape(-1, 5) for k, v in json.loads(cache.read_text()).items()}
     computed = {}
@@ -248,6 +266,8 @@ def evaluate(source: str, output: str, ref: Reference, every: int, gt: dict | No
                                   "missing_output_frame": True, "unblurred": True})
         if gt_faces is not None and i < len(gt_faces) and og is not None:
             for box in gt_faces[i]:
+                if min(box[2] - box[0], box[3] - box[1]) < MIN_VISIBLE:
+                    continue
                 gt_total += 1
                 sr = sharp_ratio(sg, og, box)
                 if sr < SHARP_KEEP:
@@ -257,8 +277,9 @@ def evaluate(source: str, output: str, ref: Reference, every: int, gt: dict | No
     for _ in out_frames:
         n_out += 1
     if src_ref is None:
-        common.CACHE.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(computed))
+        if cache is not None:
+            common.CACHE.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(computed))
         src_ref = {k: np.asarray(v, np.float32).reshape(-1, 5) for k, v in computed.items()}
 
     # A reference face is *confirmed* when it scores >= CONFIRM_SCORE or the reference also finds a face
@@ -302,8 +323,9 @@ def false_redaction(report: dict, src_ref: dict, gt_faces, enlarge: float, every
     area_all = area_false = 0
     frames_eval = 0
     false_frames = []
-    # only frames where the engine ran its detector (detect_every) and the reference ran (every)
-    k = int((report.get("settings") or {}).get("detect_every", 1) or 1)
+    # only frames where the engine ran its detector (its coarse period at the clip's rate) and the reference ran
+    from redactor import Config
+    k = Config.from_dict(report.get("settings") or {}).schedule_for(report["source"].get("fps") or 0).every
     for i in range(0, n_frames):
         if i % every or i % k:
             continue
@@ -389,6 +411,44 @@ def fmt(x):
     return "n/a" if x is None else f"{x:.4f}"
 
 
+LOW_FPS_COPIES = ("two-walkers", "signer-closeup")  # shared clips also measured as 10 fps copies
+# (fps, axis, speed in face widths per frame, looks): every edge entered and left at every rate
+EDGE_CLIPS = [(5, "horizontal", 1.0, ("half", "frontal")), (5, "vertical", 0.5, ("frontal", "squeezed")),
+              (10, "horizontal", 1.0, ("squeezed", "half")), (10, "vertical", 0.5, ("half", "frontal")),
+              (15, "horizontal", 0.5, ("frontal", "half")), (15, "vertical", 1.0, ("squeezed", "frontal")),
+              (30, "horizontal", 1.0, ("half", "squeezed")), (30, "vertical", 0.5, ("frontal", "half"))]
+
+
+def low_fps_copy(source: Path, step: int = 3, fps: int = 10) -> str:
+    """Every ``step``-th frame of a shared clip at ``fps`` (testmedia.decimate), cached in bench/out/media."""
+    from testmedia import decimate
+    common.MEDIA.mkdir(parents=True, exist_ok=True)
+    st = source.stat()
+    key = hashlib.sha1(json.dumps([str(source), st.st_size, int(st.st_mtime), step, fps]).encode()).hexdigest()[:8]
+    path = common.MEDIA / f"{source.stem}-every{step}-{fps}fps-{key}.mp4"
+    if not path.is_file():
+        decimate(source, path, step=step, fps=fps)
+    return str(path)
+
+
+def edge_clip(fps, axis, speed, looks, face: int = 56) -> tuple[str, dict]:
+    """A generated edge-crossing clip (testmedia.edge_clip, 320x180, a frontal face ``face`` px wide), cached in
+    bench/out/media with its ground truth."""
+    from testmedia import edge_clip as make
+    spec = [fps, axis, speed, list(looks), face]
+    name = f"edge-{fps}fps-{axis}-{speed:g}-{'-'.join(looks)}-{face}px"
+    path = common.MEDIA / f"{name}-{hashlib.sha1(json.dumps(spec).encode()).hexdigest()[:8]}.mp4"
+    truth = path.with_suffix(".truth.json")
+    if not (path.is_file() and truth.is_file()):
+        common.MEDIA.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".partial.mp4")
+        gt = make(str(tmp), axis=axis, fps=fps, speed=speed, looks=looks, face=face)
+        tmp.replace(path)
+        gt["path"] = str(path)
+        truth.write_text(json.dumps(gt))
+    return str(path), json.loads(truth.read_text())
+
+
 def collect_clips(a) -> list[tuple[str, str, dict | None]]:
     clips = []
     d = Path(a.dir) if a.dir else common.SHARED_MEDIA
@@ -398,6 +458,10 @@ def collect_clips(a) -> list[tuple[str, str, dict | None]]:
                 if a.quick and "two-walkers" not in p.name:
                     continue
                 clips.append((p.stem, str(p), None))
+                if not a.quick and not a.no_lowfps and any(n in p.name for n in LOW_FPS_COPIES):
+                    clips.append((f"{p.stem}-every3rd-10fps", low_fps_copy(p), None))
+    elif not a.dir:
+        common.log(f"[recall] {d} is absent: no shared clips (nor their 10 fps copies)")
     if not a.no_generated:
         p, gt = common.clip("smallfaces", width=480, height=270, seconds=1.0 if a.quick else 3.0, faces=3,
                             face_size=(16, 24), seed=3)
@@ -408,7 +472,31 @@ def collect_clips(a) -> list[tuple[str, str, dict | None]]:
         if not a.quick:  # the throughput clip's resolution, with distant (small) and near faces
             p, gt = common.clip("hd", width=1920, height=1080, seconds=2.0, faces=5, face_size=(24, 120), seed=6)
             clips.append(("gen-1920x1080-faces24-120", p, gt))
+    if not a.quick and not a.no_lowfps:
+        for fps, axis, speed, looks in EDGE_CLIPS:
+            p, gt = edge_clip(fps, axis, speed, looks)
+            clips.append((f"edge-{fps}fps-{axis[0]}-{speed:g}-{looks[0][0]}{looks[1][0]}", p, gt))
+    if a.only:
+        clips = [c for c in clips if any(o in c[0] for o in a.only)]
     return clips
+
+
+def per_fps(results: list[dict]) -> list[str]:
+    """One line per frame rate: clips, worst recall, worst GT recall, leaks, GT misses, false area."""
+    rows = []
+    for fps in sorted({r["fps"] for r in results}):
+        rs = [r for r in results if r["fps"] == fps]
+        rec = [r["recall"] for r in rs if r["recall"] is not None]
+        gts = [r for r in rs if r.get("gt_recall") is not None]
+        fr = [r["false_redaction"] for r in rs if r.get("false_redaction")]
+        fa = max((f["false_area_pct"] for f in fr), default=0.0)
+        rows.append(f"{fps:6.2f} fps: {len(rs)} clips, worst recall {fmt(min(rec) if rec else None)} "
+                    f"(leaks {sum(r['leaks'] for r in rs)}/{sum(r['confirmed_faces'] for r in rs)}), "
+                    f"worst GT recall {fmt(min(r['gt_recall'] for r in gts) if gts else None)} "
+                    f"({sum(r['gt_redacted'] for r in gts)}/{sum(r['gt_faces'] for r in gts)}), "
+                    f"false boxes {sum(f['false_boxes'] for f in fr)}/{sum(f['boxes'] for f in fr)}, "
+                    f"worst false area {fa:.3f}%  [{', '.join(r['label'] for r in rs)}]")
+    return rows
 
 
 def main(argv=None) -> int:
@@ -416,6 +504,10 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--dir", help="folder of clips (default /work/shared/media if present)")
     ap.add_argument("--no-generated", action="store_true", help="skip the generated small-face / 4K clips")
+    ap.add_argument("--name", default="recall", help="write bench/out/NAME.json (default recall)")
+    ap.add_argument("--no-lowfps", action="store_true", help="skip the 10 fps copies and the edge clips")
+    ap.add_argument("--only", action="append", default=[], metavar="TEXT",
+                    help="only clips whose label contains TEXT (repeatable)")
     ap.add_argument("--every", type=int, default=0, help="reference frame step (0 = auto: 1, or 2 over 150 frames)")
     ap.add_argument("--ref-width", type=int, default=2048)
     ap.add_argument("--ref-threshold", type=float, default=0.2)
@@ -442,6 +534,7 @@ def main(argv=None) -> int:
         res["engine_seconds"] = round(run["wall"], 1)
         res["engine_fps"] = round(run["fps"], 2)
         res["size"] = [w, h]
+        res["fps"] = round(video_fps(path), 2)
         results.append(res)
         print(line(res), flush=True)
         common.log(f"[{label}] engine {t_engine:.0f}s, reference {res['seconds']:.0f}s ({res['ref_calls']} calls, "
@@ -457,8 +550,11 @@ def main(argv=None) -> int:
     all_recalls = [r["recall_all"] for r in results if r["recall_all"] is not None]
     fb = sum(r["false_redaction"]["false_boxes"] for r in results)
     ab = sum(r["false_redaction"]["boxes"] for r in results)
-    out = common.write_result("recall", {"clips": results, "target": TARGET, "config": cfg.to_dict(),
+    out = common.write_result(a.name, {"clips": results, "target": TARGET, "config": cfg.to_dict(),
                                          "machine": common.machine_info(), "elapsed_seconds": elapsed})
+    print("per frame rate:")
+    for row in per_fps(results):
+        print("  " + row)
     print(f"wrote {out} ({elapsed:.0f}s)")
     print(f"SUMMARY recall: {len(results)} clips, worst recall {fmt(worst)} (target >= {TARGET} per clip"
           f"{'; below: ' + ', '.join(below) if below else ''}), leaks {tot_leaks}/{tot_ref} confirmed reference faces "

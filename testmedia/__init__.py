@@ -2,4 +2,4 @@
 clip with real faces moving over a textured background and returns where every face is on every frame;
 ``make_bad_inputs`` writes broken inputs. Used by the tests, ``make demo`` and the benchmarks; importable from
 the repository root. CLI: ``python -m testmedia OUT.mp4 --width 960 --height 540 --seconds 6 --faces 2``."""
-from .synth import edge_clip, face_image, main, make_bad_inputs, make_clip  # noqa: F401
+from .synth import decimate, edge_clip, face_image, main, make_bad_inputs, make_clip  # noqa: F401

@@ -30,6 +30,9 @@ Encoder/container notes (workarounds):
 * Rotation is written as a display matrix (``VideoStream.set_display_rotation``) before the first frame.
 * Opus needs mp4 or mkv (the mov muxer refuses it).
 
+``decimate(source, path, step=3, fps=10)`` writes a low-frame-rate copy of a real clip (every 3rd frame at
+10 fps: what a 10 fps camera would have recorded; bench/recall.py and tests/test_low_fps_edges.py).
+
 ``make_bad_inputs(dir)`` writes broken inputs (empty, random bytes, truncated mp4, audio-only, text).
 
 CLI: ``python -m testmedia OUT.mp4 --width 960 --height 540 --seconds 6 --audio aac --faces 2``
@@ -46,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["make_clip", "edge_clip", "make_bad_inputs", "face_image", "main"]
+__all__ = ["make_clip", "edge_clip", "decimate", "make_bad_inputs", "face_image", "main"]
 
 # Tight crop of the astronaut's face (hair to chin) in skimage.data.astronaut() (512x512 RGB).
 _FACE_ROWS = (14, 194)
@@ -496,6 +499,46 @@ def edge_clip(path, *, axis: str, fps, speed: float, looks=("frontal", "frontal"
                    faces=len(paths), face_size=(face, face), seed=seed, paths=paths, looks=list(looks[:2]), **kw)
     gt.update(axis=axis, speed=float(speed), looks=list(looks[:2]))
     return gt
+
+
+def decimate(source, path, *, step: int = 3, fps=10, crf: int = 16, preset: str = "veryfast") -> dict:
+    """A low-frame-rate copy of a real clip: every ``step``-th decoded frame of ``source`` (frames 0, step,
+    2*step, ...), re-encoded with libx264 (CRF ``crf``, no B-frames) at ``fps`` into ``path`` (MP4), video
+    only; written to a partial file and renamed, so ``path`` is complete or absent. Returns
+    ``{"path", "source", "step", "frames", "fps", "width", "height", "pts", "time_base"}``. No ground truth:
+    the faces in a real clip are only known to a detector (bench/recall.py's reference)."""
+    import av
+
+    path, fpsq = Path(path), _fps_fraction(fps)
+    if int(step) < 1:
+        raise ValueError(f"step must be >= 1, got {step!r}")
+    tmp = path.with_name(path.stem + ".partial" + path.suffix)
+    n = 0
+    with av.open(str(source)) as inp, av.open(str(tmp), "w", format="mp4") as out:
+        vin = inp.streams.video[0]
+        vs = out.add_stream("libx264", rate=fpsq)
+        vs.width, vs.height = vin.codec_context.width, vin.codec_context.height
+        vs.pix_fmt = "yuv420p"
+        tb = vs.time_base = 1 / fpsq  # the muxer changes the stream's time base once it writes the header
+        vs.options = {"crf": str(int(crf)), "preset": preset, "x264-params": "bframes=0"}
+        for i, frame in enumerate(inp.decode(vin)):
+            if i % int(step):
+                continue
+            f = frame.reformat(format="yuv420p")
+            f.pts, f.time_base = n, tb
+            out.mux(vs.encode(f))
+            n += 1
+        out.mux(vs.encode(None))
+    os.replace(tmp, path)
+    with av.open(str(path)) as inp:
+        s = inp.streams.video[0]
+        pts = sorted(p.pts for p in inp.demux(s) if p.pts is not None)
+        tb, w, h = s.time_base, s.codec_context.width, s.codec_context.height
+    if len(pts) != n:
+        raise RuntimeError(f"wrote {n} frames but {path} holds {len(pts)} video packets")
+    return {"path": str(path), "source": str(source), "step": int(step), "frames": n,
+            "fps": f"{fpsq.numerator}/{fpsq.denominator}", "width": w, "height": h, "pts": pts,
+            "time_base": f"{tb.numerator}/{tb.denominator}"}
 
 
 def make_bad_inputs(dir) -> dict:
