@@ -79,16 +79,24 @@ ASSUMPTIONS: dict[str, tuple[float, str, str]] = {
                      "'Data path': 50-90 MB/s assumed there, midpoint)"),
     "s3_write_mbps": (100.0, "MB/s", "ASSUMPTION: boto3 multipart upload (8 MiB parts, 10 threads) from "
                       "one function"),
-    "s3_latency_s": (0.03, "s", "ASSUMPTION: one small S3 request's round trip (Stitch makes 3 per segment "
-                     "in sequence: results GET, part HEAD, detections GET)"),
-    "read_block_mib": (2.0, "MiB", "the engine's ranged-GET read-ahead block (redactor/remote.py: 256 KiB "
-                       "growing to 2 MiB), i.e. bytes per GET when reading sequentially"),
+    "s3_latency_s": (0.03, "s", "ASSUMPTION: time to first byte of one S3 request; each GET and HEAD of a "
+                     "sequential reader pays it (a 2 MiB block: 0.03 s + 0.028 s of transfer at 75 MB/s)"),
+    "min_block_kib": (256.0, "KiB", "the engine's first ranged GET after a jump (redactor/remote.py MIN_BLOCK)"),
+    "max_block_mib": (2.0, "MiB", "the engine's read-ahead cap: each GET of a sequential read doubles up to "
+                      "this (redactor/remote.py MAX_BLOCK)"),
     "multipart_mib": (8.0, "MiB", "boto3's default multipart chunk (PUTs per uploaded MiB)"),
-    "plan_read_fraction": (1.19, "x upload", "bytes Plan reads from S3 per byte of the upload (README 'Data "
-                           "path': 1.19x measured by tests/test_s3_io.py, moto server, real range requests)"),
-    "stitch_source_read_fraction": (1.0, "x upload", "ASSUMPTION: bytes Stitch reads of the upload for its "
-                                    "audio: an interleaved MP4's audio sits between video chunks smaller than "
-                                    "the reader's 2 MiB blocks, so in effect the whole file"),
+    "plan_read_fraction": (1.19, "x upload", "bytes Plan fetches per byte of the upload (default: README "
+                           "'Data path', 1.19x by tests/test_s3_io.py; MEASURED here when measuring)"),
+    "plan_requests_per_mib": (0.5, "GET/MiB", "Plan's GETs per MiB fetched (default: one per 2 MiB block; "
+                              "MEASURED here when measuring)"),
+    "stitch_source_read_fraction": (1.0, "x upload", "bytes Stitch fetches of the upload for its audio (default "
+                                    "ASSUMPTION: the whole file; MEASURED here when measuring)"),
+    "stitch_source_requests_per_mib": (0.5, "GET/MiB", "Stitch's GETs per MiB fetched of the upload (MEASURED "
+                                       "here when measuring)"),
+    "part_opens": (2.0, "opens", "times Stitch opens each part (_check_parts, then the remux), one HEAD each "
+                   "(MEASURED here when measuring)"),
+    "part_extra_requests": (2.0, "GET", "GETs per part beyond one sequential read of it (the MP4 index at the "
+                            "end, the second open; MEASURED here when measuring)"),
     # ---- the video --------------------------------------------------------------------------------------
     "source_mbit_s": (8.0, "Mbit/s", "ASSUMPTION: the upload's bitrate (a typical 1080p30 H.264 camera/phone "
                       "file)"),
@@ -155,6 +163,17 @@ def segment_count(duration_s: float, segment_s: float, fps: float = 30.0) -> int
         t = i / fps + segment_s
 
 
+def seq_gets(nbytes: float, min_block: float = 256 * 1024, max_block: float = 2 * 2 ** 20) -> int:
+    """GETs the engine's RangeReader makes reading ``nbytes`` front to back: the first ``min_block``, each
+    next one twice the last, at most ``max_block``."""
+    n, size, left = 0, min_block, nbytes
+    while left > 0:
+        n += 1
+        left -= size
+        size = min(max_block, size * 2)
+    return n
+
+
 def chunk_count(frames: int, workers: int, ctx: int, min_chunk: int) -> int:
     """Chunks one Lambda splits its segment into (redactor/segment.py ``split_chunks``)."""
     return max(1, min(workers, frames // max(min_chunk, 2 * ctx)))
@@ -189,7 +208,10 @@ def model(m: dict, a: dict, memory_mb: float, concurrency: int, duration_s: floa
     seg_read = (seg_frames + context + a["gop_s"] * fps) / fps * src_bps  # incl. decoding from the keyframe before
     seg_write = seg_frames / fps * out_bps
     seg_compute = work / parallel
-    seg_io = seg_read / chunks / rd + seg_write / wr
+    lat = a["s3_latency_s"]
+    blocks = (a["min_block_kib"] * 1024, a["max_block_mib"] * 2 ** 20)
+    worker_gets = 3 + seq_gets(seg_read / chunks, *blocks)  # HEAD, the index, its byte range (workers in parallel)
+    seg_io = worker_gets * lat + seg_read / chunks / rd + seg_write / wr + 4 * lat  # + source info GET, 3 PUTs
     seg_wall = seg_compute + seg_io + a["invoke_overhead_s"]
     waves = math.ceil(segments / concurrency)
     containers = min(concurrency, segments)
@@ -198,13 +220,20 @@ def model(m: dict, a: dict, memory_mb: float, concurrency: int, duration_s: floa
     # ---- plan: one sequential pass over the upload (demux) on one core
     src_bytes, out_bytes = duration_s * src_bps, duration_s * out_bps
     plan_compute = (m.get("plan_fixed_core_s", 0.0) + frames * m["plan_core_s_per_frame"]) * g
-    plan_io = src_bytes * a["plan_read_fraction"] / rd
+    mib = 2 ** 20
+    plan_fetch = src_bytes * a["plan_read_fraction"]
+    plan_gets = 1 + math.ceil(plan_fetch / mib * a["plan_requests_per_mib"])
+    plan_io = plan_fetch / rd + (plan_gets + 3) * lat  # + plan.json, manifest.json, source info PUTs
     plan_wall = a["cold_start_small_s"] + plan_compute + plan_io
-    # ---- stitch: 3 small requests per segment in sequence, parts + the upload's audio read, remux, upload
-    stitch_requests = 3 * segments + 4
+    # ---- stitch: in sequence, per segment its result GET, part HEAD, detections GET; then every part read
+    # (opened twice) and the upload's audio, the remux, the report; then the output's multipart upload
+    part_bytes = seg_frames / fps * out_bps
+    part_gets = a["part_opens"] + a["part_extra_requests"] + seq_gets(part_bytes, *blocks)
+    src_fetch = src_bytes * a["stitch_source_read_fraction"]
+    src_gets = 1 + math.ceil(src_fetch / mib * a["stitch_source_requests_per_mib"])
+    stitch_requests = 3 * segments + segments * part_gets + src_gets + 4  # + plan GET, LIST, reports
     stitch_compute = (m.get("stitch_fixed_core_s", 0.0) + frames * m["stitch_core_s_per_frame"] + a["stitch_report_s"]) * g
-    stitch_io = (stitch_requests * a["s3_latency_s"] + (out_bytes + src_bytes * a["stitch_source_read_fraction"]) / rd
-                 + out_bytes / wr)
+    stitch_io = stitch_requests * lat + (out_bytes + src_fetch) / rd + out_bytes / wr
     stitch_wall = a["cold_start_small_s"] + stitch_compute + stitch_io
     start_wall = a["cold_start_small_s"] + 0.2
     stages = {"start": start_wall, "plan": plan_wall, "map": map_wall, "stitch": stitch_wall}
@@ -223,13 +252,11 @@ def model(m: dict, a: dict, memory_mb: float, concurrency: int, duration_s: floa
            "stitch": stitch_s * gb(a["stitch_memory_mb"]), "start": start_s * gb(a["small_memory_mb"])}
     lambda_gb_s = sum(lam.values())
     eph_gb_s = (redact_s + plan_s + stitch_s) * eph_gb
-    blk = a["read_block_mib"] * 2 ** 20
     part = a["multipart_mib"] * 2 ** 20
-    gets = (math.ceil(src_bytes * a["plan_read_fraction"] / blk) + 3  # plan: the upload + the output check
-            + segments * (math.ceil(seg_read / chunks / blk) * chunks + 2 * chunks + 1)  # redact: range, index, info
+    gets = (plan_gets + 3  # plan (+ the output check's index)
+            + segments * (worker_gets * chunks + 1)  # redact: each worker's HEAD, index, range; the source info
             + 1  # the Map's ItemReader
-            + stitch_requests + segments * (math.ceil(seg_write / blk) + 2)
-            + math.ceil(src_bytes * a["stitch_source_read_fraction"] / blk))  # stitch: parts, records, the audio
+            + stitch_requests)
     puts = (3 + segments * (3 + max(0, math.ceil(seg_write / part)) + (2 if seg_write > part else 0))
             + math.ceil(out_bytes / part) + 2 + 2 + math.ceil(3 * segments / 1000))  # + reports, LISTs
     cost = {
@@ -250,7 +277,8 @@ def model(m: dict, a: dict, memory_mb: float, concurrency: int, duration_s: floa
         "segment_io_s": seg_io, "stages_s": stages, "wall_s": wall, "bound_by": bound,
         "lambda_gb_s": lam, "redact_cold_gb_s": containers * a["cold_start_redact_s"] * init * gb(memory_mb),
         "cost_usd": cost, "cost_total_usd": total, "cost_per_min_usd": total / minutes,
-        "s3_gets": gets, "s3_puts": puts,
+        "s3_gets": gets, "s3_puts": puts, "stitch_requests": stitch_requests, "stitch_io_s": stitch_io,
+        "plan_io_s": plan_io,
     }
 
 
@@ -335,11 +363,71 @@ def remux_costs(src: str, short_plan, short_part: str, short_plan_cpu: float, sh
     stitch_cpu = _cpu() - c0
     n_short, n_long = info.frame_count, p.source.frame_count
     out = {"repeats": repeats, "long_frames": n_long, "plan_cpu_s_long": plan_cpu, "stitch_cpu_s_long": stitch_cpu}
+    out["reads"] = s3_reads(long_src, parts, cfg_long, work)
     for name, short, long_ in (("plan", short_plan_cpu, plan_cpu), ("stitch", short_stitch_cpu, stitch_cpu)):
         per = max(0.0, (long_ - short) / (n_long - n_short))
         out[f"{name}_core_s_per_frame"] = per
         out[f"{name}_fixed_core_s"] = max(0.0, short - per * n_short)
     return out
+
+
+def s3_reads(src: str, parts: list, cfg, work: Path) -> dict:
+    """What Plan and Stitch fetch when their inputs are s3:// objects: the engine's own RangeReader
+    (redactor/remote.py: read-ahead, block cache) over the local files instead of S3, counting GETs and bytes
+    per object; opens are counted too (each is one HEAD on S3). Run after the CPU measurements."""
+    import dataclasses
+
+    from redactor import plan, remote, stitch
+
+    seen: dict[str, dict] = {}
+    real_open = remote.open_s3
+
+    def local_open(url, **kw):
+        path = "/" + remote.parse_s3_url(url)[1]
+        f = open(path, "rb")
+
+        def fetch(start, end):
+            f.seek(start)
+            return f.read(end - start + 1)
+        r = remote.RangeReader(fetch, os.path.getsize(path), url, **kw)
+        seen.setdefault(path, {"opens": 0, "readers": []})
+        seen[path]["opens"] += 1
+        seen[path]["readers"].append(r)
+        return r
+
+    def tally(path):
+        rs = seen.get(path, {"opens": 0, "readers": []})
+        return {"opens": rs["opens"], "gets": sum(r.requests for r in rs["readers"]),
+                "bytes": sum(r.bytes_fetched for r in rs["readers"]), "size": os.path.getsize(path)}
+
+    url = "s3://local" + str(Path(src).resolve())
+    remote.open_s3 = local_open
+    try:
+        p = plan(url, cfg)
+        plan_reads = tally(str(Path(src).resolve()))
+        seen.clear()
+        s3_parts = [dataclasses.replace(r, part="s3://local" + str(Path(r.part).resolve())) for r in parts]
+        stitch(p, s3_parts, str(work / "long-out-s3.mp4"), cfg)
+        src_reads = tally(str(Path(src).resolve()))
+        part_reads = [tally(str(Path(r.part).resolve())) for r in parts]
+    finally:
+        remote.open_s3 = real_open
+    mib = 2 ** 20
+    blocks = (remote.MIN_BLOCK, remote.MAX_BLOCK)
+    return {
+        "plan": plan_reads, "stitch_source": src_reads, "stitch_parts": part_reads,
+        "plan_read_fraction": plan_reads["bytes"] / plan_reads["size"],
+        "plan_requests_per_mib": plan_reads["gets"] / (plan_reads["bytes"] / mib),
+        "stitch_source_read_fraction": src_reads["bytes"] / src_reads["size"],
+        "stitch_source_requests_per_mib": src_reads["gets"] / (src_reads["bytes"] / mib),
+        "part_opens": sum(t["opens"] for t in part_reads) / len(part_reads),
+        "part_extra_requests": max(0.0, sum(t["gets"] - seq_gets(t["size"], *blocks) for t in part_reads)
+                                   / len(part_reads)),
+    }
+
+
+MEASURED_ASSUMPTIONS = ("plan_read_fraction", "plan_requests_per_mib", "stitch_source_read_fraction",
+                        "stitch_source_requests_per_mib", "part_opens", "part_extra_requests")
 
 
 def _cpu() -> float:
@@ -416,13 +504,16 @@ def measure(seconds: float, settings: dict, repeats: int = 10) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ output
-def print_assumptions(a: dict) -> None:
+def print_assumptions(a: dict, measured: set = frozenset()) -> None:
     print("ASSUMPTIONS (every one a flag: --name-with-dashes VALUE; 'ASSUMPTION' = not measured, not published)")
     for k, (default, unit, why) in ASSUMPTIONS.items():
         v = a[k]
         flag = "--" + k.replace("_", "-")
-        mark = "" if v == default or default == 0.0 else f" (default {default:g})"
-        print(f"  {flag:32s} {v:<14.10g} {unit:13s} {why}{mark}")
+        if k in measured:
+            mark = f" [MEASURED here: {v:.3g}; default {default:g}]"
+        else:
+            mark = "" if v == default or default == 0.0 else f" (default {default:g})"
+        print(f"  {flag:34s} {v:<12.6g} {unit:14s} {why}{mark}")
 
 
 def fmt_usd(x: float) -> str:
@@ -462,6 +553,7 @@ def main(argv=None) -> int:
     cfg = Config.from_dict(settings)
     info = common.machine_info()
 
+    measured_here: set[str] = set()
     if args.per_frame_core_s is not None:
         m = {"source": "given (--per-frame-core-s), not measured", "detector": cfg.detector,
              "redact_core_s_per_frame": args.per_frame_core_s, "plan_core_s_per_frame": args.plan_core_s,
@@ -473,6 +565,10 @@ def main(argv=None) -> int:
         common.log(f"[cloud] measuring {args.seconds:g} s of 1080p30 on one core (detector {cfg.detector}) ...")
         m = measure(args.seconds, settings, args.repeats)
         m["source"] = "measured"
+        for k in MEASURED_ASSUMPTIONS:  # measured here, unless given as a flag
+            if getattr(args, k) is None:
+                a[k] = m["remux"]["reads"][k]
+                measured_here.add(k)
         if args.context_fraction is not None:
             m["context_fraction"] = args.context_fraction
 
@@ -496,6 +592,12 @@ def main(argv=None) -> int:
         print(f"  stitch  {m['stitch_cpu_s']:.2f} core-s ({m['stitch_wall_s']:.2f} s wall); {rx['stitch_cpu_s_long']:.2f} "
               f"core-s x{rx['repeats']}: {m['stitch_core_s_per_frame'] * 1000:.3f} ms/frame + "
               f"{m['stitch_fixed_core_s']:.2f} core-s per video (remux; output {m['output_mbit_s']:.1f} Mbit/s)")
+        rd_ = rx["reads"]
+        print(f"  S3 reads (the engine's RangeReader over the x{rx['repeats']} files, counting): plan fetched "
+              f"{rd_['plan_read_fraction']:.2f}x the upload in {rd_['plan']['gets']} GETs; stitch "
+              f"{rd_['stitch_source_read_fraction']:.2f}x the upload for its audio in {rd_['stitch_source']['gets']} "
+              f"GETs; each part opened {rd_['part_opens']:g} times, {rd_['part_extra_requests']:.1f} GETs beyond "
+              f"one sequential read")
         print(f"  a context frame costs {m['context_fraction']:.2f} of a frame (decode + detection share of the "
               f"stage timers); context {m['ctx_frames']} frames per side; other processes used "
               f"{m['foreign_load_cores']} cores during the {m['measure_wall_s']:.0f} s measurement"
@@ -511,7 +613,7 @@ def main(argv=None) -> int:
               f"{m['stitch_core_s_per_frame'] * 1000:.2f} ms/frame + {m['stitch_fixed_core_s']:g} s, "
               f"model load {m['worker_fixed_core_s']:g} core-s/worker, context fraction {m['context_fraction']:g}; "
               f"detector (for reference) {m['detector']}")
-    print_assumptions(a)
+    print_assumptions(a, measured_here)
     ctx = stack_defaults()
     print(f"stack defaults (cdk.json): redact_memory_mb {ctx['redact_memory_mb']}, max_concurrency "
           f"{ctx['max_concurrency']}, segment_seconds {ctx['segment_seconds']}, detector {ctx['detector']}; "

@@ -107,3 +107,17 @@ def test_break_even_meets_the_target(cloud):
     above = cloud.model(_measured(need * 1.05), a, 3008, 1000, 3600.0)["cost_per_min_usd"]
     assert at == pytest.approx(cloud.TARGET_COST_PER_MIN, rel=1e-3) and above > cloud.TARGET_COST_PER_MIN
     assert math.isfinite(need) and need > 0
+
+
+@pytest.mark.parametrize("size", [1, 200_000, 262_144, 262_145, 3_000_000, 11_000_000])
+def test_seq_gets_is_the_range_readers(cloud, size):
+    """The model counts a sequential read's GETs as the engine's RangeReader makes them (read-ahead doubling
+    from MIN_BLOCK to MAX_BLOCK), and its defaults are the engine's blocks."""
+    from redactor import remote
+    data = bytes(size)
+    r = remote.RangeReader(lambda a, b: data[a:b + 1], size, "mem")
+    while r.read(32768):  # FFmpeg's avio reads in buffer-sized pieces
+        pass
+    assert cloud.seq_gets(size, remote.MIN_BLOCK, remote.MAX_BLOCK) == r.requests
+    d = cloud.ASSUMPTIONS
+    assert (d["min_block_kib"][0] * 1024, d["max_block_mib"][0] * 2 ** 20) == (remote.MIN_BLOCK, remote.MAX_BLOCK)
