@@ -17,7 +17,9 @@ package fails this test (the container reports what it loaded and from where).
 """
 from __future__ import annotations
 
+import functools
 import json
+import tempfile
 from pathlib import Path
 from unittest import mock
 
@@ -31,9 +33,23 @@ from tests.moto_server import _moto_server_session, moto_server  # noqa: F401 - 
 moto = pytest.importorskip("moto")
 from moto.awslambda_simple.models import LambdaSimpleBackend  # noqa: E402
 
-from tests.test_workflow_e2e import FN_NAMES, Pipeline  # noqa: E402
+from tests.test_workflow_e2e import FN_NAMES, Pipeline, assert_faces_blurred  # noqa: E402
 
 pytestmark = pytest.mark.slow
+
+#: The local-model detectors a deployment can choose (CDK context ``detector`` -> REDACTOR_DETECTOR): the
+#: default (cdk.json) first, then the other one, selected the way a user selects it.
+DEFAULT_DETECTOR = aws.cdk_context()["detector"]
+DETECTORS = [DEFAULT_DETECTOR] + [d for d in ("centerface", "yunet") if d != DEFAULT_DETECTOR]
+
+
+@functools.lru_cache(maxsize=None)
+def _synthesized(detector: str) -> tuple[dict, Path]:
+    """The stack as `cdk synth -c detector=...` makes it (the default's synth is shared with the other tests)."""
+    if detector == DEFAULT_DETECTOR:
+        return aws.synthesized_once()
+    assembly, _ = aws.synth(tempfile.mkdtemp(prefix=f"redactor-cdk-{detector}-"), nag=False, detector=detector)
+    return assembly.get_stack_by_name("Redactor").template, Path(assembly.directory)
 
 
 @pytest.fixture(scope="module")
@@ -112,14 +128,15 @@ class DeployedPipeline(Pipeline):
         return self.containers["start"].invoke(event)
 
 
-@pytest.fixture
-def deployed(moto_server, runtime, tmp_path, monkeypatch):  # noqa: F811 - the fixture
-    template, assembly = aws.synthesized_once()
+@pytest.fixture(params=DETECTORS)
+def deployed(request, moto_server, runtime, tmp_path, monkeypatch):  # noqa: F811 - the fixture
+    template, assembly = _synthesized(request.param)
     moto_server.configure({"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
     # moto's Step Functions interpreter calls Lambda and S3 back over HTTP on localhost:$MOTO_PORT
     monkeypatch.setenv("MOTO_PORT", moto_server.endpoint.rsplit(":", 1)[1])
     p = DeployedPipeline(template, assembly, moto_server, runtime, tmp_path / "lambda",
                          engine_env={"REDACTOR_SEGMENT_SECONDS": "0.5"})
+    p.detector = request.param
     try:
         with mock.patch.object(LambdaSimpleBackend, "invoke", p.invoke_factory()):
             yield p
@@ -128,7 +145,17 @@ def deployed(moto_server, runtime, tmp_path, monkeypatch):  # noqa: F811 - the f
 
 
 def test_every_function_runs_in_its_deployed_runtime_end_to_end(deployed, media, tmp_path):
+    """Once per local detector: the default, and the other one chosen as a deployment chooses it (CDK context
+    ``detector`` -> the functions' REDACTOR_DETECTOR). YuNet's model is not in the vision layer: it is package
+    data of the engine layer, found there, checked by SHA-256 and loaded by cv2.FaceDetectorYN in the redact
+    function's workers (a missing or unloadable model fails the segment closed: no output)."""
+    from redactor.model import YUNET_SHA256, sha256_file
+
     p = deployed
+    detector = p.detector
+    for name in ("plan", "redact", "stitch"):  # the synthesized functions carry the choice
+        env = aws.function_by_service(p.template, name)[1]["Properties"]["Environment"]["Variables"]
+        assert env["REDACTOR_DETECTOR"] == detector, (name, env)
     # the containers hold what the template says, and none of them failed to initialise
     assert p.layer_names["redact"] == ["deps", "engine", "ffmpeg", "vision"]
     assert "report" in p.layer_names["stitch"]  # Pillow, for the HTML report
@@ -151,8 +178,14 @@ def test_every_function_runs_in_its_deployed_runtime_end_to_end(deployed, media,
     assert audio_packets(str(out)) == audio_packets(clip["path"]) and audio_packets(str(out))
     assert report["counts"]["frames"] == clip["frames"] and report["counts"]["segments"] >= 2
     assert report["counts"]["faces"] > 0, report["counts"]
-    # the inference runtime the layer really has: OpenCV DNN (OpenVINO is not in the layer)
+    assert_faces_blurred(clip, str(out))
+    # the detector the deployment chose ran, in the inference runtime the layer really has: OpenCV DNN
+    # (OpenVINO is not in the layer)
+    assert report["detector"]["name"] == detector, report["detector"]
     assert report["detector"].get("backend_opencv", 0) > 0 and "backend_openvino" not in report["detector"]
+    # the vendored YuNet model is where the engine looks for it in the redact function's /opt (engine layer)
+    yunet = p.containers["redact"].opt / "python" / "redactor" / "models" / "yunet_n_dynamic.onnx"
+    assert yunet.is_file() and sha256_file(yunet) == YUNET_SHA256, yunet
 
     # warm containers: one interpreter per function served all of its invocations
     redacts = [i for i in p.invocations if i[0] == "redact"]

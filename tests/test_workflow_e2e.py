@@ -196,6 +196,31 @@ def _gray(path: str) -> list[np.ndarray]:
         return [f.to_ndarray(format="gray").astype(np.int16) for f in c.decode(video=0)]
 
 
+def assert_faces_blurred(clip: dict, out: str) -> None:
+    """Inside the ground-truth face boxes (their middle half) the output differs from the source far more than
+    away from them (medians over the frames of ``clip``, testmedia's ground truth, that show a face)."""
+    src, dst = _gray(clip["path"]), _gray(out)
+    assert len(src) == len(dst) == clip["frames"]
+    inside, outside = [], []
+    for i, boxes in enumerate(clip["faces"]):
+        if not boxes:
+            continue
+        mask = np.zeros(src[i].shape, bool)
+        for x1, y1, x2, y2 in boxes:
+            cx1, cy1 = int(x1 + (x2 - x1) * 0.25), int(y1 + (y2 - y1) * 0.25)
+            cx2, cy2 = int(x1 + (x2 - x1) * 0.75), int(y1 + (y2 - y1) * 0.75)
+            mask[cy1:cy2, cx1:cx2] = True
+        diff = np.abs(src[i] - dst[i])
+        inside.append(diff[mask].mean())
+        far = np.ones_like(mask)
+        for x1, y1, x2, y2 in boxes:
+            w, h = x2 - x1, y2 - y1
+            far[max(0, int(y1 - h)):int(y2 + h), max(0, int(x1 - w)):int(x2 + w)] = False
+        outside.append(diff[far].mean())
+    assert inside, "the clip has faces"
+    assert np.median(inside) > 4 * max(np.median(outside), 0.5), (np.median(inside), np.median(outside))
+
+
 def test_upload_with_a_face_is_redacted_end_to_end(pipeline, media, tmp_path):
     # keyframes at frames 10, 25, 40 (30 fps in 1/15360): the segments start at 333.33 ms, 833.33 ms and
     # 1333.33 ms, off whole milliseconds, where the Stitch Lambda used to move every later frame early (#14)
@@ -253,26 +278,7 @@ def test_upload_with_a_face_is_redacted_end_to_end(pipeline, media, tmp_path):
     assert audio_packets(str(out)), "the clip has audio"
 
     # the face is blurred: inside the ground-truth box the output differs far more from the source than outside
-    src, dst = _gray(clip["path"]), _gray(str(out))
-    assert len(src) == len(dst) == clip["frames"]
-    inside, outside = [], []
-    for i, boxes in enumerate(clip["faces"]):
-        if not boxes:
-            continue
-        mask = np.zeros(src[i].shape, bool)
-        for x1, y1, x2, y2 in boxes:
-            cx1, cy1 = int(x1 + (x2 - x1) * 0.25), int(y1 + (y2 - y1) * 0.25)
-            cx2, cy2 = int(x1 + (x2 - x1) * 0.75), int(y1 + (y2 - y1) * 0.75)
-            mask[cy1:cy2, cx1:cx2] = True
-        diff = np.abs(src[i] - dst[i])
-        inside.append(diff[mask].mean())
-        far = np.ones_like(mask)
-        for x1, y1, x2, y2 in boxes:
-            w, h = x2 - x1, y2 - y1
-            far[max(0, int(y1 - h)):int(y2 + h), max(0, int(x1 - w)):int(x2 + w)] = False
-        outside.append(diff[far].mean())
-    assert inside, "the clip has faces"
-    assert np.median(inside) > 4 * max(np.median(outside), 0.5), (np.median(inside), np.median(outside))
+    assert_faces_blurred(clip, str(out))
 
 
 def test_corrupt_upload_ends_in_record_failure(pipeline, tmp_path):
