@@ -63,17 +63,17 @@ ASSUMPTIONS: dict[str, tuple[float, str, str]] = {
                     "vCPUs of CPU time although /proc shows 2 and 6 cores (measured by github.com/rwnx/"
                     "lambda-cpuinfo: 2 vCPUs up to 3008 MB, 6 from 8846 MB)"),
     "graviton_factor": (1.5, "x", "ASSUMPTION, not measured (no Arm machine here): Graviton2 core-seconds "
-                        "per core-second of this CPU (AMD EPYC, AVX-512). 1.5 = the clock ratio (Neoverse N1 "
-                        "2.5 GHz vs ~3.7 GHz boost here); 128-bit NEON vs AVX-512 in OpenCV DNN and x264 may "
-                        "make it worse, try 2"),
+                        "per core-second of this CPU (an AMD EPYC with AVX-512 BF16, i.e. Zen 4 class, 3.1-3.7 GHz). "
+                        "1.5 = about the clock ratio (Neoverse N1 at 2.5 GHz); 128-bit NEON vs AVX-512 in OpenCV "
+                        "DNN and x264 may make it worse: try 2"),
     "parallel_efficiency": (0.9, "x", "ASSUMPTION: throughput of N worker processes / (N x one), beyond the "
                             "chunk-cut work modelled explicitly (context frames, model loads): shared caches "
                             "and memory bandwidth (README 'Speed': a fine pass ~10 % slower side by side)"),
     "cold_start_redact_s": (4.0, "s", "ASSUMPTION: INIT of redact (layers: numpy, OpenCV, PyAV, ~200 MB; "
                             "Python imports + the model file), once per container"),
     "cold_start_small_s": (2.0, "s", "ASSUMPTION: INIT of start/plan/stitch (fewer layers)"),
-    "invoke_overhead_s": (0.5, "s", "ASSUMPTION: per redact invocation outside the engine: pool fork, "
-                          "source-info GET, 3 PUTs, sequential S3 round trips"),
+    "invoke_overhead_s": (0.5, "s", "ASSUMPTION: per redact invocation outside the engine and "
+                          "its S3 requests (counted apart): handler set-up, the pool's forks, the part's checks"),
     # ---- S3 ---------------------------------------------------------------------------------------------
     "s3_read_mbps": (75.0, "MB/s", "ASSUMPTION: one sequential ranged-GET reader per process (README "
                      "'Data path': 50-90 MB/s assumed there, midpoint)"),
@@ -583,7 +583,9 @@ def main(argv=None) -> int:
         rx = m["remux"]
         print(f"  plan    {m['plan_cpu_s']:.2f} core-s ({m['plan_wall_s']:.2f} s wall); {rx['plan_cpu_s_long']:.2f} "
               f"core-s for the clip x{rx['repeats']} ({rx['long_frames']} frames, stream copies): "
-              f"{m['plan_core_s_per_frame'] * 1000:.3f} ms/frame + {m['plan_fixed_core_s']:.2f} core-s per video")
+              f"{m['plan_core_s_per_frame'] * 1000:.3f} ms/frame + {m['plan_fixed_core_s']:.2f} core-s per video"
+              + (" (per frame: below this measurement's resolution)" if m["plan_core_s_per_frame"] * rx["long_frames"]
+                 < 0.02 else ""))
         print(f"  model   {m['worker_fixed_core_s']:.2f} core-s per worker (detector construction, "
               f"{m['detector_load_wall_s']:.2f} s wall)")
         print(f"  redact  {m['redact_cpu_s']:.2f} core-s ({m['redact_wall_s']:.2f} s wall) = "
