@@ -27,8 +27,13 @@ import json
 import os
 import sys
 
-#: What the Lambda Python runtime provides (it is not in any layer: ``layers/build.py`` trims it). Versions
-#: roughly those of the python3.13 runtime; the runtime's boto3 lags PyPI by a few months.
+#: What the Lambda Python runtime provides (it is not in any layer: ``layers/build.py`` trims it).
+#: The version is NOT documented: AWS's "Runtime-included SDK versions" (Lambda developer guide, "Building Lambda
+#: functions with Python", https://docs.aws.amazon.com/lambda/latest/dg/lambda-python.html) says the SDK version
+#: in the Python runtime "depends on the runtime version and your AWS Region" and gives a handler printing
+#: ``boto3.__version__``/``botocore.__version__`` to find it; the per-runtime SDK column the runtimes page once
+#: had (e.g. boto3-1.18.55 for python3.9) is gone and never listed python3.13. So this is an assumption: a 2025
+#: release, older than the dev venv's; replace it with what that handler prints in the target Region.
 RUNTIME_REQUIREMENTS = ("boto3==1.40.0", "botocore==1.40.0")
 
 
