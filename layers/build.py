@@ -17,9 +17,10 @@ Layers (each a folder ``layers/build/<name>/`` whose content lands in ``/opt`` o
 
 Wheels are chosen with ``pip install --platform manylinux..._aarch64 --only-binary=:all: --python-version X.Y
 --implementation cp --target``, so the build runs on any host. Each layer is trimmed: no tests, no
-``__pycache__``, no headers/stubs, no boto3/botocore (the Lambda runtime has them), shared objects stripped of
-debug sections where a capable ``llvm-strip`` is present (dynamic symbols are compared before/after, and the
-original file is kept if they differ). A stamp file skips a rebuild when nothing changed; pip's cache lives in
+``__pycache__``, no headers/stubs, no boto3/botocore (the Lambda runtime has them), shared objects without their
+debug and symbol-table sections: those patchelf left between LOAD segments are cut out here with every segment
+kept at a congruent offset and byte-identical (``_drop_debug_sections``), trailing ones by ``llvm-strip`` where
+present (dynamic symbols are compared before/after, and the original file is kept if they differ). A stamp file skips a rebuild when nothing changed; pip's cache lives in
 ``$REDACTOR_PIP_CACHE`` (default ``~/.cache/redactor/pip``) so later builds download nothing.
 
 ``--host`` (``build_layer(..., host=True)``) builds the same layers from the same pinned requirements and the same
@@ -147,17 +148,127 @@ def elf_load_segments_aligned(path: Path) -> bool | None:
     return True
 
 
+# Sections no loader reads (not SHF_ALLOC): what ``_drop_debug_sections`` removes when they lie between two LOAD
+# segments. ``.shstrtab`` (the section names) is kept, moved.
+_DEBUG_SECTIONS = (".symtab", ".strtab", ".comment", ".gnu.build.attributes")
+_SHF_ALLOC, _SHT_NOBITS = 0x2, 8
+
+
+def _drop_debug_sections(path: Path) -> int:
+    """Remove the debug/symbol sections that patchelf (auditwheel) left *between* LOAD segments: it appends its
+    own LOAD segments (the grown ``.dynstr``/``.dynsym``) after them, so ``strip`` has to move those segments,
+    and llvm-strip moved them to offsets no longer congruent to their addresses (unloadable libraries). Here
+    everything after the gap moves back by a whole multiple of the largest LOAD alignment, so every segment keeps
+    ``offset % align == vaddr % align``; the bytes every program header covers are checked identical after the
+    move (what the dynamic loader reads), and each kept section's bytes too. Returns the bytes saved; the file
+    is left as it was when there is nothing to gain or any check fails."""
+    import struct
+
+    data = path.read_bytes()
+    if len(data) < 64 or data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        return 0
+    phoff, shoff = struct.unpack_from("<QQ", data, 32)
+    phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from("<HHHHH", data, 54)
+    if not shoff or shstrndx >= shnum:
+        return 0
+    phdrs = [list(struct.unpack_from("<IIQQQQQQ", data, phoff + i * phentsize)) for i in range(phnum)]
+    shdrs = [list(struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize)) for i in range(shnum)]
+    names_at = shdrs[shstrndx][4]
+
+    def name(sh):
+        start = names_at + sh[0]
+        return data[start:data.index(b"\0", start)].decode("ascii", "replace")
+
+    removable = {i for i, sh in enumerate(shdrs) if i and not sh[2] & _SHF_ALLOC and sh[1] != _SHT_NOBITS
+                 and sh[5] and (name(sh).startswith(".debug") or name(sh) in _DEBUG_SECTIONS)}
+    if not removable:
+        return 0
+    covered = [(ph[2], ph[2] + ph[5]) for ph in phdrs if ph[5]]  # (offset, end) of every program header
+    first = min(shdrs[i][4] for i in removable)
+    g0 = max([end for off, end in covered if end <= first] + [0])  # the gap: no program header's bytes
+    g1 = min([off for off, end in covered if off >= first] + [len(data)])
+    if any(off < g1 and end > g0 for off, end in covered) or g1 == len(data):
+        return 0  # nothing after the sections to move back (llvm-strip handles trailing debug info)
+    gone = {i for i in removable if g0 <= shdrs[i][4] and shdrs[i][4] + shdrs[i][5] <= g1}
+    kept_in_gap = [i for i, sh in enumerate(shdrs) if i and i not in gone and sh[1] != _SHT_NOBITS and sh[5]
+                   and g0 <= sh[4] < g1]
+    table = shnum * shentsize
+    if any(sh[6] in gone for i, sh in enumerate(shdrs) if i not in gone) or \
+            any(shdrs[i][4] + shdrs[i][5] > g1 for i in kept_in_gap) or (g0 <= shoff < g1 < shoff + table):
+        return 0  # a kept section links to a removed one, or something straddles the gap's end
+    align = max([ph[7] for ph in phdrs if ph[0] == 1] + [1])
+    packed, moved = g0, {}
+    for i in sorted(kept_in_gap, key=lambda i: shdrs[i][4]):
+        a = max(1, shdrs[i][8])
+        packed = -(-packed // a) * a
+        moved[i] = packed
+        packed += shdrs[i][5]
+    if g0 <= shoff < g1:  # the section header table sits in the gap too: it follows the kept sections
+        packed = -(-packed // 8) * 8
+        new_shoff, packed = packed, packed + table
+    else:
+        new_shoff = shoff
+    shift = (g1 - packed) // align * align
+    if shift <= 0:
+        return 0
+    out = bytearray(data[:g0]) + bytearray(g1 - shift - g0) + bytearray(data[g1:])
+    for i, at in moved.items():
+        out[at:at + shdrs[i][5]] = data[shdrs[i][4]:shdrs[i][4] + shdrs[i][5]]
+    new_ph = [list(ph) for ph in phdrs]
+    for ph in new_ph:
+        if ph[2] >= g1:
+            ph[2] -= shift
+    new_sh = [list(sh) for sh in shdrs]
+    for i, sh in enumerate(new_sh):
+        if i in gone:  # an empty PROGBITS section under its old name (no symbol table left to point at)
+            sh[1], sh[4], sh[5], sh[6], sh[7], sh[9] = 1, g0, 0, 0, 0, 0
+        elif i in moved:
+            sh[4] = moved[i]
+        elif sh[4] >= g1:
+            sh[4] -= shift
+    if shoff >= g1:
+        new_shoff = shoff - shift
+    struct.pack_into("<Q", out, 40, new_shoff)
+    for i, ph in enumerate(new_ph):
+        if phoff + (i + 1) * phentsize <= g0:
+            struct.pack_into("<IIQQQQQQ", out, phoff + i * phentsize, *ph)
+        else:
+            return 0  # the program header table itself is past the gap: not a layout we know
+    for i, sh in enumerate(new_sh):
+        struct.pack_into("<IIQQQQIIQQ", out, new_shoff + i * shentsize, *sh)
+    # what the loader reads is unchanged (but the headers' new offsets), every LOAD segment stays congruent,
+    # every kept section is intact
+    headers = phoff + phnum * phentsize
+    ref = bytearray(data)
+    ref[:headers] = out[:headers]
+    for old, new in zip(phdrs, new_ph):
+        if out[new[2]:new[2] + new[5]] != ref[old[2]:old[2] + old[5]]:
+            return 0
+        if new[0] == 1 and new[7] > 1 and new[2] % new[7] != new[3] % new[7]:
+            return 0
+    for i, (old, new) in enumerate(zip(shdrs, new_sh)):
+        if i not in gone and old[1] != _SHT_NOBITS and out[new[4]:new[4] + new[5]] != data[old[4]:old[4] + old[5]]:
+            return 0
+    tmp = path.with_name(path.name + ".trimmed")
+    tmp.write_bytes(bytes(out))
+    os.chmod(tmp, path.stat().st_mode)
+    os.replace(tmp, path)
+    return len(data) - len(out)
+
+
 def _strip_shared_objects(root: Path) -> int:
     """Strip debug sections from .so files; keep the original if the dynamic symbol table changes or if the
     stripped file could not be loaded: llvm-strip repacks the extra LOAD segments patchelf (auditwheel) adds
     to manylinux libraries without keeping their file offsets congruent to their addresses, and such a library
-    fails to load (PyAV's ``av/_core.abi3.so`` did, breaking ``import av`` in the deployed layer)."""
+    fails to load (PyAV's ``av/_core.abi3.so`` did, breaking ``import av`` in the deployed layer). The debug
+    sections patchelf left between LOAD segments go first, by ``_drop_debug_sections`` (no tool needed)."""
     tool = _strip_tool()
-    if not tool:
-        return 0
     saved = 0
     for so in list(root.rglob("*.so")) + list(root.rglob("*.so.*")):
         if so.is_symlink() or not so.is_file():
+            continue
+        saved += _drop_debug_sections(so)
+        if not tool:
             continue
         before_size = so.stat().st_size
         before_syms = _dynamic_symbols(so)
@@ -189,6 +300,8 @@ def _trim(site: Path) -> None:
         for f in files:
             if f.endswith(TRIM_SUFFIXES):
                 os.unlink(os.path.join(dirpath, f))
+    for record in site.glob("*.dist-info/RECORD"):  # pip's file list for uninstalling; nothing reads it at run time
+        record.unlink()
     # numpy/_core/include and similar header-only folders
     for inc in site.rglob("include"):
         if inc.is_dir() and inc.parent.name in ("_core", "core", "numpy"):
