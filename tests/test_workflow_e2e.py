@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -92,6 +93,7 @@ class Pipeline:
         }
         self.modules = {}
         self.invocations: list[tuple[str, dict, str]] = []  # (handler, event, outcome)
+        self.running_now: list[str] = []  # handlers in an invocation right now
         self.tmp = tmp
 
     @contextlib.contextmanager
@@ -110,13 +112,23 @@ class Pipeline:
     def _invoke_factory(self):
         pipeline = self
         by_name = {fn_name: handler for handler, fn_name in FN_NAMES.items()}
+        # One invocation at a time per function, as a warm Lambda container serves one request at a time. moto
+        # runs the Map's children in threads of this one process: concurrent Redacts forked their workers while
+        # sibling threads were mid-call (writing logs to the captured stdout, calling moto), and a fork copies a
+        # lock another thread holds as held, forever; the e2e hung twice in ~20 runs on the Map's 4th Redact.
+        container = {handler: threading.Lock() for handler in HANDLERS}
 
         def invoke(backend, function_name, qualifier, body, headers, response_headers):
             name = function_name.split(":function:")[-1].split(":")[0]
             handler = by_name[name]
             event = json.loads(body) if body else {}
             try:
-                result = pipeline.modules[handler].handler(event, aws.FakeContext(name))
+                with container[handler]:
+                    pipeline.running_now.append(handler)
+                    try:
+                        result = pipeline.modules[handler].handler(event, aws.FakeContext(name))
+                    finally:
+                        pipeline.running_now.remove(handler)
                 pipeline.invocations.append((handler, event, "ok"))
                 return json.dumps(result).encode()
             except Exception as e:  # noqa: BLE001 - reported to the interpreter like Lambda does
@@ -152,7 +164,8 @@ class Pipeline:
             if d["status"] != "RUNNING":
                 return d
             time.sleep(0.2)
-        raise TimeoutError(f"execution still running after {timeout}s")
+        raise TimeoutError(f"execution still running after {timeout}s; invocations not returned: "
+                           f"{self.running_now or 'none'}; returned: {[i[0] for i in self.invocations]}")
 
     def state_names(self, execution_arn: str) -> list[str]:
         events = self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
