@@ -3,6 +3,7 @@
     .venv/bin/python bench/scaling.py           # 1080p30 3 s clip, 2 rounds; memory: 320x180 10 s vs 60 s
     .venv/bin/python bench/scaling.py --quick   # 1080p 1 s, 1 round; memory: 2 s vs 12 s
     options: --seconds S --reps N --no-pinned --mem-width W --mem-height H --mem-short S --mem-long S
+             --set KEY=VALUE (engine settings for every run)
 
 Speed-up runs (fresh process each, alternating w1 / w2 / w1-pinned, order flipped every round):
   w1         workers=1 as the engine runs it (one process; it gives that process all cores' threads)
@@ -40,7 +41,12 @@ def main(argv=None) -> int:
     ap.add_argument("--mem-short", type=float, default=None, help="short clip seconds (default 10, quick 2)")
     ap.add_argument("--mem-long", type=float, default=None, help="long clip seconds (default 60, quick 12)")
     ap.add_argument("--mem-workers", type=int, default=2)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="engine setting for every run, e.g. --set detector=centerface (repeatable)")
     a = ap.parse_args(argv)
+    overrides = dict(kv.split("=", 1) for kv in a.set)
+    from redactor import Config
+    cfg = Config.from_dict(overrides)  # a bad setting fails before anything runs
     seconds = a.seconds or (1.0 if a.quick else 10.0)
     reps = a.reps or (1 if a.quick else 2)
     mem_short = a.mem_short or (2.0 if a.quick else 10.0)
@@ -56,7 +62,7 @@ def main(argv=None) -> int:
 
     def redact(tag, workers, cpus=None, source=src):
         spec = {"mode": "redact", "source": source, "output": str(work / f"{tag}.mp4"),
-                "config": {"workers": workers}, "report": str(work / f"{tag}.report.json")}
+                "config": {**overrides, "workers": workers}, "report": str(work / f"{tag}.report.json")}
         if cpus:
             spec["cpus"] = cpus
         r = common.run_child(spec)
@@ -89,7 +95,7 @@ def main(argv=None) -> int:
     parent_ratio = m_long["self_maxrss_mb"] / m_short["self_maxrss_mb"]
 
     print(f"clip: {Path(src).name} {gt['width']}x{gt['height']} {frames} frames; rounds={reps}; "
-          f"cores={info['usable_cores']}")
+          f"cores={info['usable_cores']}; detector {cfg.detector}, inference {cfg.inference}")
     for k, v in res.items():
         print(f"  {k:10s}: median {wall[k]:.2f}s = {frames / wall[k]:.2f} fps  runs {[round(r['wall'], 2) for r in v]}"
               f"  cpu {common.median([r['cpu_seconds'] for r in v]):.1f}s ({cores_used[k]:.2f} cores busy)  peak RSS/worker {rss[k]:.0f} MB  "
@@ -104,6 +110,7 @@ def main(argv=None) -> int:
     elapsed = time.perf_counter() - t_start
     mem_ok = mem_ratio <= MEM_TOLERANCE
     result = {"clip": {"path": src, "frames": frames, "width": gt["width"], "height": gt["height"]},
+              "config": cfg.to_dict(),
               "reps": reps, "machine": info, "runs": res, "median_wall": wall, "speedup_w2_vs_w1": speedup,
               "speedup_w2_vs_w1_pinned": speedup_pinned, "best_wall": best, "speedup_best": best_speedup,
               "speedup_pinned_best": best_pinned, "cores_busy": cores_used, "target": TARGET, "meets_target": speedup >= TARGET,

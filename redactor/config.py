@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from .detectors import own_defaults  # numpy-free
 from .errors import ConfigError
 from .schedule import REFERENCE_FPS, Schedule
 
@@ -34,7 +35,7 @@ class DetectionSettings:
     carries them (every Segment record holds a copy): Redact applies the plan's, not its own environment's."""
 
     detector: str = "centerface"
-    threshold: float = 0.35
+    threshold: float = 0.0  # detection score threshold; 0 = the detector's own (detectors.own_defaults)
     hold: int = 2  # a detection also covers this many frames before and after
     # detection periods in time, turned into frames from the source's frame rate (schedule.frames_in):
     detect_ms: float = 100.0  # coarse detection period (every 3rd frame at 30 fps, every frame at 10 fps)
@@ -44,15 +45,21 @@ class DetectionSettings:
     detect_every: int = 0  # coarse detection on every k-th frame; 0 = from detect_ms
     fine_every: int = -1  # fine detection every K-th frame (a multiple of k); 0 = off, -1 = from fine_ms
     track_every: int = 0  # small-face tracking step in frames, dividing k; 0 = from track_ms
-    coarse_width: int = 960  # the coarse pass infers the whole frame at most this wide
+    coarse_width: int = 0  # the coarse pass infers the whole frame at most this wide; 0 = the detector's own
     min_face: int = 16  # smallest face width (px) the fine pass is sized for (smaller = more upscaling)
     max_infer_width: int = 1920  # the fine pass's budget: frames wider than this are tiled
     rekognition_ms: float = 200.0  # per-frame Rekognition backend: sampling period (every 6th frame at 30 fps)
     rekognition_every: int = 0  # ... or every k-th frame, overriding rekognition_ms; 0 = from rekognition_ms
 
+    def resolved(self) -> "DetectionSettings":
+        """These settings with every 0 that means "the detector's own" replaced by that detector's value."""
+        own = own_defaults(self.detector) if self.detector in DETECTORS else {}
+        return dataclasses.replace(self, **{k: v for k, v in own.items() if not getattr(self, k)})
+
     def check(self) -> None:
         _check(self, "detector", self.detector in DETECTORS, f"must be one of {', '.join(DETECTORS)}")
-        _check(self, "threshold", 0.01 <= float(self.threshold) <= 0.99, "must be between 0.01 and 0.99")
+        _check(self, "threshold", float(self.threshold) == 0 or 0.01 <= float(self.threshold) <= 0.99,
+               "must be 0 (the detector's own) or between 0.01 and 0.99")
         _check(self, "hold", 0 <= int(self.hold) <= 60, "must be between 0 and 60 frames")
         _check(self, "detect_ms", 1 <= float(self.detect_ms) <= 10000, "must be between 1 and 10000 ms")
         _check(self, "fine_ms", 0 <= float(self.fine_ms) <= 60000, "must be 0 (off) or up to 60000 ms")
@@ -64,7 +71,8 @@ class DetectionSettings:
         t, k = int(self.track_every), int(self.detect_every)
         _check(self, "track_every", t >= 0 and not (t and k and k % t),
                "must be 0 (from track_ms) or divide detect_every")
-        _check(self, "coarse_width", 160 <= int(self.coarse_width) <= 3840, "must be between 160 and 3840")
+        _check(self, "coarse_width", int(self.coarse_width) == 0 or 160 <= int(self.coarse_width) <= 3840,
+               "must be 0 (the detector's own) or between 160 and 3840")
         _check(self, "min_face", 4 <= int(self.min_face) <= 512, "must be between 4 and 512 px")
         _check(self, "rekognition_ms", 1 <= float(self.rekognition_ms) <= 10000, "must be between 1 and 10000 ms")
         _check(self, "rekognition_every", 0 <= int(self.rekognition_every) <= 300,
@@ -137,11 +145,16 @@ _Flat = dataclasses.make_dataclass("_Flat", [(f.name, f.type, dataclasses.field(
 
 class Config(_Flat):
     """All settings, flat: ``Config(crf=18, detect_ms=200)``, ``Config.from_dict``, ``Config.from_env``.
-    Validated on construction, by each group's ``check``."""
+    Validated on construction, by each group's ``check``; detection settings left 0 ("the detector's own":
+    ``threshold``, ``coarse_width``) are then filled in from the detector's defaults, so a Config, and the
+    plan made with it, always holds the values used."""
 
     def validate(self) -> "Config":
         for name in GROUPS:
             getattr(self, name).check()
+        for k, v in dataclasses.asdict(self._group(DetectionSettings).resolved()).items():
+            if getattr(self, k) != v:
+                object.__setattr__(self, k, v)
         return self
 
     def _group(self, cls):

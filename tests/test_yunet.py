@@ -198,3 +198,26 @@ def test_small_fast_faces_on_the_last_frames_are_redacted(media, tmp_path):
     sharp = [(i, [round(c) for c in crop]) for i in range(len(src)) for crop in clip["faces"][i]
              if _detail(dst[i], crop) >= 0.25 * _detail(src[i], crop)]
     assert not sharp, f"faces left sharp (frame, crop): {sharp}"
+
+
+def test_settings_left_0_are_the_detectors_own_and_the_plan_carries_them(media):
+    """``threshold`` and ``coarse_width`` default to 0, "the detector's own" (``detectors.own_defaults``, a
+    numpy-free table): a Config fills them in when it is made, so the plan (and every Redact applying it)
+    holds the values used; an explicit value wins; anything else is still a named ConfigError."""
+    from redactor import detectors, plan
+    from redactor.errors import ConfigError
+
+    for name in ("centerface", "yunet", "rekognition"):
+        own = detectors.own_defaults(name)
+        c = Config(detector=name)
+        assert (c.threshold, c.coarse_width) == (own["threshold"], own["coarse_width"]) and own["threshold"] > 0
+        assert c.detection == Config.from_dict({"detector": name, "threshold": "0", "coarse_width": "0"}).detection
+    assert (Config(detector="yunet", coarse_width=800, threshold=0.5).coarse_width,
+            Config(detector="yunet", threshold=0.5).threshold) == (800, 0.5)
+    for bad in ({"threshold": 0.005}, {"coarse_width": 100}):
+        with pytest.raises(ConfigError, match="the detector's own"):
+            Config(**bad)
+    clip = media("yunet_plan.mp4", width=160, height=96, seconds=0.3, faces=1)
+    seg = plan(clip["path"], Config(detector="yunet")).segments[0]
+    assert {k: seg.detection[k] for k in ("detector", "threshold", "coarse_width")} == {
+        "detector": "yunet", **detectors.own_defaults("yunet")}

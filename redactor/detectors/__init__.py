@@ -59,6 +59,18 @@ def is_two_tier(name: str) -> bool:
     return name in TWO_TIER
 
 
+# Each backend's own value of the detection settings that default to 0 ("the detector's own") in
+# ``config.DetectionSettings``; a Config fills them in when it is made, so plans carry the values used.
+# Measured: README "Speed" (YuNet-n).
+OWN_DEFAULTS = {"threshold": 0.35, "coarse_width": 960}  # CenterFace's, and the API backends' threshold
+DEFAULTS = {"yunet": {"threshold": 0.35, "coarse_width": 960}}
+
+
+def own_defaults(name: str) -> dict:
+    """The settings detector ``name`` uses where a Config leaves them 0."""
+    return {**OWN_DEFAULTS, **DEFAULTS.get(name, {})}
+
+
 def uses_faces_file(settings) -> bool:
     """Whether the detector reads the run's faces file (``settings.faces_path``): ``rekognition-video``, whose
     boxes come from the workflow's video job. The Redact and Stitch adapters fetch that file for the run."""

@@ -33,7 +33,7 @@ class YuNet(ScaledModel):
     name = "yunet"
     FINE_FACE = 32.0  # model px a min_face face is scaled to in the fine pass (2x at min_face 16; measured on
     # synth crops 18-28 px wide, faces ~10-15 px: 24 missed 3/60, 32 none; CenterFace needs 48, 3x)
-    COARSE_RELIABLE_FACE = 12.0  # model px above which the coarse pass finds a face reliably
+    COARSE_RELIABLE_FACE = 24.0  # model px above which the coarse pass finds a face reliably
     # it finds ~10 px faces unscaled, so the coarse pass never upscales: small frames (480x270) stay two-tier
     # (coarse at 1x, fine at 2x) and get the fine pass on the video's last frame
     COARSE_UPSCALE = 1.0
