@@ -27,6 +27,22 @@ from moto.awslambda_simple.models import LambdaSimpleBackend  # noqa: E402
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+
+
+def _fresh_moto_lock_in_forked_child() -> None:
+    """Every in-process moto request takes moto's one global lock (``BackendDict.__getitem__`` ->
+    ``_create_account_specific_backend``: ``with backend_lock``). The Redact handler forks its workers while other
+    threads of this process make moto requests (the test polling the execution, the interpreter's Map threads);
+    a fork in that instant copies the lock as held, and the worker's first S3 request waited forever: the e2e's
+    4th Redact never returned (twice in ~20 runs; here once in 6 runs of 8 concurrent Redacts, gdb showed the
+    worker in ``with backend_lock`` under ``head_object``). In a forked child no other thread exists, so the
+    lock starts free there. (On Lambda a worker talks HTTP to S3; tests/test_deployed_runtime.py runs that.)"""
+    from moto.core import base_backend
+
+    base_backend.backend_lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_fresh_moto_lock_in_forked_child)
 HANDLERS = ("start", "plan", "redact", "stitch", "record_failure", "faces")  # faces: detector=rekognition-video
 FN_NAMES = {name: f"redactor-{name.replace('_', '-')}" for name in HANDLERS}
 
@@ -112,10 +128,9 @@ class Pipeline:
     def _invoke_factory(self):
         pipeline = self
         by_name = {fn_name: handler for handler, fn_name in FN_NAMES.items()}
-        # One invocation at a time per function, as a warm Lambda container serves one request at a time. moto
-        # runs the Map's children in threads of this one process: concurrent Redacts forked their workers while
-        # sibling threads were mid-call (writing logs to the captured stdout, calling moto), and a fork copies a
-        # lock another thread holds as held, forever; the e2e hung twice in ~20 runs on the Map's 4th Redact.
+        # One invocation at a time per function, as a warm Lambda container serves one request at a time (moto
+        # runs the Map's children in threads of this one process): no Redact forks its workers while a sibling
+        # Redact is mid-call in another thread (see _fresh_moto_lock_in_forked_child for the lock that hung).
         container = {handler: threading.Lock() for handler in HANDLERS}
 
         def invoke(backend, function_name, qualifier, body, headers, response_headers):
@@ -427,3 +442,52 @@ def test_audio_the_output_cannot_hold_fails_in_plan(pipeline, media):
     cause = json.dumps(record["cause"])
     assert "adpcm_ima_wav" in cause and ".mov output" in cause, cause
     assert pipeline.keys(pipeline.work) == []
+
+
+def _open_in_worker(conn, url: str) -> None:
+    from redactor import remote
+
+    try:
+        conn.send(remote.open_s3(url).size)
+    finally:
+        conn.close()
+
+
+def test_a_worker_forked_while_another_thread_is_in_moto_reads_s3(tmp_path):
+    """The e2e's hang, made certain: another thread is inside an in-process moto request (holding moto's global
+    backend lock) at the instant the Redact handler forks a worker, and the worker then opens the upload. Before
+    _fresh_moto_lock_in_forked_child the worker waited on its copy of the held lock forever."""
+    import multiprocessing as mp
+
+    from moto.core import base_backend
+    from redactor import remote
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket="raw")
+        s3.put_object(Bucket="raw", Key="a.mp4", Body=b"x" * 1000)
+        remote.reset()
+        remote.prepare_fork()  # as the Redact handler does at cold start
+        inside, leave = threading.Event(), threading.Event()
+
+        def in_moto_request():
+            with base_backend.backend_lock:
+                inside.set()
+                leave.wait(60)
+
+        threading.Thread(target=in_moto_request, daemon=True).start()
+        assert inside.wait(10)
+        ctx = mp.get_context("fork")
+        parent, child = ctx.Pipe()
+        worker = ctx.Process(target=_open_in_worker, args=(child, "s3://raw/a.mp4"), daemon=True)
+        try:
+            worker.start()
+            child.close()
+            answered = parent.poll(30)
+            assert answered, "the forked worker hung on the moto lock it inherited held"
+            assert parent.recv() == 1000
+        finally:
+            leave.set()
+            worker.kill()
+            worker.join(5)
+            remote.reset()
