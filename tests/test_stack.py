@@ -578,7 +578,7 @@ def test_rekognition_detector_adds_only_detect_faces_to_redact(rekognition_stack
     assert st["Resource"] == "*"  # DetectFaces has no resource-level permissions
     _, redact = function_by_service(template, "redact")
     env = redact["Properties"]["Environment"]["Variables"]
-    assert env["REDACTOR_DETECTOR"] == "rekognition" and env["REDACTOR_REKOGNITION_EVERY"] == "5"
+    assert env["REDACTOR_DETECTOR"] == "rekognition" and env["REDACTOR_REKOGNITION_EVERY"] == "0"  # 0: from rekognition_ms
     assert set(definition["States"]) == {"Plan segments", "Redact segments", "Stitch", "Done", "Record failure",
                                          "Failed"}
 
