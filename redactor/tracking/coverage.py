@@ -136,31 +136,35 @@ def edge_boxes(i: int, dets: dict[int, np.ndarray], k: int, carry: int, width: i
         if not lost:
             continue
         faces = a[lost]
-        vel = np.zeros((len(faces), 2), np.float32)  # per frame, in the direction of d
-        known = np.zeros(len(faces), bool)
+        # its motion (per frame, in the direction of d) from the sample on its other side; where two faces
+        # there could each be it (faces crossing: matching.rival_pairs), it is carried along both
+        moves = []
         behind = dets.get(j - step)
         if behind is not None and len(behind):
-            for ib, ia in match(behind, faces, max_dist=reach, size_weight=SIZE_WEIGHT):
-                vel[ia] = (_centres(faces[ia:ia + 1])[0] - _centres(behind[ib:ib + 1])[0]) / k
-                known[ia] = True
+            d_, cost = pair_costs(behind, faces, SIZE_WEIGHT)
+            pairs = greedy_pairs(d_, cost, reach)
+            for ib, ia in pairs + rival_pairs(d_, cost, pairs, reach):
+                moves.append((ia, (_centres(faces[ia:ia + 1])[0] - _centres(behind[ib:ib + 1])[0]) / k))
+        moves += [(n, None) for n in range(len(faces)) if all(m[0] != n for m in moves)]
         w, h = faces[:, 2] - faces[:, 0], faces[:, 3] - faces[:, 1]
         s = np.maximum(w, h)
-        # how near an edge counts: a face size from where the missing sample would have had it (k face sizes
-        # from where it was, when its motion is unknown)
-        near = np.where(known, s, s * max(1.0, EDGE_SPEED * k))
-        for n in range(len(faces)):
-            at_miss = faces[n, :4] + np.tile(vel[n] * k, 2)
+        for n, v in moves:
+            # how near an edge counts: a face size from where the missing sample would have had it (k face
+            # sizes from where it was, when its motion is unknown)
+            near = s[n] if v is not None else s[n] * max(1.0, EDGE_SPEED * k)
+            v = np.zeros(2, np.float32) if v is None else v
+            at_miss = faces[n, :4] + np.tile(v * k, 2)
             gaps = np.array([at_miss[0], at_miss[1], width - at_miss[2], height - at_miss[3]])
-            edges = gaps <= near[n]
+            edges = gaps <= near
             if not edges.any():
                 continue  # lost inside the picture: not the edge's doing
             # a detector's box is the face's core: hair, ears and chin reach about half its size further, and
             # the carried face's position is a guess: its box grows by a quarter of its size on every side
             m = s[n] / 4
-            x1, y1, x2, y2 = faces[n, :4] + np.tile(vel[n] * abs(d), 2) + np.array([-m, -m, m, m])
+            x1, y1, x2, y2 = faces[n, :4] + np.tile(v * abs(d), 2) + np.array([-m, -m, m, m])
             if x2 + 2 * m <= 0 or y2 + 2 * m <= 0 or x1 - 2 * m >= width or y1 - 2 * m >= height:
                 continue  # it has left the picture (head and all, give or take its motion measured at the edge)
-            cur = np.array([x1, y1, width - x2, height - y2]) <= near[n]
+            cur = np.array([x1, y1, width - x2, height - y2]) <= near
             # stretched to the edges it is near; left partly outside (the redaction grows it, then clips it to
             # the frame), never dropped while part of it can still be in the picture
             x1 = min(x1, 0.0) if cur[0] and edges[0] else x1

@@ -9,6 +9,10 @@ import numpy as np
 SIZE_WEIGHT = 3.0
 # ... and where another pairing costs at most this much more, it is interpolated too (faces crossing)
 AMBIGUOUS = 0.5
+# ... or at most this share more: where even the chosen pairing moves faces far, a crossing pairing that moves
+# them twice as far is as plausible (#15: two faces crossing a 320 px frame at a face width per frame, 30 fps,
+# seen on two coarse samples: the greedy pairing jumps lanes at cost 3.3, the true one costs 4.2 and 5.8)
+AMBIGUOUS_SHARE = 1.0
 
 
 def pair_costs(a: np.ndarray, b: np.ndarray, size_weight: float) -> tuple[np.ndarray, np.ndarray]:
@@ -48,17 +52,19 @@ def greedy_pairs(d: np.ndarray, cost: np.ndarray, max_dist: float) -> list[tuple
 
 
 def rival_pairs(d: np.ndarray, cost: np.ndarray, pairs: list[tuple[int, int]], max_dist: float,
-                margin: float = AMBIGUOUS) -> list[tuple[int, int]]:
-    """Pairs not in ``pairs`` that are almost as likely (cost within ``margin`` of the chosen pair of either
-    end; ``d``, ``cost`` from ``pair_costs``): two faces of about the same size crossing between samples cannot be
-    told apart by position, so both pairings are covered (a wrong one only adds blur)."""
+                margin: float = AMBIGUOUS, share: float = AMBIGUOUS_SHARE) -> list[tuple[int, int]]:
+    """Pairs not in ``pairs`` that are almost as likely (cost within ``margin``, or ``share`` of it, of the
+    chosen pair of either end, whichever is more; ``d``, ``cost`` from ``pair_costs``): two faces of about the
+    same size crossing between samples cannot be told apart by position, so both pairings are covered (a wrong
+    one only adds blur)."""
     if not pairs:
         return []
     best_a = np.full(cost.shape[0], np.inf)
     best_b = np.full(cost.shape[1], np.inf)
     for ia, ib in pairs:
         best_a[ia] = best_b[ib] = cost[ia, ib]
-    ok = (d <= max_dist) & (cost <= np.minimum(best_a[:, None], best_b[None, :]) + margin)
+    best = np.minimum(best_a[:, None], best_b[None, :])
+    ok = (d <= max_dist) & (cost <= best + np.maximum(margin, share * best))
     for ia, ib in pairs:
         ok[ia, ib] = False
     return [(int(x), int(y)) for x, y in zip(*np.nonzero(ok))]
