@@ -24,6 +24,23 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _coerce(name: str, default, v):
+    """``v`` as the type of the field's ``default`` (bool, int, float; others as given): a named ConfigError
+    when it is not one."""
+    try:
+        if isinstance(default, bool):
+            if isinstance(v, str):
+                return v.strip().lower() in ("1", "true", "yes", "on")
+            return v if isinstance(v, bool) else bool(v)
+        if isinstance(default, int) and v is not None and not (type(v) is int):
+            return int(v)
+        if isinstance(default, float) and v is not None and not (type(v) is float):
+            return float(v)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name}={v!r}: not a valid {type(default).__name__}") from None
+    return v
+
+
 def _check(group, name: str, ok: bool, why: str) -> None:
     if not ok:
         raise ConfigError(f"setting {name}={getattr(group, name)!r}: {why}")
@@ -150,6 +167,11 @@ class Config(_Flat):
     plan made with it, always holds the values used."""
 
     def validate(self) -> "Config":
+        for f in dataclasses.fields(self):  # "1.4" (a string from a CLI, an environment, JSON) -> 1.4
+            v = getattr(self, f.name)
+            c = _coerce(f.name, f.default, v)
+            if c is not v:
+                object.__setattr__(self, f.name, c)
         for name in GROUPS:
             getattr(self, name).check()
         for k, v in dataclasses.asdict(self._group(DetectionSettings).resolved()).items():
@@ -211,23 +233,7 @@ class Config(_Flat):
         unknown = sorted(set(data) - set(names))
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
-        kwargs = {}
-        for k, v in data.items():
-            default = names[k].default
-            try:
-                if isinstance(default, bool):
-                    if isinstance(v, str):
-                        v = v.strip().lower() in ("1", "true", "yes", "on")
-                    else:
-                        v = bool(v)
-                elif isinstance(default, int) and v is not None:
-                    v = int(v)
-                elif isinstance(default, float) and v is not None:
-                    v = float(v)
-            except (TypeError, ValueError):
-                raise ConfigError(f"setting {k}={v!r}: not a valid {type(default).__name__}") from None
-            kwargs[k] = v
-        return cls(**kwargs)
+        return cls(**data)  # values are coerced to their fields' types by validate
 
     @classmethod
     def from_env(cls, environ=None, prefix: str = "REDACTOR_") -> "Config":

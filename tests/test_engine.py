@@ -316,6 +316,23 @@ def test_unknown_inference_backend_is_a_config_error():
         Config(inference="cuda")
 
 
+def test_settings_given_as_strings_are_their_fields_types():
+    """Config(enlarge="1.4") used to pass validation and stay a string, and the worker then crashed on it;
+    every way in (keywords, from_dict, replace) now gives the field's type, or a named ConfigError."""
+    import dataclasses
+
+    from redactor.errors import ConfigError
+    c = Config(enlarge="1.4", hold="3", drop_audio="false")
+    assert (c.enlarge, c.hold, c.drop_audio) == (1.4, 3, False)
+    assert type(c.enlarge) is float and type(c.hold) is int
+    assert type(dataclasses.replace(c, enlarge="2").enlarge) is float
+    assert Config.from_dict({"enlarge": "1.5"}).enlarge == 1.5
+    with pytest.raises(ConfigError, match="enlarge='wide'"):
+        Config(enlarge="wide")
+    with pytest.raises(ConfigError, match="hold"):
+        Config.from_dict({"hold": "two"})
+
+
 def test_track_step_must_divide_the_detection_period():
     from redactor.errors import ConfigError
     assert Config().schedule.track == Config().schedule.every == 3  # at 30 fps
