@@ -187,11 +187,13 @@ def redact_planes(planes: list[np.ndarray], boxes: np.ndarray, fmt: str, style: 
 
 def redact_frame(frame, boxes: np.ndarray, style: str, mask: str, enlarge: float):
     """Return a frame (possibly a writable copy) with boxes redacted. ``boxes`` (n, >=4) in frame pixels."""
-    eb = expand_boxes(boxes, enlarge, frame.width, frame.height)
+    whole = expand_boxes(boxes, enlarge, frame.width, frame.height, clip=False)  # masks cut off by the edges
+    eb = whole.copy()  # the same boxes clipped to the frame (one expansion per frame, not two)
+    eb[:, [0, 2]] = np.clip(eb[:, [0, 2]], 0, frame.width)
+    eb[:, [1, 3]] = np.clip(eb[:, [1, 3]], 0, frame.height)
     if len(eb) == 0:
         return frame, eb
     frame.make_writable()
     full_range = int(frame.color_range or 0) == 2 or frame.format.name.startswith("yuvj")
-    whole = expand_boxes(boxes, enlarge, frame.width, frame.height, clip=False)  # masks cut off by the edges
     redact_planes(plane_views(frame), whole, frame.format.name, style, mask, full_range)
     return frame, eb
