@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import io
 import os
 from fractions import Fraction
 
@@ -26,15 +27,19 @@ def parse_tb(s: str) -> Fraction:
     return Fraction(int(num), int(den))
 
 
-def open_input(path: str):
+def open_input(path: str, read_ahead: int = 0, data: bytes | None = None):
     """Open a media file (a local path, or an s3:// object read in place with ranged GETs: see
-    redactor.remote), turning every failure into a named InputError."""
-    if remote.is_remote(path):
-        reader = remote.open_s3(path)
+    redactor.remote), turning every failure into a named InputError. ``read_ahead``: GETs an s3:// reader
+    keeps in flight ahead of a sequential read (0: none; only in processes that do not fork). ``data``: the
+    object's bytes, already fetched (``path`` then only names it)."""
+    if data is not None or remote.is_remote(path):
+        reader = io.BytesIO(data) if data is not None else remote.open_s3(path, ahead=read_ahead)
         try:
-            return av.open(reader, "r", metadata_errors="ignore", buffer_size=BUFFER)
+            container = av.open(reader, "r", metadata_errors="ignore", buffer_size=BUFFER)
         except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
+            reader.close()
             raise InputError(f"not a readable video container ({_short(e)})", path) from None
+        return _Opened(container, reader)
     if not os.path.exists(path):
         raise InputError("no such file", path)
     if os.path.isdir(path):
@@ -45,6 +50,29 @@ def open_input(path: str):
         return av.open(path, "r", metadata_errors="ignore")
     except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
         raise InputError(f"not a readable video container ({_short(e)})", path) from None
+
+
+class _Opened:
+    """A container read from a file object: closing it closes the reader too (PyAV leaves a file object
+    open, and a reader with read-ahead has threads to end)."""
+
+    def __init__(self, container, reader):
+        self._container, self._reader = container, reader
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+    def close(self) -> None:
+        try:
+            self._container.close()
+        finally:
+            self._reader.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def _short(e: Exception) -> str:
@@ -77,7 +105,7 @@ def _bit_depth(pix_fmt: str) -> int:
 def probe(source: str) -> tuple[SourceInfo, list[int], list[int]]:
     """Return (SourceInfo, sorted frame pts, keyframe pts). Raises InputError for anything unusable."""
     path = str(source)
-    with open_input(path) as container:
+    with open_input(path, read_ahead=remote.STREAM_AHEAD) as container:  # Plan does not fork
         vs = _video_stream(container, path)
         if vs.codec_context is None or vs.codec_context.name is None:
             raise InputError("video codec is not supported by this build of FFmpeg", path)

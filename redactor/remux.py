@@ -148,20 +148,28 @@ PART_TIME_SLACK = Fraction(1, 1000)
 
 
 def _video_packets(parts: list[str], planned: list[list[int]] | None = None, time_base: Fraction | None = None,
-                   end_pts: int | None = None):
+                   end_pts: int | None = None, open_part=None):
     """(time, 0, packet) for every video packet of ``parts`` in order. With ``planned`` (each part's source
     pts, presentation order, in ``time_base``), every packet is given its frame's source timestamp and the
     duration up to the next frame (the last one: up to ``end_pts``, the source's end, when known), whatever
     the part's container stored: the output's timestamps come from the source, never through a part's
     rounding (issue #14). Parts have no B-frames, so decode order is presentation order. One part is open
-    at a time; a part may be an s3:// object, read in place (never copied)."""
+    at a time; a part may be an s3:// object (``open_part(n, part)`` opens it: see ``stitch``). Every part
+    must have the first part's codec parameters (SPS/PPS)."""
+    open_part = open_part or (lambda n, part: open_input(part))
+    extradata = None
     nxt = None
     if planned is not None:
         flat = [p for ps in planned for p in ps] + [end_pts]
         nxt = iter(flat[1:])
     for n, part in enumerate(parts):
-        with open_input(part) as c:
+        with open_part(n, part) as c:
             vs = c.streams.video[0]
+            ed = bytes(vs.codec_context.extradata or b"")
+            if extradata is None:
+                extradata = ed
+            elif ed != extradata:
+                raise StitchError("stitch: part has different codec parameters (SPS/PPS) from the first part", part)
             k = 0
             for pkt in c.demux(vs):
                 if pkt.size == 0 and pkt.pts is None:
@@ -245,13 +253,48 @@ def verify_parts(plan: Plan, parts: list[SegmentResult]) -> list[SegmentResult]:
     return ordered
 
 
-def stitch(plan: Plan, parts: list[SegmentResult], output: str, config: Config | None = None) -> StitchResult:
+def _part_opener(part_paths: list[str], part_sizes: list[int] | None):
+    """(open_part(n, path), close): parts that are s3:// objects come from a ``remote.Prefetcher`` (fetched
+    ahead, in order, with concurrent ranged GETs, a bounded number of bytes ahead); a part too large for it is
+    read in place with concurrent read-ahead; local parts are opened as files."""
+    if not any(remote.is_remote(p) for p in part_paths):
+        return (lambda n, part: open_input(part)), (lambda: None)
+    sizes = list(part_sizes) if part_sizes is not None else [remote.size_of(p) if remote.is_remote(p) else 0
+                                                             for p in part_paths]
+    fetcher = remote.Prefetcher([(p, n) for p, n in zip(part_paths, sizes) if remote.is_remote(p)])
+    slot = {}  # position in part_paths -> position among the remote parts
+    for n, p in enumerate(part_paths):
+        if remote.is_remote(p):
+            slot[n] = len(slot)
+
+    def open_part(n: int, part: str):
+        if n not in slot:
+            return open_input(part)
+        data = fetcher.get(slot[n])
+        return open_input(part, read_ahead=remote.STREAM_AHEAD) if data is None else open_input(part, data=data)
+    return open_part, fetcher.close
+
+
+def stitch(plan: Plan, parts: list[SegmentResult], output: str, config: Config | None = None,
+           part_sizes: list[int] | None = None) -> StitchResult:
+    """Remux the parts (in plan order) and the source's audio into ``output``. ``part_sizes`` (bytes, in
+    plan order; s3:// parts only, e.g. from Stitch's records) spare a HEAD per part."""
     config = config or Config()
     t0 = time.perf_counter()
     fmt = output_format(output)
     ordered = verify_parts(plan, parts)
     part_paths = [r.part for r in ordered]
-    _check_parts(part_paths, "stitch")
+    if part_sizes is not None:
+        by_index = {r.index: n for r, n in zip(parts, part_sizes)}
+        part_sizes = [by_index[r.index] for r in ordered]
+    open_part, close_parts = _part_opener(part_paths, part_sizes)
+    try:
+        return _stitch(plan, ordered, part_paths, open_part, output, fmt, config, t0)
+    finally:
+        close_parts()
+
+
+def _stitch(plan, ordered, part_paths, open_part, output, fmt, config, t0) -> StitchResult:
     src = plan.source
     tmp = _temp_path(output)
     Path(output).parent.mkdir(parents=True, exist_ok=True)
@@ -263,7 +306,7 @@ def stitch(plan: Plan, parts: list[SegmentResult], output: str, config: Config |
             a.time_base for a in src.audio if a.time_base))))
         # an input opened before a later open fails is still closed (with), and the output's trailer is
         # written whenever it was opened
-        with open_input(src.path) as source, open_input(part_paths[0]) as first, \
+        with open_input(src.path, read_ahead=remote.STREAM_AHEAD) as source, open_part(0, part_paths[0]) as first, \
                 av.open(tmp, "w", format=fmt, options=opts) as out:
             ovs = out.add_stream_from_template(first.streams.video[0])
             if fmt in ("mp4", "mov"):
@@ -304,7 +347,7 @@ def stitch(plan: Plan, parts: list[SegmentResult], output: str, config: Config |
                     yield (float(ts * pkt.time_base) if ts is not None else 0.0, 1, pkt)
 
             planned = [s.frame_pts[s.context_before:s.context_before + s.frames] for s in plan.segments]
-            video = _video_packets(part_paths, planned, parse_tb(src.time_base), src.end_pts)
+            video = _video_packets(part_paths, planned, parse_tb(src.time_base), src.end_pts, open_part)
             merged = heapq.merge(video, audio_packets(), key=lambda x: (x[0], x[1]))
             for _, kind, pkt in merged:
                 if kind == 0:

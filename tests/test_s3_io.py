@@ -219,3 +219,299 @@ def test_handlers_read_only_what_they_need_and_keep_tmp_small(handlers, moto_ser
     assert stitch_tmp < out["bytes"] + max(parts.values()) + 200_000, (stitch_tmp, out["bytes"])
     assert stitch_read < 1.1 * size, (stitch_read, size)  # one pass for the audio packets, no download
     assert moto_server.client("s3").head_object(Bucket="out", Key=f"redacted/{key}")["ContentLength"] == out["bytes"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Concurrent S3 I/O (Plan's and Stitch's reads, Stitch's upload): every request below pays an injected latency at
+# the server, which also counts how many requests of each kind were under way at once.
+
+class _Latency:
+    """WSGI middleware: each request waits ``delay`` seconds before moto answers; ``peak[(method, bucket)]`` is
+    the most requests of that method on that bucket that were under way at once (the body is sent inside)."""
+
+    def __init__(self, app, delay: float):
+        self.app, self.delay = app, delay
+        self.lock = threading.Lock()
+        self.now: dict = {}
+        self.peak: dict = {}
+
+    def __call__(self, environ, start_response):
+        bucket = environ.get("PATH_INFO", "/").lstrip("/").split("/")[0]
+        kind = (environ.get("REQUEST_METHOD", ""), bucket)
+        with self.lock:
+            self.now[kind] = self.now.get(kind, 0) + 1
+            self.peak[kind] = max(self.peak.get(kind, 0), self.now[kind])
+        try:
+            time.sleep(self.delay)
+            return list(self.app(environ, start_response))
+        finally:
+            with self.lock:
+                self.now[kind] -= 1
+
+    def reset(self):
+        with self.lock:
+            self.peak = {}
+
+
+@pytest.fixture
+def slow(moto_server):  # noqa: F811
+    """The moto server with 30 ms added to every request (S3's time to first byte, about)."""
+    wsgi = moto_server._server._server
+    inner = wsgi.app
+    wsgi.app = _Latency(inner, 0.03)
+    try:
+        yield wsgi.app
+    finally:
+        wsgi.app = inner
+
+
+def _small_blocks(monkeypatch, kib: int = 64):
+    """The reader's blocks scaled down with the test's objects (the defaults are sized for real videos)."""
+    monkeypatch.setattr(remote, "MIN_BLOCK", 16 * 1024)
+    monkeypatch.setattr(remote, "MAX_BLOCK", kib * 1024)
+    monkeypatch.setattr(remote, "STREAM_BLOCK", kib * 1024)
+
+
+def test_a_sequential_read_keeps_a_bounded_number_of_gets_in_flight(s3, slow, moto_server, monkeypatch):  # noqa: F811
+    _small_blocks(monkeypatch)
+    data = os.urandom(5 * 1024 * 1024 + 333)
+    s3.put_object(Bucket=BUCKET, Key="big.bin", Body=data)
+    url = remote.s3_url(BUCKET, "big.bin")
+    times = {}
+    for ahead in (0, 6):
+        moto_server.reset_log()
+        slow.reset()
+        t0 = time.perf_counter()
+        with remote.open_s3(url, ahead=ahead) as r:
+            got = []
+            while True:
+                b = r.read(32 * 1024)  # as FFmpeg's avio asks
+                if not b:
+                    break
+                got.append(b)
+            peak = r.peak_in_flight
+        times[ahead] = time.perf_counter() - t0
+        assert b"".join(got) == data  # in order, every byte
+        assert moto_server.bytes_read(BUCKET, "big.bin") == len(data)  # nothing fetched twice
+        if ahead:
+            # concurrency happened, within the bound, as the server saw it
+            assert 3 <= slow.peak[("GET", BUCKET)] <= ahead and peak <= ahead, (slow.peak, peak)
+        else:
+            assert slow.peak[("GET", BUCKET)] == 1 and peak == 1
+    print(f"5 MiB at 30 ms per GET, 64 KiB blocks: one GET at a time {times[0]:.2f} s, 6 ahead {times[6]:.2f} s")
+    assert times[6] < times[0] / 2, times
+
+
+def test_read_ahead_memory_stays_flat_and_a_jump_drops_the_window(monkeypatch):
+    """What a streaming reader holds is bounded by its window whatever the object's size, and a seek out of
+    the window starts over with small blocks (no more GETs of the old window are asked)."""
+    size = 40 * 1024 * 1024
+    asked = []
+
+    def fetch(a, b):
+        asked.append((a, b))
+        return bytes(b - a + 1)
+    r = remote.RangeReader(fetch, size, "mem", min_block=64 * 1024, max_block=256 * 1024, ahead=4,
+                           stream_block=512 * 1024)
+    peak = 0
+    while r.tell() < size // 2:
+        assert r.read(65536)
+        held = sum(len(d) for _, d in r._blocks) + len(r._window) * r.stream_block
+        peak = max(peak, held)
+    assert peak <= (remote.CACHE_BLOCKS + 4) * 512 * 1024, peak
+    assert max(b for _, b in asked) < size // 2 + 5 * 512 * 1024  # not far past what was read
+    r.seek(1000)
+    n_before = len(asked)
+    assert r.read(10) == bytes(10)
+    assert asked[n_before] == (1000, 1000 + 64 * 1024 - 1)  # a new small block where the demuxer jumped
+    assert not r._window
+    r.close()
+
+
+def test_prefetcher_hands_out_whole_objects_in_order_with_bounded_memory(s3, slow, monkeypatch):  # noqa: F811
+    sizes = [300_000, 123_457, 700_001, 50_000, 2_500_000, 420_000, 90_000]  # the 2.5 MB one is "too large"
+    objs = []
+    for i, n in enumerate(sizes):
+        body = os.urandom(n)
+        s3.put_object(Bucket=BUCKET, Key=f"parts/{i:05d}.mp4", Body=body)
+        objs.append((remote.s3_url(BUCKET, f"parts/{i:05d}.mp4"), body))
+    budget, block = 1_000_000, 128 * 1024
+    with remote.Prefetcher([(u, len(b)) for u, b in objs], budget=budget, whole_max=1_000_000, block=block,
+                           workers=5) as pf:
+        for i, (u, body) in enumerate(objs):
+            got = pf.get(i)
+            if len(body) > 1_000_000:
+                assert got is None  # read in place when its turn comes
+            else:
+                assert got == body and pf.get(i) is got  # asking again costs nothing
+            time.sleep(0.05)  # the remux of this part: the prefetcher works meanwhile
+        assert pf.peak_buffered <= budget, pf.peak_buffered
+        assert 2 <= slow.peak[("GET", BUCKET)] <= 5 and pf.peak_in_flight <= 5, (slow.peak, pf.peak_in_flight)
+        with pytest.raises(ValueError):
+            pf.get(0)
+
+
+def test_prefetcher_reports_a_failed_get_naming_the_object(s3):
+    s3.put_object(Bucket=BUCKET, Key="a.mp4", Body=b"x" * 1000)
+    gone = remote.s3_url(BUCKET, "gone.mp4")
+    with remote.Prefetcher([(remote.s3_url(BUCKET, "a.mp4"), 1000), (gone, 1000)]) as pf:
+        assert pf.get(0) == b"x" * 1000
+        with pytest.raises(InputError) as e:
+            pf.get(1)
+    assert e.value.path == gone
+
+
+def test_plan_reads_the_upload_concurrently_and_plans_what_a_local_read_plans(s3, slow, moto_server, media,  # noqa: F811
+                                                                                 monkeypatch):
+    from redactor import Config, plan
+
+    _small_blocks(monkeypatch)
+    clip = media("io_plan.mp4", width=320, height=180, fps=25, seconds=12, gop=25, audio="aac", faces=1,
+                 face_size=(40, 50), crf=10)
+    size = os.path.getsize(clip["path"])
+    s3.upload_file(clip["path"], BUCKET, "up/io_plan.mp4")
+    cfg = Config(segment_seconds=3)
+    want = plan(clip["path"], cfg).to_dict()
+    moto_server.reset_log()
+    slow.reset()
+    got = plan(remote.s3_url(BUCKET, "up/io_plan.mp4"), cfg).to_dict()
+    for d in (want, got):
+        d["source"].pop("path")
+    assert got == want  # the same frames, keyframes and segments, frame for frame
+    fetched = moto_server.bytes_read(BUCKET, "up/io_plan.mp4")
+    print(f"plan: {size} B upload, fetched {fetched} B, at most {slow.peak[('GET', BUCKET)]} GETs at once")
+    assert slow.peak[("GET", BUCKET)] >= 3, slow.peak
+    assert fetched <= 1.2 * size + 300_000, (fetched, size)
+
+
+def test_multipart_upload_is_concurrent_and_bounded(s3, slow, tmp_path):
+    from tests import aws_support  # noqa: F401  (puts lambdas/ on the path)
+    from common import s3 as s3_mod
+    s3_mod.reset_client()
+    data = os.urandom(6 * 5 * 1024 * 1024 + 12345)  # 7 parts of S3's smallest size
+    path = tmp_path / "out.mp4"
+    path.write_bytes(data)
+    slow.reset()
+    assert s3_mod.upload_multipart(path, BUCKET, "redacted/out.mp4", part_size=5 * 1024 * 1024, in_flight=3) \
+        == len(data)
+    assert s3.get_object(Bucket=BUCKET, Key="redacted/out.mp4")["Body"].read() == data  # parts in order
+    assert 2 <= slow.peak[("PUT", BUCKET)] <= 3, slow.peak
+    s3_mod.reset_client()
+
+
+def _fail_part(client, number: int, monkeypatch) -> None:
+    """The client's UploadPart of part ``number`` fails as a broken connection does."""
+    real = client.upload_part
+
+    def flaky(**kw):
+        if kw["PartNumber"] == number:
+            raise ConnectionError("network gone")
+        return real(**kw)
+    monkeypatch.setattr(client, "upload_part", flaky)
+
+
+def test_a_failed_upload_part_leaves_no_object_and_no_open_upload(s3, tmp_path, monkeypatch):
+    """The privacy invariant on the way out: an upload that fails part-way is aborted, so the output key
+    never holds a partial video and S3 keeps no parts of it."""
+    from tests import aws_support  # noqa: F401  (puts lambdas/ on the path)
+    from common import s3 as s3_mod
+    s3_mod.reset_client()
+    path = tmp_path / "out.mp4"
+    path.write_bytes(os.urandom(4 * 5 * 1024 * 1024))
+    _fail_part(s3_mod.client(), 3, monkeypatch)
+    with pytest.raises(ConnectionError):
+        s3_mod.upload_multipart(path, BUCKET, "redacted/out.mp4", part_size=5 * 1024 * 1024, in_flight=2)
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="redacted/")
+    assert not s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads"), "an upload was left open"
+    s3_mod.reset_client()
+
+
+def _plan_and_redact(mods, s3, ctx, media, name: str):
+    clip = media(name, width=160, height=128, fps=25, seconds=12, gop=25, audio="aac", faces=1,
+                 face_size=(40, 50), crf=0)
+    key = f"cam/{name}"
+    s3.upload_file(clip["path"], "raw", key)
+    version = s3.head_object(Bucket="raw", Key=key)["VersionId"]
+    run = {"bucket": "raw", "key": key, "version": version, "work_prefix": "runs/io-stitch/"}
+    planned = mods["plan"].handler(dict(run), ctx("plan"))
+    segments = json.loads(s3.get_object(Bucket="work", Key="runs/io-stitch/manifest.json")["Body"].read())
+    for seg in segments:
+        mods["redact"].handler(dict(run, segment=seg), ctx("redact"))
+    return clip, run, planned
+
+
+def _small_upload_parts(monkeypatch, mods):
+    """Multipart uploads of 64 KiB parts (moto's minimum part size lowered to match), so a test clip's output
+    is uploaded in several parts."""
+    import moto.s3.models
+    from common import s3 as common_s3
+
+    monkeypatch.setattr(moto.s3.models, "S3_UPLOAD_PART_MIN_SIZE", 64 * 1024)
+    monkeypatch.setattr(common_s3, "UPLOAD_PART", 64 * 1024)
+    return common_s3
+
+
+def test_stitch_reads_parts_concurrently_and_writes_what_a_local_stitch_writes(handlers, slow, moto_server, media,  # noqa: F811
+                                                                               monkeypatch, tmp_path):
+    """Stitch at 30 ms per request: the records, sidecars and parts are fetched concurrently, the output is a
+    concurrent multipart upload, and the video is byte for byte what the engine's stitch writes from the same
+    parts on local disk (order kept)."""
+    from redactor import stitch
+    from redactor.records import Plan, SegmentResult
+
+    _small_blocks(monkeypatch, kib=32)
+    mods, s3, tmp, ctx = handlers
+    _small_upload_parts(monkeypatch, mods)
+    monkeypatch.setattr(remote, "PREFETCH_BYTES", 200 * 1024)  # a few parts ahead, not all of them
+    clip, run, planned = _plan_and_redact(mods, s3, ctx, media, "io_stitch.mp4")
+    assert planned["segments"] >= 3
+
+    # the plan and parts as they are now (a successful stitch deletes the work area), for a local stitch below
+    local = tmp_path / "local"
+    local.mkdir()
+    plan = Plan.from_dict(json.loads(s3.get_object(Bucket="work", Key="runs/io-stitch/plan.json")["Body"].read()))
+    results = []
+    for seg in plan.segments:
+        rec = json.loads(s3.get_object(Bucket="work", Key=f"runs/io-stitch/results/{seg.index:05d}.json")["Body"].read())
+        res = SegmentResult.from_dict(rec["result"])
+        part = local / os.path.basename(res.part)
+        s3.download_file("work", res.part, str(part))
+        res.part = str(part)
+        results.append(res)
+
+    made = []
+
+    class Spy(remote.Prefetcher):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            made.append(self)
+    monkeypatch.setattr(remote, "Prefetcher", Spy)
+    slow.reset()
+    t0 = time.perf_counter()
+    out = mods["stitch"].handler(dict(run, plan=planned), ctx("stitch"))
+    took = time.perf_counter() - t0
+    peak = dict(slow.peak)
+    print(f"stitch at 30 ms per request: {took:.2f} s; requests at once {peak}; prefetcher peak "
+          f"{made[0].peak_buffered} B buffered, {made[0].peak_in_flight} GETs")
+    assert peak[("GET", "work")] >= 3, peak  # records, sidecars and parts fetched concurrently
+    assert peak[("PUT", "out")] >= 2, peak  # the output's parts uploaded concurrently
+    assert made[0].peak_buffered <= 200 * 1024 and made[0].requests >= len(plan.segments)
+
+    plan.source.path = clip["path"]
+    mine = stitch(plan, results, str(local / "out.mp4"), mods["stitch"].CONFIG)
+    body = s3.get_object(Bucket="out", Key=out["output_key"])["Body"].read()
+    assert out["frames"] == mine.frames == plan.frame_count
+    assert body == (local / "out.mp4").read_bytes()  # every part in its place, every byte
+
+
+def test_a_stitch_whose_upload_fails_leaves_no_output_and_no_open_upload(handlers, media, monkeypatch):
+    """The privacy invariant: Stitch failing while uploading the redacted video (here its 3rd part) leaves no
+    object at the output key, no report, and no open multipart upload holding some of its parts."""
+    mods, s3, tmp, ctx = handlers
+    common_s3 = _small_upload_parts(monkeypatch, mods)
+    _, run, planned = _plan_and_redact(mods, s3, ctx, media, "io_abort.mp4")
+    _fail_part(common_s3.client(), 3, monkeypatch)
+    with pytest.raises(ConnectionError):
+        mods["stitch"].handler(dict(run, plan=planned), ctx("stitch"))
+    assert "Contents" not in s3.list_objects_v2(Bucket="out"), "something was written to the output bucket"
+    assert not s3.list_multipart_uploads(Bucket="out").get("Uploads"), "an upload was left open"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -10,12 +11,16 @@ import boto3
 from botocore.config import Config as BotoConfig
 
 _client = None
+UPLOAD_PART = 16 * 1024 * 1024  # bytes per part of upload_multipart (S3: at least 5 MiB but the last)
+UPLOAD_IN_FLIGHT = 8  # parts uploading at once (memory: at most this many parts read ahead of S3)
+POOL = 32  # the client's HTTP connections (the concurrent upload and Stitch's concurrent small requests)
 
 
 def client():
     global _client
     if _client is None:
-        _client = boto3.client("s3", config=BotoConfig(retries={"max_attempts": 10, "mode": "adaptive"}))
+        _client = boto3.client("s3", config=BotoConfig(retries={"max_attempts": 10, "mode": "adaptive"},
+                                                       max_pool_connections=POOL))
     return _client
 
 
@@ -33,10 +38,63 @@ def download(bucket: str, key: str, dest: str | os.PathLike, version: str | None
     return dest
 
 
+def get_to_file(bucket: str, key: str, dest: str | os.PathLike) -> Path:
+    """A small object into a local file with one GET (download_file adds a HEAD and a transfer pool)."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(client().get_object(Bucket=bucket, Key=key)["Body"].read())
+    return dest
+
+
 def upload(path: str | os.PathLike, bucket: str, key: str, content_type: str | None = None) -> int:
     extra = {"ContentType": content_type} if content_type else None
     client().upload_file(str(path), bucket, key, ExtraArgs=extra)
     return Path(path).stat().st_size
+
+
+def upload_multipart(path: str | os.PathLike, bucket: str, key: str, content_type: str | None = None,
+                     part_size: int | None = None, in_flight: int | None = None) -> int:
+    """Upload a file as one object: parts of ``part_size`` read in order and uploaded concurrently, at most
+    ``in_flight`` at once (so at most that many parts are in memory). Any failure, here or in a part, aborts
+    the multipart upload: the key never holds a partial object and no upload is left open. Returns the size."""
+    part_size, in_flight = int(part_size or UPLOAD_PART), int(in_flight or UPLOAD_IN_FLIGHT)
+    size = Path(path).stat().st_size
+    extra = {"ContentType": content_type} if content_type else {}
+    c = client()
+    if size <= part_size:
+        with open(path, "rb") as f:
+            c.put_object(Bucket=bucket, Key=key, Body=f.read(), **extra)
+        return size
+    upload_id = c.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
+    try:
+        done: list[dict] = []
+        with open(path, "rb") as f, ThreadPoolExecutor(max_workers=in_flight,
+                                                       thread_name_prefix="s3-upload") as pool:
+            pending = set()
+
+            def put(number: int, body: bytes) -> dict:
+                etag = c.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body)["ETag"]
+                return {"PartNumber": number, "ETag": etag}
+
+            for number in range(1, -(-size // part_size) + 1):
+                if len(pending) >= in_flight:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    done.extend(fut.result() for fut in finished)  # a failed part raises here
+                body = f.read(part_size)
+                pending.add(pool.submit(put, number, body))
+            finished, _ = wait(pending)
+            done.extend(fut.result() for fut in finished)
+        if sum(1 for _ in done) != -(-size // part_size):
+            raise RuntimeError(f"uploaded {len(done)} parts of {-(-size // part_size)}")
+        c.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                    MultipartUpload={"Parts": sorted(done, key=lambda d: d["PartNumber"])})
+    except BaseException:
+        try:
+            c.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            pass
+        raise
+    return size
 
 
 def put_json(bucket: str, key: str, data: Any) -> None:
@@ -62,6 +120,13 @@ def list_keys(bucket: str, prefix: str) -> Iterator[str]:
     for page in client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
             yield obj["Key"]
+
+
+def list_sizes(bucket: str, prefix: str) -> Iterator[tuple[str, int]]:
+    """(key, size) of every object under prefix."""
+    for page in client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            yield obj["Key"], int(obj["Size"])
 
 
 def delete_prefix(bucket: str, prefix: str) -> int:

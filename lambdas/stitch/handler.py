@@ -1,8 +1,10 @@
 """Stitch: check every planned part, remux parts + the original audio into the output bucket, write the report
 beside it, then clean the run's work area.
 
-Parts and the source are read in place (ranged GETs, one part open at a time); /tmp holds only the output
-being written (plus the small detection sidecars the report reads), which is then uploaded (multipart).
+Parts and the source are read in place (ranged GETs, one part open at a time): the parts are fetched ahead in
+order with concurrent GETs (a bounded number of bytes ahead), the source's audio with a concurrent read-ahead;
+/tmp holds only the output being written (plus the small detection sidecars the report reads), which is then
+uploaded as a concurrent multipart upload that is aborted on any failure (never a partial object).
 
 The parts are rediscovered from the plan in S3 (never from the Map's output), and each one must have its
 results/NNNNN.json commit marker, the planned frame count and a part object of the recorded size: a Map child
@@ -13,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from redactor.errors import StitchError
@@ -31,29 +34,37 @@ ENV = require("RAW_BUCKET", "WORK_BUCKET", "OUTPUT_BUCKET")
 CONFIG = engine_config()
 
 
-def _collect(prefix: str, plan: Plan, parts_dir: Path) -> list[SegmentResult]:
+COLLECT_THREADS = 32  # concurrent small requests (result records, detection sidecars) while collecting
+
+
+def _collect(prefix: str, plan: Plan, parts_dir: Path) -> tuple[list[SegmentResult], list[int]]:
     """Every planned part (as an s3:// object, read in place later) with its detections (downloaded: the
-    report reads them); StitchError if any is missing, incomplete or inconsistent."""
+    report reads them) and its size; StitchError if any is missing, incomplete or inconsistent. The records
+    and sidecars are fetched concurrently; the parts' sizes come from one listing."""
     work = ENV["WORK_BUCKET"]
     present = set(s3.list_keys(work, f"{prefix}results/"))
     missing = [seg.index for seg in plan.segments if naming.result_key(prefix, seg.index) not in present]
     if missing:
         raise StitchError(f"{len(missing)} of {len(plan.segments)} segment(s) have no result: {missing[:20]}",
                           f"s3://{work}/{prefix}")
-    results = []
-    for seg in plan.segments:
+    sizes = dict(s3.list_sizes(work, f"{prefix}parts/"))
+
+    def one(seg) -> tuple[SegmentResult, int]:
         record = s3.get_json(work, naming.result_key(prefix, seg.index))
         res = SegmentResult.from_dict(record["result"])
         if res.index != seg.index or res.frames != seg.frames:
             raise StitchError(f"segment {seg.index}: result has index {res.index} and {res.frames} frames, "
                               f"planned {seg.frames}", f"s3://{work}/{res.part}")
-        meta = s3.head(work, res.part)
-        if meta is None or int(meta["ContentLength"]) != int(record["part_bytes"]):
+        if sizes.get(res.part) != int(record["part_bytes"]):
             raise StitchError(f"segment {seg.index}: part is missing or incomplete", f"s3://{work}/{res.part}")
+        part_bytes = sizes[res.part]
         res.part = s3_url(work, res.part)
-        res.detections = str(s3.download(work, res.detections, parts_dir / Path(res.detections).name))
-        results.append(res)
-    return results
+        res.detections = str(s3.get_to_file(work, res.detections, parts_dir / Path(res.detections).name))
+        return res, part_bytes
+
+    with ThreadPoolExecutor(max_workers=COLLECT_THREADS, thread_name_prefix="collect") as pool:
+        collected = list(pool.map(one, plan.segments))  # in plan order; the first error is raised
+    return [r for r, _ in collected], [n for _, n in collected]
 
 
 def _config(prefix: str, tmp: Path):
@@ -83,12 +94,12 @@ def handler(event, context):
     out_key, rep_key, html_key = naming.output_key(key), naming.report_key(key), naming.report_html_key(key)
     with tempfile.TemporaryDirectory(prefix="stitch-") as tmp:
         tmp = Path(tmp)
-        results = _collect(prefix, plan, tmp / "parts")
+        results, part_sizes = _collect(prefix, plan, tmp / "parts")
         t_collect = time.monotonic()
         plan.source.path = s3_url(bucket, key, version)  # the engine reads the original audio from here
         output = tmp / "out" / output_name(Path(key).name)
         output.parent.mkdir()
-        stitched = stitch_parts(plan, results, str(output), CONFIG)
+        stitched = stitch_parts(plan, results, str(output), CONFIG, part_sizes=part_sizes)
         t_stitch = time.monotonic()
         plan_seconds = float((event.get("plan") or {}).get("plan_seconds") or 0.0)
         timings = {"plan": plan_seconds, "redact_wall_sum": round(sum(r.wall_seconds for r in results), 3),
@@ -100,7 +111,7 @@ def handler(event, context):
         report["output"]["output"] = f"s3://{ENV['OUTPUT_BUCKET']}/{out_key}"
         report["work_prefix"] = f"s3://{ENV['WORK_BUCKET']}/{prefix}"
         page = _report_html(report, output, key)
-        s3.upload(output, ENV["OUTPUT_BUCKET"], out_key)
+        s3.upload_multipart(output, ENV["OUTPUT_BUCKET"], out_key)  # all or nothing: aborted on any failure
     try:
         s3.put_json(ENV["OUTPUT_BUCKET"], rep_key, report)
         _put_report_html(html_key, page)
