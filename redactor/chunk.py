@@ -30,7 +30,7 @@ from .probe import open_input, parse_tb
 from .records import Keyframe, SourceInfo
 from .remux import exact_mov_options
 from .report import frame_ranges
-from .schedule import Schedule
+from .schedule import Passes, Schedule
 from .tracking import Coverage, SmallFaceTracks, track_back
 
 PROGRESS_EVERY = 8  # frames between progress messages to the parent
@@ -84,6 +84,8 @@ class ChunkTask:
     seek: Keyframe
     threads: int
     out: str
+    share: bool = False  # hand the detections at this chunk's start to the chunk ending there, take its own
+    # end context's from the chunk starting there (through the pool, ``pool.Channel``), when available
 
 
 class PartEncoder:
@@ -150,6 +152,43 @@ class ChunkWorker:
         self.stage: collections.Counter = collections.Counter()
         self.expected = task.lo
         self.unreported = 0
+        self.channel = progress if task.share and hasattr(progress, "fetch") else None
+        # the detections a chunk ending at this chunk's start needs (it would decode and detect them again)
+        self.publish_keys = set(self.boundary_keys(task.start, task.end)) if self.channel and task.start else set()
+        self.published: dict = {}
+        self.shared_in = 0  # frames past the end whose detections came from the next chunk
+
+    # ------------------------------------------------------------------------------------------ boundary
+    def boundary_keys(self, cut: int, until: int) -> list[tuple[int, str]]:
+        """(frame, pass) of every frame from ``cut`` (before ``until``) that a chunk ending at ``cut`` detects:
+        the fine pass on the cut and the coarse samples after it whose boxes reach back over the cut. Which
+        passes a chunk runs after its end does not depend on where it starts (``Schedule.passes``). Empty when
+        any of them is a tracking step (a cut inside a fine interval: the track chain crosses it)."""
+        s = self.schedule
+        keys = []
+        for i in range(cut, min(until, cut + s.context)):
+            p = s.passes(i, cut - 1, cut, tracking=True)
+            if p.track:
+                return []
+            if p:
+                keys.append((i, "detect" if p.detect else "coarse"))
+        return keys
+
+    def tail_from_next_chunk(self) -> bool:
+        """At the chunk's last frame: take the detections of the frames after it from the chunk that starts
+        there, if it has published them all (the same detector on the same decoded frames: identical boxes),
+        instead of decoding and detecting them again. False: decode and detect them here."""
+        t = self.task
+        keys = self.boundary_keys(t.end, t.lo + len(t.frame_pts))
+        if not keys:
+            return False
+        got = self.channel.fetch(keys)
+        if len(got) != len(keys):
+            return False
+        for i, kind in keys:
+            self.detect(i, None, Passes(detect=kind == "detect", coarse=kind == "coarse"), given=got[(i, kind)])
+        self.shared_in = len(keys)
+        return True
 
     # ------------------------------------------------------------------------------------------ decode
     def _decoded(self, container, stream):
@@ -191,7 +230,9 @@ class ChunkWorker:
                                      t.source)
                 self.expected += 1
                 self.take(i, frame)
-            if self.expected != t.lo + len(t.frame_pts):
+                if i == t.end - 1 and self.channel is not None and self.tail_from_next_chunk():
+                    break  # the frames after the chunk are the next chunk's: it decodes and checks them
+            if not self.shared_in and self.expected != t.lo + len(t.frame_pts):
                 raise InputError(f"video ended after frame {self.expected - 1}; the plan expects "
                                  f"{t.lo + len(t.frame_pts) - 1} (file truncated or damaged)", t.source)
             while self.pending:
@@ -209,16 +250,21 @@ class ChunkWorker:
         self.coverage.forget_before(i)
 
     # ------------------------------------------------------------------------------------------ detect
-    def detect(self, i: int, frame, passes) -> None:
+    def detect(self, i: int, frame, passes, given: np.ndarray | None = None) -> None:
+        """Run ``passes`` on frame i (``given``: the detector's boxes for its fine or coarse pass there,
+        found by the next chunk; ``frame`` is then None and no tracking step is asked for)."""
         s, t, cov = self.schedule, self.task, self.coverage
         t1 = time.perf_counter()
         t_track = 0.0
         extra = EMPTY
         try:
-            if passes.detect:
+            if given is not None:
+                b = as_boxes(given)
+            elif passes.detect:
                 b = self.detector([frame])[0]
             else:
                 b = as_boxes(self.detector.coarse([frame])[0]) if passes.coarse else EMPTY
+            if given is None and not passes.detect:
                 if passes.track:
                     t2 = time.perf_counter()
                     extra, fresh = self.tracks.step(self.detector, frame, i, b)
@@ -232,11 +278,14 @@ class ChunkWorker:
         except RedactorError:
             raise
         except Exception as e:  # fail closed: no frame of this chunk is kept
-            raise DetectionError(f"detector failed on frame {i} (pts {frame.pts}): {type(e).__name__}: {e}",
+            raise DetectionError(f"detector failed on frame {i} (pts {getattr(frame, 'pts', None)}): {type(e).__name__}: {e}",
                                  t.source) from e
         fine_pass = bool(s.fine) and passes.detect
-        self.stage["detect_fine" if fine_pass else "detect"] += time.perf_counter() - t1 - t_track
+        if given is None:
+            self.stage["detect_fine" if fine_pass else "detect"] += time.perf_counter() - t1 - t_track
         b = as_boxes(b)
+        if (i, "detect" if passes.detect else "coarse") in self.publish_keys:
+            self.publish(i, "detect" if passes.detect else "coarse", b)
         cov.coarse[i] = b
         if s.fine and not passes.detect:
             cov.tracked[i] = extra
@@ -252,6 +301,12 @@ class ChunkWorker:
             if len(b):
                 self.counters["detected_with_faces"] += 1
                 self.records[i] = (frame.pts, b)
+
+    def publish(self, i: int, kind: str, b: np.ndarray) -> None:
+        """Keep boxes a chunk ending at this chunk's start needs; hand them over once all are found."""
+        self.published[(i, kind)] = b
+        if len(self.published) == len(self.publish_keys):
+            self.channel.publish(self.published)
 
     def fine_pass(self, i: int, b: np.ndarray) -> None:
         """Fine boxes are held until the next fine pass only where the coarse pass cannot follow them (small
@@ -328,7 +383,8 @@ class ChunkWorker:
                 "detections": [{"frame": j, "pts": pj, "boxes": np.round(bj, 2).tolist(), "tracked": self.n_tracked[j]}
                                for j, (pj, bj) in sorted(self.records.items())],
                 "redacted": frame_ranges(self.redacted),
-                "stage_seconds": dict(self.stage), "detector_stats": self.detector.stats(), "pid": os.getpid()}
+                "stage_seconds": dict(self.stage), "pid": os.getpid(),
+                "detector_stats": {**self.detector.stats(), "boundary_frames_shared": self.shared_in}}
 
 
 def run_chunk(detector, task: ChunkTask, progress) -> dict:

@@ -4,8 +4,10 @@ AWS Lambda has no ``/dev/shm``, so anything that creates a POSIX semaphore (``mu
 ``Queue``, ``Lock``, ``ProcessPoolExecutor``) fails there with ``OSError: [Errno 38]``. Processes and pipes
 (socketpairs) need no semaphore. Each worker is a forked process with one duplex pipe: the parent sends it a
 task, the worker answers with progress messages and then its result (small dicts; frames never travel). A
-worker builds its state (the face model) once, on its first task, and keeps it for the next tasks. A task
-that raises, or a worker that dies, fails the whole run and the remaining workers are terminated.
+worker builds its state (the face model) once, on its first task, and keeps it for the next tasks. Tasks of
+one run can hand each other small results through the parent (``Channel.publish`` / ``fetch``, never
+waiting: the chunk worker uses it for the detections at a chunk cut, see ``chunk.py``). A task that raises,
+or a worker that dies, fails the whole run and the remaining workers are terminated.
 
 No worker outlives its parent: each one asks the kernel (Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``) to be
 killed when the parent dies, whatever killed it (SIGKILL included); where that call does not exist, a watcher
@@ -29,7 +31,7 @@ from typing import Any, Callable
 
 from .errors import RedactorError, WorkerError
 
-WorkerFn = Callable[[Any, Any, Callable[[int], None]], Any]  # (state, task, progress) -> result
+WorkerFn = Callable[[Any, Any, Callable[[int], None]], Any]  # (state, task, progress: a Channel) -> result
 
 
 PR_SET_PDEATHSIG = 1
@@ -61,9 +63,34 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="redactor-parent-watch", daemon=True).start()
 
 
+class Channel:
+    """What a task's body gets as ``progress``: called with a number of frames done, it reports progress;
+    ``publish``/``fetch`` exchange small results with the other tasks of the same ``run`` through the parent
+    (the pool keeps what was published until the run ends). ``fetch`` never waits for a result to be
+    published: it answers with what the parent holds now, so no task can block on another (a task that does
+    not get what it asked for computes it itself)."""
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    def __call__(self, n: int) -> None:
+        self._conn.send(("progress", n))
+
+    def publish(self, items: dict) -> None:
+        self._conn.send(("publish", items))
+
+    def fetch(self, keys: list) -> dict:
+        self._conn.send(("fetch", list(keys)))
+        msg = self._conn.recv()
+        if not (isinstance(msg, tuple) and msg and msg[0] == "fetched"):  # pragma: no cover - protocol error
+            raise WorkerError(f"unexpected message from the pool: {msg!r:.80}")
+        return msg[1]
+
+
 def _child(conn, init_fn, worker_fn, parent_pid):
     _die_with_parent(parent_pid)
     state = None
+    channel = Channel(conn)
     try:
         while True:
             task = conn.recv()
@@ -72,7 +99,7 @@ def _child(conn, init_fn, worker_fn, parent_pid):
             try:
                 if state is None and init_fn is not None:
                     state = init_fn()
-                result = worker_fn(state, task, lambda n: conn.send(("progress", n)))
+                result = worker_fn(state, task, channel)
                 conn.send(("done", result))
             except RedactorError as e:
                 conn.send(("error", type(e).__name__, e.message, e.path, traceback.format_exc()))
@@ -134,6 +161,7 @@ class WorkerPool:
         results: list[Any] = [None] * len(tasks)
         pending = list(range(len(tasks)))[::-1]
         busy: dict[int, int] = {}  # worker -> task index
+        shared: dict = {}  # what tasks published for each other (Channel.publish / fetch), this run only
         finished = 0
         try:
             for w in range(self.n):
@@ -152,6 +180,10 @@ class WorkerPool:
                             raise WorkerError(f"worker {w} closed its pipe (exit code {self._procs[w].exitcode})")
                         if msg[0] == "progress":
                             progress(msg[1])
+                        elif msg[0] == "publish":
+                            shared.update(msg[1])
+                        elif msg[0] == "fetch":
+                            r.send(("fetched", {k: shared[k] for k in msg[1] if k in shared}))
                         elif msg[0] == "done":
                             results[busy.pop(w)] = msg[1]
                             finished += 1

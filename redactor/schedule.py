@@ -147,6 +147,21 @@ class Schedule:
         small-face tracks begin."""
         return max(self.hold + 2 * self.every, self.fine, self.edge_reach)
 
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """[lo, hi): the frames a chunk encoding [start, end) must decode: its own and the context frames that
+        get a pass (``passes``) -- for this schedule and its single-tier form, which a worker falls back to
+        when the coarse pass does not pay for the frame size. Context frames without a pass are neither
+        detected nor encoded, so a chunk need not decode them (up to ``context`` on each side would)."""
+        variants = [self, self.single_tier()] if self.fine else [self]
+        ctx = self.context
+
+        def needed(i):
+            return any(v.passes(i, start, end, tracking=True) for v in variants)
+
+        lo = next((i for i in range(max(0, start - ctx), start) if needed(i)), start)
+        hi = next((i + 1 for i in range(end + ctx - 1, end - 1, -1) if needed(i)), end)
+        return lo, hi
+
     # ------------------------------------------------------------------------------------------ frames
     def is_fine(self, i: int) -> bool:
         return not self.fine or i % self.fine == 0 or i == self.last_frame

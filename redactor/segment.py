@@ -71,9 +71,13 @@ def chunk_tasks(source: str, segment: Segment, config: Config, info: SourceInfo,
     lo_global = segment.start_frame - segment.context_before
     part = work / f"part-{segment.index:05d}.mp4"
     tasks = []
+    keys = sorted(segment.keyframes, key=lambda k: k.frame)
     for ci, (a, b, seek) in enumerate(chunks):
-        lo = max(lo_global, a - ctx)
-        hi = min(segment.end_frame + segment.context_after, b + ctx)
+        # only the context frames that get a pass are decoded (Schedule.span; up to ctx on each side)
+        lo, hi = schedule.span(a, b)
+        lo = max(lo_global, lo)
+        hi = min(segment.end_frame + segment.context_after, hi)
+        seek = next((k for k in reversed(keys) if k.frame <= lo), seek)  # the keyframe before the first one
         tasks.append(ChunkTask(
             segment=segment.index, source=str(source), info=info, schedule=schedule, style=config.redaction,
             encoding=config.encoding,
@@ -111,6 +115,8 @@ def redact_segments(source: str, segments: list[Segment], config: Config, work_d
     threads = max(1, usable_cores() // min(workers, len(tasks)))
     for t in tasks:
         t.threads = threads
+        # chunks running side by side hand each other the detections at their cuts (ChunkWorker.boundary_keys)
+        t.share = workers > 1 and len(tasks) > 1
     factory = detector_factory or make_detector
     t0 = time.perf_counter()
     try:

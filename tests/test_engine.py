@@ -247,6 +247,25 @@ def test_pool_uses_separate_processes(media, model_path, tmp_path):
     assert sum(r["frames"] for r in res) == clip["frames"]
 
 
+def test_pool_tasks_hand_each_other_results_without_waiting():
+    """``Channel.publish`` / ``fetch`` through the parent: a task gets what an earlier task of the same run
+    published, and an empty answer (never a wait) for what nobody has published yet; a new run starts empty."""
+    from redactor.pool import WorkerPool
+
+    def body(state, task, channel):
+        channel(1)  # still a progress callback
+        if task[0] == "publish":
+            channel.publish({task[1]: os.getpid()})
+            return os.getpid()
+        return channel.fetch(task[1])
+
+    seen = []
+    with WorkerPool(1, body) as pool:
+        res = pool.run([("fetch", ["a"]), ("publish", "a"), ("fetch", ["a", "b"])], seen.append)
+        assert res[0] == {} and res[2] == {"a": res[1]} and sum(seen) == 3
+        assert pool.run([("fetch", ["a"])]) == [{}]
+
+
 @pytest.mark.parametrize("bad", ["empty", "random", "truncated", "audio_only", "text"])
 def test_bad_inputs_get_named_errors(bad, tmp_path, capsys):
     from redactor import cli

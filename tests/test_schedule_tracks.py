@@ -70,6 +70,24 @@ def test_schedule_passes_in_a_chunk():
     assert s.ending_at(50).passes(50, 24, 51, True).detect and not s.passes(50, 24, 51, True).detect
 
 
+def test_a_chunk_decodes_only_context_frames_that_get_a_pass():
+    """``Schedule.span``: a chunk's decode range ends at the last context frame with a pass (for the two-tier
+    schedule or its single-tier fallback), not ``context`` frames on: a chunk cut on fine passes reads the
+    coarse samples within ``edge_reach`` after its end, not the fine interval beyond them."""
+    s = Schedule(every=3, fine=30, track=3, hold=2)
+    assert s.context == 30 and s.edge_reach == 12
+    lo, hi = s.span(60, 120)
+    assert (lo, hi) == (48, 130)  # two-tier and single-tier alike: samples within edge_reach (12) of the cut
+    for v in (s, s.single_tier()):
+        outside = [i for i in (*range(60 - s.context, lo), *range(hi, 120 + s.context))
+                   if v.passes(i, 60, 120, True)]
+        assert outside == [], (v, outside)
+    assert s.passes(lo, 60, 120, True) and s.passes(hi - 1, 60, 120, True)
+    # a chunk starting inside a fine interval reads back to that interval's fine pass (its track chain)
+    assert s.span(66, 120)[0] == 54 and s.span(75, 120)[0] == 60
+    assert s.span(0, 120) == (0, 130) and Schedule(every=1).span(10, 20) == (6, 24)
+
+
 def test_two_tier_is_a_backend_capability_known_without_numpy():
     """The plan computes schedules where there is no numpy (Stitch's layers): which backends are two-tier is a
     table in the numpy-free detectors package, and it agrees with the backends themselves (the local models
@@ -310,3 +328,75 @@ def test_redact_applies_the_detection_settings_the_plan_was_made_with(media, tmp
     for s in segments:
         s.detection = {}
     assert run(redeployed, "old")[1] != run(planned, "planned2")[1]
+
+
+class _Channel:
+    """An in-process stand-in for ``pool.Channel`` (progress, publish, fetch)."""
+
+    def __init__(self):
+        self.shared: dict = {}
+
+    def __call__(self, n):
+        pass
+
+    def publish(self, items):
+        self.shared.update(items)
+
+    def fetch(self, keys):
+        return {k: self.shared[k] for k in keys if k in self.shared}
+
+
+class _RecordingFake(FakeTwoTier):
+    """FakeTwoTier that remembers the pts of every frame its fine or coarse pass ran on."""
+
+    def __init__(self, truth):
+        super().__init__(truth)
+        self.seen = []
+
+    def __call__(self, frames):
+        self.seen += [f.pts for f in frames]
+        return super().__call__(frames)
+
+    def coarse(self, frames):
+        self.seen += [f.pts for f in frames]
+        return super().coarse(frames)
+
+
+def test_a_chunk_takes_the_detections_past_its_cut_from_the_next_chunk(media, tmp_path):
+    """Chunks cut on a fine pass: the chunk after the cut publishes the fine pass and coarse samples there, and
+    the chunk before it takes them instead of decoding and detecting those frames again; it records, covers
+    and encodes exactly what it does when it has to find them itself (nothing published: it falls back)."""
+    import av
+
+    from redactor import plan
+    from redactor.chunk import run_chunk
+    from redactor.segment import chunk_tasks
+    clip = media("fake_two_tier.mp4", width=320, height=240, seconds=2.0, faces=3, face_size=(14, 40), gop=10,
+                 seed=7)
+    cfg = Config(workers=2, segment_seconds=60, fine_every=12, detect_every=3, hold=1)
+    p = plan(clip["path"], cfg)
+    first, second = chunk_tasks(clip["path"], p.segments[0], cfg, p.source, tmp_path, 2)
+    assert second.start % 12 == 0 and first.end == second.start
+    index = {pts: n for n, pts in enumerate(clip["pts"])}
+    channel = _Channel()
+    for t in (first, second):
+        t.share = True
+    run_chunk(_RecordingFake(clip), second, channel)
+    cut = second.start
+    # the fine pass on the cut and the coarse samples within edge_reach after it
+    assert sorted(channel.shared) == [(cut, "detect"), (cut + 3, "coarse"), (cut + 6, "coarse"), (cut + 9, "coarse")]
+    shared_det = _RecordingFake(clip)
+    shared = run_chunk(shared_det, first, channel)
+    assert max(index[q] for q in shared_det.seen) < cut  # nothing after the cut was detected again
+    assert shared["detector_stats"]["boundary_frames_shared"] == 4
+    first.out = str(tmp_path / "alone.mp4")
+    alone_det = _RecordingFake(clip)
+    alone = run_chunk(alone_det, first, _Channel())  # nothing published: it finds them itself
+    assert max(index[q] for q in alone_det.seen) == cut + 9 and alone["detector_stats"]["boundary_frames_shared"] == 0
+    assert shared["detections"] == alone["detections"] and shared["redacted"] == alone["redacted"]
+    assert shared["frames"] == alone["frames"] == cut and shared["last_pts"] == alone["last_pts"]
+
+    def frames(path):
+        with av.open(path) as c:
+            return [(f.pts, f.to_ndarray().tobytes()) for f in c.decode(video=0)]
+    assert frames(first.out) == frames(str(tmp_path / "part-00000-00.mp4"))
