@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/scaling.py           # 1080p30 3 s clip, 2 rounds; memory: 320x180 10 s vs 60 s
     .venv/bin/python bench/scaling.py --quick   # 1080p 1 s, 1 round; memory: 2 s vs 12 s
-    options: --seconds S --reps N --no-pinned --mem-width W --mem-height H --mem-short S --mem-long S
+    options: --seconds S --reps N --no-pinned --gop N --mem-width W --mem-height H --mem-short S --mem-long S
              --set KEY=VALUE (engine settings for every run)
 
 Speed-up runs (fresh process each, alternating w1 / w2 / w1-pinned, order flipped every round):
@@ -36,6 +36,8 @@ def main(argv=None) -> int:
     ap.add_argument("--height", type=int, default=1080)
     ap.add_argument("--reps", type=int, default=None, help="rounds (default 2, quick 1)")
     ap.add_argument("--no-pinned", action="store_true", help="skip the workers=1 pinned-to-one-core runs")
+    ap.add_argument("--gop", type=int, default=0,
+                    help="keyframe every N frames in the generated clip (0: x264's default, 250; phones write ~1-2 s)")
     ap.add_argument("--mem-width", type=int, default=320)
     ap.add_argument("--mem-height", type=int, default=180)
     ap.add_argument("--mem-short", type=float, default=None, help="short clip seconds (default 10, quick 2)")
@@ -58,7 +60,7 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
 
     src, gt = common.clip("scaling", width=a.width, height=a.height, seconds=seconds, faces=4,
-                          face_size=(40, 160))
+                          face_size=(40, 160), **({"gop": a.gop} if a.gop else {}))
 
     def redact(tag, workers, cpus=None, source=src):
         spec = {"mode": "redact", "source": source, "output": str(work / f"{tag}.mp4"),
@@ -94,7 +96,8 @@ def main(argv=None) -> int:
     mem_ratio = m_long["peak_rss_per_worker_mb"] / m_short["peak_rss_per_worker_mb"]
     parent_ratio = m_long["self_maxrss_mb"] / m_short["self_maxrss_mb"]
 
-    print(f"clip: {Path(src).name} {gt['width']}x{gt['height']} {frames} frames; rounds={reps}; "
+    print(f"clip: {Path(src).name} {gt['width']}x{gt['height']} {frames} frames, keyframe every "
+          f"{a.gop or 'x264 default (250)'}; rounds={reps}; "
           f"cores={info['usable_cores']}; detector {cfg.detector}, inference {cfg.inference}")
     for k, v in res.items():
         print(f"  {k:10s}: median {wall[k]:.2f}s = {frames / wall[k]:.2f} fps  runs {[round(r['wall'], 2) for r in v]}"
@@ -109,7 +112,7 @@ def main(argv=None) -> int:
           f"parent process {m_short['self_maxrss_mb']:.0f} vs {m_long['self_maxrss_mb']:.0f} MB")
     elapsed = time.perf_counter() - t_start
     mem_ok = mem_ratio <= MEM_TOLERANCE
-    result = {"clip": {"path": src, "frames": frames, "width": gt["width"], "height": gt["height"]},
+    result = {"clip": {"path": src, "frames": frames, "width": gt["width"], "height": gt["height"], "gop": a.gop},
               "config": cfg.to_dict(),
               "reps": reps, "machine": info, "runs": res, "median_wall": wall, "speedup_w2_vs_w1": speedup,
               "speedup_w2_vs_w1_pinned": speedup_pinned, "best_wall": best, "speedup_best": best_speedup,

@@ -3,7 +3,7 @@
     .venv/bin/python bench/throughput.py            # 1080p30, 10 s, 4 faces 40-160 px, 2 rounds (A B, B A)
     .venv/bin/python bench/throughput.py --quick    # 2 s clip, 1 round
     .venv/bin/python bench/throughput.py --sizes 1920x1080,480x270,3840x2160 --compare detector=centerface
-    options: --seconds S --reps N --width W --height H --faces N --encoder-threads T
+    options: --seconds S --reps N --width W --height H --faces N --gop N --encoder-threads T
              --set KEY=VALUE (the engine's settings, repeatable)
              --compare KEY=VALUE[,KEY=VALUE...] (another engine variant measured in the same rounds; repeatable)
              --sizes WxH,WxH (several clip sizes in one run, each with its own transcode; default --width/--height)
@@ -40,7 +40,8 @@ def measure_size(a, width: int, height: int, seconds: float, reps: int, variants
     scale = height / 1080
     src, gt = common.clip("throughput", width=width, height=height, fps=a.fps, seconds=seconds, faces=a.faces,
                           face_size=(40, 160) if height == 1080 else (max(12, round(40 * scale)),
-                                                                      max(16, round(160 * scale))))
+                                                                      max(16, round(160 * scale))),
+                          **({"gop": a.gop} if a.gop else {}))
     work = common.OUT / "throughput"
     work.mkdir(parents=True, exist_ok=True)
     tag = f"{width}x{height}"
@@ -66,11 +67,11 @@ def measure_size(a, width: int, height: int, seconds: float, reps: int, variants
                              **{name: redact(name, ov) for name, ov in variants.items()}}, reps)
     tw = common.median([r["wall"] for r in runs["transcode"]])
     frames = runs["transcode"][0]["frames"]
-    out = {"clip": {"path": src, "width": width, "height": height, "frames": frames, "faces": a.faces,
+    out = {"clip": {"path": src, "width": width, "height": height, "frames": frames, "faces": a.faces, "gop": a.gop,
                     "face_widths": sorted(round(b[2] - b[0]) for b in gt["faces"][0])},
            "transcode_runs": runs["transcode"], "transcode_fps": frames / tw, "variants": {}}
-    print(f"\nclip {Path(src).name}: {width}x{height} {frames} frames, faces {out['clip']['face_widths']} px wide; "
-          f"rounds={reps}")
+    print(f"\nclip {Path(src).name}: {width}x{height} {frames} frames, faces {out['clip']['face_widths']} px wide, "
+          f"keyframe every {a.gop or 'x264 default (250)'}; rounds={reps}")
     print(f"  (A) decode+encode : median {tw:.2f}s = {frames / tw:.1f} fps  runs "
           f"{[round(r['wall'], 2) for r in runs['transcode']]}  (libx264 crf={cfg.crf} preset={cfg.preset} "
           f"bframes=0 threads={a.encoder_threads or 'auto'}; cpu {runs['transcode'][-1]['cpu_seconds']:.1f}s)")
@@ -105,6 +106,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", help="clip sizes WxH,WxH,... measured one after the other in this run")
     ap.add_argument("--fps", type=float, default=30)
     ap.add_argument("--faces", type=int, default=4)
+    ap.add_argument("--gop", type=int, default=0,
+                    help="keyframe every N frames in the generated clip (0: x264's default, 250; phones write ~1-2 s)")
     ap.add_argument("--encoder-threads", type=int, default=0, help="libx264 threads for the transcode (0=auto)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="engine setting to override, e.g. --set detect_every=3 (repeatable)")

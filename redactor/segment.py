@@ -60,6 +60,35 @@ def split_chunks(segment: Segment, workers: int, ctx: int, period: int = 0) -> l
     return chunks
 
 
+def chunk_counts(frames: list[int], workers: int, ctx: int) -> list[int]:
+    """How many chunks to split each segment (``frames`` frames each) into for ``workers`` processes: the
+    fewest that give the shortest estimated run, the chunks handed out largest first (each extra chunk
+    counted ``ctx`` frames longer, for the context it reads). One segment on two workers: two chunks; three
+    equal segments on two: one of them split in two (a worker would otherwise redact two whole segments
+    while the other idles after one)."""
+    most = [max(1, n // max(MIN_CHUNK_FRAMES, 2 * ctx)) for n in frames]  # chunks at least twice the context
+    workers = max(1, workers)
+
+    def makespan(counts):
+        loads = [0.0] * workers
+        for size in sorted((n / c + (ctx if c > 1 else 0) for n, c in zip(frames, counts) for _ in range(c)),
+                           reverse=True):
+            loads[loads.index(min(loads))] += size
+        return max(loads)
+
+    counts = [1] * len(frames)
+    best = makespan(counts)
+    while True:
+        options = [(makespan(cs), cs) for j in range(len(frames)) if counts[j] < most[j]
+                   for cs in [counts[:j] + [counts[j] + 1] + counts[j + 1:]]]
+        if not options:
+            return counts
+        span, cs = min(options, key=lambda o: o[0])
+        if span >= best:
+            return counts
+        best, counts = span, cs
+
+
 def chunk_tasks(source: str, segment: Segment, config: Config, info: SourceInfo, work: Path,
                 workers: int) -> list[ChunkTask]:
     # the video's last frame gets a fine pass too: small faces there are tracked back from it
@@ -107,11 +136,13 @@ def redact_segments(source: str, segments: list[Segment], config: Config, work_d
         from .probe import probe
         source_info = probe(source)[0]
     workers = config.effective_workers
-    # segments are already a unit of parallel work: split each into chunks only as far as needed to give
-    # every worker something (each chunk border costs context frames decoded and detected twice)
-    per_seg = max(1, -(-workers // max(1, len(segments))))
-    per_segment = [chunk_tasks(source, seg, config, source_info, work, per_seg) for seg in segments]
+    # segments are already a unit of parallel work: split them into chunks only as far as that shortens the
+    # run (each chunk border costs context frames decoded and detected again), largest chunks first
+    ctx = Schedule.from_settings(config.detection, source_info.fps).context
+    counts = chunk_counts([seg.frames for seg in segments], workers, ctx)
+    per_segment = [chunk_tasks(source, seg, config, source_info, work, n) for seg, n in zip(segments, counts)]
     tasks = [t for ts in per_segment for t in ts]
+    order = sorted(range(len(tasks)), key=lambda n: tasks[n].start - tasks[n].end)  # largest first (stable)
     threads = max(1, usable_cores() // min(workers, len(tasks)))
     for t in tasks:
         t.threads = threads
@@ -121,7 +152,10 @@ def redact_segments(source: str, segments: list[Segment], config: Config, work_d
     t0 = time.perf_counter()
     try:
         with WorkerPool(min(workers, len(tasks)), run_chunk, lambda: factory(config, source_info)) as pool:
-            results = pool.run(tasks, progress)
+            done = pool.run([tasks[n] for n in order], progress)
+        results = [None] * len(tasks)
+        for n, r in zip(order, done):
+            results[n] = r
     except BaseException:
         for t in tasks:
             Path(t.out).unlink(missing_ok=True)

@@ -400,3 +400,15 @@ def test_a_chunk_takes_the_detections_past_its_cut_from_the_next_chunk(media, tm
         with av.open(path) as c:
             return [(f.pts, f.to_ndarray().tobytes()) for f in c.decode(video=0)]
     assert frames(first.out) == frames(str(tmp_path / "part-00000-00.mp4"))
+
+
+def test_segments_are_split_into_chunks_only_where_that_shortens_the_run():
+    """``segment.chunk_counts``: one segment on two workers is cut once; an odd number of equal segments on
+    two workers gets one of them split (else one worker redacts two whole segments while the other idles
+    after one); an even number, none; never chunks shorter than twice the context; one worker, no cut."""
+    from redactor.segment import chunk_counts
+    assert chunk_counts([120], 2, 30) == [2] and chunk_counts([300], 2, 30) == [2]
+    assert chunk_counts([300, 300, 300], 2, 30) == [2, 1, 1] and chunk_counts([300, 300], 2, 30) == [1, 1]
+    assert chunk_counts([300, 300, 150], 2, 30) == [1, 1, 2]
+    assert chunk_counts([59], 2, 30) == [1] and chunk_counts([300], 6, 30) == [5]
+    assert chunk_counts([300, 300, 300], 1, 30) == [1, 1, 1]

@@ -19,7 +19,7 @@ import pytest
 from redactor import Config, StitchError, plan, redact_file
 from redactor.records import Plan, SegmentResult
 from redactor.remux import exact_time_options, stitch
-from redactor.segment import redact_segments, split_chunks
+from redactor.segment import chunk_counts, redact_segments, split_chunks
 
 from .conftest import audio_packets
 
@@ -79,9 +79,10 @@ def _ms(t: Fraction) -> Fraction:
 def _borders(p: Plan, cfg: Config) -> list[Fraction]:
     """Times of every segment and worker-chunk start after the first frame (what the workers cut at)."""
     tb = Fraction(p.source.time_base)
-    per_seg = max(1, -(-cfg.effective_workers // len(p.segments)))
+    counts = chunk_counts([s.frames for s in p.segments], cfg.effective_workers,
+                          cfg.schedule_for(p.source.fps).context)
     out = []
-    for s in p.segments:
+    for s, per_seg in zip(p.segments, counts):
         for a, _, _ in split_chunks(s, per_seg, cfg.context_frames, cfg.schedule.fine):
             if a:
                 out.append(s.frame_pts[s.context_before + a - s.start_frame] * tb)
