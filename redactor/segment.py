@@ -89,6 +89,13 @@ def chunk_counts(frames: list[int], workers: int, ctx: int) -> list[int]:
         best, counts = span, cs
 
 
+def dispatch_order(ranges: list[tuple[int, int]]) -> list[int]:
+    """The order the pool hands chunks ([start, end) frame ranges) out in: largest first (the estimate of
+    ``chunk_counts``); among equal ones the later first, so the chunk after a cut has usually published its
+    detections there by the time the chunk before it gets to the cut (``ChunkWorker.tail_from_next_chunk``)."""
+    return sorted(range(len(ranges)), key=lambda n: (ranges[n][0] - ranges[n][1], -ranges[n][0]))
+
+
 def chunk_tasks(source: str, segment: Segment, config: Config, info: SourceInfo, work: Path,
                 workers: int) -> list[ChunkTask]:
     # the video's last frame gets a fine pass too: small faces there are tracked back from it
@@ -142,7 +149,7 @@ def redact_segments(source: str, segments: list[Segment], config: Config, work_d
     counts = chunk_counts([seg.frames for seg in segments], workers, ctx)
     per_segment = [chunk_tasks(source, seg, config, source_info, work, n) for seg, n in zip(segments, counts)]
     tasks = [t for ts in per_segment for t in ts]
-    order = sorted(range(len(tasks)), key=lambda n: tasks[n].start - tasks[n].end)  # largest first (stable)
+    order = dispatch_order([(t.start, t.end) for t in tasks])
     threads = max(1, usable_cores() // min(workers, len(tasks)))
     for t in tasks:
         t.threads = threads

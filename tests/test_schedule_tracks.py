@@ -412,3 +412,28 @@ def test_segments_are_split_into_chunks_only_where_that_shortens_the_run():
     assert chunk_counts([300, 300, 150], 2, 30) == [1, 1, 2]
     assert chunk_counts([59], 2, 30) == [1] and chunk_counts([300], 6, 30) == [5]
     assert chunk_counts([300, 300, 300], 1, 30) == [1, 1, 1]
+    # handed out largest first, the later of equal ones first (it publishes what the earlier one needs)
+    from redactor.segment import dispatch_order
+    assert dispatch_order([(0, 150), (150, 300), (300, 600), (600, 700)]) == [2, 1, 0, 3]
+
+
+def test_segments_hand_each_other_the_detections_at_their_borders(media, tmp_path):
+    """Several segments in one pool: the segment after a border publishes the detections there and the one
+    before takes them (later chunks are handed out first among equals); every segment records exactly what
+    one worker redacting them one after the other does. (Borders on keyframes that are fine-pass frames, as
+    with a keyframe every second at 30 fps; a border inside a fine interval shares nothing: tracks cross it.)"""
+    from redactor import plan
+    from redactor.segment import redact_segments
+    clip = media("fake_two_tier_gop12.mp4", width=320, height=240, seconds=2.4, faces=3, face_size=(14, 40),
+                 gop=12, seed=7)
+    runs, shared = {}, {}
+    for workers in (1, 2):
+        cfg = Config(workers=workers, segment_seconds=0.8, fine_every=12, detect_every=3, hold=1)
+        p = plan(clip["path"], cfg)
+        assert [s.start_frame for s in p.segments] == [0, 24, 48]
+        rs = redact_segments(clip["path"], p.segments, cfg, str(tmp_path / f"w{workers}"),
+                             detector_factory=lambda c, s: FakeTwoTier(clip), source_info=p.source)
+        runs[workers] = [json.loads(open(r.detections).read())["frames"] for r in rs]
+        shared[workers] = sum(r.detector_stats.get("boundary_frames_shared", 0) for r in rs)
+    assert runs[1] == runs[2]
+    assert shared[1] == 0 and shared[2] > 0
