@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/scaling.py           # 1080p30 3 s clip, 2 rounds; memory: 320x180 10 s vs 60 s
     .venv/bin/python bench/scaling.py --quick   # 1080p 1 s, 1 round; memory: 2 s vs 12 s
-    options: --seconds S --reps N --no-pinned --gop N --mem-width W --mem-height H --mem-short S --mem-long S
+    options: --seconds S --reps N --no-pinned --chunk-model --gop N --mem-width W --mem-height H --mem-short S --mem-long S
              --set KEY=VALUE (engine settings for every run)
 
 Speed-up runs (fresh process each, alternating w1 / w2 / w1-pinned, order flipped every round):
@@ -10,6 +10,10 @@ Speed-up runs (fresh process each, alternating w1 / w2 / w1-pinned, order flippe
   w2         workers=2 (default on this 2-core machine)
   w1-pinned  workers=1 with the process pinned to one core (sched_setaffinity): the true single-core base
 The target (>= 1.8x) is checked on w2 vs w1 (what the issue asks); w2 vs w1-pinned is printed beside it.
+--chunk-model (load-robust, for a shared machine): each chunk of the 2-chunk split and the whole clip as one
+  chunk are run one after the other in one process pinned to one core, each timed in CPU seconds of that
+  process (fresh process per run, alternating); w2 vs w1-pinned is at most the 1-chunk CPU over the larger
+  chunk's CPU, and the split's extra work is the chunks' sum over the 1-chunk CPU.
 Memory: peak RSS of one worker (getrusage RUSAGE_CHILDREN max over the forked workers, cross-checked with
 /proc VmHWM sampling) for a short and a long clip of the same resolution; must be about equal
 (ratio <= 1.15), i.e. bounded by frame size, not clip length. Writes bench/out/scaling.json.
@@ -28,7 +32,92 @@ TARGET = 1.8
 MEM_TOLERANCE = 1.15
 
 
+class _Channel:
+    """The pool's Channel, in one process: chunks hand each other their cut detections as in the pool."""
+
+    def __init__(self):
+        self.shared = {}
+
+    def __call__(self, n):
+        pass
+
+    def publish(self, items):
+        self.shared.update(items)
+
+    def fetch(self, keys):
+        return {k: self.shared[k] for k in keys if k in self.shared}
+
+
+def chunk_model_child(spec: dict) -> dict:
+    """One process pinned to one core runs the chunks of an n-way split one after the other (the later first,
+    as the pool starts them side by side, so cut detections are handed over) and times each in CPU seconds of
+    this process: what each worker would spend, without other processes' load in it."""
+    import os
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    from redactor import Config
+    from redactor.chunk import run_chunk
+    from redactor.detectors import make_detector
+    from redactor.probe import plan
+    from redactor.segment import chunk_tasks, planned_settings
+    cfg = Config.from_dict({**spec["config"], "workers": spec["n"]})
+    p = plan(spec["source"], cfg)
+    cfg = planned_settings(cfg, p.segments)
+    work = Path(spec["work"])
+    work.mkdir(parents=True, exist_ok=True)
+    tasks = chunk_tasks(spec["source"], p.segments[0], cfg, p.source, work, spec["n"])
+    det = make_detector(cfg, p.source)
+    import av
+    with av.open(spec["source"]) as c:  # warm both passes up (first inferences allocate)
+        f = next(c.decode(video=0))
+        det([f])
+        if det.two_tier(f.width, f.height):
+            det.coarse([f])
+    det.stats()
+    channel = _Channel()
+    out = []
+    for t in reversed(tasks):
+        t.threads, t.share = 1, len(tasks) > 1
+        c0 = time.process_time()
+        r = run_chunk(det, t, channel)
+        out.append({"start": t.start, "end": t.end, "cpu": time.process_time() - c0,
+                    "calls": r["detector_stats"].get("calls"),
+                    "shared": r["detector_stats"].get("boundary_frames_shared", 0)})
+    return {"chunks": out[::-1]}
+
+
+def chunk_model(src: str, overrides: dict, reps: int, work: Path) -> dict:
+    """--chunk-model: w2 vs w1-pinned as the pool's own work predicts it (load-robust): the 1-chunk run's CPU
+    over the larger chunk's CPU of the 2-chunk split, each run in a fresh process, alternating."""
+    import json
+    import subprocess
+    runs = {1: [], 2: []}
+    for rep in range(reps):
+        for n in ((1, 2) if rep % 2 == 0 else (2, 1)):
+            spec = {"source": src, "config": overrides, "n": n, "work": str(work / f"model-{n}")}
+            proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--chunk-model-child",
+                                   json.dumps(spec)], capture_output=True, text=True, cwd=str(common.ROOT))
+            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+            if proc.returncode or not lines:
+                raise RuntimeError(f"chunk model child failed:\n{proc.stderr[-2000:]}")
+            r = json.loads(lines[-1][7:])
+            runs[n].append(r)
+            common.log(f"[model {n} chunk(s)] " + ", ".join(
+                f"[{c['start']},{c['end']}) {c['cpu']:.2f} CPU-s, {c['calls']} calls, {c['shared']} shared"
+                for c in r["chunks"]) + f"; load average {common.os.getloadavg()[0]:.2f}")
+    if any(len(r["chunks"]) < 2 for r in runs[2]):
+        common.log("[model] the clip is too short to be cut into 2 chunks (at least twice the context each)")
+    one = common.median([r["chunks"][0]["cpu"] for r in runs[1]])
+    span = common.median([max(c["cpu"] for c in r["chunks"]) for r in runs[2]])
+    total = common.median([sum(c["cpu"] for c in r["chunks"]) for r in runs[2]])
+    return {"runs": runs, "one_chunk_cpu": one, "two_chunk_max_cpu": span, "two_chunk_total_cpu": total,
+            "ratio": one / span, "overhead": total / one}
+
+
 def main(argv=None) -> int:
+    if argv is None and len(sys.argv) > 2 and sys.argv[1] == "--chunk-model-child":
+        import json
+        print("RESULT " + json.dumps(chunk_model_child(json.loads(sys.argv[2]))))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seconds", type=float, default=None, help="speed-up clip length (default 10, quick 1)")
@@ -36,6 +125,8 @@ def main(argv=None) -> int:
     ap.add_argument("--height", type=int, default=1080)
     ap.add_argument("--reps", type=int, default=None, help="rounds (default 2, quick 1)")
     ap.add_argument("--no-pinned", action="store_true", help="skip the workers=1 pinned-to-one-core runs")
+    ap.add_argument("--chunk-model", action="store_true",
+                    help="also the load-robust estimate: 1-chunk CPU over the larger chunk's CPU of a 2-chunk split")
     ap.add_argument("--gop", type=int, default=0,
                     help="keyframe every N frames in the generated clip (0: x264's default, 250; phones write ~1-2 s)")
     ap.add_argument("--mem-width", type=int, default=320)
@@ -75,6 +166,7 @@ def main(argv=None) -> int:
     runs = {"w1": lambda: redact("w1", 1), "w2": lambda: redact("w2", 2)}
     if not a.no_pinned:
         runs["w1-pinned"] = lambda: redact("w1-pinned", 1, cpus=[sorted(common.os.sched_getaffinity(0))[0]])
+    model = chunk_model(src, overrides, reps, work) if a.chunk_model else None
     res = common.alternate(runs, reps)
     wall = {k: common.median([r["wall"] for r in v]) for k, v in res.items()}
     frames = res["w2"][0]["frames"]
@@ -106,6 +198,11 @@ def main(argv=None) -> int:
     print(f"speed-up w2 vs w1: {speedup:.2f}x (best-of {best_speedup:.2f}x)" +
           (f"; w2 vs w1 pinned to one core: {speedup_pinned:.2f}x (best-of {best_pinned:.2f}x)" if speedup_pinned else "")
           + f"; note workers=1 itself keeps {cores_used['w1']:.2f} cores busy (threads = cpu_count // workers)")
+    if model:
+        print(f"chunk model (each chunk's CPU-s in one process pinned to one core, median of {reps}): 1 chunk "
+              f"{model['one_chunk_cpu']:.2f}s; 2 chunks: the larger {model['two_chunk_max_cpu']:.2f}s, both "
+              f"{model['two_chunk_total_cpu']:.2f}s (x{model['overhead']:.3f} the work) -> w2 vs w1-pinned at most "
+              f"{model['ratio']:.2f}x (without the workers' start-up, the parent's plan/stitch and shared caches)")
     print(f"memory ({a.mem_width}x{a.mem_height}, workers={a.mem_workers}): peak RSS/worker {m_short['frames']} frames "
           f"{m_short['peak_rss_per_worker_mb']:.0f} MB vs {m_long['frames']} frames {m_long['peak_rss_per_worker_mb']:.0f} MB "
           f"(ratio {mem_ratio:.3f}; sampled per worker {m_short['worker_hwm_mb']} vs {m_long['worker_hwm_mb']}); "
@@ -121,7 +218,7 @@ def main(argv=None) -> int:
               "memory": {"width": a.mem_width, "height": a.mem_height, "workers": a.mem_workers,
                          "short": m_short, "long": m_long, "ratio": mem_ratio, "parent_ratio": parent_ratio,
                          "tolerance": MEM_TOLERANCE, "ok": mem_ok},
-              "elapsed_seconds": elapsed}
+              "chunk_model": model, "elapsed_seconds": elapsed}
     noise = common.noise_note([r for v in res.values() for r in v])
     result["noise"] = noise
     out = common.write_result("scaling", result)
@@ -132,7 +229,9 @@ def main(argv=None) -> int:
           f"-> {'OK' if speedup >= TARGET else 'BELOW TARGET'}; peak RSS/worker w1 {rss['w1']:.0f} MB, "
           f"w2 {rss['w2']:.0f} MB; memory {mem_short:g}s {m_short['peak_rss_per_worker_mb']:.0f} MB vs "
           f"{mem_long:g}s {m_long['peak_rss_per_worker_mb']:.0f} MB per worker (x{mem_ratio:.2f}) "
-          f"-> {'OK' if mem_ok else 'GROWS WITH LENGTH'}{noise}")
+          f"-> {'OK' if mem_ok else 'GROWS WITH LENGTH'}"
+          + (f"; chunk model (load-robust) w2 vs w1-pinned <= {model['ratio']:.2f}x, split work x{model['overhead']:.3f}"
+             if model else "") + noise)
     return 0
 
 
