@@ -87,6 +87,25 @@ class Channel:
         return msg[1]
 
 
+class LocalChannel:
+    """A :class:`Channel` for tasks run one after the other in one process (tests, benches): what a task
+    publishes is there for the tasks after it."""
+
+    def __init__(self, progress: Callable[[int], None] | None = None):
+        self.shared: dict = {}
+        self._progress = progress
+
+    def __call__(self, n: int) -> None:
+        if self._progress is not None:
+            self._progress(n)
+
+    def publish(self, items: dict) -> None:
+        self.shared.update(items)
+
+    def fetch(self, keys: list) -> dict:
+        return {k: self.shared[k] for k in keys if k in self.shared}
+
+
 def _child(conn, init_fn, worker_fn, parent_pid):
     _die_with_parent(parent_pid)
     state = None

@@ -330,22 +330,6 @@ def test_redact_applies_the_detection_settings_the_plan_was_made_with(media, tmp
     assert run(redeployed, "old")[1] != run(planned, "planned2")[1]
 
 
-class _Channel:
-    """An in-process stand-in for ``pool.Channel`` (progress, publish, fetch)."""
-
-    def __init__(self):
-        self.shared: dict = {}
-
-    def __call__(self, n):
-        pass
-
-    def publish(self, items):
-        self.shared.update(items)
-
-    def fetch(self, keys):
-        return {k: self.shared[k] for k in keys if k in self.shared}
-
-
 class _RecordingFake(FakeTwoTier):
     """FakeTwoTier that remembers the pts of every frame its fine or coarse pass ran on."""
 
@@ -370,6 +354,7 @@ def test_a_chunk_takes_the_detections_past_its_cut_from_the_next_chunk(media, tm
 
     from redactor import plan
     from redactor.chunk import run_chunk
+    from redactor.pool import LocalChannel
     from redactor.segment import chunk_tasks
     clip = media("fake_two_tier.mp4", width=320, height=240, seconds=2.0, faces=3, face_size=(14, 40), gop=10,
                  seed=7)
@@ -378,7 +363,7 @@ def test_a_chunk_takes_the_detections_past_its_cut_from_the_next_chunk(media, tm
     first, second = chunk_tasks(clip["path"], p.segments[0], cfg, p.source, tmp_path, 2)
     assert second.start % 12 == 0 and first.end == second.start
     index = {pts: n for n, pts in enumerate(clip["pts"])}
-    channel = _Channel()
+    channel = LocalChannel()
     for t in (first, second):
         t.share = True
     run_chunk(_RecordingFake(clip), second, channel)
@@ -391,7 +376,7 @@ def test_a_chunk_takes_the_detections_past_its_cut_from_the_next_chunk(media, tm
     assert shared["detector_stats"]["boundary_frames_shared"] == 4
     first.out = str(tmp_path / "alone.mp4")
     alone_det = _RecordingFake(clip)
-    alone = run_chunk(alone_det, first, _Channel())  # nothing published: it finds them itself
+    alone = run_chunk(alone_det, first, LocalChannel())  # nothing published: it finds them itself
     assert max(index[q] for q in alone_det.seen) == cut + 9 and alone["detector_stats"]["boundary_frames_shared"] == 0
     assert shared["detections"] == alone["detections"] and shared["redacted"] == alone["redacted"]
     assert shared["frames"] == alone["frames"] == cut and shared["last_pts"] == alone["last_pts"]
