@@ -48,7 +48,10 @@ def chunk_model_child(spec: dict) -> dict:
     cfg = planned_settings(cfg, p.segments)
     work = Path(spec["work"])
     work.mkdir(parents=True, exist_ok=True)
-    tasks = chunk_tasks(spec["source"], p.segments[0], cfg, p.source, work, spec["n"])
+    try:  # as the pool cuts it when every chunk has a process of its own (frames handed over at cuts)
+        tasks = chunk_tasks(spec["source"], p.segments[0], cfg, p.source, work, spec["n"], all_at_once=spec["n"] > 1)
+    except TypeError:  # an engine from before hand-overs (measured as the baseline)
+        tasks = chunk_tasks(spec["source"], p.segments[0], cfg, p.source, work, spec["n"])
     det = make_detector(cfg, p.source)
     import av
     with av.open(spec["source"]) as c:  # warm both passes up (first inferences allocate)

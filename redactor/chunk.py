@@ -25,7 +25,7 @@ import numpy as np
 from . import blur
 from .boxes import EMPTY, as_boxes, sizes
 from .config import EncodingSettings, StyleSettings
-from .errors import DetectionError, InputError, RedactorError
+from .errors import DetectionError, InputError, RedactorError, WorkerError
 from .probe import open_input, parse_tb
 from .records import Keyframe, SourceInfo
 from .remux import exact_mov_options
@@ -86,6 +86,8 @@ class ChunkTask:
     out: str
     share: bool = False  # hand the detections at this chunk's start to the chunk ending there, take its own
     # end context's from the chunk starting there (through the pool, ``pool.Channel``), when available
+    lend: int = 0  # the first ``lend`` frames are detected here but encoded by the chunk before (boxes handed over)
+    borrow: int = 0  # encode ``borrow`` frames past the end too, with the boxes the next chunk found (waits for them)
 
 
 class PartEncoder:
@@ -152,7 +154,12 @@ class ChunkWorker:
         self.stage: collections.Counter = collections.Counter()
         self.expected = task.lo
         self.unreported = 0
-        self.channel = progress if task.share and hasattr(progress, "fetch") else None
+        self.channel = progress if (task.share or task.lend or task.borrow) and hasattr(progress, "fetch") else None
+        if (task.lend or task.borrow) and self.channel is None:
+            raise WorkerError("a chunk that hands frames over needs the pool's channel")
+        self.lent: dict = {}  # ("boxes", frame) -> the boxes of a frame the chunk before encodes
+        self.borrowed: dict[int, np.ndarray] = {}  # frame past the end -> its boxes, found by the next chunk
+        self.tail_shared = False
         # the detections a chunk ending at this chunk's start needs (it would decode and detect them again)
         self.publish_keys = set(self.boundary_keys(task.start, task.end)) if self.channel and task.start else set()
         self.published: dict = {}
@@ -182,13 +189,30 @@ class ChunkWorker:
         keys = self.boundary_keys(t.end, t.lo + len(t.frame_pts))
         if not keys:
             return False
-        got = self.channel.fetch(keys)
+        got = self.channel.fetch(keys, wait=self.task.borrow > 0)  # it publishes them early: worth a wait
         if len(got) != len(keys):
             return False
         for i, kind in keys:
             self.detect(i, None, Passes(detect=kind == "detect", coarse=kind == "coarse"), given=got[(i, kind)])
         self.shared_in = len(keys)
         return True
+
+    def borrow_boxes(self) -> None:
+        """The boxes of the frames past the end that this chunk encodes, as the next chunk found them (it
+        publishes them once it has covered them, about a fine interval into its run; wait for them)."""
+        t = self.task
+        keys = [("boxes", i) for i in range(t.end, t.end + t.borrow)]
+        got = self.channel.fetch(keys, wait=True)
+        if len(got) != len(keys):  # fail closed: never encode a frame without its boxes
+            raise WorkerError(f"chunk [{t.start}, {t.end}): the next chunk did not hand over the boxes of frames "
+                              f"{t.end}-{t.end + t.borrow - 1}", t.source)
+        self.borrowed = {i: got[("boxes", i)] for i in range(t.end, t.end + t.borrow)}
+
+    def lend_boxes(self, i: int, boxes: np.ndarray) -> None:
+        """Keep the boxes of a frame the chunk before encodes; hand them over once all are known."""
+        self.lent[("boxes", i)] = boxes
+        if len(self.lent) == self.task.lend:
+            self.channel.publish(self.lent)
 
     # ------------------------------------------------------------------------------------------ decode
     def _decoded(self, container, stream):
@@ -229,10 +253,17 @@ class ChunkWorker:
                     raise InputError(f"frame with pts {p} decoded out of plan (expected frame {self.expected})",
                                      t.source)
                 self.expected += 1
-                self.take(i, frame)
-                if i == t.end - 1 and self.channel is not None and self.tail_from_next_chunk():
-                    break  # the frames after the chunk are the next chunk's: it decodes and checks them
-            if not self.shared_in and self.expected != t.lo + len(t.frame_pts):
+                if self.tail_shared:
+                    self.pending.append((i, frame))  # a borrowed frame: its boxes came from the next chunk
+                else:
+                    self.take(i, frame)
+                if i == t.end - 1 and self.channel is not None:
+                    self.tail_shared = self.tail_from_next_chunk()
+                    if t.borrow:
+                        self.borrow_boxes()
+                if self.tail_shared and i >= t.end + t.borrow - 1:
+                    break  # the frames after these are the next chunk's: it decodes and checks them
+            if not self.tail_shared and self.expected != t.lo + len(t.frame_pts):
                 raise InputError(f"video ended after frame {self.expected - 1}; the plan expects "
                                  f"{t.lo + len(t.frame_pts) - 1} (file truncated or damaged)", t.source)
             while self.pending:
@@ -347,10 +378,15 @@ class ChunkWorker:
     # ------------------------------------------------------------------------------------------ emit
     def emit(self, i: int, frame) -> None:
         t = self.task
-        if not (t.start <= i < t.end):
+        if t.start <= i < t.start + t.lend:  # found here, encoded by the chunk before: hand its boxes over
+            t1 = time.perf_counter()
+            self.lend_boxes(i, self.coverage.boxes(i))
+            self.stage["redact"] += time.perf_counter() - t1
+            return
+        if not (t.start <= i < t.end + t.borrow):
             return
         t1 = time.perf_counter()
-        boxes = self.coverage.boxes(i)
+        boxes = self.borrowed[i] if i >= t.end else self.coverage.boxes(i)
         if frame.format.name != self.fmt:
             pts_, tb_ = frame.pts, frame.time_base
             frame = frame.reformat(format=self.fmt)

@@ -5,8 +5,8 @@ AWS Lambda has no ``/dev/shm``, so anything that creates a POSIX semaphore (``mu
 (socketpairs) need no semaphore. Each worker is a forked process with one duplex pipe: the parent sends it a
 task, the worker answers with progress messages and then its result (small dicts; frames never travel). A
 worker builds its state (the face model) once, on its first task, and keeps it for the next tasks. Tasks of
-one run can hand each other small results through the parent (``Channel.publish`` / ``fetch``, never
-waiting: the chunk worker uses it for the detections at a chunk cut, see ``chunk.py``). A task that raises,
+one run can hand each other small results through the parent (``Channel.publish`` / ``fetch``: the chunk
+worker uses it for the detections and boxes at a chunk cut, see ``chunk.py``). A task that raises,
 or a worker that dies, fails the whole run and the remaining workers are terminated.
 
 No worker outlives its parent: each one asks the kernel (Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``) to be
@@ -66,9 +66,9 @@ def _die_with_parent(parent_pid: int) -> None:
 class Channel:
     """What a task's body gets as ``progress``: called with a number of frames done, it reports progress;
     ``publish``/``fetch`` exchange small results with the other tasks of the same ``run`` through the parent
-    (the pool keeps what was published until the run ends). ``fetch`` never waits for a result to be
-    published: it answers with what the parent holds now, so no task can block on another (a task that does
-    not get what it asked for computes it itself)."""
+    (the pool keeps what was published until the run ends). ``fetch`` answers with what the parent holds
+    now (a task that does not get what it asked for computes it itself), or with ``wait`` once all of it is
+    there."""
 
     def __init__(self, conn):
         self._conn = conn
@@ -79,8 +79,11 @@ class Channel:
     def publish(self, items: dict) -> None:
         self._conn.send(("publish", items))
 
-    def fetch(self, keys: list) -> dict:
-        self._conn.send(("fetch", list(keys)))
+    def fetch(self, keys: list, wait: bool = False) -> dict:
+        """What has been published of ``keys``. ``wait``: block until all of them are (only for tasks that
+        all run at once, whose publishers never wait on them); the parent answers with what it has when
+        every running task is waiting, so a publisher that failed to publish fails the run, not hangs it."""
+        self._conn.send(("fetch", list(keys), bool(wait)))
         msg = self._conn.recv()
         if not (isinstance(msg, tuple) and msg and msg[0] == "fetched"):  # pragma: no cover - protocol error
             raise WorkerError(f"unexpected message from the pool: {msg!r:.80}")
@@ -102,7 +105,7 @@ class LocalChannel:
     def publish(self, items: dict) -> None:
         self.shared.update(items)
 
-    def fetch(self, keys: list) -> dict:
+    def fetch(self, keys: list, wait: bool = False) -> dict:
         return {k: self.shared[k] for k in keys if k in self.shared}
 
 
@@ -181,6 +184,11 @@ class WorkerPool:
         pending = list(range(len(tasks)))[::-1]
         busy: dict[int, int] = {}  # worker -> task index
         shared: dict = {}  # what tasks published for each other (Channel.publish / fetch), this run only
+        waiting: dict[int, list] = {}  # worker -> the keys its fetch(wait=True) still waits for
+
+        def answer(force: bool = False) -> None:
+            for w in [w for w, keys in waiting.items() if force or all(k in shared for k in keys)]:
+                self._conns[w].send(("fetched", {k: shared[k] for k in waiting.pop(w) if k in shared}))
         finished = 0
         try:
             for w in range(self.n):
@@ -201,8 +209,13 @@ class WorkerPool:
                             progress(msg[1])
                         elif msg[0] == "publish":
                             shared.update(msg[1])
+                            answer()
                         elif msg[0] == "fetch":
-                            r.send(("fetched", {k: shared[k] for k in msg[1] if k in shared}))
+                            if len(msg) > 2 and msg[2]:
+                                waiting[w] = msg[1]
+                                answer()
+                            else:
+                                r.send(("fetched", {k: shared[k] for k in msg[1] if k in shared}))
                         elif msg[0] == "done":
                             results[busy.pop(w)] = msg[1]
                             finished += 1
@@ -212,6 +225,8 @@ class WorkerPool:
                                 busy[w] = ti
                         elif msg[0] == "error":
                             raise _rebuild(msg[1], msg[2], msg[3], msg[4])
+                        if waiting and len(waiting) == len(busy):  # nobody left to publish what they wait for
+                            answer(force=True)
                     else:
                         w = next(i for i, p in enumerate(self._procs) if p.sentinel == r)
                         if w in busy and not self._conns[w].poll():

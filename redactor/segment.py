@@ -96,8 +96,21 @@ def dispatch_order(ranges: list[tuple[int, int]]) -> list[int]:
     return sorted(range(len(ranges)), key=lambda n: (ranges[n][0] - ranges[n][1], -ranges[n][0]))
 
 
+def hand_over(schedule: Schedule, cut: int, after: tuple[int, int]) -> int:
+    """Frames after a cut that the chunk before it encodes (with the boxes the chunk ``after`` = [start, end)
+    finds there; it still detects them): ~the coarse samples the chunk after reads before the cut, so the two
+    come out nearer the same length. Only on a cut the chunks share detections at (a fine-pass frame), and
+    few enough that the chunk after has covered them about halfway through its own frames."""
+    if schedule.fine and cut % schedule.fine:
+        return 0
+    return max(0, min(schedule.edge_reach, (after[1] - after[0] - schedule.latency) // 2))
+
+
 def chunk_tasks(source: str, segment: Segment, config: Config, info: SourceInfo, work: Path,
-                workers: int) -> list[ChunkTask]:
+                workers: int, all_at_once: bool = False) -> list[ChunkTask]:
+    """The chunk tasks of one segment cut for ``workers`` processes. ``all_at_once``: every task of the run has
+    a process of its own from the start, so a chunk may wait for the one after it: neighbours then hand frames
+    over at the cut (``hand_over``)."""
     # the video's last frame gets a fine pass too: small faces there are tracked back from it
     last_frame = segment.end_frame - 1 if segment.end_pts is None else -1
     schedule = Schedule.from_settings(config.detection, info.fps).ending_at(last_frame)  # the plan's rate
@@ -108,17 +121,19 @@ def chunk_tasks(source: str, segment: Segment, config: Config, info: SourceInfo,
     part = work / f"part-{segment.index:05d}.mp4"
     tasks = []
     keys = sorted(segment.keyframes, key=lambda k: k.frame)
+    lent = [hand_over(schedule, a, (a, b)) if all_at_once and ci else 0 for ci, (a, b, _) in enumerate(chunks)]
     for ci, (a, b, seek) in enumerate(chunks):
+        borrow = lent[ci + 1] if ci + 1 < len(chunks) else 0
         # only the context frames that get a pass are decoded (Schedule.span; up to ctx on each side)
         lo, hi = schedule.span(a, b)
         lo = max(lo_global, lo)
-        hi = min(segment.end_frame + segment.context_after, hi)
+        hi = min(segment.end_frame + segment.context_after, max(hi, b + borrow))
         seek = next((k for k in reversed(keys) if k.frame <= lo), seek)  # the keyframe before the first one
         tasks.append(ChunkTask(
             segment=segment.index, source=str(source), info=info, schedule=schedule, style=config.redaction,
             encoding=config.encoding,
             start=a, end=b, lo=lo, frame_pts=segment.frame_pts[lo - lo_global: hi - lo_global], seek=seek,
-            threads=threads,
+            threads=threads, lend=lent[ci], borrow=borrow,
             out=str(work / f"part-{segment.index:05d}-{ci:02d}.mp4") if len(chunks) > 1 else str(part)))
     return tasks
 
@@ -147,7 +162,9 @@ def redact_segments(source: str, segments: list[Segment], config: Config, work_d
     # run (each chunk border costs context frames decoded and detected again), largest chunks first
     ctx = Schedule.from_settings(config.detection, source_info.fps).context
     counts = chunk_counts([seg.frames for seg in segments], workers, ctx)
-    per_segment = [chunk_tasks(source, seg, config, source_info, work, n) for seg, n in zip(segments, counts)]
+    all_at_once = 1 < sum(counts) <= workers  # every chunk gets a process of its own from the start
+    per_segment = [chunk_tasks(source, seg, config, source_info, work, n, all_at_once)
+                   for seg, n in zip(segments, counts)]
     tasks = [t for ts in per_segment for t in ts]
     order = dispatch_order([(t.start, t.end) for t in tasks])
     threads = max(1, usable_cores() // min(workers, len(tasks)))

@@ -266,6 +266,28 @@ def test_pool_tasks_hand_each_other_results_without_waiting():
         assert pool.run([("fetch", ["a"])]) == [{}]
 
 
+def test_a_pool_task_can_wait_for_what_a_running_task_publishes_and_never_hangs():
+    """``fetch(wait=True)``: answered once another running task has published it; when every running task is
+    waiting (nobody left to publish), answered with what there is instead of hanging."""
+    import time
+
+    from redactor.pool import WorkerPool
+
+    def body(state, task, channel):
+        if task[0] == "publish":
+            time.sleep(0.3)
+            channel.publish({task[1]: "here"})
+            return None
+        t0 = time.monotonic()
+        return channel.fetch(task[1], wait=True), time.monotonic() - t0
+
+    with WorkerPool(2, body) as pool:
+        (got, waited), _ = pool.run([("wait", ["k"]), ("publish", "k")])
+        assert got == {"k": "here"} and waited >= 0.2
+        (got, _), = pool.run([("wait", ["nobody"])])
+        assert got == {}
+
+
 @pytest.mark.parametrize("bad", ["empty", "random", "truncated", "audio_only", "text"])
 def test_bad_inputs_get_named_errors(bad, tmp_path, capsys):
     from redactor import cli

@@ -4,12 +4,15 @@ detector that finds scripted faces only inside the windows it is asked to look i
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
 
 from redactor import Config
 from redactor.detectors import SingleTierDetector
+from redactor.errors import WorkerError
+from redactor.report import merge_ranges
 from redactor.schedule import Schedule
 from redactor.tracking import Coverage, SmallFaceTracks, track_back
 from redactor.tracking.tracks import MAX_MISSES
@@ -422,3 +425,48 @@ def test_segments_hand_each_other_the_detections_at_their_borders(media, tmp_pat
         shared[workers] = sum(r.detector_stats.get("boundary_frames_shared", 0) for r in rs)
     assert runs[1] == runs[2]
     assert shared[1] == 0 and shared[2] > 0
+
+
+def test_the_chunk_before_a_cut_encodes_frames_past_it_with_the_boxes_the_next_chunk_found(media, tmp_path):
+    """Hand-over at a cut (``ChunkTask.lend``/``borrow``): the chunk after the cut still detects and records
+    its first frames but hands their boxes to the chunk before, which encodes them after its own. Every frame is
+    encoded exactly once, in order, and the redaction is what the chunks without a hand-over do."""
+    import av
+
+    from redactor import plan
+    from redactor.chunk import run_chunk
+    from redactor.pool import LocalChannel
+    from redactor.segment import chunk_tasks
+    clip = media("fake_two_tier.mp4", width=320, height=240, seconds=2.0, faces=3, face_size=(14, 40), gop=10,
+                 seed=7)
+    cfg = Config(workers=2, segment_seconds=60, fine_every=12, detect_every=3, hold=1)
+    p = plan(clip["path"], cfg)
+    plain = chunk_tasks(clip["path"], p.segments[0], cfg, p.source, tmp_path / "plain", 2)
+    first, second = chunk_tasks(clip["path"], p.segments[0], cfg, p.source, tmp_path / "over", 2, all_at_once=True)
+    assert not any(t.lend or t.borrow for t in plain)
+    n = first.borrow
+    assert n == second.lend == 12 and first.lo + len(first.frame_pts) >= first.end + n
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "over").mkdir()
+    channel = LocalChannel()
+    r2 = run_chunk(FakeTwoTier(clip), second, channel)
+    r1 = run_chunk(FakeTwoTier(clip), first, channel)
+    q2 = run_chunk(FakeTwoTier(clip), plain[1], LocalChannel())
+    q1 = run_chunk(FakeTwoTier(clip), plain[0], LocalChannel())
+    assert r1["frames"] == first.end - first.start + n and r2["frames"] == second.end - second.start - n
+    assert r1["detections"] + r2["detections"] == q1["detections"] + q2["detections"]  # the finder records
+    assert merge_ranges(r1["redacted"] + r2["redacted"]) == merge_ranges(q1["redacted"] + q2["redacted"])
+
+    def frames(*paths):
+        out = []
+        for path in paths:
+            with av.open(path) as c:
+                out += [f.pts for f in c.decode(video=0)]
+        return out
+    assert frames(first.out, second.out) == frames(plain[0].out, plain[1].out) == clip["pts"]
+    # nothing handed over: the chunk before fails closed instead of encoding frames without their boxes
+    lonely = chunk_tasks(clip["path"], p.segments[0], cfg, p.source, tmp_path / "lonely", 2, all_at_once=True)[0]
+    (tmp_path / "lonely").mkdir()
+    with pytest.raises(WorkerError, match="did not hand over"):
+        run_chunk(FakeTwoTier(clip), lonely, LocalChannel())
+    assert not os.path.exists(lonely.out)
