@@ -75,28 +75,51 @@ ASSUMPTIONS: dict[str, tuple[float, str, str]] = {
     "invoke_overhead_s": (0.5, "s", "ASSUMPTION: per redact invocation outside the engine and "
                           "its S3 requests (counted apart): handler set-up, the pool's forks, the part's checks"),
     # ---- S3 ---------------------------------------------------------------------------------------------
-    "s3_read_mbps": (75.0, "MB/s", "ASSUMPTION: one sequential ranged-GET reader per process (README "
-                     "'Data path': 50-90 MB/s assumed there, midpoint)"),
-    "s3_write_mbps": (100.0, "MB/s", "ASSUMPTION: boto3 multipart upload (8 MiB parts, 10 threads) from "
-                      "one function"),
+    "s3_read_mbps": (75.0, "MB/s", "ASSUMPTION: one connection reading (one GET's body) (README 'Data "
+                     "path': 50-90 MB/s assumed there for one sequential reader, midpoint)"),
+    "s3_write_mbps": (75.0, "MB/s", "ASSUMPTION: one connection writing (one UploadPart's body), as reading"),
+    "lambda_net_mbps": (150.0, "MB/s", "ASSUMPTION: one Lambda's network to S3, all its connections together "
+                        "(a ceiling on concurrent GETs/PUTs). Published single-download measurements: 400-700 "
+                        "Mbit/s = 50-90 MB/s (circuitpeople on Medium, 2018, via the search tool's pages corpus); "
+                        "concurrency assumed to reach 2x the midpoint. Try 75 (concurrency gains nothing) or 300"),
     "s3_latency_s": (0.03, "s", "ASSUMPTION: time to first byte of one S3 request; each GET and HEAD of a "
                      "sequential reader pays it (a 2 MiB block: 0.03 s + 0.028 s of transfer at 75 MB/s)"),
+    "stream_ahead": (8.0, "GETs", "GETs Plan's and Stitch's readers keep in flight ahead of a sequential read, "
+                     "and Stitch's part prefetcher at once (redactor/remote.py STREAM_AHEAD)"),
+    "stream_block_mib": (4.0, "MiB", "one GET of that read-ahead (redactor/remote.py STREAM_BLOCK)"),
+    "planned_ahead": (32.0, "GETs", "an MP4/MOV upload's sample ranges (Plan: the keyframes; Stitch: the audio) "
+                      "fetched at once (redactor/remote.py PLANNED_AHEAD)"),
+    "indexed_reads": (1.0, "0/1", "the upload is an MP4/MOV (phones, cameras): Plan fetches only its keyframes' "
+                      "samples and Stitch only its audio samples, from the index (redactor/probe.py INDEXED_READS); "
+                      "0 = every byte, as for MKV/TS/AVI uploads"),
+    "audio_chunk_s": (0.8, "s", "seconds of audio per MP4 chunk, one GET each for Stitch: the shared parking-lot "
+                      "camera clip has 0.79 s; an FFmpeg-muxed file chunks every video frame (0.03 s), and then the "
+                      "video between two chunks is under --planned-gap-kib, so Stitch reads the whole file"),
+    "planned_gap_kib": (128.0, "KiB", "planned ranges closer than this are fetched as one (redactor/remote.py "
+                        "PLANNED_GAP)"),
+    "collect_threads": (32.0, "requests", "Stitch's concurrent GETs of the result records and detection "
+                        "sidecars (lambdas/stitch/handler.py COLLECT_THREADS)"),
+    "upload_in_flight": (8.0, "parts", "Stitch's output parts uploading at once (lambdas/common/s3.py "
+                         "UPLOAD_IN_FLIGHT)"),
     "min_block_kib": (256.0, "KiB", "the engine's first ranged GET after a jump (redactor/remote.py MIN_BLOCK)"),
     "max_block_mib": (2.0, "MiB", "the engine's read-ahead cap: each GET of a sequential read doubles up to "
                       "this (redactor/remote.py MAX_BLOCK)"),
-    "multipart_mib": (8.0, "MiB", "boto3's default multipart chunk (PUTs per uploaded MiB)"),
-    "plan_read_fraction": (1.19, "x upload", "bytes Plan fetches per byte of the upload (default: README "
-                           "'Data path', 1.19x by tests/test_s3_io.py; MEASURED here when measuring)"),
-    "plan_requests_per_mib": (0.5, "GET/MiB", "Plan's GETs per MiB fetched (default: one per 2 MiB block; "
-                              "MEASURED here when measuring)"),
-    "stitch_source_read_fraction": (1.0, "x upload", "bytes Stitch fetches of the upload for its audio (default "
-                                    "ASSUMPTION: the whole file; MEASURED here when measuring)"),
-    "stitch_source_requests_per_mib": (0.5, "GET/MiB", "Stitch's GETs per MiB fetched of the upload (MEASURED "
-                                       "here when measuring)"),
-    "part_opens": (2.0, "opens", "times Stitch opens each part (_check_parts, then the remux), one HEAD each "
-                   "(MEASURED here when measuring)"),
-    "part_extra_requests": (2.0, "GET", "GETs per part beyond one sequential read of it (the MP4 index at the "
-                            "end, the second open; MEASURED here when measuring)"),
+    "multipart_mib": (8.0, "MiB", "boto3's default multipart chunk (Redact's part uploads: PUTs per MiB)"),
+    "upload_part_mib": (16.0, "MiB", "Stitch's output multipart chunk (lambdas/common/s3.py UPLOAD_PART)"),
+    "plan_read_fraction": (0.08, "x upload", "bytes Plan fetches per byte of the upload: with indexed reads the "
+                           "keyframes and the index (the shared parking-lot camera clip: keyframes 5.3 % of its "
+                           "bytes, 7 in 377 frames), else 1.19x (README 'Data path'); measured on the generated clip "
+                           "and printed, not used (its keyframes weigh more than a camera's)"),
+    "plan_requests_per_mib": (0.25, "GET/MiB", "Plan's GETs per MiB fetched (default: one per 4 MiB streamed "
+                              "block; MEASURED here when measuring)"),
+    "stitch_source_read_fraction": (0.02, "x upload", "bytes Stitch fetches of the upload for its audio: with "
+                                    "indexed reads its audio samples and the index (128 kbit/s of 8 Mbit/s = 1.6 %), "
+                                    "else the whole file (1.0); measured on the generated clip and printed, not used "
+                                    "(FFmpeg's muxer chunks its audio every frame: read whole)"),
+    "stitch_source_requests_per_mib": (0.25, "GET/MiB", "Stitch's GETs per MiB fetched of the upload "
+                                       "(MEASURED here when measuring)"),
+    "part_gets_extra": (0.0, "GET", "GETs per part beyond one per stream block (parts are fetched whole, their "
+                        "sizes from one listing: no HEAD, no second open; MEASURED here when measuring)"),
     # ---- the video --------------------------------------------------------------------------------------
     "source_mbit_s": (8.0, "Mbit/s", "ASSUMPTION: the upload's bitrate (a typical 1080p30 H.264 camera/phone "
                       "file)"),
@@ -174,6 +197,21 @@ def seq_gets(nbytes: float, min_block: float = 256 * 1024, max_block: float = 2 
     return n
 
 
+def concurrent_rate(in_flight: float, block: float, latency: float, conn_bps: float, net_bps: float) -> float:
+    """Bytes/s of ``in_flight`` requests of ``block`` bytes kept under way at once, each paying ``latency``
+    then ``block / conn_bps`` of transfer, all of them together at most ``net_bps`` (the Lambda's network)."""
+    return min(net_bps, in_flight * block / (latency + block / conn_bps))
+
+
+def planned_time(nbytes: float, gets: float, in_flight: float, latency: float, conn_bps: float, net_bps: float) -> float:
+    """Seconds to fetch ``nbytes`` in ``gets`` ranges of known position (an MP4's samples), ``in_flight`` at once:
+    bound by the network or by the requests' latency, whichever is slower."""
+    if gets <= 0:
+        return 0.0
+    per = latency + nbytes / gets / conn_bps
+    return max(nbytes / net_bps, math.ceil(gets / in_flight) * per)
+
+
 def chunk_count(frames: int, workers: int, ctx: int, min_chunk: int) -> int:
     """Chunks one Lambda splits its segment into (redactor/segment.py ``split_chunks``)."""
     return max(1, min(workers, frames // max(min_chunk, 2 * ctx)))
@@ -217,24 +255,56 @@ def model(m: dict, a: dict, memory_mb: float, concurrency: int, duration_s: floa
     containers = min(concurrency, segments)
     map_wall = a["map_start_s"] + a["cold_start_redact_s"] + waves * seg_wall
 
-    # ---- plan: one sequential pass over the upload (demux) on one core
+    # ---- plan: one pass over the upload (demux) on one core; the concurrent read-ahead fetches while the
+    # demuxer works, so the slower of the two bounds it
     src_bytes, out_bytes = duration_s * src_bps, duration_s * out_bps
     plan_compute = (m.get("plan_fixed_core_s", 0.0) + frames * m["plan_core_s_per_frame"]) * g
     mib = 2 ** 20
-    plan_fetch = src_bytes * a["plan_read_fraction"]
-    plan_gets = 1 + math.ceil(plan_fetch / mib * a["plan_requests_per_mib"])
-    plan_io = plan_fetch / rd + (plan_gets + 3) * lat  # + plan.json, manifest.json, source info PUTs
-    plan_wall = a["cold_start_small_s"] + plan_compute + plan_io
-    # ---- stitch: in sequence, per segment its result GET, part HEAD, detections GET; then every part read
-    # (opened twice) and the upload's audio, the remux, the report; then the output's multipart upload
+    net = a["lambda_net_mbps"] * mb
+    sblock = a["stream_block_mib"] * mib
+    stream_rate = concurrent_rate(a["stream_ahead"], sblock, lat, rd, net)  # one streaming reader
+    indexed = a["indexed_reads"] >= 0.5
+    ramp = seq_gets(2 * blocks[1], *blocks)  # the small blocks before a read streams
+    if indexed:  # the keyframes' samples, planned_ahead GETs at once (+ the index, twice: the first frame's open)
+        plan_fetch = src_bytes * a["plan_read_fraction"]
+        plan_gets = 2 * ramp + math.ceil(duration_s / a["gop_s"])
+        plan_io = planned_time(plan_fetch, plan_gets, a["planned_ahead"], lat, rd, net) + 3 * lat
+    else:
+        plan_fetch = src_bytes * max(1.0, a["plan_read_fraction"])
+        plan_gets = 1 + math.ceil(plan_fetch / mib * a["plan_requests_per_mib"])
+        plan_io = plan_fetch / stream_rate + (1 + ramp + 3) * lat  # HEAD, the ramp; plan.json, manifest, source PUTs
+    plan_wall = a["cold_start_small_s"] + max(plan_compute, plan_io) + 4 * lat
+    # ---- stitch: the records and sidecars, 2 GETs per segment on collect_threads threads, the parts' sizes from
+    # a listing; then the remux, with the parts prefetched and the upload's audio read ahead concurrently (both
+    # fetch while the remux works: the slower bounds it, and they share the network); the report; then the
+    # output's concurrent multipart upload
     part_bytes = seg_frames / fps * out_bps
-    part_gets = a["part_opens"] + a["part_extra_requests"] + seq_gets(part_bytes, *blocks)
-    src_fetch = src_bytes * a["stitch_source_read_fraction"]
-    src_gets = 1 + math.ceil(src_fetch / mib * a["stitch_source_requests_per_mib"])
-    stitch_requests = 3 * segments + segments * part_gets + src_gets + 4  # + plan GET, LIST, reports
-    stitch_compute = (m.get("stitch_fixed_core_s", 0.0) + frames * m["stitch_core_s_per_frame"] + a["stitch_report_s"]) * g
-    stitch_io = stitch_requests * lat + (out_bytes + src_fetch) / rd + out_bytes / wr
-    stitch_wall = a["cold_start_small_s"] + stitch_compute + stitch_io
+    part_gets = math.ceil(part_bytes / sblock) + a["part_gets_extra"]
+    if indexed and a["audio_chunk_s"] * src_bps > a["planned_gap_kib"] * 1024:
+        # the audio samples: a GET per chunk, planned_ahead at once
+        src_fetch = src_bytes * a["stitch_source_read_fraction"]
+        src_gets = ramp + math.ceil(duration_s / a["audio_chunk_s"])
+        src_read_s = planned_time(src_fetch, src_gets, a["planned_ahead"], lat, rd, net)
+    else:
+        src_fetch = src_bytes * max(1.0, a["stitch_source_read_fraction"])
+        src_gets = 1 + math.ceil(src_fetch / mib * a["stitch_source_requests_per_mib"])
+        src_read_s = src_fetch / stream_rate
+    lists = 2 * math.ceil(segments / 1000)
+    collect_s = (1 + lists) * lat + math.ceil(segments / a["collect_threads"]) * 2 * lat  # + the plan GET
+    # the parts' prefetcher and the source's reader fetch side by side, sharing the network
+    parts_read_s = segments * part_bytes / stream_rate
+    remux_io = max(parts_read_s, src_read_s, (segments * part_bytes + src_fetch) / net) + (2 + ramp) * lat
+    remux_compute = (m.get("stitch_fixed_core_s", 0.0) + frames * m["stitch_core_s_per_frame"]
+                     + segments * m.get("stitch_core_s_per_part", 0.0)) * g
+    upart = a["upload_part_mib"] * mib
+    up_rate = concurrent_rate(a["upload_in_flight"], upart, lat, wr, net)
+    upload_s = out_bytes / up_rate + 2 * lat  # + create and complete
+    stitch_requests = (2 * segments + lists + 1 + segments * part_gets + src_gets
+                       + math.ceil(out_bytes / upart) + 2 + 2 + 2)  # + upload, reports, failure record check, delete
+    stitch_compute = remux_compute + a["stitch_report_s"] * g
+    stitch_io = collect_s + remux_io + upload_s
+    stitch_wall = (a["cold_start_small_s"] + collect_s + max(remux_compute, remux_io) + a["stitch_report_s"] * g
+                   + upload_s + 4 * lat)
     start_wall = a["cold_start_small_s"] + 0.2
     stages = {"start": start_wall, "plan": plan_wall, "map": map_wall, "stitch": stitch_wall}
     wall = sum(stages.values())
@@ -253,12 +323,13 @@ def model(m: dict, a: dict, memory_mb: float, concurrency: int, duration_s: floa
     lambda_gb_s = sum(lam.values())
     eph_gb_s = (redact_s + plan_s + stitch_s) * eph_gb
     part = a["multipart_mib"] * 2 ** 20
+    out_parts = math.ceil(out_bytes / upart)
     gets = (plan_gets + 3  # plan (+ the output check's index)
             + segments * (worker_gets * chunks + 1)  # redact: each worker's HEAD, index, range; the source info
             + 1  # the Map's ItemReader
-            + stitch_requests)
+            + stitch_requests - out_parts - 2 - 2 - lists)  # stitch's GETs and HEADs
     puts = (3 + segments * (3 + max(0, math.ceil(seg_write / part)) + (2 if seg_write > part else 0))
-            + math.ceil(out_bytes / part) + 2 + 2 + math.ceil(3 * segments / 1000))  # + reports, LISTs
+            + out_parts + 2 + 2 + lists + math.ceil(3 * segments / 1000))  # + reports, LISTs, deletes
     cost = {
         "lambda_duration": lambda_gb_s * a["lambda_gb_s_usd"],
         "lambda_ephemeral": eph_gb_s * a["ephemeral_gb_s_usd"],
@@ -278,7 +349,10 @@ def model(m: dict, a: dict, memory_mb: float, concurrency: int, duration_s: floa
         "lambda_gb_s": lam, "redact_cold_gb_s": containers * a["cold_start_redact_s"] * init * gb(memory_mb),
         "cost_usd": cost, "cost_total_usd": total, "cost_per_min_usd": total / minutes,
         "s3_gets": gets, "s3_puts": puts, "stitch_requests": stitch_requests, "stitch_io_s": stitch_io,
-        "plan_io_s": plan_io,
+        "plan_io_s": plan_io, "plan_compute_s": plan_compute, "stitch_parts": {
+            "collect_s": collect_s, "remux_io_s": remux_io, "remux_compute_s": remux_compute, "upload_s": upload_s,
+            "report_s": a["stitch_report_s"] * g},
+        "stitch_compute_s": stitch_compute, "read_rate_mb_s": stream_rate / mb, "upload_rate_mb_s": up_rate / mb,
     }
 
 
@@ -333,7 +407,9 @@ def remux_costs(src: str, short_plan, short_part: str, short_plan_cpu: float, sh
                 work: Path, repeats: int, cfg) -> dict:
     """Plan's and stitch's core-seconds per frame as the slope between the clip and the clip repeated
     ``repeats`` times (stream copies; each repeat one planned segment, its part the clip's real redacted part
-    shifted in time), and their fixed cost per video as the rest."""
+    shifted in time), and their fixed cost per video as the rest. Stitch also runs on the repeated clip planned
+    as ONE segment with ONE part (the parts copied into one): the difference is its cost per part (opening a
+    part), apart from its cost per frame."""
     from fractions import Fraction
 
     from redactor import Config, plan, stitch
@@ -361,59 +437,92 @@ def remux_costs(src: str, short_plan, short_part: str, short_plan_cpu: float, sh
     c0 = _cpu()
     stitch(p, parts, str(work / "long-out.mp4"), cfg_long)
     stitch_cpu = _cpu() - c0
+    # the same video as one segment, one part
+    p1 = plan(long_src, Config.from_dict(dict(cfg.to_dict(), segment_seconds=float(span) * (repeats + 1))))
+    one = str(work / "long-part-one.mp4")
+    copy_shifted(short_part, one, range(repeats), span, video_only=True)
+    sg = p1.segments[0]
+    c0 = _cpu()
+    stitch(p1, [SegmentResult(index=0, part=one, detections="", frames=sg.frames, first_pts=sg.start_pts,
+                              last_pts=sg.frame_pts[sg.context_before + sg.frames - 1], detected_frames=0, faces=0,
+                              redacted_frames=0, workers=1, wall_seconds=0.0)], str(work / "long-out-1.mp4"), cfg_long)
+    stitch_one_cpu = _cpu() - c0
     n_short, n_long = info.frame_count, p.source.frame_count
-    out = {"repeats": repeats, "long_frames": n_long, "plan_cpu_s_long": plan_cpu, "stitch_cpu_s_long": stitch_cpu}
+    out = {"repeats": repeats, "long_frames": n_long, "plan_cpu_s_long": plan_cpu, "stitch_cpu_s_long": stitch_cpu,
+           "stitch_cpu_s_long_one_part": stitch_one_cpu}
     out["reads"] = s3_reads(long_src, parts, cfg_long, work)
-    for name, short, long_ in (("plan", short_plan_cpu, plan_cpu), ("stitch", short_stitch_cpu, stitch_cpu)):
-        per = max(0.0, (long_ - short) / (n_long - n_short))
-        out[f"{name}_core_s_per_frame"] = per
-        out[f"{name}_fixed_core_s"] = max(0.0, short - per * n_short)
+    per = max(0.0, (plan_cpu - short_plan_cpu) / (n_long - n_short))
+    out.update(plan_core_s_per_frame=per, plan_fixed_core_s=max(0.0, short_plan_cpu - per * n_short))
+    per_part = max(0.0, (stitch_cpu - stitch_one_cpu) / (repeats - 1))
+    per = max(0.0, (stitch_one_cpu - short_stitch_cpu) / (n_long - n_short))
+    out.update(stitch_core_s_per_frame=per, stitch_core_s_per_part=per_part,
+               stitch_fixed_core_s=max(0.0, short_stitch_cpu - per * n_short - per_part))
     return out
 
 
+class _LocalS3:
+    """An S3 client over local files (``s3://local/<absolute path>``) for the engine's readers, counting per
+    file the HEADs, the GETs and the bytes they fetch (thread-safe: the readers fetch from threads)."""
+
+    def __init__(self):
+        import threading
+        self.lock = threading.Lock()
+        self.seen: dict[str, dict] = {}
+
+    def _tally(self, key: str) -> dict:
+        return self.seen.setdefault("/" + key, {"opens": 0, "gets": 0, "bytes": 0})
+
+    def head_object(self, Bucket, Key, **kw):  # noqa: N803 (boto3's names)
+        with self.lock:
+            self._tally(Key)["opens"] += 1
+        return {"ContentLength": os.path.getsize("/" + Key)}
+
+    def get_object(self, Bucket, Key, Range, **kw):  # noqa: N803
+        import io
+        start, end = (int(x) for x in Range.split("=")[1].split("-"))
+        fd = os.open("/" + Key, os.O_RDONLY)
+        try:
+            data = os.pread(fd, end - start + 1, start)
+        finally:
+            os.close(fd)
+        with self.lock:
+            t = self._tally(Key)
+            t["gets"] += 1
+            t["bytes"] += len(data)
+        return {"Body": io.BytesIO(data)}
+
+    def take(self, path: str) -> dict:
+        with self.lock:
+            t = self.seen.pop(path, {"opens": 0, "gets": 0, "bytes": 0})
+        return dict(t, size=os.path.getsize(path))
+
+
 def s3_reads(src: str, parts: list, cfg, work: Path) -> dict:
-    """What Plan and Stitch fetch when their inputs are s3:// objects: the engine's own RangeReader
-    (redactor/remote.py: read-ahead, block cache) over the local files instead of S3, counting GETs and bytes
-    per object; opens are counted too (each is one HEAD on S3). Run after the CPU measurements."""
+    """What Plan and Stitch fetch when their inputs are s3:// objects: the engine's own readers
+    (redactor/remote.py: read-ahead, block cache, concurrent read-ahead, the parts' prefetcher) over the local
+    files through a counting stand-in for the S3 client, per object; HEADs are counted as opens. Stitch is
+    given the parts' sizes, as the Stitch Lambda gives them (from one listing). Run after the CPU measurements."""
     import dataclasses
 
-    from redactor import plan, remote, stitch
+    from redactor import plan, remote
+    from redactor.remux import stitch
 
-    seen: dict[str, dict] = {}
-    real_open = remote.open_s3
-
-    def local_open(url, **kw):
-        path = "/" + remote.parse_s3_url(url)[1]
-        f = open(path, "rb")
-
-        def fetch(start, end):
-            f.seek(start)
-            return f.read(end - start + 1)
-        r = remote.RangeReader(fetch, os.path.getsize(path), url, **kw)
-        seen.setdefault(path, {"opens": 0, "readers": []})
-        seen[path]["opens"] += 1
-        seen[path]["readers"].append(r)
-        return r
-
-    def tally(path):
-        rs = seen.get(path, {"opens": 0, "readers": []})
-        return {"opens": rs["opens"], "gets": sum(r.requests for r in rs["readers"]),
-                "bytes": sum(r.bytes_fetched for r in rs["readers"]), "size": os.path.getsize(path)}
-
-    url = "s3://local" + str(Path(src).resolve())
-    remote.open_s3 = local_open
+    fake = _LocalS3()
+    real_client = remote._client
+    src_path = str(Path(src).resolve())
+    url = "s3://local" + src_path
+    remote._client = lambda: fake
     try:
         p = plan(url, cfg)
-        plan_reads = tally(str(Path(src).resolve()))
-        seen.clear()
+        plan_reads = fake.take(src_path)
         s3_parts = [dataclasses.replace(r, part="s3://local" + str(Path(r.part).resolve())) for r in parts]
-        stitch(p, s3_parts, str(work / "long-out-s3.mp4"), cfg)
-        src_reads = tally(str(Path(src).resolve()))
-        part_reads = [tally(str(Path(r.part).resolve())) for r in parts]
+        stitch(p, s3_parts, str(work / "long-out-s3.mp4"), cfg,
+               part_sizes=[os.path.getsize(r.part) for r in parts])
+        src_reads = fake.take(src_path)
+        part_reads = [fake.take(str(Path(r.part).resolve())) for r in parts]
     finally:
-        remote.open_s3 = real_open
+        remote._client = real_client
     mib = 2 ** 20
-    blocks = (remote.MIN_BLOCK, remote.MAX_BLOCK)
     return {
         "plan": plan_reads, "stitch_source": src_reads, "stitch_parts": part_reads,
         "plan_read_fraction": plan_reads["bytes"] / plan_reads["size"],
@@ -421,13 +530,14 @@ def s3_reads(src: str, parts: list, cfg, work: Path) -> dict:
         "stitch_source_read_fraction": src_reads["bytes"] / src_reads["size"],
         "stitch_source_requests_per_mib": src_reads["gets"] / (src_reads["bytes"] / mib),
         "part_opens": sum(t["opens"] for t in part_reads) / len(part_reads),
-        "part_extra_requests": max(0.0, sum(t["gets"] - seq_gets(t["size"], *blocks) for t in part_reads)
-                                   / len(part_reads)),
+        "part_gets_extra": max(0.0, sum(t["gets"] + t["opens"] - math.ceil(t["size"] / remote.STREAM_BLOCK)
+                                        for t in part_reads) / len(part_reads)),
     }
 
 
-MEASURED_ASSUMPTIONS = ("plan_read_fraction", "plan_requests_per_mib", "stitch_source_read_fraction",
-                        "stitch_source_requests_per_mib", "part_opens", "part_extra_requests")
+# measured here and used by the model (the read fractions are printed but not used: the generated clip is not
+# a camera's file: its keyframes weigh more, and FFmpeg's muxer chunks its audio every video frame)
+MEASURED_ASSUMPTIONS = ("plan_requests_per_mib", "stitch_source_requests_per_mib", "part_gets_extra")
 
 
 def _cpu() -> float:
@@ -481,7 +591,8 @@ def measure(seconds: float, settings: dict, repeats: int = 10) -> dict:
         out.update(stitch_cpu_s=cpu, stitch_wall_s=wall, output_bytes=Path(dst).stat().st_size)
         # per frame vs per video: the same stages on the clip repeated (stream copies, no decoding)
         out["remux"] = remux_costs(src, p, r.part, out["plan_cpu_s"], out["stitch_cpu_s"], Path(work), repeats, cfg)
-        for k in ("plan_core_s_per_frame", "plan_fixed_core_s", "stitch_core_s_per_frame", "stitch_fixed_core_s"):
+        for k in ("plan_core_s_per_frame", "plan_fixed_core_s", "stitch_core_s_per_frame", "stitch_fixed_core_s",
+                  "stitch_core_s_per_part"):
             out[k] = out["remux"][k]
     st = r.stage_seconds
     total_stage = sum(st.values()) or 1.0
@@ -528,8 +639,11 @@ def main(argv=None) -> int:
     ap.add_argument("--per-frame-core-s", type=float, default=None,
                     help="skip the measurement: redact core-seconds per frame on this CPU (plan/stitch/fixed "
                          "costs then come from --plan-core-s, --stitch-core-s, --worker-fixed-core-s)")
-    ap.add_argument("--plan-core-s", type=float, default=0.0004, help="with --per-frame-core-s: plan per frame")
-    ap.add_argument("--stitch-core-s", type=float, default=0.0004, help="with --per-frame-core-s: stitch per frame")
+    ap.add_argument("--plan-core-s", type=float, default=0.00001,
+                    help="with --per-frame-core-s: plan per frame (default: measured 2026-12-03, below resolution)")
+    ap.add_argument("--stitch-core-s", type=float, default=0.00006,
+                    help="with --per-frame-core-s: stitch per frame (default: measured 2026-12-03, 0.062 ms)")
+    ap.add_argument("--stitch-part-core-s", type=float, default=0.0, help="with --per-frame-core-s: stitch per part")
     ap.add_argument("--plan-fixed-core-s", type=float, default=0.1, help="with --per-frame-core-s: plan per video")
     ap.add_argument("--stitch-fixed-core-s", type=float, default=0.1, help="with --per-frame-core-s: stitch per video")
     ap.add_argument("--repeats", type=int, default=10,
@@ -557,7 +671,8 @@ def main(argv=None) -> int:
     if args.per_frame_core_s is not None:
         m = {"source": "given (--per-frame-core-s), not measured", "detector": cfg.detector,
              "redact_core_s_per_frame": args.per_frame_core_s, "plan_core_s_per_frame": args.plan_core_s,
-             "stitch_core_s_per_frame": args.stitch_core_s, "worker_fixed_core_s": args.worker_fixed_core_s,
+             "stitch_core_s_per_frame": args.stitch_core_s, "stitch_core_s_per_part": args.stitch_part_core_s,
+             "worker_fixed_core_s": args.worker_fixed_core_s,
              "plan_fixed_core_s": args.plan_fixed_core_s, "stitch_fixed_core_s": args.stitch_fixed_core_s,
              "context_fraction": 0.6 if args.context_fraction is None else args.context_fraction,
              "ctx_frames": cfg.schedule_for(a["fps"]).context, "min_chunk_frames": MIN_CHUNK_FRAMES}
@@ -592,14 +707,15 @@ def main(argv=None) -> int:
               f"{m['redact_core_s_per_frame'] * 1000:.1f} ms/frame after the model load; stages (s) "
               f"{ {k: round(v, 2) for k, v in m['stage_seconds'].items()} }")
         print(f"  stitch  {m['stitch_cpu_s']:.2f} core-s ({m['stitch_wall_s']:.2f} s wall); {rx['stitch_cpu_s_long']:.2f} "
-              f"core-s x{rx['repeats']}: {m['stitch_core_s_per_frame'] * 1000:.3f} ms/frame + "
+              f"core-s x{rx['repeats']} in {rx['repeats']} parts, {rx['stitch_cpu_s_long_one_part']:.2f} in one: "
+              f"{m['stitch_core_s_per_frame'] * 1000:.3f} ms/frame + {m['stitch_core_s_per_part'] * 1000:.1f} ms/part + "
               f"{m['stitch_fixed_core_s']:.2f} core-s per video (remux; output {m['output_mbit_s']:.1f} Mbit/s)")
         rd_ = rx["reads"]
         print(f"  S3 reads (the engine's RangeReader over the x{rx['repeats']} files, counting): plan fetched "
               f"{rd_['plan_read_fraction']:.2f}x the upload in {rd_['plan']['gets']} GETs; stitch "
               f"{rd_['stitch_source_read_fraction']:.2f}x the upload for its audio in {rd_['stitch_source']['gets']} "
-              f"GETs; each part opened {rd_['part_opens']:g} times, {rd_['part_extra_requests']:.1f} GETs beyond "
-              f"one sequential read")
+              f"GETs; each part: {rd_['part_opens']:g} HEADs, {rd_['part_gets_extra']:.1f} requests beyond one "
+              f"GET per {a['stream_block_mib']:g} MiB")
         print(f"  a context frame costs {m['context_fraction']:.2f} of a frame (decode + detection share of the "
               f"stage timers); context {m['ctx_frames']} frames per side; other processes used "
               f"{m['foreign_load_cores']} cores during the {m['measure_wall_s']:.0f} s measurement"
@@ -612,7 +728,8 @@ def main(argv=None) -> int:
     else:
         print(f"GIVEN (not measured): redact {m['redact_core_s_per_frame'] * 1000:.1f} ms/frame, plan "
               f"{m['plan_core_s_per_frame'] * 1000:.2f} ms/frame + {m['plan_fixed_core_s']:g} s, stitch "
-              f"{m['stitch_core_s_per_frame'] * 1000:.2f} ms/frame + {m['stitch_fixed_core_s']:g} s, "
+              f"{m['stitch_core_s_per_frame'] * 1000:.2f} ms/frame + {m['stitch_core_s_per_part'] * 1000:g} ms/part + "
+              f"{m['stitch_fixed_core_s']:g} s, "
               f"model load {m['worker_fixed_core_s']:g} core-s/worker, context fraction {m['context_fraction']:g}; "
               f"detector (for reference) {m['detector']}")
     print_assumptions(a, measured_here)
@@ -681,6 +798,12 @@ def main(argv=None) -> int:
               f"{TARGET_HOUR_WALL_S:.0f} s -> {'PASS' if wall_ok else 'MISS'}; bound by {r['bound_by']} "
               f"(plan {st['plan']:.0f} s, map {st['map']:.0f} s = {r['waves']} wave(s) of {r['segment_wall_s']:.0f} s, "
               f"stitch {st['stitch']:.0f} s)")
+        sp = r["stitch_parts"]
+        print(f"  stitch {st['stitch']:.0f} s = cold start + collect {sp['collect_s']:.1f} s + remux max(compute "
+              f"{sp['remux_compute_s']:.0f} s, parts + audio read {sp['remux_io_s']:.0f} s) + report {sp['report_s']:.1f} s "
+              f"+ upload {sp['upload_s']:.0f} s; plan {st['plan']:.0f} s = cold start + max(demux {r['plan_compute_s']:.0f} s, "
+              f"read {r['plan_io_s']:.0f} s); reads {r['read_rate_mb_s']:.0f} MB/s per streaming reader, upload "
+              f"{r['upload_rate_mb_s']:.0f} MB/s (--lambda-net-mbps {a['lambda_net_mbps']:g})")
     result = {"measured": m, "assumptions": a, "assumption_notes": {k: v[2] for k, v in ASSUMPTIONS.items()},
               "stack_defaults": {k: ctx[k] for k in ("redact_memory_mb", "max_concurrency", "segment_seconds",
                                                      "detector", "plan_memory_mb", "stitch_memory_mb")},

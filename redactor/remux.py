@@ -19,7 +19,7 @@ from . import remote
 from .config import Config
 from .containers import M2TS_SUFFIXES, OUTPUT_FORMATS, WHY_NOT, supported_outputs
 from .errors import InputError, StitchError
-from .probe import open_input, parse_tb
+from .probe import PACKETS_ONLY, open_input, parse_tb, plan_reads_for_streams
 from .records import Plan, SegmentResult, SourceInfo, StitchResult
 
 # tags that are not personal and keep a file usable (e.g. audio language); everything else is removed
@@ -254,11 +254,13 @@ def verify_parts(plan: Plan, parts: list[SegmentResult]) -> list[SegmentResult]:
 
 
 def _part_opener(part_paths: list[str], part_sizes: list[int] | None):
-    """(open_part(n, path), close): parts that are s3:// objects come from a ``remote.Prefetcher`` (fetched
-    ahead, in order, with concurrent ranged GETs, a bounded number of bytes ahead); a part too large for it is
-    read in place with concurrent read-ahead; local parts are opened as files."""
+    """(open_part(n, path, template=False), close): parts that are s3:// objects come from a
+    ``remote.Prefetcher`` (fetched ahead, in order, with concurrent ranged GETs, a bounded number of bytes
+    ahead); a part too large for it is read in place with concurrent read-ahead; local parts are opened as
+    files. A part is opened for its packets only (no frame decoded), except as the output's stream template."""
     if not any(remote.is_remote(p) for p in part_paths):
-        return (lambda n, part: open_input(part)), (lambda: None)
+        return (lambda n, part, template=False: open_input(part, options=None if template else PACKETS_ONLY)
+                ), (lambda: None)
     sizes = list(part_sizes) if part_sizes is not None else [remote.size_of(p) if remote.is_remote(p) else 0
                                                              for p in part_paths]
     fetcher = remote.Prefetcher([(p, n) for p, n in zip(part_paths, sizes) if remote.is_remote(p)])
@@ -267,11 +269,14 @@ def _part_opener(part_paths: list[str], part_sizes: list[int] | None):
         if remote.is_remote(p):
             slot[n] = len(slot)
 
-    def open_part(n: int, part: str):
+    def open_part(n: int, part: str, template: bool = False):
+        options = None if template else PACKETS_ONLY  # the output's stream template is opened in full
         if n not in slot:
-            return open_input(part)
+            return open_input(part, options=options)
         data = fetcher.get(slot[n])
-        return open_input(part, read_ahead=remote.STREAM_AHEAD) if data is None else open_input(part, data=data)
+        if data is None:
+            return open_input(part, read_ahead=remote.STREAM_AHEAD, options=options)
+        return open_input(part, data=data, options=options)
     return open_part, fetcher.close
 
 
@@ -306,7 +311,7 @@ def _stitch(plan, ordered, part_paths, open_part, output, fmt, config, t0) -> St
             a.time_base for a in src.audio if a.time_base))))
         # an input opened before a later open fails is still closed (with), and the output's trailer is
         # written whenever it was opened
-        with open_input(src.path, read_ahead=remote.STREAM_AHEAD) as source, open_part(0, part_paths[0]) as first, \
+        with open_input(src.path, read_ahead=remote.STREAM_AHEAD) as source, open_part(0, part_paths[0], template=True) as first, \
                 av.open(tmp, "w", format=fmt, options=opts) as out:
             ovs = out.add_stream_from_template(first.streams.video[0])
             if fmt in ("mp4", "mov"):
@@ -319,6 +324,7 @@ def _stitch(plan, ordered, part_paths, open_part, output, fmt, config, t0) -> St
             elif src.rotation:
                 ovs.set_display_rotation(src.rotation)
             audio_in = [] if config.drop_audio else [source.streams[a.index] for a in src.audio]
+            plan_reads_for_streams(source, audio_in)  # an MP4/MOV upload: its audio samples only are fetched
             audio_out = {}
             for s in audio_in:
                 o = out.add_stream_from_template(s)

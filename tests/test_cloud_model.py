@@ -131,3 +131,119 @@ def test_seq_gets_is_the_range_readers(cloud, size):
     assert cloud.seq_gets(size, remote.MIN_BLOCK, remote.MAX_BLOCK) == r.requests
     d = cloud.ASSUMPTIONS
     assert (d["min_block_kib"][0] * 1024, d["max_block_mib"][0] * 2 ** 20) == (remote.MIN_BLOCK, remote.MAX_BLOCK)
+
+
+# ---- the concurrent S3 I/O of Plan and Stitch (redactor/remote.py, lambdas/stitch, lambdas/common/s3.py) ----
+
+def test_the_model_uses_the_engines_io_settings(cloud):
+    """The read-ahead, prefetch and upload settings the model assumes are the ones the code runs with."""
+    import re
+
+    from redactor import remote
+
+    d = {k: v[0] for k, v in cloud.ASSUMPTIONS.items()}
+    assert d["stream_ahead"] == remote.STREAM_AHEAD
+    assert d["stream_block_mib"] * 2 ** 20 == remote.STREAM_BLOCK
+    lam = ROOT / "lambdas"
+    s3_src = (lam / "common" / "s3.py").read_text()
+    stitch_src = (lam / "stitch" / "handler.py").read_text()
+
+    def const(src, name):
+        return eval(re.search(rf"^{name} = ([0-9* ]+)", src, re.M).group(1))  # noqa: S307 (our own literal)
+    assert d["upload_in_flight"] == const(s3_src, "UPLOAD_IN_FLIGHT")
+    assert d["upload_part_mib"] * 2 ** 20 == const(s3_src, "UPLOAD_PART")
+    assert d["collect_threads"] == const(stitch_src, "COLLECT_THREADS")
+    assert d["planned_ahead"] == remote.PLANNED_AHEAD
+    assert d["planned_gap_kib"] * 1024 == remote.PLANNED_GAP
+
+
+def test_concurrent_rate_is_latency_bound_until_the_network_caps_it(cloud):
+    mib, lat, conn, net = 2 ** 20, 0.03, 75e6, 150e6
+    one = cloud.concurrent_rate(1, 4 * mib, lat, conn, net)
+    assert one == pytest.approx(4 * mib / (lat + 4 * mib / conn))
+    assert cloud.concurrent_rate(2, 4 * mib, lat, conn, 1e12) == pytest.approx(2 * one)
+    assert cloud.concurrent_rate(64, 4 * mib, lat, conn, net) == net
+
+
+def _io_args(cloud, **kw):
+    return cloud.resolve(dict({"segment_seconds": 10.0}, **kw))
+
+
+def test_plan_and_stitch_overlap_their_reads_with_their_compute(cloud):
+    """With read-ahead the demux (Plan) and the remux (Stitch) run while the bytes arrive: each stage takes the
+    slower of the two, not their sum."""
+    m = dict(_measured(), plan_core_s_per_frame=0.0, stitch_core_s_per_frame=0.0)
+    a = _io_args(cloud, indexed_reads=0.0)
+    io_bound = cloud.model(m, a, 3008, 1000, 3600.0)
+    heavy = dict(m, plan_core_s_per_frame=0.01, stitch_core_s_per_frame=0.01)  # 1080 s of demux / remux
+    cpu_bound = cloud.model(heavy, a, 3008, 1000, 3600.0)
+    g = a["graviton_factor"]
+    assert cpu_bound["plan_compute_s"] == pytest.approx(108000 * 0.01 * g)
+    assert cpu_bound["stages_s"]["plan"] - io_bound["stages_s"]["plan"] == pytest.approx(
+        cpu_bound["plan_compute_s"] - io_bound["plan_io_s"])
+    sp_io, sp_cpu = io_bound["stitch_parts"], cpu_bound["stitch_parts"]
+    assert sp_io["remux_io_s"] > sp_io["remux_compute_s"] and sp_cpu["remux_compute_s"] > sp_cpu["remux_io_s"]
+    assert cpu_bound["stages_s"]["stitch"] - io_bound["stages_s"]["stitch"] == pytest.approx(
+        sp_cpu["remux_compute_s"] - sp_io["remux_io_s"])
+
+
+def test_an_io_bound_stage_follows_the_read_ahead_and_the_network(cloud):
+    """More GETs in flight shorten an I/O-bound Plan and Stitch until the Lambda's network caps them; a faster
+    network then helps, more read-ahead does not (an upload read in full: MKV, TS)."""
+    m = dict(_measured(), plan_core_s_per_frame=0.0, stitch_core_s_per_frame=0.0)
+
+    def stages(**kw):
+        r = cloud.model(m, _io_args(cloud, indexed_reads=0.0, **kw), 3008, 1000, 3600.0)
+        return r["stages_s"]["plan"], r["stages_s"]["stitch"]
+    one, eight, sixty_four = stages(stream_ahead=1), stages(stream_ahead=8), stages(stream_ahead=64)
+    assert one[0] > 2 * eight[0] and one[1] > 1.2 * eight[1]  # (the upload does not use the read-ahead)
+    assert sixty_four == pytest.approx(eight, rel=0.01)  # capped by --lambda-net-mbps at 8 already
+    fast = stages(stream_ahead=64, lambda_net_mbps=600.0)
+    assert fast[0] < 0.5 * eight[0] and fast[1] < 0.6 * eight[1]
+
+
+def test_the_bounding_stage_is_the_longest(cloud):
+    a = _io_args(cloud)
+    for per_frame in (0.0, 0.0004, 0.002):
+        m = dict(_measured(), plan_core_s_per_frame=per_frame, stitch_core_s_per_frame=per_frame)
+        r = cloud.model(m, a, 3008, 1000, 3600.0)
+        st = r["stages_s"]
+        assert r["bound_by"] == max(("plan", "map", "stitch"), key=st.get)
+        assert r["wall_s"] == pytest.approx(sum(st.values()))
+
+
+def test_indexed_reads_fetch_the_keyframes_and_the_audio_only(cloud):
+    """An MP4/MOV upload: Plan fetches its keyframes' share of the bytes (one GET per keyframe, planned_ahead at
+    once) and Stitch its audio's, instead of the whole upload each; an upload read in full is not faster for it."""
+    m = dict(_measured(), plan_core_s_per_frame=0.0, stitch_core_s_per_frame=0.0)
+    full = cloud.model(m, _io_args(cloud, indexed_reads=0.0), 3008, 1000, 3600.0)
+    idx_a = _io_args(cloud)
+    idx = cloud.model(m, idx_a, 3008, 1000, 3600.0)
+    assert idx_a["indexed_reads"] == 1.0 and idx["stages_s"]["plan"] < full["stages_s"]["plan"] / 3
+    assert idx["stages_s"]["stitch"] < full["stages_s"]["stitch"]
+    src = 3600 * idx_a["source_mbit_s"] * 1e6 / 8
+    assert idx["plan_io_s"] >= src * idx_a["plan_read_fraction"] / (idx_a["lambda_net_mbps"] * 1e6)
+    # latency-bound when the ranges are many and small: fewer in flight, slower
+    slow = cloud.model(m, _io_args(cloud, planned_ahead=1.0), 3008, 1000, 3600.0)
+    assert slow["plan_io_s"] > 5 * idx["plan_io_s"]
+    keyframes = 3600 / idx_a["gop_s"]
+    assert slow["plan_io_s"] >= keyframes * idx_a["s3_latency_s"]
+
+
+def test_planned_time_is_bound_by_the_network_or_the_latency(cloud):
+    lat, conn, net = 0.03, 75e6, 150e6
+    assert cloud.planned_time(0, 0, 32, lat, conn, net) == 0.0
+    assert cloud.planned_time(1e9, 10, 32, lat, conn, net) == pytest.approx(1e9 / net)  # few big ranges
+    small = cloud.planned_time(1e6, 3200, 32, lat, conn, net)  # many small ranges
+    assert small == pytest.approx(100 * (lat + 1e6 / 3200 / conn))
+
+
+def test_audio_chunked_every_frame_is_read_whole(cloud):
+    """An FFmpeg-muxed MP4 chunks its audio every video frame: the video between two chunks is under the planned
+    gap, so Stitch reads the whole upload (concurrently), not one GET per frame."""
+    m = dict(_measured(), plan_core_s_per_frame=0.0, stitch_core_s_per_frame=0.0)
+    camera = cloud.model(m, _io_args(cloud), 3008, 1000, 3600.0)
+    ffmpeg = cloud.model(m, _io_args(cloud, audio_chunk_s=1 / 30), 3008, 1000, 3600.0)
+    full = cloud.model(m, _io_args(cloud, indexed_reads=0.0), 3008, 1000, 3600.0)
+    assert ffmpeg["stitch_parts"]["remux_io_s"] == pytest.approx(full["stitch_parts"]["remux_io_s"])
+    assert camera["stitch_parts"]["remux_io_s"] < ffmpeg["stitch_parts"]["remux_io_s"]

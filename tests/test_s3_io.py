@@ -463,6 +463,8 @@ def test_stitch_reads_parts_concurrently_and_writes_what_a_local_stitch_writes(h
     mods, s3, tmp, ctx = handlers
     _small_upload_parts(monkeypatch, mods)
     monkeypatch.setattr(remote, "PREFETCH_BYTES", 200 * 1024)  # a few parts ahead, not all of them
+    # this clip's audio is chunked every video frame (FFmpeg's muxer), 10-40 kB apart: fetch it alone anyway
+    monkeypatch.setattr(remote, "PLANNED_GAP", 0)
     clip, run, planned = _plan_and_redact(mods, s3, ctx, media, "io_stitch.mp4")
     assert planned["segments"] >= 3
 
@@ -487,15 +489,22 @@ def test_stitch_reads_parts_concurrently_and_writes_what_a_local_stitch_writes(h
             made.append(self)
     monkeypatch.setattr(remote, "Prefetcher", Spy)
     slow.reset()
+    moto_server.reset_log()
     t0 = time.perf_counter()
     out = mods["stitch"].handler(dict(run, plan=planned), ctx("stitch"))
     took = time.perf_counter() - t0
     peak = dict(slow.peak)
+    stitch_log = moto_server.requests("raw")
     print(f"stitch at 30 ms per request: {took:.2f} s; requests at once {peak}; prefetcher peak "
           f"{made[0].peak_buffered} B buffered, {made[0].peak_in_flight} GETs")
     assert peak[("GET", "work")] >= 3, peak  # records, sidecars and parts fetched concurrently
     assert peak[("PUT", "out")] >= 2, peak  # the output's parts uploaded concurrently
     assert made[0].peak_buffered <= 200 * 1024 and made[0].requests >= len(plan.segments)
+    # the upload's audio: its samples only (an MP4: the index says where), not the whole file again
+    audio = _sample_bytes(clip["path"], "audio")
+    upload_read = sum(r.bytes_out for r in stitch_log if r.path == f"/raw/{run['key']}" and r.method == "GET")
+    print(f"stitch read {upload_read} B of the {os.path.getsize(clip['path'])} B upload (audio samples {audio} B)")
+    assert upload_read < 0.5 * os.path.getsize(clip["path"]), (upload_read, audio)
 
     plan.source.path = clip["path"]
     mine = stitch(plan, results, str(local / "out.mp4"), mods["stitch"].CONFIG)
@@ -515,3 +524,51 @@ def test_a_stitch_whose_upload_fails_leaves_no_output_and_no_open_upload(handler
         mods["stitch"].handler(dict(run, plan=planned), ctx("stitch"))
     assert "Contents" not in s3.list_objects_v2(Bucket="out"), "something was written to the output bucket"
     assert not s3.list_multipart_uploads(Bucket="out").get("Uploads"), "an upload was left open"
+
+
+def _sample_bytes(path: str, kind: str, keyframes_only: bool = False) -> int:
+    """Bytes of an MP4's samples of one kind (from its index)."""
+    import av
+
+    with av.open(path) as c:
+        return sum(e.size for st in c.streams if st.type == kind for e in st.index_entries
+                   if e.is_keyframe or not keyframes_only)
+
+
+@pytest.mark.parametrize("name,kw", [
+    ("bframes.mp4", dict(bframes=2, audio="aac")),
+    ("trimmed.mp4", dict(bframes=2, audio="aac", trim=5)),  # an edit list: frames before it are discarded
+    ("vfr.mov", dict(vfr=True, audio="aac")),
+    ("opus.mp4", dict(audio="opus", bframes=0)),
+    ("silent.mp4", dict(bframes=2)),
+])
+def test_plan_of_an_mp4_fetches_its_keyframes_and_plans_the_same(s3, moto_server, media, monkeypatch, name, kw):  # noqa: F811
+    """MP4/MOV: every frame's timestamp comes from the index, so Plan fetches the keyframes' samples (their flag
+    is confirmed from the data) and serves every other sample as zeros: the same plan, frame for frame, as a
+    local read of every byte, for a fraction of the bytes."""
+    from redactor import Config, plan, probe
+
+    _small_blocks(monkeypatch, kib=32)
+    clip = media(f"idx_{name}", width=320, height=180, fps=30, seconds=12, gop=60, faces=1, face_size=(40, 50),
+                 crf=12, **kw)
+    size = os.path.getsize(clip["path"])
+    key = f"up/{name}"
+    s3.upload_file(clip["path"], BUCKET, key)
+    cfg = Config(segment_seconds=3)
+    want = plan(clip["path"], cfg).to_dict()
+    want["source"].pop("path")
+    fetched = {}
+    for indexed in (False, True):
+        monkeypatch.setattr(probe, "INDEXED_READS", indexed)
+        moto_server.reset_log()
+        got = plan(remote.s3_url(BUCKET, key), cfg).to_dict()
+        got["source"].pop("path")
+        assert got == want, indexed
+        fetched[indexed] = moto_server.bytes_read(BUCKET, key)
+    keyframes = _sample_bytes(clip["path"], "video", keyframes_only=True)
+    print(f"{name}: {size} B, keyframes {keyframes} B; plan fetched {fetched[False]} B reading every byte, "
+          f"{fetched[True]} B indexed")
+    assert fetched[False] >= size
+    # the keyframes, the index (twice: the first frame is decoded from a fresh open) and what FFmpeg reads while
+    # opening the file (its stream probing: more for a variable frame rate)
+    assert keyframes < fetched[True] < 0.6 * size, fetched
