@@ -13,6 +13,10 @@ import pytest
 from redactor import remote
 from redactor.errors import InputError
 from tests.moto_server import _moto_server_session, moto_server  # noqa: F401  (fixtures)
+from tests import aws_support  # noqa: F401,E402  (puts lambdas/ on the path)
+# lambdas/common, imported while collecting: a test run later puts bench/ (which has a common.py too) first on
+# the path (tests/test_cloud_model.py loads bench/cloud.py)
+from common import s3 as common_s3  # noqa: E402
 
 pytest.importorskip("moto")
 BUCKET = "io-test"
@@ -148,8 +152,6 @@ def handlers(moto_server, model_path, tmp_path, monkeypatch):  # noqa: F811
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
-    from common import s3 as common_s3
-
     common_s3.reset_client()
     remote.reset()
     mods = {name: aws.load_handler(name) for name in ("plan", "redact", "stitch")}
@@ -385,8 +387,7 @@ def test_plan_reads_the_upload_concurrently_and_plans_what_a_local_read_plans(s3
 
 
 def test_multipart_upload_is_concurrent_and_bounded(s3, slow, tmp_path):
-    from tests import aws_support  # noqa: F401  (puts lambdas/ on the path)
-    from common import s3 as s3_mod
+    s3_mod = common_s3
     s3_mod.reset_client()
     data = os.urandom(6 * 5 * 1024 * 1024 + 12345)  # 7 parts of S3's smallest size
     path = tmp_path / "out.mp4"
@@ -413,8 +414,7 @@ def _fail_part(client, number: int, monkeypatch) -> None:
 def test_a_failed_upload_part_leaves_no_object_and_no_open_upload(s3, tmp_path, monkeypatch):
     """The privacy invariant on the way out: an upload that fails part-way is aborted, so the output key
     never holds a partial video and S3 keeps no parts of it."""
-    from tests import aws_support  # noqa: F401  (puts lambdas/ on the path)
-    from common import s3 as s3_mod
+    s3_mod = common_s3
     s3_mod.reset_client()
     path = tmp_path / "out.mp4"
     path.write_bytes(os.urandom(4 * 5 * 1024 * 1024))
@@ -444,7 +444,6 @@ def _small_upload_parts(monkeypatch, mods):
     """Multipart uploads of 64 KiB parts (moto's minimum part size lowered to match), so a test clip's output
     is uploaded in several parts."""
     import moto.s3.models
-    from common import s3 as common_s3
 
     monkeypatch.setattr(moto.s3.models, "S3_UPLOAD_PART_MIN_SIZE", 64 * 1024)
     monkeypatch.setattr(common_s3, "UPLOAD_PART", 64 * 1024)
