@@ -141,6 +141,9 @@ ASSUMPTIONS: dict[str, tuple[float, str, str]] = {
     "small_memory_mb": (0.0, "MB", "0 = cdk.json's small_memory_mb (the starter)"),
     "ephemeral_mb": (0.0, "MB", "0 = cdk.json's redact_ephemeral_mb (plan and stitch alike)"),
     "segment_seconds": (0.0, "s", "0 = cdk.json's segment_seconds (the stack's REDACTOR_SEGMENT_SECONDS)"),
+    "segment_max_seconds": (-1.0, "s", "-1 = cdk.json's segment_max_seconds: Plan lengthens segments up to this "
+                            "when the Map concurrency cannot run them all at once (redactor/probe.py "
+                            "segment_length, the engine's own rule); 0 = never"),
 }
 
 
@@ -158,6 +161,8 @@ def resolve(args: dict) -> dict:
                   ("segment_seconds", "segment_seconds")):
         if not a[k]:
             a[k] = float(ctx[ck])
+    if a["segment_max_seconds"] < 0:
+        a["segment_max_seconds"] = float(ctx.get("segment_max_seconds", 0))
     return a
 
 
@@ -184,6 +189,16 @@ def segment_count(duration_s: float, segment_s: float, fps: float = 30.0) -> int
             return n
         n += 1
         t = i / fps + segment_s
+
+
+def planned_segment_seconds(duration_s: float, a: dict, concurrency: int) -> tuple[float, str]:
+    """The segment length Plan chooses for this video and Map concurrency (the engine's rule, 1080p30)."""
+    from redactor import Config
+    from redactor.probe import segment_length
+
+    cfg = Config(segment_seconds=a["segment_seconds"], segment_max_seconds=a.get("segment_max_seconds", 0.0),
+                 fanout=int(concurrency))
+    return segment_length(duration_s, cfg)
 
 
 def seq_gets(nbytes: float, min_block: float = 256 * 1024, max_block: float = 2 * 2 ** 20) -> int:
@@ -227,7 +242,7 @@ def model(m: dict, a: dict, memory_mb: float, concurrency: int, duration_s: floa
     ``a``: the assumptions (``resolve``)."""
     fps, g = a["fps"], a["graviton_factor"]
     frames = round(duration_s * fps)
-    seg_s = a["segment_seconds"]
+    seg_s, seg_choice = planned_segment_seconds(duration_s, a, concurrency)
     segments = segment_count(duration_s, seg_s, fps)
     seg_frames = min(frames, round(seg_s * fps))
     ctx = int(m["ctx_frames"])
@@ -344,6 +359,7 @@ def model(m: dict, a: dict, memory_mb: float, concurrency: int, duration_s: floa
         "memory_mb": memory_mb, "concurrency": concurrency, "duration_s": duration_s, "frames": frames,
         "segments": segments, "segment_frames": seg_frames, "vcpus": vcpus, "cpu_share_vcpus": round(cpu_share, 3),
         "chunks_per_segment": chunks, "context_frames_per_segment": context, "waves": waves,
+        "segment_seconds": seg_s, "segment_choice": seg_choice,
         "containers": containers, "segment_wall_s": seg_wall, "segment_compute_s": seg_compute,
         "segment_io_s": seg_io, "stages_s": stages, "wall_s": wall, "bound_by": bound,
         "lambda_gb_s": lam, "redact_cold_gb_s": containers * a["cold_start_redact_s"] * init * gb(memory_mb),
@@ -742,7 +758,7 @@ def main(argv=None) -> int:
     concs = [int(x) for x in args.concurrencies.split(",")]
     rows = []
     print()
-    hdr = (f"{'redact MB':>9} {'vCPU':>9} {'Map':>5} {'video':>6} {'segs':>5} {'waves':>5} {'seg s':>6} "
+    hdr = (f"{'redact MB':>9} {'vCPU':>9} {'Map':>5} {'video':>6} {'segs':>5} {'len s':>5} {'waves':>5} {'seg s':>6} "
            f"{'plan s':>7} {'map s':>7} {'stitch s':>8} {'wall s':>7} {'bound':>6} {'$/video-min':>11} "
            f"{'lambda':>8} {'sfn':>8} {'s3':>8}")
     print(hdr)
@@ -756,7 +772,7 @@ def main(argv=None) -> int:
                 c = r["cost_usd"]
                 st = r["stages_s"]
                 print(f"{mem:9.0f} {r['vcpus']:>3d} ({r['cpu_share_vcpus']:.2f}) {conc:5d} {label:>6} {r['segments']:5d} "
-                      f"{r['waves']:5d} {r['segment_wall_s']:6.1f} {st['plan']:7.1f} {st['map']:7.1f} "
+                      f"{r['segment_seconds']:5.1f} {r['waves']:5d} {r['segment_wall_s']:6.1f} {st['plan']:7.1f} {st['map']:7.1f} "
                       f"{st['stitch']:8.1f} {r['wall_s']:7.1f} {r['bound_by']:>6} {fmt_usd(r['cost_per_min_usd']):>11} "
                       f"{fmt_usd((c['lambda_duration'] + c['lambda_ephemeral'] + c['lambda_requests']) * per_min):>8} "
                       f"{fmt_usd(c['step_functions'] * per_min):>8} {fmt_usd(c['s3_requests'] * per_min):>8}")
@@ -764,8 +780,9 @@ def main(argv=None) -> int:
     print(f"note: {max(concs)}-way needs the account's Lambda concurrent executions quota above {max(concs)} (plus "
           f"Plan/Stitch/starter of other uploads); a new account has ~10, so only the 10-way rows run there (the "
           f"stack's default max_concurrency is {ctx['max_concurrency']}: --concurrencies {ctx['max_concurrency']})")
-    print("columns: vCPU = cores seen (CPU share in vCPUs); seg s = one 10 s segment's Lambda (compute + S3 + "
-          "overhead); map s = Map start + one cold start + waves x seg s; $/video-min = all of it per minute of "
+    print("columns: vCPU = cores seen (CPU share in vCPUs); len s = the segment length Plan chooses (segment_seconds, "
+          f"or longer, up to segment_max_seconds {a['segment_max_seconds']:g}, where the Map cannot run them all at once); "
+          "seg s = one segment's Lambda (compute + S3 + overhead); map s = Map start + one cold start + waves x seg s; $/video-min = all of it per minute of "
           "video (lambda / Step Functions / S3 requests per minute beside it)")
 
     # targets (issue #12)

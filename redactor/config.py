@@ -130,6 +130,11 @@ class RuntimeSettings:
     prices for the report, and per-run inputs."""
 
     segment_seconds: float = 10.0
+    # Plan may lengthen segments up to this when the run's fan-out cannot run them all at once anyway (fewer,
+    # longer segments in as many waves: less per-segment overhead, cheaper and no slower; see probe.plan);
+    # 0 = segments of segment_seconds exactly
+    segment_max_seconds: float = 0.0
+    fanout: int = 0  # segments the run redacts at once (the stack's Map max_concurrency); 0 = unknown
     workers: int = 0  # 0 = usable cores
     model_path: str | None = None
     # CenterFace runtime: OpenCV DNN by default, what the Lambda layer runs (what is tested is what is deployed);
@@ -142,6 +147,9 @@ class RuntimeSettings:
 
     def check(self) -> None:
         _check(self, "segment_seconds", 0.5 <= float(self.segment_seconds) <= 3600, "must be between 0.5 and 3600")
+        _check(self, "segment_max_seconds", 0 <= float(self.segment_max_seconds) <= 3600,
+               "must be between 0 (segments of segment_seconds) and 3600")
+        _check(self, "fanout", 0 <= int(self.fanout) <= 10000, "must be 0 (unknown) or 1..10000")
         _check(self, "workers", 0 <= int(self.workers) <= 256, "must be 0 (all usable cores) or 1..256")
         _check(self, "inference", self.inference in INFERENCE, f"must be one of {', '.join(INFERENCE)}")
         _check(self, "rekognition_concurrency", 1 <= int(self.rekognition_concurrency) <= 64,

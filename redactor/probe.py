@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import io
+import math
 import os
 from fractions import Fraction
 
@@ -313,6 +314,33 @@ def _end_pts(vs, pts_list: list[int], last_dur: int) -> int:
     return pts_list[-1] + max(last_dur, 0)
 
 
+# a lengthened segment holds at most as many pixels as this many seconds of 1080p30 times segment_max_seconds
+# / 60 (a 4K30 video's longest segment is a quarter of a 1080p30 one's): Redact's time per segment, bounded by
+# its timeout, grows with the pixels, not the seconds
+REFERENCE_PIXEL_RATE = 1920 * 1080 * 30
+
+
+def segment_length(duration: float, config: Config, pixel_rate: float = REFERENCE_PIXEL_RATE
+                   ) -> tuple[float, str]:
+    """(seconds, why) of the segments to plan. ``segment_seconds`` unless the settings allow longer segments
+    (``segment_max_seconds``) and the fan-out (``fanout``) is known: then the longest segments, at most the
+    maximum (scaled down for videos of more pixels per second than 1080p30), that keep the number of waves
+    of segments at the fan-out what it is with the longest allowed, e.g. 1 h at 8 at once and at most 60 s:
+    8 waves either way, 64 segments of 56.25 s instead of 360 of 10 s in 45 waves. A fan-out that runs
+    every short segment at once keeps them short (the wall time would grow)."""
+    base, most, fanout = float(config.segment_seconds), float(config.segment_max_seconds), int(config.fanout)
+    if most <= base or fanout <= 0 or duration <= 0:
+        return base, "fixed"
+    most = max(base, most * min(1.0, REFERENCE_PIXEL_RATE / max(1.0, pixel_rate)))
+    waves = math.ceil(duration / (fanout * most))
+    chosen = min(most, max(base, round(duration / (fanout * waves) * 1.01, 3)))  # 1 %: keyframe cuts drift
+    if chosen <= base:
+        return base, f"fixed: {fanout} at once run every {base:g} s segment in one wave"
+    return chosen, (f"lengthened: {duration:.0f} s at {fanout} at once, at most {most:g} s a segment: {waves} "
+                    f"wave(s) of segments of {chosen:g} s instead of {math.ceil(duration / (fanout * base))} of "
+                    f"{base:g} s")
+
+
 def plan(source: str, config: Config | None = None) -> Plan:
     config = config or Config()
     info, pts, key_pts = probe(source)
@@ -326,8 +354,9 @@ def plan(source: str, config: Config | None = None) -> Plan:
         keyframes.insert(0, Keyframe(frame=0, pts=pts[0]))
         key_frames_idx.insert(0, 0)
 
-    seg_len_ticks = Fraction(config.segment_seconds) / tb
-    target_frames = max(1, round(n * float(config.segment_seconds) / info.duration)) if info.duration > 0 else n
+    seg_seconds, choice = segment_length(info.duration, config, info.width * info.height * (info.fps or 30.0))
+    seg_len_ticks = Fraction(seg_seconds) / tb
+    target_frames = max(1, round(n * seg_seconds / info.duration)) if info.duration > 0 else n
     # cut points: for each multiple of the target length, the nearest keyframe if one lies within half a
     # segment; otherwise cut at the frame itself (not keyframe-aligned: the worker decodes from the
     # previous keyframe and discards the frames before its start)
@@ -369,4 +398,4 @@ def plan(source: str, config: Config | None = None) -> Plan:
             keyframe_aligned=a in key_set, keyframes=ks, frame_pts=pts[lo:hi],
             context_before=a - lo, context_after=hi - b, detection=detection))
     return Plan(source=info, segments=segments, settings=config.to_dict(), keyframes=len(keyframes),
-                target_segment_frames=int(target_frames))
+                target_segment_frames=int(target_frames), segment_seconds=seg_seconds, segment_choice=choice)

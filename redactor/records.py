@@ -128,6 +128,8 @@ class Plan(Record):
     settings: dict[str, Any]
     keyframes: int = 0  # number of keyframes in the source
     target_segment_frames: int = 0
+    segment_seconds: float = 0.0  # the segment length planned (settings' segment_seconds, or longer: see below)
+    segment_choice: str = ""  # why: "fixed", or how the fan-out made Plan lengthen them (probe.segment_length)
 
     @property
     def frame_count(self) -> int:

@@ -20,6 +20,9 @@ class SettingsError(ValueError):
 class Settings:
     # engine (passed to the Lambdas as REDACTOR_* environment variables)
     segment_seconds: float = 10.0
+    # Plan lengthens segments up to this when max_concurrency cannot run them all at once (0 = never; the
+    # choice is in each plan: plan.json segment_seconds / segment_choice)
+    segment_max_seconds: float = 60.0
     detector: str = "centerface"
     style: str = "blur"
     drop_audio: bool = False
@@ -59,7 +62,8 @@ class Settings:
 
         try:  # the engine's settings follow the engine's own rules (one place: redactor/config.py)
             Config(segment_seconds=self.segment_seconds, detector=self.detector, style=self.style,
-                   rekognition_every=self.rekognition_every)
+                   rekognition_every=self.rekognition_every, segment_max_seconds=self.segment_max_seconds,
+                   fanout=self.max_concurrency)
         except ConfigError as e:
             raise SettingsError(f"context {e}") from None
         if not 1 <= self.face_poll_seconds <= 3600:
@@ -95,6 +99,8 @@ class Settings:
     def engine_environment(self) -> dict[str, str]:
         env = {
             "REDACTOR_SEGMENT_SECONDS": _num(self.segment_seconds),
+            "REDACTOR_SEGMENT_MAX_SECONDS": _num(self.segment_max_seconds),
+            "REDACTOR_FANOUT": str(self.max_concurrency),  # the Map's: Plan sizes the segments for it
             "REDACTOR_DETECTOR": self.detector,
             "REDACTOR_STYLE": self.style,
             "REDACTOR_DROP_AUDIO": "true" if self.drop_audio else "false",

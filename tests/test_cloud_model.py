@@ -4,6 +4,7 @@ measured numbers themselves are a bench's business (printed, never asserted)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import sys
 from pathlib import Path
@@ -74,7 +75,7 @@ def _measured(per_frame=0.1):
 
 
 def test_map_waves_and_the_bounding_stage(cloud):
-    a = cloud.resolve({"segment_seconds": 10.0})
+    a = cloud.resolve({"segment_seconds": 10.0, "segment_max_seconds": 0.0})
     r10 = cloud.model(_measured(), a, 3008, 10, 3600.0)
     r1000 = cloud.model(_measured(), a, 3008, 1000, 3600.0)
     assert r10["segments"] == r1000["segments"] == 360
@@ -88,7 +89,8 @@ def test_map_waves_and_the_bounding_stage(cloud):
 def test_redact_compute_uses_the_cpu_share_not_the_core_count(cloud):
     """3008 MB shows 2 cores but gets 3008/1769 = 1.70 vCPUs of CPU time: a segment's compute is its work
     over 1.70 cores (times the efficiency), not over 2."""
-    a = cloud.resolve({"segment_seconds": 10.0, "graviton_factor": 1.0, "parallel_efficiency": 1.0})
+    a = cloud.resolve({"segment_seconds": 10.0, "segment_max_seconds": 0.0, "graviton_factor": 1.0,
+                       "parallel_efficiency": 1.0})
     m = _measured()
     r = cloud.model(m, a, 3008, 1000, 3600.0)
     assert r["chunks_per_segment"] == 2
@@ -98,7 +100,7 @@ def test_redact_compute_uses_the_cpu_share_not_the_core_count(cloud):
 
 def test_cost_is_the_sum_of_its_prices(cloud):
     """Every price scales its own line only; per-minute cost is the total over the video's minutes."""
-    a = cloud.resolve({"segment_seconds": 10.0})
+    a = cloud.resolve({"segment_seconds": 10.0, "segment_max_seconds": 0.0})
     base = cloud.model(_measured(), a, 3008, 40, 600.0)
     double_sfn = cloud.model(_measured(), dict(a, sfn_transition_usd=2 * a["sfn_transition_usd"]), 3008, 40, 600.0)
     assert double_sfn["cost_total_usd"] - base["cost_total_usd"] == pytest.approx(base["cost_usd"]["step_functions"])
@@ -111,7 +113,7 @@ def test_cost_is_the_sum_of_its_prices(cloud):
 
 
 def test_break_even_meets_the_target(cloud):
-    a = cloud.resolve({"segment_seconds": 10.0})
+    a = cloud.resolve({"segment_seconds": 10.0, "segment_max_seconds": 0.0})
     need = cloud.break_even(_measured(), a, 3008, 1000)
     at = cloud.model(_measured(need), a, 3008, 1000, 3600.0)["cost_per_min_usd"]
     above = cloud.model(_measured(need * 1.05), a, 3008, 1000, 3600.0)["cost_per_min_usd"]
@@ -166,7 +168,7 @@ def test_concurrent_rate_is_latency_bound_until_the_network_caps_it(cloud):
 
 
 def _io_args(cloud, **kw):
-    return cloud.resolve(dict({"segment_seconds": 10.0}, **kw))
+    return cloud.resolve(dict({"segment_seconds": 10.0, "segment_max_seconds": 0.0}, **kw))
 
 
 def test_plan_and_stitch_overlap_their_reads_with_their_compute(cloud):
@@ -247,3 +249,58 @@ def test_audio_chunked_every_frame_is_read_whole(cloud):
     full = cloud.model(m, _io_args(cloud, indexed_reads=0.0), 3008, 1000, 3600.0)
     assert ffmpeg["stitch_parts"]["remux_io_s"] == pytest.approx(full["stitch_parts"]["remux_io_s"])
     assert camera["stitch_parts"]["remux_io_s"] < ffmpeg["stitch_parts"]["remux_io_s"]
+
+
+# ---- the segment length Plan chooses from the video's duration and the fan-out (redactor/probe.py) ----
+
+def test_plan_lengthens_segments_only_where_the_fanout_cannot_run_them_all(cloud, clip):
+    """7.3 s at 1 s segments is 7 segments. 10 at once run them all in one wave: kept short (longer ones would
+    only take longer). 2 at once would take 4 waves: Plan plans longer segments, 2 of them, one wave, and
+    records the length and why; segment_max_seconds 0 fixes the length."""
+    from redactor.records import Plan
+
+    base = plan(clip, Config(segment_seconds=1.0))
+    wide = plan(clip, Config(segment_seconds=1.0, segment_max_seconds=4.0, fanout=10))
+    assert len(wide.segments) == len(base.segments) == 7
+    assert wide.segment_seconds == 1.0 and wide.segment_choice.startswith("fixed")
+    narrow = plan(clip, Config(segment_seconds=1.0, segment_max_seconds=4.0, fanout=2))
+    assert len(narrow.segments) == 2 and 3.6 < narrow.segment_seconds <= 4.0
+    assert narrow.segment_choice.startswith("lengthened") and "2 at once" in narrow.segment_choice
+    assert sum(s.frames for s in narrow.segments) == base.frame_count
+    again = Plan.from_dict(narrow.to_dict())  # recorded in plan.json
+    assert (again.segment_seconds, again.segment_choice) == (narrow.segment_seconds, narrow.segment_choice)
+    fixed = plan(clip, Config(segment_seconds=1.0, segment_max_seconds=0.0, fanout=2))
+    assert len(fixed.segments) == 7 and fixed.segment_choice == "fixed"
+    # the model plans the same count from the same rule
+    a = cloud.resolve({"segment_seconds": 1.0, "segment_max_seconds": 4.0, "fps": 10.0})
+    seg_s, _ = cloud.planned_segment_seconds(base.source.duration, a, 2)
+    assert seg_s == narrow.segment_seconds
+    assert cloud.segment_count(base.source.duration, seg_s, base.source.fps) == len(narrow.segments)
+
+
+def test_segment_length_keeps_the_waves_and_scales_with_the_pixels():
+    from redactor.probe import REFERENCE_PIXEL_RATE, segment_length
+
+    def length(duration, fanout, most=60.0, pixel_rate=REFERENCE_PIXEL_RATE):
+        return segment_length(duration, Config(segment_seconds=10.0, segment_max_seconds=most, fanout=fanout),
+                              pixel_rate)[0]
+    for duration, fanout in ((3600, 8), (3600, 40), (600, 8), (3600, 10), (7200, 100)):
+        s = length(duration, fanout)
+        waves_short = math.ceil(duration / 10.0 / fanout)
+        waves_long = math.ceil(duration / s / fanout)
+        assert 10.0 <= s <= 60.0 and waves_long <= waves_short, (duration, fanout, s)
+        assert waves_long == math.ceil(duration / (fanout * 60.0))  # as few waves as the maximum allows
+    assert length(3600, 1000) == 10.0  # one wave anyway: kept short
+    assert length(3600, 8, pixel_rate=4 * REFERENCE_PIXEL_RATE) <= 15.0  # 4K30: a quarter of 1080p30's longest
+
+
+def test_the_stack_gives_plan_the_maps_fanout():
+    """The deployed Plan knows the Map's max_concurrency and the longest segment (cdk.json)."""
+    from stacks.settings import Settings
+
+    ctx = json.loads((ROOT / "cdk.json").read_text())["context"]
+    env = Settings(max_concurrency=ctx["max_concurrency"], segment_max_seconds=ctx["segment_max_seconds"]
+                   ).engine_environment
+    cfg = Config.from_env(env)
+    assert cfg.fanout == ctx["max_concurrency"] and cfg.segment_max_seconds == ctx["segment_max_seconds"] > 0
+    assert Config.from_env(Settings(segment_max_seconds=0).engine_environment).segment_max_seconds == 0
