@@ -96,11 +96,16 @@ INDEXED_READS = True  # False: read every byte as before
 
 
 def _indexed_reader(container):
-    """The s3:// reader under ``container`` if it is an MP4/MOV with a sample index, else None."""
+    """The s3:// reader under ``container`` if it is an MP4/MOV whose sample index was read whole when it was
+    opened, else None. A fragmented MP4 (moof boxes; its streams report no sample count) may list samples only
+    as its fragments are read: it is read in full. (A sample the index does not list is read for real anyway:
+    only listed ones are served as zeros.)"""
     reader = getattr(container, "_reader", None)
     if not INDEXED_READS or not isinstance(reader, remote.RangeReader):
         return None
     if container.format.name not in INDEXED_FORMATS:
+        return None
+    if any(not st.frames for st in container.streams if st.type in ("video", "audio")):
         return None
     return reader
 

@@ -271,8 +271,11 @@ class RangeReader(io.RawIOBase):
             hit = self._planned_load(pos)
             if hit is not None:
                 return hit
-            # elsewhere (the container's boxes): plain GETs, no blind read-ahead past them
-            length = min(max(want, self.min_block), self.size - pos)
+            # elsewhere (the container's boxes, samples the index did not list): GETs growing while sequential,
+            # never past the next planned range
+            self._next_block = (min(self.max_block, self._next_block * 2) if pos == self._seq_end
+                                else self.min_block)
+            length = min(max(min(want, self.max_block), self._next_block), self.size - pos)
             nxt = bisect.bisect_right(self._planned_starts, pos)
             if nxt < len(self._planned):
                 length = max(1, min(length, self._planned[nxt][0] - pos))

@@ -571,3 +571,31 @@ def test_plan_of_an_mp4_fetches_its_keyframes_and_plans_the_same(s3, moto_server
     # the keyframes, the index (twice: the first frame is decoded from a fresh open) and what FFmpeg reads while
     # opening the file (its stream probing: more for a variable frame rate)
     assert keyframes < fetched[True] < 0.6 * size, fetched
+
+
+def test_a_fragmented_mp4_is_read_in_full_and_plans_the_same(s3, moto_server, media, tmp_path, monkeypatch):  # noqa: F811
+    """A fragmented MP4 (moof boxes) may list its samples only as its fragments are read: no indexed reads."""
+    import av
+
+    from redactor import Config, plan
+
+    _small_blocks(monkeypatch, kib=32)
+    clip = media("idx_frag_src.mp4", width=320, height=180, fps=30, seconds=6, gop=30, audio="aac", faces=1,
+                 face_size=(40, 50), crf=12)
+    frag = str(tmp_path / "frag.mp4")
+    with av.open(clip["path"]) as src, av.open(frag, "w", format="mp4",
+                                               options={"movflags": "frag_keyframe+empty_moov"}) as out:
+        streams = {st.index: out.add_stream_from_template(st) for st in src.streams}
+        for pkt in src.demux():
+            if pkt.dts is not None:
+                pkt.stream = streams[pkt.stream.index]
+                out.mux(pkt)
+    s3.upload_file(frag, BUCKET, "up/frag.mp4")
+    cfg = Config(segment_seconds=2)
+    want = plan(frag, cfg).to_dict()
+    moto_server.reset_log()
+    got = plan(remote.s3_url(BUCKET, "up/frag.mp4"), cfg).to_dict()
+    for d in (want, got):
+        d["source"].pop("path")
+    assert got == want
+    assert moto_server.bytes_read(BUCKET, "up/frag.mp4") >= os.path.getsize(frag)
