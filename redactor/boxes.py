@@ -20,6 +20,13 @@ def sizes(b: np.ndarray) -> np.ndarray:
 def nms(boxes: np.ndarray, iou: float = 0.3) -> np.ndarray:
     if len(boxes) <= 1:
         return boxes
+    return boxes[nms_keep(boxes, iou)]
+
+
+def nms_keep(boxes: np.ndarray, iou: float = 0.3) -> np.ndarray:
+    """Indices of the boxes non-maximum suppression keeps (highest score first)."""
+    if len(boxes) <= 1:
+        return np.arange(len(boxes))
     x1, y1, x2, y2, s = boxes.T
     areas = (x2 - x1) * (y2 - y1)
     order = np.argsort(-s)
@@ -34,7 +41,7 @@ def nms(boxes: np.ndarray, iou: float = 0.3) -> np.ndarray:
         inter = np.clip(xx2 - xx1, 0, None) * np.clip(yy2 - yy1, 0, None)
         ov = inter / (areas[i] + areas[order[1:]] - inter + 1e-9)
         order = order[1:][ov < iou]
-    return boxes[keep]
+    return np.asarray(keep, dtype=np.intp)
 
 
 def clip_boxes(b: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -46,3 +53,32 @@ def clip_boxes(b: np.ndarray, width: int, height: int) -> np.ndarray:
     b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, height)
     keep = (b[:, 2] - b[:, 0] > 0.5) & (b[:, 3] - b[:, 1] > 0.5)
     return b[keep]
+
+
+def widen_turned(boxes: np.ndarray, landmarks_x: np.ndarray | None, aspect: float, lopsided: float = 0.2
+                 ) -> np.ndarray:
+    """A face boxed narrower than a frontal one (width/height below ``aspect``, the model's frontal boxes'
+    shape) is a head turned away, a profile or a face partly hidden: the detector boxed the part it saw (a
+    profile's eye, nose and mouth) or the whole face it imagines about the visible part's edge (a face half
+    hidden), and the rest of the head reaches past the box's side. Such boxes are widened to ``aspect``:
+    on the side away from the landmarks where their mean lies off the box's centre (a profile: the cheek and
+    ear are on the side away from the nose; the whole widening at ``lopsided`` of the box width off centre,
+    half of it half way), else on both sides (a half-hidden face's landmarks are centred on the imagined face:
+    the side is unknown). ``landmarks_x``: (n, m) landmark x coordinates in the boxes' pixels, or None.
+    Returns new boxes (the height, the score and boxes at least as wide as ``aspect`` unchanged)."""
+    if not len(boxes):
+        return boxes
+    b = boxes.copy()
+    w = b[:, 2] - b[:, 0]
+    extra = np.maximum(aspect * (b[:, 3] - b[:, 1]) - w, 0.0)
+    if not extra.any():
+        return b
+    # share of the widening that goes to the left: 0.5 (both sides) for centred landmarks, all of it when they
+    # lie ``lopsided`` or more right of the centre (the nose points right: cheek and ear are left), none when left
+    off = np.zeros(len(b), np.float32)
+    if landmarks_x is not None and len(landmarks_x):
+        off = (landmarks_x.mean(axis=1) - (b[:, 0] + b[:, 2]) / 2) / np.maximum(w, 1e-6)
+    left = np.clip(0.5 + 0.5 * off / lopsided, 0.0, 1.0)
+    b[:, 0] -= extra * left
+    b[:, 2] += extra * (1.0 - left)
+    return b

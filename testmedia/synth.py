@@ -54,6 +54,9 @@ __all__ = ["make_clip", "edge_clip", "decimate", "make_bad_inputs", "face_image"
 # Tight crop of the astronaut's face (hair to chin) in skimage.data.astronaut() (512x512 RGB).
 _FACE_ROWS = (14, 194)
 _FACE_COLS = (146, 308)
+# a real profile: the cameraman's head in scikit-image's ``camera`` (ear to nose tip, hair to chin), facing right
+_PROFILE_ROWS = (88, 208)
+_PROFILE_COLS = (168, 258)
 
 _CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".m4a": "mp4",
                ".webm": "webm", ".avi": "avi", ".ts": "mpegts", ".mts": "mpegts", ".m2ts": "mpegts"}
@@ -95,13 +98,29 @@ def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
     return rows[:, x0] * (1 - wx)[None, :, None] + rows[:, x1] * wx[None, :, None]
 
 
-LOOKS = ("frontal", "squeezed", "half")
+LOOKS = ("frontal", "squeezed", "half", "profile", "profile-left")
+
+
+def profile_image() -> np.ndarray:
+    """A real profile photo: the cameraman's head in scikit-image's ``camera`` image (RGB uint8, 120x90), facing
+    right: hair, ear, cheek, one eye, the nose tip at the right edge (a camera's eyepiece just touches it)."""
+    from skimage import data
+    img = data.camera()[_PROFILE_ROWS[0]:_PROFILE_ROWS[1], _PROFILE_COLS[0]:_PROFILE_COLS[1]]
+    return np.ascontiguousarray(np.repeat(img[:, :, None], 3, axis=2))
+
+
+PROFILE_ASPECT = (_PROFILE_COLS[1] - _PROFILE_COLS[0]) / (_PROFILE_ROWS[1] - _PROFILE_ROWS[0])
 
 
 def _look(face: np.ndarray, h: int, w: int, look: str) -> np.ndarray:
     """The face image at h x w as a head turned away would show it: ``frontal`` as is, ``squeezed`` to 60 %
-    of its width (a head turned about 50 degrees), ``half`` its left half only (a profile: one eye, half the
-    mouth). Returns float32."""
+    of its width (a head turned about 50 degrees), ``half`` its left half only (a stand-in for a profile, and
+    what a face half hidden behind something shows: one eye, half the mouth); ``profile`` a real profile photo
+    (``profile_image``, facing right) ``h`` high and as wide as its aspect makes it, ``profile-left`` the same
+    mirrored. Returns float32."""
+    if look in ("profile", "profile-left"):
+        img = profile_image() if look == "profile" else profile_image()[:, ::-1]
+        return _resize(img, h, max(4, int(round(h * PROFILE_ASPECT))))
     if look == "frontal":
         return _resize(face, h, w)
     if look == "squeezed":
@@ -484,7 +503,9 @@ def edge_clip(path, *, axis: str, fps, speed: float, looks=("frontal", "frontal"
     step = float(speed) * face
     tracks = []
     for n, look in enumerate(looks[:2]):
-        fw = {"frontal": face, "squeezed": max(4, int(round(0.6 * face))), "half": max(4, face // 2)}[look]
+        fw = {"frontal": face, "squeezed": max(4, int(round(0.6 * face))), "half": max(4, face // 2),
+              "profile": max(4, int(round(fh * PROFILE_ASPECT))),
+              "profile-left": max(4, int(round(fh * PROFILE_ASPECT)))}[look]
         size, across, lane = (fw, width, height) if axis == "horizontal" else (fh, height, width)
         other = fh if axis == "horizontal" else fw
         side = (lane / 2 - other) / 2 + n * lane / 2  # the middle of its half of the picture

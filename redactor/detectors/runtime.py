@@ -28,7 +28,7 @@ class OpenCVNet:
 
     def run(self, blob: np.ndarray, fixed: bool = True) -> tuple[np.ndarray, ...]:
         self.net.setInput(blob)
-        return tuple(self.net.forward(self.outputs)[:3])
+        return tuple(self.net.forward(self.outputs))
 
 
 class OpenVINONet:
@@ -46,7 +46,7 @@ class OpenVINONet:
         self.ov = ov
         self.core = ov.Core()
         self.model = self.core.read_model(path)
-        self.outputs = outputs[:3]
+        self.outputs = list(outputs)
         self.threads = 1
         self._compiled: dict = {}
 
