@@ -416,7 +416,11 @@ LOW_FPS_COPIES = ("two-walkers", "signer-closeup")  # shared clips also measured
 EDGE_CLIPS = [(5, "horizontal", 1.0, ("half", "frontal")), (5, "vertical", 0.5, ("frontal", "squeezed")),
               (10, "horizontal", 1.0, ("squeezed", "half")), (10, "vertical", 0.5, ("half", "frontal")),
               (15, "horizontal", 0.5, ("frontal", "half")), (15, "vertical", 1.0, ("squeezed", "frontal")),
-              (30, "horizontal", 1.0, ("half", "squeezed")), (30, "vertical", 0.5, ("frontal", "half"))]
+              (30, "horizontal", 1.0, ("half", "squeezed")), (30, "vertical", 0.5, ("frontal", "half")),
+              # a real profile photo (testmedia's "profile" look, facing right; "profile-left" mirrored), #15
+              (5, "horizontal", 1.0, ("profile", "profile-left")), (10, "vertical", 1.0, ("profile-left", "frontal")),
+              (15, "horizontal", 0.5, ("profile-left", "profile")), (30, "vertical", 0.5, ("profile", "frontal"))]
+LOOK_CODES = {"frontal": "f", "squeezed": "s", "half": "h", "profile": "p", "profile-left": "l"}
 
 
 def low_fps_copy(source: Path, step: int = 3, fps: int = 10) -> str:
@@ -475,7 +479,7 @@ def collect_clips(a) -> list[tuple[str, str, dict | None]]:
     if not a.quick and not a.no_lowfps:
         for fps, axis, speed, looks in EDGE_CLIPS:
             p, gt = edge_clip(fps, axis, speed, looks)
-            clips.append((f"edge-{fps}fps-{axis[0]}-{speed:g}-{looks[0][0]}{looks[1][0]}", p, gt))
+            clips.append((f"edge-{fps}fps-{axis[0]}-{speed:g}-{''.join(LOOK_CODES[lk] for lk in looks)}", p, gt))
     if a.only:
         clips = [c for c in clips if any(o in c[0] for o in a.only)]
     return clips

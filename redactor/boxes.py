@@ -55,29 +55,31 @@ def clip_boxes(b: np.ndarray, width: int, height: int) -> np.ndarray:
     return b[keep]
 
 
-def widen_turned(boxes: np.ndarray, landmarks_x: np.ndarray | None, aspect: float, lopsided: float = 0.2
-                 ) -> np.ndarray:
-    """A face boxed narrower than a frontal one (width/height below ``aspect``, the model's frontal boxes'
-    shape) is a head turned away, a profile or a face partly hidden: the detector boxed the part it saw (a
-    profile's eye, nose and mouth) or the whole face it imagines about the visible part's edge (a face half
-    hidden), and the rest of the head reaches past the box's side. Such boxes are widened to ``aspect``:
-    on the side away from the landmarks where their mean lies off the box's centre (a profile: the cheek and
-    ear are on the side away from the nose; the whole widening at ``lopsided`` of the box width off centre,
-    half of it half way), else on both sides (a half-hidden face's landmarks are centred on the imagined face:
-    the side is unknown). ``landmarks_x``: (n, m) landmark x coordinates in the boxes' pixels, or None.
-    Returns new boxes (the height, the score and boxes at least as wide as ``aspect`` unchanged)."""
+def widen_turned(boxes: np.ndarray, landmarks_x: np.ndarray | None, aspect: float, narrow: float | None = None,
+                 lopsided: float = 0.2) -> np.ndarray:
+    """A face boxed narrower than a frontal one (width/height below ``narrow``, default ``aspect``), or whose
+    landmarks lie to one side of its box (their mean ``lopsided`` / 2 of the box width or more off centre), is
+    a head turned away, a profile or a face partly hidden: the detector boxed the part it saw (a profile's eye,
+    nose and mouth) or the whole face it imagines about the visible part's edge (a face half hidden), and the
+    rest of the head reaches past the box's side. Such boxes are widened to ``aspect`` (a frontal face's box
+    shape): on the side away from the landmarks where they lie off centre (a profile: the cheek and ear are on
+    the side away from the nose; all of the widening at ``lopsided`` of the box width off centre, half of it
+    half way), else on both sides (a half-hidden face's landmarks are centred on the imagined face: the side is
+    unknown). ``landmarks_x``: (n, m) landmark x coordinates in the boxes' pixels, or None. Returns new boxes
+    (height and score unchanged; other boxes as they were)."""
     if not len(boxes):
         return boxes
     b = boxes.copy()
-    w = b[:, 2] - b[:, 0]
-    extra = np.maximum(aspect * (b[:, 3] - b[:, 1]) - w, 0.0)
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    off = np.zeros(len(b), np.float32)
+    if landmarks_x is not None and len(landmarks_x):
+        off = (landmarks_x.mean(axis=1) - (b[:, 0] + b[:, 2]) / 2) / np.maximum(w, 1e-6)
+    turned = (w < (aspect if narrow is None else narrow) * h) | (np.abs(off) >= lopsided / 2)
+    extra = np.where(turned, np.maximum(aspect * h - w, 0.0), 0.0)
     if not extra.any():
         return b
     # share of the widening that goes to the left: 0.5 (both sides) for centred landmarks, all of it when they
     # lie ``lopsided`` or more right of the centre (the nose points right: cheek and ear are left), none when left
-    off = np.zeros(len(b), np.float32)
-    if landmarks_x is not None and len(landmarks_x):
-        off = (landmarks_x.mean(axis=1) - (b[:, 0] + b[:, 2]) / 2) / np.maximum(w, 1e-6)
     left = np.clip(0.5 + 0.5 * off / lopsided, 0.0, 1.0)
     b[:, 0] -= extra * left
     b[:, 2] += extra * (1.0 - left)

@@ -60,13 +60,14 @@ CASES = [(5, "horizontal", 1.0, ("frontal", "half")), (5, "vertical", 0.5, ("squ
          # each face on two coarse samples only, crossing the other's lane between them (recall bench, #15)
          (30, "horizontal", 1.0, ("frontal", "squeezed")),
          # the recall bench's edge clips that still leaked on fe789c0 (half faces boxed half a face off, a
-         # squeezed face leaving through the bottom), and more found by sweeping looks, speeds and rates: a half
-         # face the detector misses on one frame at 5 fps, one seen as a sliver at the edge at 30 fps (#15)
+         # squeezed face leaving through the bottom), and more found by bench/edge_sweep.py: a half face the
+         # detector misses on one frame at 5 fps, one seen as a sliver at the edge at 30 fps, and real profiles
+         # (a photo, facing right and left) boxed from the nose to the cheek (#15)
          (10, "horizontal", 1.0, ("squeezed", "half")), (10, "vertical", 0.5, ("half", "frontal")),
          (15, "vertical", 1.0, ("squeezed", "frontal")), (30, "horizontal", 1.0, ("half", "squeezed")),
          (30, "vertical", 0.5, ("frontal", "half")), (10, "horizontal", 1.0, ("half", "frontal")),
          (5, "vertical", 0.5, ("half", "frontal")), (30, "horizontal", 0.25, ("frontal", "half")),
-         (10, "vertical", 0.5, ("frontal", "half"))]
+         (10, "horizontal", 1.0, ("profile", "profile-left")), (30, "vertical", 0.5, ("profile", "profile-left"))]
 
 
 @pytest.mark.parametrize("fps,axis,speed,looks", CASES,
@@ -259,6 +260,11 @@ def test_a_narrow_box_is_widened_away_from_lopsided_landmarks():
     out = widen_turned(b[:1], None, 0.8)  # no landmarks (or centred ones): both sides
     assert (out[0, 0], out[0, 2]) == pytest.approx((96, 160))
     assert np.array_equal(out[:, [1, 3, 4]], b[:1, [1, 3, 4]])
+    # with a narrower trigger (the detector's NARROW_ASPECT): a frontal-looking box (0.7, centred landmarks) stays,
+    # a profile (landmarks off centre) is widened to the frontal shape all the same
+    centred = np.array([[118, 140, 128, 120, 136]], np.float32)
+    assert np.array_equal(widen_turned(b[:1], centred, 0.8, narrow=0.65), b[:1])
+    assert widen_turned(b[:1], right[:1], 0.8, narrow=0.65)[0, 0] == pytest.approx(92)
 
 
 def test_a_real_profile_is_boxed_over_its_ear(model_path):

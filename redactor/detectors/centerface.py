@@ -19,10 +19,12 @@ class CenterFace(ScaledModel):
     OUTPUTS = ["537", "538", "539", "540"]
     FINE_FACE = 48.0  # model pixels a min_face face is scaled to in the fine pass (measured: 32 px finds 78 %)
     COARSE_RELIABLE_FACE = 40.0  # model px above which the coarse pass finds a face reliably
-    # its boxes of frontal faces are about this wide per unit of height (measured: real clips 0.76-0.91, median
-    # 0.80; generated frontal faces 0.80-0.84; turned, half and profile faces 0.58-0.72): narrower boxes are
-    # widened to it (``boxes.widen_turned``, README #15)
+    # box width per unit of height (measured: frontal faces in the shared clips 0.76-0.91, median 0.80, the
+    # astronaut 0.74-0.76, generated 0.80-0.84; generated half faces 0.58-0.72, squeezed 0.62-0.68, a real
+    # profile 0.71-0.82 with its landmarks 0.2-0.25 of the box off centre): boxes narrower than NARROW_ASPECT,
+    # or with lopsided landmarks, are widened to FRONTAL_ASPECT (``boxes.widen_turned``; README #15)
     FRONTAL_ASPECT = 0.9
+    NARROW_ASPECT = 0.75
 
     def __init__(self, settings, source=None, model_path: str | None = None):
         """``settings``: the detection settings (``threshold``, ``min_face``, ``max_infer_width``,
@@ -57,13 +59,14 @@ class CenterFace(ScaledModel):
         blob = self.cv2.dnn.blobFromImage(img, 1.0, (iw, ih), (0, 0, 0), swapRB=False, crop=False)
         heatmap, scale, offset, landmarks = self.net.run(blob, fixed)
         self.calls += 1
-        return self.decode(heatmap, scale, offset, self.threshold, landmarks, self.FRONTAL_ASPECT)
+        return self.decode(heatmap, scale, offset, self.threshold, landmarks, self.FRONTAL_ASPECT, self.NARROW_ASPECT)
 
     def infer_image(self, img: np.ndarray, iw: int, ih: int) -> np.ndarray:
         return self.detect_rgb(img, iw, ih)
 
     @staticmethod
-    def decode(heatmap, scale, offset, threshold, landmarks=None, aspect: float = 0.0) -> np.ndarray:
+    def decode(heatmap, scale, offset, threshold, landmarks=None, aspect: float = 0.0, narrow: float | None = None
+               ) -> np.ndarray:
         """Boxes (model px) from the model's maps; with ``aspect``, boxes narrower than a frontal face's are
         widened (``boxes.widen_turned``, towards the side away from the ``landmarks`` where they are lopsided)."""
         hm = heatmap[0, 0]
@@ -83,7 +86,7 @@ class CenterFace(ScaledModel):
             lx = None
             if landmarks is not None:  # 5 points (x, y) relative to the box: channels 2j (y) and 2j+1 (x)
                 lx = landmarks[0, 1::2][:, ys[keep], xs[keep]].T * s1[keep, None] + x1[keep, None]
-            boxes = widen_turned(boxes, lx, aspect)
+            boxes = widen_turned(boxes, lx, aspect, narrow)
         return boxes
 
     def track(self, frame, boxes: np.ndarray, spread: np.ndarray | None = None) -> np.ndarray:

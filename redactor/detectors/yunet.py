@@ -43,10 +43,12 @@ class YuNet(ScaledModel):
     REPLACE_ABOVE = 100.0  # full-pass boxes at least this big (model px) may be replaced by a large-pass box
     NMS = 0.3
     PIXELS = "bgr24"
-    # its boxes of frontal faces are about this wide per unit of height (measured: real clips 0.73-0.86; generated
-    # frontal 0.85-0.87; squeezed 0.59-0.62, half 0.50-0.56, a real profile 0.73): narrower boxes are widened to it
-    # (``boxes.widen_turned``, towards the side away from the landmarks where they are lopsided; README #15)
+    # box width per unit of height (measured: frontal faces in the shared clips 0.73-0.86, the astronaut 0.80,
+    # generated 0.85-0.87; generated squeezed faces 0.59-0.62, half 0.50-0.56 with the landmarks 0.08-0.14 of the
+    # box right of centre, a real profile 0.73 with 0.26): boxes narrower than NARROW_ASPECT, or with lopsided
+    # landmarks, are widened to FRONTAL_ASPECT (``boxes.widen_turned``, README #15)
     FRONTAL_ASPECT = 0.9
+    NARROW_ASPECT = 0.7
 
     def __init__(self, settings, source=None, model_path: str | None = None):
         """``settings``: the detection settings (``threshold``, ``min_face``, ``max_infer_width``,
@@ -96,7 +98,7 @@ class YuNet(ScaledModel):
         b[:, 2:4] = faces[:, 0:2] + faces[:, 2:4]
         b[:, 4] = faces[:, -1]
         if self.FRONTAL_ASPECT:  # faces[:, 4:14]: 5 landmarks (x, y)
-            b = widen_turned(b, faces[:, 4:14:2], self.FRONTAL_ASPECT)
+            b = widen_turned(b, faces[:, 4:14:2], self.FRONTAL_ASPECT, self.NARROW_ASPECT)
         return b
 
     def infer_image(self, img: np.ndarray, iw: int, ih: int) -> np.ndarray:

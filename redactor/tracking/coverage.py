@@ -164,11 +164,15 @@ def edge_boxes(i: int, dets: dict[int, np.ndarray], k: int, carry: int, width: i
         sa, so = sizes(a), sizes(other)
         ea, eo = _at_edge(a, width, height), _at_edge(other, width, height)
 
-        def whole(x, y):  # both boxes show the face whole (none is a part of it cut by the edge)
-            small_at_edge = eo[y] if so[y] < sa[x] else ea[x]
-            return max(sa[x], so[y]) <= (EDGE_PART_RATIO if small_at_edge else EDGE_RATIO) * min(sa[x], so[y])
+        def whole(x, y, ratio):  # both boxes show the face whole (none is a part of it cut by the edge)
+            return max(sa[x], so[y]) <= ratio * min(sa[x], so[y])
 
-        seen = {x for x, y in match(a, other, max_dist=reach, size_weight=SIZE_WEIGHT) if whole(x, y)}
+        paired = match(a, other, max_dist=reach, size_weight=SIZE_WEIGHT)
+        # a part seen at the edge (smaller than its pair there) carries the whole face onto the frames up to
+        # that sample only; beyond it, the part's own box is carried as any other
+        part_ok = abs(d) > k
+        seen = {x for x, y in paired if whole(x, y, EDGE_RATIO) and
+                (part_ok or whole(x, y, EDGE_PART_RATIO) or not (eo[y] if so[y] < sa[x] else ea[x]))}
         lost = [x for x in range(len(a)) if x not in seen and sizes(a[x:x + 1])[0] >= min_size]
         if not lost:
             continue
