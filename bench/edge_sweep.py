@@ -36,8 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-
-SHARP_KEEP, MIN_VISIBLE, INNER = 0.25, 4, 0.6  # the leak rule of tests/test_low_fps_edges.py
+import recall  # noqa: E402  (its pixel rule: the centre 60 % keeps < SHARP_KEEP of its detail; the tests' too)
 LOOKS = [("half", "frontal"), ("frontal", "half"), ("half", "squeezed"), ("squeezed", "frontal")]
 PROFILES = [("profile", "profile-left"), ("profile-left", "frontal")]
 
@@ -71,16 +70,6 @@ def apply_rules(spec: str) -> None:
         coverage.EDGE_PART_RATIO = coverage.EDGE_RATIO
     if "bridge" not in rules:
         coverage._bridged = lambda *a: []
-
-
-def hf_energy(img: np.ndarray, box) -> float:
-    import cv2
-    x1, y1, x2, y2 = box
-    w, h = x2 - x1, y2 - y1
-    a, b = int(round(x1 + w * (1 - INNER) / 2)), int(round(y1 + h * (1 - INNER) / 2))
-    c, d = max(int(round(x2 - w * (1 - INNER) / 2)), a + 3), max(int(round(y2 - h * (1 - INNER) / 2)), b + 3)
-    lap = cv2.Laplacian(img[b:d, a:c].astype(np.float32), cv2.CV_32F, ksize=1)
-    return float(np.mean(lap[1:-1, 1:-1] ** 2))
 
 
 def gray_frames(path: str) -> list[np.ndarray]:
@@ -147,11 +136,11 @@ def main(argv=None) -> int:
             misses, visible = [], 0
             for i, boxes in enumerate(gt["faces"]):
                 for box in boxes:
-                    if box[2] - box[0] < MIN_VISIBLE or box[3] - box[1] < MIN_VISIBLE:
+                    if box[2] - box[0] < recall.MIN_VISIBLE or box[3] - box[1] < recall.MIN_VISIBLE:
                         continue
                     visible += 1
-                    kept = hf_energy(dst[i], box) / max(hf_energy(src[i], box), 1e-6)
-                    if kept >= SHARP_KEEP:
+                    kept = recall.sharp_ratio(src[i], dst[i], box)
+                    if kept >= recall.SHARP_KEEP:
                         misses.append([i, box, round(kept, 2)])
             res.update(visible=visible, misses=misses)
         results.append(res)
