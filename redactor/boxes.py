@@ -56,7 +56,7 @@ def clip_boxes(b: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def widen_turned(boxes: np.ndarray, landmarks_x: np.ndarray | None, aspect: float, narrow: float | None = None,
-                 lopsided: float = 0.2) -> np.ndarray:
+                 lopsided: float = 0.2, cut: np.ndarray | None = None) -> np.ndarray:
     """A face boxed narrower than a frontal one (width/height below ``narrow``, default ``aspect``), or whose
     landmarks lie to one side of its box (their mean ``lopsided`` / 2 of the box width or more off centre), is
     a head turned away, a profile or a face partly hidden: the detector boxed the part it saw (a profile's eye,
@@ -65,8 +65,9 @@ def widen_turned(boxes: np.ndarray, landmarks_x: np.ndarray | None, aspect: floa
     shape): on the side away from the landmarks where they lie off centre (a profile: the cheek and ear are on
     the side away from the nose; all of the widening at ``lopsided`` of the box width off centre, half of it
     half way), else on both sides (a half-hidden face's landmarks are centred on the imagined face: the side is
-    unknown). ``landmarks_x``: (n, m) landmark x coordinates in the boxes' pixels, or None. Returns new boxes
-    (height and score unchanged; other boxes as they were)."""
+    unknown). So is a box reaching past the image's edge (``cut``): the face is cut by it, and the shape of
+    what is left says nothing of how the head is turned. ``landmarks_x``: (n, m) landmark x coordinates in the
+    boxes' pixels, or None. Returns new boxes (height and score unchanged; other boxes as they were)."""
     if not len(boxes):
         return boxes
     b = boxes.copy()
@@ -75,6 +76,8 @@ def widen_turned(boxes: np.ndarray, landmarks_x: np.ndarray | None, aspect: floa
     if landmarks_x is not None and len(landmarks_x):
         off = (landmarks_x.mean(axis=1) - (b[:, 0] + b[:, 2]) / 2) / np.maximum(w, 1e-6)
     turned = (w < (aspect if narrow is None else narrow) * h) | (np.abs(off) >= lopsided / 2)
+    if cut is not None:
+        turned |= cut
     extra = np.where(turned, np.maximum(aspect * h - w, 0.0), 0.0)
     if not extra.any():
         return b

@@ -22,7 +22,8 @@ class CenterFace(ScaledModel):
     # box width per unit of height (measured: frontal faces in the shared clips 0.76-0.91, median 0.80, the
     # astronaut 0.74-0.76, generated 0.80-0.84; generated half faces 0.58-0.72, squeezed 0.62-0.68, a real
     # profile 0.71-0.82 with its landmarks 0.2-0.25 of the box off centre): boxes narrower than NARROW_ASPECT,
-    # or with lopsided landmarks, are widened to FRONTAL_ASPECT (``boxes.widen_turned``; README #15)
+    # with lopsided landmarks, or cut by the image's edge are widened to FRONTAL_ASPECT (``boxes.widen_turned``;
+    # README #15)
     FRONTAL_ASPECT = 0.9
     NARROW_ASPECT = 0.75
 
@@ -77,8 +78,9 @@ class CenterFace(ScaledModel):
         s1 = np.exp(scale[0, 1, ys, xs]) * 4
         o0 = offset[0, 0, ys, xs]
         o1 = offset[0, 1, ys, xs]
-        x1 = np.maximum(0, (xs + o1 + 0.5) * 4 - s1 / 2)
-        y1 = np.maximum(0, (ys + o0 + 0.5) * 4 - s0 / 2)
+        x0 = (xs + o1 + 0.5) * 4 - s1 / 2
+        y0 = (ys + o0 + 0.5) * 4 - s0 / 2
+        x1, y1 = np.maximum(0, x0), np.maximum(0, y0)
         boxes = np.stack([x1, y1, x1 + s1, y1 + s0, hm[ys, xs]], axis=1).astype(np.float32)
         keep = nms_keep(boxes, 0.3)
         boxes = boxes[keep]
@@ -86,7 +88,9 @@ class CenterFace(ScaledModel):
             lx = None
             if landmarks is not None:  # 5 points (x, y) relative to the box: channels 2j (y) and 2j+1 (x)
                 lx = landmarks[0, 1::2][:, ys[keep], xs[keep]].T * s1[keep, None] + x1[keep, None]
-            boxes = widen_turned(boxes, lx, aspect, narrow)
+            ih, iw = hm.shape[0] * 4, hm.shape[1] * 4  # the model input's size
+            cut = (x0 < 0) | (y0 < 0) | (x0 + s1 > iw) | (y0 + s0 > ih)
+            boxes = widen_turned(boxes, lx, aspect, narrow, cut=cut[keep])
         return boxes
 
     def track(self, frame, boxes: np.ndarray, spread: np.ndarray | None = None) -> np.ndarray:
