@@ -43,8 +43,7 @@ PROFILES = [("profile", "profile-left"), ("profile-left", "frontal")]
 
 def clip_specs(kind: str):
     if kind == "std":
-        for fps, axis, speed, looks in itertools.product((5, 10, 15, 30), ("horizontal", "vertical"), (0.5, 1.0), LOOKS):
-            yield fps, axis, speed, looks
+        yield from itertools.product((5, 10, 15, 30), ("horizontal", "vertical"), (0.5, 1.0), LOOKS)
         for axis, looks in itertools.product(("horizontal", "vertical"), LOOKS):
             yield 30, axis, 0.25, looks
     elif kind == "prof":
@@ -109,7 +108,8 @@ def main(argv=None) -> int:
     media.mkdir(parents=True, exist_ok=True)
     if a.clips == "shared":
         d = common.SHARED_MEDIA
-        clips = [(p.name, str(p), None) for p in sorted(d.iterdir()) if p.suffix in (".mp4", ".mkv")] if d.is_dir() else []
+        found = sorted(d.iterdir()) if d.is_dir() else []
+        clips = [(p.name, str(p), None) for p in found if p.suffix in (".mp4", ".mkv")]
     else:
         from testmedia import edge_clip
         clips = []
@@ -131,7 +131,8 @@ def main(argv=None) -> int:
         area = sum(int(x) for x in area_file.read_text().split()) if area_file.is_file() else 0
         src, dst = gray_frames(path), gray_frames(out)
         h, w = src[0].shape
-        res = {"clip": name, "fps": float(Fraction(gt["fps"])) if gt else None, "area": area, "pixels": len(src) * w * h}
+        res = {"clip": name, "fps": float(Fraction(gt["fps"])) if gt else None, "area": area,
+               "pixels": len(src) * w * h}
         if gt:
             misses, visible = [], 0
             for i, boxes in enumerate(gt["faces"]):
@@ -145,8 +146,8 @@ def main(argv=None) -> int:
             res.update(visible=visible, misses=misses)
         results.append(res)
         print(f"{name:40s} " + (f"GT {res['visible'] - len(res['misses'])}/{res['visible']} " if gt else "") +
-              f"blurred {100 * area / res['pixels']:.2f}%" + (f"  misses {res['misses']}" if gt and res["misses"] else ""),
-              flush=True)
+              f"blurred {100 * area / res['pixels']:.2f}%" +
+              (f"  misses {res['misses']}" if gt and res["misses"] else ""), flush=True)
     area_file.unlink(missing_ok=True)
     blurred = 100 * sum(r["area"] for r in results) / max(1, sum(r["pixels"] for r in results))
     rows = []

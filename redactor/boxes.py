@@ -65,7 +65,7 @@ def widen_turned(boxes: np.ndarray, landmarks_x: np.ndarray | None, aspect: floa
     shape): on the side away from the landmarks where they lie off centre (a profile: the cheek and ear are on
     the side away from the nose; all of the widening at ``lopsided`` of the box width off centre, half of it
     half way), else on both sides (a half-hidden face's landmarks are centred on the imagined face: the side is
-    unknown). So is a box reaching past the image's edge (``cut``): the face is cut by it, and the shape of
+    unknown). So is a box at the image's edge (``cut``): the face is cut by it, and the shape of
     what is left says nothing of how the head is turned. ``landmarks_x``: (n, m) landmark x coordinates in the
     boxes' pixels, or None. Returns new boxes (height and score unchanged; other boxes as they were)."""
     if not len(boxes):

@@ -22,7 +22,7 @@ class CenterFace(ScaledModel):
     # box width per unit of height (measured: frontal faces in the shared clips 0.76-0.91, median 0.80, the
     # astronaut 0.74-0.76, generated 0.80-0.84; generated half faces 0.58-0.72, squeezed 0.62-0.68, a real
     # profile 0.71-0.82 with its landmarks 0.2-0.25 of the box off centre): boxes narrower than NARROW_ASPECT,
-    # with lopsided landmarks, or cut by the image's edge are widened to FRONTAL_ASPECT (``boxes.widen_turned``;
+    # with lopsided landmarks, or at the image's edge (cut by it) are widened to FRONTAL_ASPECT (``boxes.widen_turned``;
     # README #15)
     FRONTAL_ASPECT = 0.9
     NARROW_ASPECT = 0.75
@@ -89,7 +89,8 @@ class CenterFace(ScaledModel):
             if landmarks is not None:  # 5 points (x, y) relative to the box: channels 2j (y) and 2j+1 (x)
                 lx = landmarks[0, 1::2][:, ys[keep], xs[keep]].T * s1[keep, None] + x1[keep, None]
             ih, iw = hm.shape[0] * 4, hm.shape[1] * 4  # the model input's size
-            cut = (x0 < 0) | (y0 < 0) | (x0 + s1 > iw) | (y0 + s0 > ih)
+            m = 0.1 * np.maximum(s0, s1)  # at (or within a tenth of its size of) the edge: cut by it
+            cut = (x0 < m) | (y0 < m) | (x0 + s1 > iw - m) | (y0 + s0 > ih - m)
             boxes = widen_turned(boxes, lx, aspect, narrow, cut=cut[keep])
         return boxes
 

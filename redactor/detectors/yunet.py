@@ -46,7 +46,7 @@ class YuNet(ScaledModel):
     # box width per unit of height (measured: frontal faces in the shared clips 0.73-0.86, the astronaut 0.80,
     # generated 0.85-0.87; generated squeezed faces 0.59-0.62, half 0.50-0.56 with the landmarks 0.08-0.14 of the
     # box right of centre, a real profile 0.73 with 0.26): boxes narrower than NARROW_ASPECT, with lopsided
-    # landmarks, or cut by the image's edge are widened to FRONTAL_ASPECT (``boxes.widen_turned``, README #15)
+    # landmarks, or at the image's edge (cut by it) are widened to FRONTAL_ASPECT (``boxes.widen_turned``, README #15)
     FRONTAL_ASPECT = 0.9
     NARROW_ASPECT = 0.7
 
@@ -98,7 +98,8 @@ class YuNet(ScaledModel):
         b[:, 2:4] = faces[:, 0:2] + faces[:, 2:4]
         b[:, 4] = faces[:, -1]
         if self.FRONTAL_ASPECT:  # faces[:, 4:14]: 5 landmarks (x, y)
-            cut = (b[:, 0] < 0) | (b[:, 1] < 0) | (b[:, 2] > w) | (b[:, 3] > h)
+            m = 0.1 * np.maximum(faces[:, 2], faces[:, 3])  # at (or within a tenth of its size of) the edge
+            cut = (b[:, 0] < m) | (b[:, 1] < m) | (b[:, 2] > w - m) | (b[:, 3] > h - m)
             b = widen_turned(b, faces[:, 4:14:2], self.FRONTAL_ASPECT, self.NARROW_ASPECT, cut=cut)
         return b
 
