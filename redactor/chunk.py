@@ -160,6 +160,7 @@ class ChunkWorker:
         self.lent: dict = {}  # ("boxes", frame) -> the boxes of a frame the chunk before encodes
         self.borrowed: dict[int, np.ndarray] = {}  # frame past the end -> its boxes, found by the next chunk
         self.tail_shared = False
+        self.decoded = 0  # frames out of the decoder, those before the chunk's first needed one included
         # the detections a chunk ending at this chunk's start needs (it would decode and detect them again)
         self.publish_keys = set(self.boundary_keys(task.start, task.end)) if self.channel and task.start else set()
         self.published: dict = {}
@@ -227,6 +228,7 @@ class ChunkWorker:
                 raise InputError(f"decoding failed near frame {self.expected} ({e})", self.task.source) from None
             finally:
                 self.stage["decode"] += time.perf_counter() - t1
+            self.decoded += 1
             yield frame
 
     def decode(self, seek_pts: int | None) -> bool:
@@ -263,6 +265,8 @@ class ChunkWorker:
                         self.borrow_boxes()
                 if self.tail_shared and i >= t.end + t.borrow - 1:
                     break  # the frames after these are the next chunk's: it decodes and checks them
+                if self.expected == t.lo + len(t.frame_pts):
+                    break  # the last planned frame: no need to decode the next one to see it has passed
             if not self.tail_shared and self.expected != t.lo + len(t.frame_pts):
                 raise InputError(f"video ended after frame {self.expected - 1}; the plan expects "
                                  f"{t.lo + len(t.frame_pts) - 1} (file truncated or damaged)", t.source)
@@ -420,7 +424,8 @@ class ChunkWorker:
                                for j, (pj, bj) in sorted(self.records.items())],
                 "redacted": frame_ranges(self.redacted),
                 "stage_seconds": dict(self.stage), "pid": os.getpid(),
-                "detector_stats": {**self.detector.stats(), "boundary_frames_shared": self.shared_in}}
+                "detector_stats": {**self.detector.stats(), "boundary_frames_shared": self.shared_in,
+                                   "frames_decoded": self.decoded}}
 
 
 def run_chunk(detector, task: ChunkTask, progress) -> dict:
@@ -437,8 +442,10 @@ def run_chunk(detector, task: ChunkTask, progress) -> dict:
         worker = ChunkWorker(detector, task, progress, encoder)
         if not worker.decode(seek_pts):
             stage = worker.stage
+            decoded = worker.decoded
             worker = ChunkWorker(detector, task, progress, encoder)  # the seek overshot: from the start
             worker.stage.update(stage)
+            worker.decoded += decoded
             worker.decode(None)
         t1 = time.perf_counter()
         encoder.finish()

@@ -454,6 +454,14 @@ def test_the_chunk_before_a_cut_encodes_frames_past_it_with_the_boxes_the_next_c
     q2 = run_chunk(FakeTwoTier(clip), plain[1], LocalChannel())
     q1 = run_chunk(FakeTwoTier(clip), plain[0], LocalChannel())
     assert r1["frames"] == first.end - first.start + n and r2["frames"] == second.end - second.start - n
+    # the chunk before decodes nothing past the frames it encodes; without a hand-over, up to the last coarse
+    # sample within edge_reach past the cut
+    assert r1["detector_stats"]["frames_decoded"] == first.end + n and first.lo == first.seek.frame == 0
+    hi = plain[0].lo + len(plain[0].frame_pts)
+    assert hi == first.end + 10 and q1["detector_stats"]["frames_decoded"] == hi
+    # the chunk after decodes from the keyframe before its first context frame (keyframes every 10 here)
+    assert r2["detector_stats"]["frames_decoded"] == second.end - second.seek.frame
+    assert second.seek.frame == second.lo - second.lo % 10 and second.lo == second.start - 12
     assert r1["detections"] + r2["detections"] == q1["detections"] + q2["detections"]  # the finder records
     assert merge_ranges(r1["redacted"] + r2["redacted"]) == merge_ranges(q1["redacted"] + q2["redacted"])
 
