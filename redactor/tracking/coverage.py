@@ -32,6 +32,9 @@ EDGE_RATIO = 2.0  # a face paired with a box this many times smaller (or larger)
 # inside the picture (#15: a 9x21 px box for a face 28 px wide with 21 px of it inside; a squeezed face leaving
 # through the bottom boxed 22x25 px, eyes to chin, the frame before 26x29: its forehead stayed sharp)
 EDGE_PART_RATIO = 1.0
+# ... and a face with a known motion paired with a box further than this many face sizes from where that motion
+# takes it was not seen there
+EDGE_FOLLOW = 1.5
 
 # Track boxes are paired between samples (interpolated, extrapolated) up to this many face sizes per frame
 # apart: the tracker follows small faces this fast (measured: 20 px faces moving 95 px/frame in 4K).
@@ -173,6 +176,13 @@ def edge_boxes(i: int, dets: dict[int, np.ndarray], k: int, carry: int, width: i
         part_ok = abs(d) > k
         seen = {x for x, y in paired if whole(x, y, EDGE_RATIO) and
                 (part_ok or whole(x, y, EDGE_PART_RATIO) or not (eo[y] if so[y] < sa[x] else ea[x]))}
+        # a face whose motion is known is seen there only where its motion takes it (a face leaving through the
+        # bottom, missed there, was paired with another face entering at the top, 5 face sizes away: #15, YuNet)
+        ahead = _moved(a, dets.get(j - step), reach)
+        if ahead is not None and seen:
+            moved = {x for x, y in match(ahead, other, max_dist=EDGE_FOLLOW, size_weight=SIZE_WEIGHT)}
+            known = {x for x in range(len(a)) if not np.array_equal(ahead[x], a[x])}
+            seen -= {x for x in known if x not in moved}
         lost = [x for x in range(len(a)) if x not in seen and sizes(a[x:x + 1])[0] >= min_size]
         if not lost:
             continue
