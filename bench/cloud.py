@@ -671,7 +671,7 @@ def main(argv=None) -> int:
     ap.add_argument("--memories", default=",".join(map(str, MEMORIES)))
     ap.add_argument("--concurrencies", default=",".join(map(str, CONCURRENCIES)))
     for k, (default, unit, why) in ASSUMPTIONS.items():
-        ap.add_argument("--" + k.replace("_", "-"), type=float, default=None, help=f"[{unit}] {why} (default {default:g})")
+        ap.add_argument("--" + k.replace("_", "-"), type=float, default=None, help=f"[{unit}] {why} (default {default:g})".replace("%", "%%"))
     args = ap.parse_args(argv)
     a = resolve({k: getattr(args, k) for k in ASSUMPTIONS})
     settings = {}

@@ -304,3 +304,13 @@ def test_the_stack_gives_plan_the_maps_fanout():
     cfg = Config.from_env(env)
     assert cfg.fanout == ctx["max_concurrency"] and cfg.segment_max_seconds == ctx["segment_max_seconds"] > 0
     assert Config.from_env(Settings(segment_max_seconds=0).engine_environment).segment_max_seconds == 0
+
+
+def test_the_bench_prints_its_help(cloud, capsys):
+    """``bench/cloud.py --help`` lists every assumption flag (a '%' in an assumption's text crashed argparse's
+    help formatting with a TypeError)."""
+    with pytest.raises(SystemExit) as e:
+        cloud.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert all("--" + k.replace("_", "-") in out for k in cloud.ASSUMPTIONS)
