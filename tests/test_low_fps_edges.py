@@ -67,7 +67,10 @@ CASES = [(5, "horizontal", 1.0, ("frontal", "half")), (5, "vertical", 0.5, ("squ
          (15, "vertical", 1.0, ("squeezed", "frontal")), (30, "horizontal", 1.0, ("half", "squeezed")),
          (30, "vertical", 0.5, ("frontal", "half")), (10, "horizontal", 1.0, ("half", "frontal")),
          (5, "vertical", 0.5, ("half", "frontal")), (30, "horizontal", 0.25, ("frontal", "half")),
-         (10, "horizontal", 1.0, ("profile", "profile-left")), (30, "vertical", 0.5, ("profile", "profile-left"))]
+         (10, "horizontal", 1.0, ("profile", "profile-left")), (30, "vertical", 0.5, ("profile", "profile-left")),
+         # a half face entering through the bottom, its first 14 rows seen as a 9 px sliver, missed on the next
+         # frame: carried back from where it is seen whole, its forehead stayed sharp (coverage.CARRY_DRIFT)
+         (10, "vertical", 0.5, ("frontal", "half"))]
 
 
 @pytest.mark.parametrize("fps,axis,speed,looks", CASES,

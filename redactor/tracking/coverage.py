@@ -35,6 +35,11 @@ EDGE_PART_RATIO = 1.0
 # ... and a face with a known motion paired with a box further than this many face sizes from where that motion
 # takes it was not seen there
 EDGE_FOLLOW = 1.5
+# ... and a carried face's box grows along its motion by this share of the distance it is carried (#15: a half
+# face entering through the bottom at 10 fps, 0.5 face width per frame, missed on the frame after its first 14
+# rows showed, carried back two frames from where it was seen whole: its forehead above the carried box kept
+# 33 % of its detail with a quarter-size margin alone)
+CARRY_DRIFT = 0.25
 
 # Track boxes are paired between samples (interpolated, extrapolated) up to this many face sizes per frame
 # apart: the tracker follows small faces this fast (measured: 20 px faces moving 95 px/frame in 4K).
@@ -210,11 +215,15 @@ def edge_boxes(i: int, dets: dict[int, np.ndarray], k: int, carry: int, width: i
             if not edges.any():
                 continue  # lost inside the picture: not the edge's doing
             # a detector's box is the face's core: hair, ears and chin reach about half its size further, and
-            # the carried face's position is a guess: its box grows by a quarter of its size on every side
+            # the carried face's position is a guess: its box grows by a quarter of its size on every side, and
+            # along its motion by a share of the distance it is carried (its speed is measured between two boxes
+            # of a face crossing the edge, a part of it on one: the guess drifts with every frame it is carried)
             m = s[n] / 4
             x1, y1, x2, y2 = faces[n, :4] + np.tile(v * abs(d), 2) + np.array([-m, -m, m, m])
             if x2 + 2 * m <= 0 or y2 + 2 * m <= 0 or x1 - 2 * m >= width or y1 - 2 * m >= height:
                 continue  # it has left the picture (head and all, give or take its motion measured at the edge)
+            dx, dy = CARRY_DRIFT * np.abs(v) * abs(d)
+            x1, y1, x2, y2 = x1 - dx, y1 - dy, x2 + dx, y2 + dy
             cur = np.array([x1, y1, width - x2, height - y2]) <= near
             # stretched to the edges it is near; left partly outside (the redaction grows it, then clips it to
             # the frame), never dropped while part of it can still be in the picture
