@@ -102,7 +102,36 @@ def _client():
     return _clients[pid]
 
 
-class RangeReader(io.RawIOBase):
+class _CountedGets:
+    """Ranged GETs from any thread, checked (a short answer is an InputError) and counted: ``requests`` and
+    ``bytes_fetched`` answered, ``peak_in_flight`` the most that were under way at once."""
+
+    def _init_counts(self) -> None:
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self.peak_in_flight = 0
+        self.requests = 0
+        self.bytes_fetched = 0
+
+    def _counted_get(self, fetch, start: int, length: int, name: str) -> bytes:
+        with self._lock:
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            data = fetch(start, start + length - 1)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+        if len(data) != length:
+            raise InputError(f"short read: asked bytes {start}-{start + length - 1}, got {len(data)} bytes "
+                             f"(object changed or truncated?)", name)
+        with self._lock:
+            self.requests += 1
+            self.bytes_fetched += length
+        return data
+
+
+class RangeReader(_CountedGets, io.RawIOBase):
     """A read-only, seekable file object over ``fetch(start, end_inclusive) -> bytes`` of a ``size``-byte
     object, with read-ahead (see the module docstring). ``requests`` / ``bytes_fetched`` count the GETs;
     ``ahead`` > 0 turns on the concurrent read-ahead of a sequential read (``peak_in_flight``: the most GETs
@@ -127,11 +156,7 @@ class RangeReader(io.RawIOBase):
         self._holes: list[tuple[int, int]] = []  # plan_reads: [start, end) served as zeros, never fetched
         self._hole_starts: list[int] = []
         self.zero_bytes = 0  # bytes served from holes
-        self._lock = threading.Lock()
-        self._in_flight = 0
-        self.peak_in_flight = 0
-        self.requests = 0
-        self.bytes_fetched = 0
+        self._init_counts()
 
     def readable(self) -> bool:
         return True
@@ -158,21 +183,7 @@ class RangeReader(io.RawIOBase):
 
     def _get(self, pos: int, length: int) -> bytes:
         """One GET (any thread), checked and counted."""
-        with self._lock:
-            self._in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
-        try:
-            data = self._fetch(pos, pos + length - 1)
-        finally:
-            with self._lock:
-                self._in_flight -= 1
-        if len(data) != length:
-            raise InputError(f"short read: asked bytes {pos}-{pos + length - 1}, got {len(data)} bytes "
-                             f"(object changed or truncated?)", self.name)
-        with self._lock:
-            self.requests += 1
-            self.bytes_fetched += length
-        return data
+        return self._counted_get(self._fetch, pos, length, self.name)
 
     def _keep(self, pos: int, data: bytes) -> tuple[int, bytes]:
         self._blocks.append((pos, data))
@@ -388,7 +399,7 @@ def open_s3(url: str, **kw) -> RangeReader:
     return RangeReader(_ranged_fetch(client, bucket, key, get_kw, url), size, url, **kw)
 
 
-class Prefetcher:
+class Prefetcher(_CountedGets):
     """Whole objects ``(s3 url, size)``, handed out in order by ``get(i)``, fetched ahead with concurrent
     ranged GETs: at most ``budget`` bytes requested and not yet handed out, at most ``workers`` GETs at once.
     An object larger than ``whole_max`` is not fetched (``get`` answers None: read it in place). ``get`` may
@@ -407,25 +418,11 @@ class Prefetcher:
         self._next = (0, 0)  # the next block to request: (object, offset)
         self._buffered = 0
         self._current: tuple[int, bytes | None] = (-1, None)
-        self._lock = threading.Lock()
-        self._in_flight = 0
-        self.peak_in_flight = 0
+        self._init_counts()
         self.peak_buffered = 0
-        self.requests = 0
 
     def _fetch(self, url: str, start: int, length: int) -> bytes:
-        with self._lock:
-            self._in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
-        try:
-            data = self._fetchers[url](start, start + length - 1)
-        finally:
-            with self._lock:
-                self._in_flight -= 1
-                self.requests += 1
-        if len(data) != length:
-            raise InputError(f"short read: asked bytes {start}-{start + length - 1}, got {len(data)} bytes", url)
-        return data
+        return self._counted_get(self._fetchers[url], start, length, url)
 
     def _fill(self) -> None:
         while self._next[0] < len(self.objects):

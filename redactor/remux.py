@@ -148,14 +148,14 @@ PART_TIME_SLACK = Fraction(1, 1000)
 
 
 def _video_packets(parts: list[str], planned: list[list[int]] | None = None, time_base: Fraction | None = None,
-                   end_pts: int | None = None, open_part=None):
+                   end_pts: int | None = None, open_part=None, where: str = "stitch"):
     """(time, 0, packet) for every video packet of ``parts`` in order. With ``planned`` (each part's source
     pts, presentation order, in ``time_base``), every packet is given its frame's source timestamp and the
     duration up to the next frame (the last one: up to ``end_pts``, the source's end, when known), whatever
     the part's container stored: the output's timestamps come from the source, never through a part's
     rounding (issue #14). Parts have no B-frames, so decode order is presentation order. One part is open
     at a time; a part may be an s3:// object (``open_part(n, part)`` opens it: see ``stitch``). Every part
-    must have the first part's codec parameters (SPS/PPS)."""
+    must have the first part's codec parameters (SPS/PPS; ``where`` names the join in the error)."""
     open_part = open_part or (lambda n, part: open_input(part))
     extradata = None
     nxt = None
@@ -169,7 +169,8 @@ def _video_packets(parts: list[str], planned: list[list[int]] | None = None, tim
             if extradata is None:
                 extradata = ed
             elif ed != extradata:
-                raise StitchError("stitch: part has different codec parameters (SPS/PPS) from the first part", part)
+                raise StitchError(f"{where}: part has different codec parameters (SPS/PPS) from the first part",
+                                  part)
             k = 0
             for pkt in c.demux(vs):
                 if pkt.size == 0 and pkt.pts is None:
@@ -195,22 +196,17 @@ def _video_packets(parts: list[str], planned: list[list[int]] | None = None, tim
                 raise StitchError(f"part has {k} frames, the plan has {len(planned[n])}", part)
 
 
-def _check_parts(parts: list[str], where: str):
-    extradata = None
+def _check_parts(parts: list[str]):
+    """Every local part exists and is not empty (their codec parameters are checked as they are read:
+    ``_video_packets``)."""
     for p in parts:
         if not remote.is_remote(p) and (not os.path.isfile(p) or os.path.getsize(p) == 0):
             raise StitchError("part is missing or empty", p)
-        with open_input(p) as c:
-            ed = bytes(c.streams.video[0].codec_context.extradata or b"")
-        if extradata is None:
-            extradata = ed
-        elif ed != extradata:
-            raise StitchError(f"{where}: part has different codec parameters (SPS/PPS) from the first part", p)
 
 
 def concat_video(parts: list[str], output: str, segment_index: int = 0) -> None:
     """Concatenate video-only MP4 parts (same encoder settings) into one MP4, packets copied."""
-    _check_parts(parts, f"segment {segment_index}")
+    _check_parts(parts)
     tmp = _temp_path(output)
     try:
         with av.open(parts[0]) as first:
@@ -218,7 +214,7 @@ def concat_video(parts: list[str], output: str, segment_index: int = 0) -> None:
             with av.open(tmp, "w", format="mp4", options=exact_mov_options(tb)) as out:
                 ovs = out.add_stream_from_template(first.streams.video[0])
                 ovs.time_base = tb
-                for _, _, pkt in _video_packets(parts):
+                for _, _, pkt in _video_packets(parts, where=f"segment {segment_index}"):
                     pkt.stream = ovs
                     out.mux(pkt)
         os.replace(tmp, output)

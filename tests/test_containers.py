@@ -63,3 +63,32 @@ def test_cli_writes_the_new_output_types_exactly(media, model_path, tmp_path, sr
                      "--model", model_path, "-q"]) == 0
     assert video_times(str(dest)) == video_times(clip["path"])
     assert audio_packets(str(dest)) == audio_packets(clip["path"]) and audio_packets(str(dest))
+
+
+def _x264_part(path, width: int, height: int, frames: int = 3) -> str:
+    import av
+    import numpy as np
+    with av.open(str(path), "w", format="mp4") as out:
+        s = out.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(np.full((height, width, 3), 40 * i, np.uint8), format="rgb24")
+            for pkt in s.encode(f):
+                out.mux(pkt)
+        for pkt in s.encode():
+            out.mux(pkt)
+    return str(path)
+
+
+def test_parts_with_different_codec_parameters_are_not_joined(tmp_path):
+    """concat_video (a segment's chunks) refuses a part whose SPS/PPS differ from the first part's, naming
+    the segment and the part, and leaves no output."""
+    from redactor.errors import StitchError
+    from redactor.remux import concat_video
+    a, b = _x264_part(tmp_path / "a.mp4", 64, 64), _x264_part(tmp_path / "b.mp4", 96, 64)
+    out = tmp_path / "joined.mp4"
+    with pytest.raises(StitchError, match="segment 3: part has different codec parameters") as e:
+        concat_video([a, b], str(out), segment_index=3)
+    assert e.value.path == b and sorted(os.listdir(tmp_path)) == ["a.mp4", "b.mp4"]  # no output, no temp file
+    concat_video([a, a], str(out), segment_index=3)
+    assert out.stat().st_size > 0

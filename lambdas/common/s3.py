@@ -84,7 +84,7 @@ def upload_multipart(path: str | os.PathLike, bucket: str, key: str, content_typ
                 pending.add(pool.submit(put, number, body))
             finished, _ = wait(pending)
             done.extend(fut.result() for fut in finished)
-        if sum(1 for _ in done) != -(-size // part_size):
+        if len(done) != -(-size // part_size):
             raise RuntimeError(f"uploaded {len(done)} parts of {-(-size // part_size)}")
         c.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
                                     MultipartUpload={"Parts": sorted(done, key=lambda d: d["PartNumber"])})
