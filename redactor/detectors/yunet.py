@@ -37,7 +37,7 @@ class YuNet(ScaledModel):
     COARSE_RELIABLE_FACE = 24.0  # model px above which the coarse pass finds a face reliably
     # it finds ~10 px faces unscaled, so the coarse pass never upscales: small frames (480x270) stay two-tier
     # (coarse at 1x, fine at 2x) and get the fine pass on the video's last frame
-    COARSE_UPSCALE = 1.0
+    COARSE_UPSCALE = 2.0
     LARGE_FACE = 300.0  # model px above which YuNet's boxes come out undersized (and above ~600 it misses)
     LARGE_SIDE = 288  # the large-face pass infers the whole frame at most this many px on its short side
     REPLACE_ABOVE = 100.0  # full-pass boxes at least this big (model px) may be replaced by a large-pass box
