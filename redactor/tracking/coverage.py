@@ -224,6 +224,14 @@ def edge_boxes(i: int, dets: dict[int, np.ndarray], k: int, carry: int, width: i
                 continue  # it has left the picture (head and all, give or take its motion measured at the edge)
             dx, dy = CARRY_DRIFT * np.abs(v) * abs(d)
             x1, y1, x2, y2 = x1 - dx, y1 - dy, x2 + dx, y2 + dy
+            # its motion along an axis whose edges it is not near is not trusted: a box cut by the edge it
+            # crosses changes shape from one sample to the next, and its centre shifts sideways with it (#12:
+            # YuNet's box of a half face leaving through the bottom moved 10 px right per frame while the face
+            # moved straight down); on that axis the box also covers where it was, unmoved
+            if not (edges[0] or edges[2]):
+                x1, x2 = min(x1, faces[n, 0] - m), max(x2, faces[n, 2] + m)
+            if not (edges[1] or edges[3]):
+                y1, y2 = min(y1, faces[n, 1] - m), max(y2, faces[n, 3] + m)
             cur = np.array([x1, y1, width - x2, height - y2]) <= near
             # stretched to the edges it is near; left partly outside (the redaction grows it, then clips it to
             # the frame), never dropped while part of it can still be in the picture
