@@ -51,7 +51,7 @@ class DetectionSettings:
     """What decides which frames are detected and which boxes come out. The plan is made with these and
     carries them (every Segment record holds a copy): Redact applies the plan's, not its own environment's."""
 
-    detector: str = "centerface"
+    detector: str = "yunet"
     threshold: float = 0.0  # detection score threshold; 0 = the detector's own (detectors.own_defaults)
     hold: int = 2  # a detection also covers this many frames before and after
     # detection periods in time, turned into frames from the source's frame rate (schedule.frames_in):

@@ -23,7 +23,7 @@ class Settings:
     # Plan lengthens segments up to this when max_concurrency cannot run them all at once (0 = never; the
     # choice is in each plan: plan.json segment_seconds / segment_choice)
     segment_max_seconds: float = 60.0
-    detector: str = "centerface"
+    detector: str = "yunet"
     style: str = "blur"
     drop_audio: bool = False
     keep_metadata: bool = False

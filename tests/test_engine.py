@@ -194,7 +194,7 @@ class _FailingDetector(SingleTierDetector):
 def test_fail_closed_cli_exits_nonzero_and_writes_nothing(media, tmp_path, monkeypatch, capsys):
     from redactor import cli, detectors
     clip = media("failclosed.mp4", width=320, height=240, seconds=2.0, faces=1, audio="aac")
-    monkeypatch.setitem(detectors.FACTORIES, "centerface", lambda cfg, info: _FailingDetector(fail_at_call=7))
+    monkeypatch.setitem(detectors.FACTORIES, Config().detector, lambda cfg, info: _FailingDetector(fail_at_call=7))
     out = tmp_path / "out.mp4"
     report = tmp_path / "r.json"
     code = cli.main(["redact", clip["path"], "-o", str(out), "--report", str(report), "--workers", "2",
@@ -311,7 +311,8 @@ def test_missing_model_is_a_named_setup_error(media, tmp_path, capsys):
     bogus = tmp_path / "centerface.onnx"
     bogus.write_bytes(b"not a model")
     for model in (str(tmp_path / "missing.onnx"), str(bogus)):
-        code = cli.main(["redact", clip["path"], "-o", str(tmp_path / "o.mp4"), "--model", model, "-q"])
+        code = cli.main(["redact", clip["path"], "-o", str(tmp_path / "o.mp4"), "--detector", "centerface",
+                         "--model", model, "-q"])
         err = capsys.readouterr().err
         assert code == 3 and "fetch-model" in err and "ModelError" in err
         assert not (tmp_path / "o.mp4").exists()

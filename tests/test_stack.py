@@ -80,7 +80,7 @@ def test_function_sizes_and_engine_settings_come_from_context(template):
     assert p["EphemeralStorage"] == {"Size": ctx["redact_ephemeral_mb"]}
     env = p["Environment"]["Variables"]
     assert env["REDACTOR_SEGMENT_SECONDS"] == str(ctx["segment_seconds"])
-    assert env["REDACTOR_DETECTOR"] == "centerface" and env["REDACTOR_STYLE"] == "blur"
+    assert env["REDACTOR_DETECTOR"] == "yunet" and env["REDACTOR_STYLE"] == "blur"
     assert env["REDACTOR_DROP_AUDIO"] == "false" and env["REDACTOR_KEEP_METADATA"] == "false"
     assert env["REDACTOR_MODEL_PATH"] == "/opt/model/centerface.onnx"
     _, stitch = function_by_service(template, "stitch")

@@ -5,11 +5,13 @@ fail-closed like with the others."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import av
 import numpy as np
@@ -22,6 +24,8 @@ from redactor.model import YUNET_PATH, YUNET_SHA256, sha256_file
 from redactor.probe import probe
 
 from .conftest import decode_gray, no_partial_files, video_times
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # The astronaut's face inside the synth's face crop (fractions of the crop: x1, y1, x2, y2): CenterFace's box
 # on the original skimage image, (181, 58)-(270, 178) in the crop (146, 14)-(308, 194). An independent
@@ -95,17 +99,20 @@ def test_a_corrupt_or_missing_model_is_a_named_setup_error(tmp_path):
         YuNet(Config(detector="yunet"), None, model_path=str(tmp_path / "missing.onnx"))
 
 
-def test_yunet_is_selectable_and_centerface_stays_the_default():
-    """Config/--detector (the CLI's choices are Config's) and CDK context detector=yunet (the stack validates
-    through Config and hands the Lambda functions REDACTOR_DETECTOR)."""
+def test_yunet_is_the_default_and_centerface_stays_selectable():
+    """YuNet is the default of the engine, the stack and cdk.json (README "Speed": recall kept, 2x cheaper);
+    CenterFace stays selectable: Config/--detector (the CLI's choices are Config's) and CDK context
+    detector=centerface (the stack validates through Config and hands the Lambda functions REDACTOR_DETECTOR)."""
+    from redactor.detectors import CenterFace
     from stacks.settings import Settings
 
-    assert Config().detector == "centerface" and Settings().detector == "centerface"
-    det = make_detector(Config(detector="yunet").detection)
-    assert isinstance(det, YuNet) and det.name == "yunet"
-    assert Config.from_env({"REDACTOR_DETECTOR": "yunet"}).detector == "yunet"
-    env = Settings.from_context({"detector": "yunet"}.get).engine_environment
-    assert env["REDACTOR_DETECTOR"] == "yunet"
+    assert Config().detector == "yunet" and Settings().detector == "yunet"
+    assert json.loads((ROOT / "cdk.json").read_text())["context"]["detector"] == "yunet"
+    assert isinstance(make_detector(Config().detection), YuNet)
+    assert Config.from_env({"REDACTOR_DETECTOR": "centerface"}).detector == "centerface"
+    env = Settings.from_context({"detector": "centerface"}.get).engine_environment
+    assert env["REDACTOR_DETECTOR"] == "centerface"
+    assert CenterFace.name == "centerface"
 
 
 @pytest.mark.parametrize("name, kw, iou", [
