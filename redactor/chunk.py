@@ -86,8 +86,9 @@ class ChunkTask:
     out: str
     share: bool = False  # hand the detections at this chunk's start to the chunk ending there, take its own
     # end context's from the chunk starting there (through the pool, ``pool.Channel``), when available
-    lend: int = 0  # the first ``lend`` frames are detected here but encoded by the chunk before (boxes handed over)
-    borrow: int = 0  # encode ``borrow`` frames past the end too, with the boxes the next chunk found (waits for them)
+    lend: int = 0  # the first ``lend`` frames are detected here but encoded by the chunk before, which gets the
+    # detections from ``start`` on (``ChunkWorker.lend_coverage``) and covers them itself
+    borrow: int = 0  # encode ``borrow`` frames past the end too, covered with the next chunk's detections (waits)
 
 
 class PartEncoder:
@@ -157,8 +158,7 @@ class ChunkWorker:
         self.channel = progress if (task.share or task.lend or task.borrow) and hasattr(progress, "fetch") else None
         if (task.lend or task.borrow) and self.channel is None:
             raise WorkerError("a chunk that hands frames over needs the pool's channel")
-        self.lent: dict = {}  # ("boxes", frame) -> the boxes of a frame the chunk before encodes
-        self.borrowed: dict[int, np.ndarray] = {}  # frame past the end -> its boxes, found by the next chunk
+        self.borrowed: dict = {}  # the next chunk's detections from this chunk's end on (Coverage's dicts)
         self.tail_shared = False
         self.decoded = 0  # frames out of the decoder, those before the chunk's first needed one included
         # the detections a chunk ending at this chunk's start needs (it would decode and detect them again)
@@ -198,22 +198,29 @@ class ChunkWorker:
         self.shared_in = len(keys)
         return True
 
-    def borrow_boxes(self) -> None:
-        """The boxes of the frames past the end that this chunk encodes, as the next chunk found them (it
-        publishes them once it has covered them, about a fine interval into its run; wait for them)."""
+    def borrow_coverage(self) -> None:
+        """The next chunk's detections from this chunk's end on (coarse samples, track boxes, fine passes: what
+        ``Coverage`` covers a frame with), for the frames past the end that this chunk encodes. It publishes
+        them once it would have covered the last of those frames, about a fine interval into its run; wait.
+        Together with this chunk's own detections before the end they cover those frames exactly as one chunk
+        would, so the next chunk needs no detection (and no decoded frame) before the cut."""
         t = self.task
-        keys = [("boxes", i) for i in range(t.end, t.end + t.borrow)]
-        got = self.channel.fetch(keys, wait=True)
-        if len(got) != len(keys):  # fail closed: never encode a frame without its boxes
-            raise WorkerError(f"chunk [{t.start}, {t.end}): the next chunk did not hand over the boxes of frames "
-                              f"{t.end}-{t.end + t.borrow - 1}", t.source)
-        self.borrowed = {i: got[("boxes", i)] for i in range(t.end, t.end + t.borrow)}
+        got = self.channel.fetch([("coverage", t.end)], wait=True)
+        if ("coverage", t.end) not in got:  # fail closed: never encode a frame without its boxes
+            raise WorkerError(f"chunk [{t.start}, {t.end}): the next chunk did not hand over the detections that "
+                              f"cover frames {t.end}-{t.end + t.borrow - 1}", t.source)
+        self.borrowed = got[("coverage", t.end)]
 
-    def lend_boxes(self, i: int, boxes: np.ndarray) -> None:
-        """Keep the boxes of a frame the chunk before encodes; hand them over once all are known."""
-        self.lent[("boxes", i)] = boxes
-        if len(self.lent) == self.task.lend:
-            self.channel.publish(self.lent)
+    def lend_coverage(self) -> None:
+        """Hand the chunk before this one the detections from this chunk's start on that cover the frames it
+        encodes for this one (``lend``): called as the last of them would be covered here, when every frame up
+        to ``latency`` after it has been detected, and before any of them is forgotten. Detections of frames
+        after that are left out: a frame's boxes never depend on them (``Schedule.latency``)."""
+        t, cov = self.task, self.coverage
+        last = t.start + t.lend - 1 + self.schedule.latency
+        self.channel.publish({("coverage", t.start): {
+            name: {j: v for j, v in getattr(cov, name).items() if t.start <= j <= last}
+            for name in ("coarse", "tracked", "fine")}})
 
     # ------------------------------------------------------------------------------------------ decode
     def _decoded(self, container, stream):
@@ -262,7 +269,7 @@ class ChunkWorker:
                 if i == t.end - 1 and self.channel is not None:
                     self.tail_shared = self.tail_from_next_chunk()
                     if t.borrow:
-                        self.borrow_boxes()
+                        self.borrow_coverage()
                 if self.tail_shared and i >= t.end + t.borrow - 1:
                     break  # the frames after these are the next chunk's: it decodes and checks them
                 if self.expected == t.lo + len(t.frame_pts):
@@ -382,15 +389,17 @@ class ChunkWorker:
     # ------------------------------------------------------------------------------------------ emit
     def emit(self, i: int, frame) -> None:
         t = self.task
-        if t.start <= i < t.start + t.lend:  # found here, encoded by the chunk before: hand its boxes over
-            t1 = time.perf_counter()
-            self.lend_boxes(i, self.coverage.boxes(i))
-            self.stage["redact"] += time.perf_counter() - t1
+        if t.start <= i < t.start + t.lend:  # found here, encoded by the chunk before
+            if i == t.start + t.lend - 1:
+                self.lend_coverage()
             return
         if not (t.start <= i < t.end + t.borrow):
             return
         t1 = time.perf_counter()
-        boxes = self.borrowed[i] if i >= t.end else self.coverage.boxes(i)
+        if i >= t.end:  # the next chunk's detections there (again: a fallback detection here may have replaced one)
+            for name, found in self.borrowed.items():
+                getattr(self.coverage, name).update(found)
+        boxes = self.coverage.boxes(i)
         if frame.format.name != self.fmt:
             pts_, tb_ = frame.pts, frame.time_base
             frame = frame.reformat(format=self.fmt)

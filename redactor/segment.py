@@ -97,13 +97,26 @@ def dispatch_order(ranges: list[tuple[int, int]]) -> list[int]:
 
 
 def hand_over(schedule: Schedule, cut: int, after: tuple[int, int]) -> int:
-    """Frames after a cut that the chunk before it encodes (with the boxes the chunk ``after`` = [start, end)
-    finds there; it still detects them): ~the coarse samples the chunk after reads before the cut, so the two
-    come out nearer the same length. Only on a cut the chunks share detections at (a fine-pass frame), and
-    few enough that the chunk after has covered them about halfway through its own frames."""
+    """Frames after a cut that the chunk before it encodes, covering them with its own detections before the
+    cut and those the chunk ``after`` = [start, end) makes from the cut on (it still detects them): as many as
+    a frame's boxes can reach back over the cut (``edge_reach``), so the chunk after needs no frame before the
+    cut (``decode_from``). Only on a cut the chunks share detections at (a fine-pass frame), and few enough that
+    the chunk after has covered them about halfway through its own frames (at most ``latency``: the chunk
+    after still holds every detection they need when it hands them over)."""
     if schedule.fine and cut % schedule.fine:
         return 0
-    return max(0, min(schedule.edge_reach, (after[1] - after[0] - schedule.latency) // 2))
+    return max(0, min(schedule.edge_reach, schedule.latency, (after[1] - after[0] - schedule.latency) // 2))
+
+
+def decode_from(schedule: Schedule, start: int, end: int, lend: int) -> int:
+    """The first frame a chunk encoding [start + lend, end) and detecting from ``start`` on must decode: its
+    start when no frame it encodes can be reached by a pass before it (the chunk before covers the ``lend``
+    frames it hands over: ``hand_over``), so decoding begins at the keyframe before the cut -- at the cut itself
+    where that is a keyframe (short keyframe intervals: phones, dashcams) -- instead of before the context;
+    else the first context frame that gets a pass (``Schedule.span``)."""
+    if lend and schedule.span(start + lend, end)[0] >= start:
+        return start
+    return schedule.span(start, end)[0]
 
 
 def chunk_tasks(source: str, segment: Segment, config: Config, info: SourceInfo, work: Path,
@@ -125,8 +138,8 @@ def chunk_tasks(source: str, segment: Segment, config: Config, info: SourceInfo,
     for ci, (a, b, seek) in enumerate(chunks):
         borrow = lent[ci + 1] if ci + 1 < len(chunks) else 0
         # only the context frames that get a pass are decoded (Schedule.span; up to ctx on each side)
-        lo, hi = schedule.span(a, b)
-        lo = max(lo_global, lo)
+        hi = schedule.span(a, b)[1]
+        lo = max(lo_global, decode_from(schedule, a, b, lent[ci]))
         hi = min(segment.end_frame + segment.context_after, max(hi, b + borrow))
         seek = next((k for k in reversed(keys) if k.frame <= lo), seek)  # the keyframe before the first one
         tasks.append(ChunkTask(

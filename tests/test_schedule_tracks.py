@@ -429,8 +429,9 @@ def test_segments_hand_each_other_the_detections_at_their_borders(media, tmp_pat
 
 def test_the_chunk_before_a_cut_encodes_frames_past_it_with_the_boxes_the_next_chunk_found(media, tmp_path):
     """Hand-over at a cut (``ChunkTask.lend``/``borrow``): the chunk after the cut still detects and records
-    its first frames but hands their boxes to the chunk before, which encodes them after its own. Every frame is
-    encoded exactly once, in order, and the redaction is what the chunks without a hand-over do."""
+    its first frames but hands its detections there to the chunk before, which covers and encodes them after
+    its own. Every frame is encoded exactly once, in order, and the redaction is what the chunks without a
+    hand-over do; the chunk after decodes nothing before the cut but the frames from the keyframe before it."""
     import av
 
     from redactor import plan
@@ -459,9 +460,11 @@ def test_the_chunk_before_a_cut_encodes_frames_past_it_with_the_boxes_the_next_c
     assert r1["detector_stats"]["frames_decoded"] == first.end + n and first.lo == first.seek.frame == 0
     hi = plain[0].lo + len(plain[0].frame_pts)
     assert hi == first.end + 10 and q1["detector_stats"]["frames_decoded"] == hi
-    # the chunk after decodes from the keyframe before its first context frame (keyframes every 10 here)
+    # the chunk after decodes from the keyframe before the cut (keyframes every 10 here), not before its
+    # context: no frame it encodes is covered by a pass before the cut
     assert r2["detector_stats"]["frames_decoded"] == second.end - second.seek.frame
-    assert second.seek.frame == second.lo - second.lo % 10 and second.lo == second.start - 12
+    assert second.lo == second.start and second.seek.frame == second.start - second.start % 10
+    assert plain[1].lo == plain[1].start - 12
     assert r1["detections"] + r2["detections"] == q1["detections"] + q2["detections"]  # the finder records
     assert merge_ranges(r1["redacted"] + r2["redacted"]) == merge_ranges(q1["redacted"] + q2["redacted"])
 
@@ -478,3 +481,34 @@ def test_the_chunk_before_a_cut_encodes_frames_past_it_with_the_boxes_the_next_c
     with pytest.raises(WorkerError, match="did not hand over"):
         run_chunk(FakeTwoTier(clip), lonely, LocalChannel())
     assert not os.path.exists(lonely.out)
+
+
+@pytest.mark.parametrize("gop", [12, 50])
+def test_a_cut_with_a_hand_over_changes_no_pixel_and_decodes_no_frame_twice_on_a_keyframe(media, tmp_path, gop):
+    """Two workers against one, lossless (crf 0): every output frame is the same, pixel for pixel, and so is
+    every detection recorded. With a keyframe on the cut (``gop`` 12 = the fine period: a phone's 1-2 s
+    keyframe interval) the chunk after the cut decodes from the cut: the two chunks decode each frame once,
+    and the frames handed over once more; with a keyframe every 50 frames, from the keyframe before the cut."""
+    import av
+
+    from redactor import plan
+    from redactor.segment import redact_segments
+    clip = media(f"handover_gop{gop}.mp4", width=320, height=240, seconds=2.0, faces=3, face_size=(14, 40),
+                 gop=gop, seed=11)
+    out, decoded = {}, {}
+    for workers in (1, 2):
+        cfg = Config(workers=workers, segment_seconds=60, fine_every=12, detect_every=3, hold=1, crf=0)
+        p = plan(clip["path"], cfg)
+        (r,) = redact_segments(clip["path"], p.segments, cfg, str(tmp_path / f"w{workers}"),
+                               detector_factory=lambda c, s: FakeTwoTier(clip), source_info=p.source)
+        assert r.workers == workers
+        with av.open(r.part) as c:
+            out[workers] = [(f.pts, f.to_ndarray().tobytes()) for f in c.decode(video=0)]
+        decoded[workers] = r.detector_stats["frames_decoded"]
+        out[workers, "detections"] = json.loads(open(r.detections).read())
+    assert [p for p, _ in out[2]] == clip["pts"]
+    assert out[2] == out[1] and out[2, "detections"] == out[1, "detections"]
+    n = len(clip["pts"])
+    cut = 24  # the fine pass nearest the middle; the chunk before encodes 12 frames past it
+    assert decoded[1] == n
+    assert decoded[2] == n + 12 + cut % gop
