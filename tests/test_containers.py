@@ -92,3 +92,49 @@ def test_parts_with_different_codec_parameters_are_not_joined(tmp_path):
     assert e.value.path == b and sorted(os.listdir(tmp_path)) == ["a.mp4", "b.mp4"]  # no output, no temp file
     concat_video([a, a], str(out), segment_index=3)
     assert out.stat().st_size > 0
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".ts", ".mkv"])
+def test_concat_and_stitch_open_inputs_for_packets_only_and_write_the_same_bytes(media, tmp_path, monkeypatch,
+                                                                                 suffix):
+    """The parent's serial work after the last chunk: ``concat_video`` opens each chunk part once, for packets
+    only; ``stitch`` opens the first part (its stream template) and a local source for packets only too, except
+    for Matroska output (its track headers take what a decoded frame tells). Either way the files are byte for
+    byte what opening every input for decoding writes."""
+    from redactor import Config, plan, remux
+    from redactor.probe import PACKETS_ONLY
+    from redactor.segment import redact_segments
+    from tests.test_schedule_tracks import FakeTwoTier
+    clip = media("c_join.mp4", width=160, height=128, fps=25, seconds=2.0, faces=2, face_size=(14, 40),
+                 audio="aac", gop=12)
+    cfg = Config(workers=2, segment_seconds=60, fine_every=12, detect_every=3, hold=1)
+    p = plan(clip["path"], cfg)
+    opened = []
+    real_open = remux.open_input
+
+    def spy(path, *a, **kw):
+        opened.append((os.path.basename(path), kw.get("options")))
+        return real_open(path, *a, **kw)
+    monkeypatch.setattr(remux, "open_input", spy)
+    (r,) = redact_segments(clip["path"], p.segments, cfg, str(tmp_path / "work"),
+                           detector_factory=lambda c, s: FakeTwoTier(clip), source_info=p.source)
+    assert r.workers == 2 and opened == [("part-00000-00.mp4", PACKETS_ONLY), ("part-00000-01.mp4", PACKETS_ONLY)]
+    opened.clear()
+    out = tmp_path / f"out{suffix}"
+    remux.stitch(p, [r], str(out), cfg)
+    full = suffix == ".mkv"
+    assert opened[:2] == [("c_join.mp4", None if full else PACKETS_ONLY),
+                          ("part-00000.mp4", None if full else PACKETS_ONLY)]
+    # every input opened for decoding, as before: the same bytes
+    monkeypatch.setattr(remux, "PACKETS_ONLY", None)
+    ref = tmp_path / f"ref{suffix}"
+    remux.stitch(p, [r], str(ref), cfg)
+    assert out.read_bytes() == ref.read_bytes()
+    parts = [str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4")]
+    for part in parts:
+        _x264_part(part, 64, 64)
+    monkeypatch.setattr(remux, "PACKETS_ONLY", PACKETS_ONLY)
+    remux.concat_video(parts, str(tmp_path / "cat.mp4"))
+    monkeypatch.setattr(remux, "PACKETS_ONLY", None)
+    remux.concat_video(parts, str(tmp_path / "cat-ref.mp4"))
+    assert (tmp_path / "cat.mp4").read_bytes() == (tmp_path / "cat-ref.mp4").read_bytes()
