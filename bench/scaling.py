@@ -72,7 +72,8 @@ def chunk_model_child(spec: dict) -> dict:
         r = run_chunk(det, t, channel)
         out.append({"start": t.start, "end": t.end, "cpu": time.process_time() - c0,
                     "calls": r["detector_stats"].get("calls"),
-                    "shared": r["detector_stats"].get("boundary_frames_shared", 0)})
+                    "shared": r["detector_stats"].get("boundary_frames_shared", 0),
+                    "decoded": r["detector_stats"].get("frames_decoded")})
     return {"chunks": out[::-1]}
 
 
@@ -93,7 +94,8 @@ def chunk_model(src: str, overrides: dict, reps: int, work: Path) -> dict:
             r = json.loads(lines[-1][7:])
             runs[n].append(r)
             common.log(f"[model {n} chunk(s)] " + ", ".join(
-                f"[{c['start']},{c['end']}) {c['cpu']:.2f} CPU-s, {c['calls']} calls, {c['shared']} shared"
+                f"[{c['start']},{c['end']}) {c['cpu']:.2f} CPU-s, {c['calls']} calls, {c['shared']} shared, "
+                f"{c.get('decoded')} decoded"
                 for c in r["chunks"]) + f"; load average {common.os.getloadavg()[0]:.2f}")
     if any(len(r["chunks"]) < 2 for r in runs[2]):
         common.log("[model] the clip is too short to be cut into 2 chunks (at least twice the context each)")
