@@ -3,13 +3,13 @@
     python bench/identity.py record  [--dir /tmp/identity-baseline] [--shared]   # before a change
     python bench/identity.py compare [--dir /tmp/identity-baseline] [--shared]   # after it: exit 1 on any change
 
-Every case runs the whole engine (plan -> redact segments -> stitch) on one clip with fixed settings and the
-OpenCV DNN runtime (deterministic), and writes one canonical JSON file: the per-frame detections exactly as
-the segments' sidecar files hold them, and for every output frame its pts and a SHA-256 of its decoded
-planes (visible pixels only, no line padding). ``compare`` reruns the cases and compares those files byte
-for byte. The generated clips are written once into ``DIR/media`` and reused, so a change to the clip
-generator cannot change the inputs under the check. ``--shared`` adds the evaluation clips in
-/work/shared/media (read in place, never copied). Everything is written outside the repository.
+Every case runs the whole engine (plan -> redact segments -> stitch) on one clip with fixed settings in
+OpenCV DNN (the engine's only runtime; deterministic), and writes one canonical JSON file: the per-frame
+detections exactly as the segments' sidecar files hold them, and for every output frame its pts and a
+SHA-256 of its decoded planes (visible pixels only, no line padding). ``compare`` reruns the cases and
+compares those files byte for byte. The generated clips are written once into ``DIR/media`` and reused, so
+a change to the clip generator cannot change the inputs under the check. ``--shared`` adds the evaluation
+clips in /work/shared/media (read in place, never copied). Everything is written outside the repository.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ EXTRA = [("small.mp4", "w1-k6-t3-K24", dict(workers=1, segment_seconds=60.0, det
                                               fine_every=24)),
          ("appear.mp4", "w2-K24", dict(workers=2, segment_seconds=60.0, fine_every=24)),
          ("big.mp4", "w2-rekognition-video", dict(workers=2, segment_seconds=0.5, detector="rekognition-video"))]
-FIXED = dict(inference="opencv", crf=20, preset="veryfast")
+FIXED = dict(crf=20, preset="veryfast")
 
 
 def log(*a):

@@ -1,15 +1,14 @@
 """Per-inference cost of the local face models side by side, one thread, at the model sizes the engine
-infers: YuNet-n vs CenterFace, each in OpenCV DNN (the Lambda layer's runtime) and in OpenVINO (the opt-in
-local runtime, ``--inference openvino``).
+infers: YuNet-n vs CenterFace, both in OpenCV DNN (the Lambda layer's runtime, the engine's only one: the
+OpenVINO column was dropped with OpenVINO on 2026-12-03, README "Speed").
 
     .venv/bin/python bench/models.py              # 640x352, 960x544, 1920x1088; 5 rounds
     options: --reps N
 
-Each round times one inference of every (model, runtime, size) on the same astronaut image scaled to that
-size, the order alternating; the median per (model, runtime, size) is printed with the ratios. YuNet in
-OpenCV is ``cv2.FaceDetectorYN`` (inference + its decoding); YuNet in OpenVINO is the same ONNX network's
-inference only (the engine has no OpenVINO path for YuNet: this measures what one could gain). Absolute
-times depend on the machine's load, the ratios much less. Writes bench/out/models.json.
+Each round times one inference of every (model, size) on the same astronaut image scaled to that size, the
+order alternating; the median per (model, size) is printed with the ratio. YuNet is ``cv2.FaceDetectorYN``
+(inference + its decoding), CenterFace ``cv2.dnn`` + its decoding, as the engine runs them. Absolute times
+depend on the machine's load, the ratios much less. Writes bench/out/models.json.
 """
 from __future__ import annotations
 
@@ -35,28 +34,16 @@ def main(argv=None) -> int:
 
     from redactor import Config
     from redactor.detectors import CenterFace, YuNet
-    from redactor.detectors.runtime import OpenVINONet, openvino_available
-    from redactor.model import verified_yunet_path
 
     cv2.setNumThreads(1)
     machine = common.machine_info()
     model = common.ensure_model()
     yunet = YuNet(Config(detector="yunet"))
     rgb = data.astronaut()
-    run = {("centerface", "opencv"): CenterFace(Config(model_path=model, inference="opencv")).detect_rgb,
-           ("yunet", "opencv"): lambda img, w, h: yunet.detect_bgr(np.ascontiguousarray(img[:, :, ::-1]))}
-    if openvino_available():
-        run[("centerface", "openvino")] = CenterFace(Config(model_path=model, inference="openvino")).detect_rgb
-        yn_ov = OpenVINONet(str(verified_yunet_path()), [])
-        yn_ov.outputs = [o.get_any_name() for o in yn_ov.model.outputs]
-
-        def yunet_openvino(img, w, h):
-            blob = cv2.dnn.blobFromImage(np.ascontiguousarray(img[:, :, ::-1]), 1.0, (w, h), (0, 0, 0),
-                                         swapRB=False, crop=False)
-            return yn_ov.run(blob, True)
-        run[("yunet", "openvino")] = yunet_openvino
+    run = {"centerface": CenterFace(Config(model_path=model)).detect_rgb,
+           "yunet": lambda img, w, h: yunet.detect_bgr(np.ascontiguousarray(img[:, :, ::-1]))}
     times: dict = {(m, s): [] for m in run for s in SIZES}
-    for rep in range(a.reps + 1):  # round 0 warms up (first inference at a size builds/compiles the net)
+    for rep in range(a.reps + 1):  # round 0 warms up (the first inference at a size allocates)
         for w, h in SIZES:
             img = cv2.resize(rgb, (w, h))
             for m in (list(run) if rep % 2 else list(reversed(list(run)))):
@@ -66,16 +53,11 @@ def main(argv=None) -> int:
                     times[(m, (w, h))].append((time.perf_counter() - t) * 1000)
     out = []
     for w, h in SIZES:
-        ms = {f"{m}_{r}_ms": round(statistics.median(times[((m, r), (w, h))]), 1) for m, r in run}
+        ms = {f"{m}_opencv_ms": round(statistics.median(times[(m, (w, h))]), 1) for m in run}
         row = {"size": f"{w}x{h}", **ms}
         cf, yn = ms["centerface_opencv_ms"], ms["yunet_opencv_ms"]
         row["centerface_over_yunet_opencv"] = round(cf / yn, 2)
         line = f"{w}x{h}: OpenCV DNN: CenterFace {cf:.0f} ms, YuNet {yn:.0f} ms -> YuNet {cf / yn:.1f}x cheaper"
-        if "centerface_openvino_ms" in ms:
-            cfo, yno = ms["centerface_openvino_ms"], ms["yunet_openvino_ms"]
-            row.update(openvino_gain_centerface=round(cf / cfo, 2), openvino_gain_yunet=round(yn / yno, 2))
-            line += (f" | OpenVINO: CenterFace {cfo:.0f} ms ({cf / cfo:.1f}x OpenCV), YuNet inference only "
-                     f"{yno:.0f} ms ({yn / yno:.1f}x OpenCV) | YuNet/OpenCV vs CenterFace/OpenVINO: {cfo / yn:.1f}x")
         out.append(row)
         print(line)
     print(f"load average before: {machine.get('loadavg_before')} on {machine.get('usable_cores')} cores")

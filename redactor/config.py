@@ -13,7 +13,16 @@ from .schedule import REFERENCE_FPS, Schedule
 STYLES = ("blur", "pixelate", "solid")
 MASKS = ("ellipse", "box")
 DETECTORS = ("centerface", "yunet", "rekognition", "rekognition-video")
-INFERENCE = ("auto", "openvino", "opencv")
+# the inference runtime of the local models: OpenCV DNN only, the Lambda layer's (what is tested is what is
+# deployed); "auto" is kept for old scripts and configs (it always meant "OpenCV DNN unless OpenVINO is
+# installed") and means opencv. OpenVINO was dropped on 2026-12-03: asking for it is a named ConfigError.
+INFERENCE = ("opencv", "auto")
+REMOVED_INFERENCE = {
+    "openvino": "OpenVINO was removed on 2026-12-03: YuNet in OpenCV DNN is 2.3-3.0x "
+                "cheaper per inference than CenterFace in OpenVINO, and the Lambda layer cannot carry OpenVINO "
+                "(over the 250 MB limit), so it no longer paid for its weight (README \"Speed\"). The only runtime "
+                "is OpenCV DNN: use inference=opencv (the default) or leave the setting out",
+}
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
@@ -137,8 +146,8 @@ class RuntimeSettings:
     fanout: int = 0  # segments the run redacts at once (the stack's Map max_concurrency); 0 = unknown
     workers: int = 0  # 0 = usable cores
     model_path: str | None = None
-    # CenterFace runtime: OpenCV DNN by default, what the Lambda layer runs (what is tested is what is deployed);
-    # openvino (faster on x86, opt-in) or auto (OpenVINO when installed, else OpenCV DNN)
+    # the local models' runtime: opencv (OpenCV DNN, what the Lambda layer runs), the only one; "auto" (old
+    # configs) is read as opencv; "openvino" (dropped 2026-12-03) is a ConfigError saying so (INFERENCE)
     inference: str = "opencv"
     rekognition_concurrency: int = 4  # DetectFaces requests in flight at once per worker process
     rekognition_price_per_image: float = 0.001  # USD, public list price for the first 1M images/month
@@ -151,6 +160,8 @@ class RuntimeSettings:
                "must be between 0 (segments of segment_seconds) and 3600")
         _check(self, "fanout", 0 <= int(self.fanout) <= 10000, "must be 0 (unknown) or 1..10000")
         _check(self, "workers", 0 <= int(self.workers) <= 256, "must be 0 (all usable cores) or 1..256")
+        removed = REMOVED_INFERENCE.get(str(self.inference).strip().lower())
+        _check(self, "inference", removed is None, removed or "")
         _check(self, "inference", self.inference in INFERENCE, f"must be one of {', '.join(INFERENCE)}")
         _check(self, "rekognition_concurrency", 1 <= int(self.rekognition_concurrency) <= 64,
                "must be between 1 and 64")
@@ -185,6 +196,8 @@ class Config(_Flat):
         for k, v in dataclasses.asdict(self._group(DetectionSettings).resolved()).items():
             if getattr(self, k) != v:
                 object.__setattr__(self, k, v)
+        if self.inference == "auto":  # the runtime auto picks: OpenCV DNN, the only one (INFERENCE)
+            object.__setattr__(self, "inference", "opencv")
         return self
 
     def _group(self, cls):

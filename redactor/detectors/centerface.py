@@ -1,4 +1,5 @@
-"""CenterFace (MIT), the local face model, run by ``runtime.make_net`` (OpenCV DNN or OpenVINO).
+"""CenterFace (MIT), the local face model, run by OpenCV DNN (``cv2.dnn``, the runtime the Lambda layer has; the
+only one since OpenVINO was dropped on 2026-12-03, README "Speed").
 
 Two-tier: ``__call__`` is the fine pass (sized so a ``min_face`` face spans ``FINE_FACE`` model pixels; 4K
 frames tiled), ``coarse`` one whole-frame inference at most ``coarse_width`` wide, ``track`` the fine scale
@@ -10,7 +11,6 @@ import numpy as np
 
 from ..boxes import nms_keep, widen_turned
 from .base import EMPTY, ScaledModel
-from .runtime import make_net
 from .windows import track_in_windows
 
 
@@ -29,36 +29,34 @@ class CenterFace(ScaledModel):
 
     def __init__(self, settings, source=None, model_path: str | None = None):
         """``settings``: the detection settings (``threshold``, ``min_face``, ``max_infer_width``,
-        ``coarse_width``, ``model_path``, ``inference``); ``source``: the video's SourceInfo (rotation)."""
+        ``coarse_width``, ``model_path``); ``source``: the video's SourceInfo (rotation)."""
         import cv2
 
         from ..model import verified_model_path
 
         self.cv2 = cv2
         path = verified_model_path(model_path or settings.model_path)
-        self.net = make_net(str(path), settings.inference, self.OUTPUTS)
+        self.net = cv2.dnn.readNetFromONNX(str(path))
         self.threshold = float(settings.threshold)
         self.init_geometry(settings, source)
         self.calls = 0
 
-    @property
-    def backend(self) -> str:
-        return self.net.name
+    backend = "opencv"  # the inference runtime (reported as backend_opencv in a run's detector stats)
 
     def set_threads(self, threads: int) -> None:
         """Inference threads for this worker (the pool gives each worker its share of the cores)."""
-        self.net.set_threads(threads)
+        self.cv2.setNumThreads(max(1, int(threads)))
 
     def stats(self) -> dict:
         """Inference calls since the last stats() call (a worker reports once per chunk)."""
         calls, self.calls = self.calls, 0
-        return {"calls": calls, "backend_" + self.net.name: 1}
+        return {"calls": calls, "backend_" + self.backend: 1}
 
-    def detect_rgb(self, img: np.ndarray, iw: int, ih: int, fixed: bool = True) -> np.ndarray:
-        """img: RGB uint8 (h, w, 3) already at (ih, iw). Returns boxes in img pixels. ``fixed``: this input
-        size recurs (whole frames, tiles), so a backend may specialise for it; track windows vary."""
+    def detect_rgb(self, img: np.ndarray, iw: int, ih: int) -> np.ndarray:
+        """img: RGB uint8 (h, w, 3) already at (ih, iw). Returns boxes in img pixels."""
         blob = self.cv2.dnn.blobFromImage(img, 1.0, (iw, ih), (0, 0, 0), swapRB=False, crop=False)
-        heatmap, scale, offset, landmarks = self.net.run(blob, fixed)
+        self.net.setInput(blob)
+        heatmap, scale, offset, landmarks = self.net.forward(self.OUTPUTS)  # OpenCV 5 wants every output named
         self.calls += 1
         return self.decode(heatmap, scale, offset, self.threshold, landmarks, self.FRONTAL_ASPECT, self.NARROW_ASPECT)
 
@@ -97,5 +95,4 @@ class CenterFace(ScaledModel):
     def track(self, frame, boxes: np.ndarray, spread: np.ndarray | None = None) -> np.ndarray:
         """Follow known (small) faces: the fine scale in a window ``spread`` face sizes (default 2.5) around
         each (predicted) box (``windows.track_in_windows``). Returns the boxes found (frame px)."""
-        return track_in_windows(frame, boxes, spread, self.turns, self.FINE_FACE,
-                                lambda img, iw, ih: self.detect_rgb(img, iw, ih, fixed=False))
+        return track_in_windows(frame, boxes, spread, self.turns, self.FINE_FACE, self.detect_rgb)
