@@ -113,6 +113,12 @@ class Settings:
     @classmethod
     def from_context(cls, get) -> "Settings":
         """``get(name)`` returns the context value or None (``node.try_get_context``)."""
+        inference = get("inference")  # not a stack setting: the Lambdas always ran OpenCV DNN, their layer's only
+        if inference is not None:     # runtime; an old -c inference=openvino gets the engine's named error
+            try:
+                Config(inference=inference)
+            except ConfigError as e:
+                raise SettingsError(f"context {e}") from None
         kwargs: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             if f.name == "extra":
