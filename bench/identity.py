@@ -2,6 +2,7 @@
 
     python bench/identity.py record  [--dir /tmp/identity-baseline] [--shared]   # before a change
     python bench/identity.py compare [--dir /tmp/identity-baseline] [--shared]   # after it: exit 1 on any change
+    python bench/identity.py record --dir /tmp/identity-yunet --set detector=yunet   # another detector (or setting)
 
 Every case runs the whole engine (plan -> redact segments -> stitch) on one clip with fixed settings in
 OpenCV DNN (the engine's only runtime; deterministic), and writes one canonical JSON file: the per-frame
@@ -142,10 +143,14 @@ def main(argv=None) -> int:
     ap.add_argument("--dir", default="/tmp/identity-baseline")
     ap.add_argument("--shared", action="store_true", help="also the evaluation clips in /work/shared/media")
     ap.add_argument("--only", help="run only cases whose name contains this")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="engine setting applied to every case (e.g. --set detector=yunet; record and compare "
+                         "with the same --set and their own --dir), unless the case sets it itself")
     a = ap.parse_args(argv)
     from redactor.model import fetch_model
 
     model_path = str(fetch_model())
+    common = dict(kv.split("=", 1) for kv in a.set)
     base = Path(a.dir)
     gts = make_media(base / "media")
     dest = base / ("baseline" if a.mode == "record" else "current")
@@ -159,7 +164,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         work = Path(tempfile.mkdtemp(prefix="identity-"))
         try:
-            result = run_case(source, settings, model_path, None if is_shared else gts[name], work)
+            result = run_case(source, {**common, **settings}, model_path, None if is_shared else gts[name], work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         text = json.dumps(result, sort_keys=True, separators=(",", ":")).encode()

@@ -31,3 +31,41 @@ def test_cluster_redaction_covers_exactly_the_union_of_boxes(style, mask):
     for x1, y1, x2, y2 in boxes:
         cwant[y1 // 2:-(-y2 // 2), x1 // 2:-(-x2 // 2)] = True
     assert not (planes[1] != u)[~cwant].any()
+
+
+@pytest.mark.parametrize("fmt", ["yuv420p", "yuv420p10le", "yuv444p"])
+def test_redaction_writes_through_padded_plane_views_only_inside_the_boxes(fmt):
+    """Decoded planes are views into buffers with padded rows (PyAV's line_size): the masked write lands in
+    the plane itself (8 and 16-bit), pixel for pixel what the boxes' union of masks selects from the style's
+    output, and the padding and every pixel outside stay as they were."""
+    sx, sy, bits = blur.PLANAR[fmt]
+    dtype = np.uint8 if bits == 8 else np.uint16
+    rng = np.random.default_rng(1)
+    h, w = 90, 150
+    bufs, planes = [], []
+    for pi in range(3):
+        ph, pw = (h, w) if pi == 0 else (h >> sy, w >> sx)
+        buf = rng.integers(0, 1 << bits, (ph, pw + 13), dtype=dtype)  # 13 samples of padding per row
+        bufs.append(buf)
+        planes.append(buf[:, :pw])
+    before = [b.copy() for b in bufs]
+    # a cluster of two (one reaching past the right edge), a box alone, one past the bottom
+    boxes = np.array([[10, 12, 50, 60], [30, 20, 80, 70], [100, 10, 160, 40], [120, 70, 140, 100]])
+    blur.redact_planes(planes, boxes, fmt, "blur", "ellipse", full_range=False)
+    for pi, (buf, old) in enumerate(zip(bufs, before)):
+        fx, fy = (0, 0) if pi == 0 else (sx, sy)
+        ph, pw = planes[pi].shape
+        assert np.array_equal(buf[:, pw:], old[:, pw:]), "row padding written"
+        want = np.zeros((ph, pw), bool)
+        for x1, y1, x2, y2 in boxes:
+            a, b, c, d = x1 >> fx, y1 >> fy, -(-x2 >> fx), -(-y2 >> fy)
+            m = np.zeros((d - b, c - a), bool)
+            m[...] = blur._ellipse_mask(c - a, d - b)
+            want[b:min(d, ph), a:min(c, pw)] |= m[: min(d, ph) - b, : min(c, pw) - a]
+        changed = buf[:, :pw] != old[:, :pw]
+        assert not changed[~want].any(), f"plane {pi}: pixels outside every box changed"
+        assert changed[want].mean() > 0.9, f"plane {pi}: the boxes were not redacted in the plane itself"
+    # the same boxes on contiguous copies of the planes: the same pixels (the view changes nothing)
+    flat = [old[:, : p.shape[1]].copy() for old, p in zip(before, planes)]
+    blur.redact_planes(flat, boxes, fmt, "blur", "ellipse", full_range=False)
+    assert all(np.array_equal(f, p) for f, p in zip(flat, planes))

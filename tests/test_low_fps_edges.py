@@ -239,6 +239,42 @@ def test_a_face_lost_at_the_edge_is_carried_until_it_has_left():
     assert back[0, 0] <= 0 and back[0, 2] > 0
 
 
+def test_edge_carry_worked_out_once_per_sample_gives_the_same_boxes():
+    """Coverage keeps edge_boxes' per-sample work (what a sample lost, how it moved) between frames: every
+    frame gets the boxes a fresh call gives, also after a sample's detections arrive or are replaced (the
+    memo is keyed on the arrays themselves, never stale), and a sample's work is done once, not per frame."""
+    from redactor.tracking import coverage
+    empty = np.zeros((0, 5), np.float32)
+    # at 30 fps (k 3, carry 9): a face leaving through the right edge (seen on 0-6, lost on 9), one entering
+    # through the top (first seen on 12), one lost in the middle (not carried)
+    dets = {0: np.concatenate([_b(220, 50, 260, 90), _b(100, 100, 130, 130)]),
+            3: np.concatenate([_b(250, 50, 290, 90), _b(100, 100, 130, 130)]),
+            6: _b(280, 50, 320, 90), 9: empty, 12: _b(150, 0, 180, 25), 15: _b(150, 20, 180, 55), 18: empty}
+    memo, calls = {}, []
+    real = coverage._lost
+    coverage._lost = lambda *a: calls.append(1) or real(*a)
+    try:
+        carried = 0
+        for i in range(0, 19):
+            got = coverage.edge_boxes(i, dets, 3, 9, 320, 180, memo=memo)
+            want = coverage.edge_boxes(i, dict(dets), 3, 9, 320, 180)
+            assert len(got) == len(want) and all(np.array_equal(g, w) for g, w in zip(got, want)), i
+            carried += len(got)
+        assert carried >= 8  # the leaving face on 7-12, the entering one back over 9-11
+        fresh = len(calls)
+        for i in range(0, 19):  # again: nothing is worked out twice
+            coverage.edge_boxes(i, dets, 3, 9, 320, 180, memo=memo)
+        assert len(calls) == fresh
+        # sample 9 finds the face after all: nothing is carried past it any more
+        dets[9] = _b(300, 50, 320, 90)
+        for i in range(7, 13):
+            got = coverage.edge_boxes(i, dets, 3, 9, 320, 180, memo=memo)
+            want = coverage.edge_boxes(i, dict(dets), 3, 9, 320, 180)
+            assert len(got) == len(want) and all(np.array_equal(g, w) for g, w in zip(got, want)), i
+    finally:
+        coverage._lost = real
+
+
 def test_a_face_crossing_the_edge_is_masked_by_its_whole_ellipse():
     """The ellipse of a box reaching past the frame is the whole box's, cut off by the edge: the part of the
     face along the edge is covered (an ellipse inscribed in the clipped box left its corners there)."""

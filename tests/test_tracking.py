@@ -128,3 +128,43 @@ def test_fast_faces_crossing_lanes_are_covered_on_both_pairings():
     # a static crowd is not cross-interpolated: pairings are only widened where the chosen one moves faces far
     crowd = np.array([_box(100, 50), _box(130, 50), _box(160, 50)], np.float32)
     assert len(cover(1, {0: crowd, 3: crowd + np.float32([1, 0, 1, 0, 0])}, 3, 4)) == 3 + 3 + 3
+
+
+def _greedy_reference(d, cost, max_dist):
+    """Cheapest-first one-to-one pairing written the slow, obvious way (every cell, in cost order)."""
+    pairs, used_a, used_b = [], set(), set()
+    for flat in np.argsort(cost, axis=None, kind="stable"):
+        ia, ib = np.unravel_index(flat, d.shape)
+        if d[ia, ib] > max_dist or ia in used_a or ib in used_b:
+            continue
+        used_a.add(ia)
+        used_b.add(ib)
+        pairs.append((int(ia), int(ib)))
+    return pairs
+
+
+def test_pairing_is_cheapest_first_one_to_one_within_reach():
+    """pair_costs/greedy_pairs (the hot path of coverage, written for speed) on random crowds: the centre
+    distance in face sizes and the size term are the definition's values to the bit, and the pairs are those
+    of the obvious cheapest-first loop (ties broken in order, far pairs left out)."""
+    from redactor.tracking.matching import SIZE_WEIGHT, greedy_pairs, pair_costs
+    rng = np.random.default_rng(7)
+    for trial in range(300):
+        n, m = rng.integers(1, 9, 2)
+        a = np.array([_box(*rng.uniform(0, 200, 2), s=rng.uniform(5, 60)) for _ in range(n)], np.float32)
+        b = np.array([_box(*rng.uniform(0, 200, 2), s=rng.uniform(5, 60)) for _ in range(m)], np.float32)
+        if trial % 5 == 0:  # exact ties: the same boxes on both sides
+            k = min(n, m)
+            b[:k] = a[:k]
+        d, cost = pair_costs(a, b, SIZE_WEIGHT)
+        ca, cb = (a[:, :2] + a[:, 2:4]) / 2, (b[:, :2] + b[:, 2:4]) / 2
+        sa = np.maximum(np.maximum(a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]), 1.0)
+        sb = np.maximum(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]), 1.0)
+        want = np.linalg.norm(ca[:, None, :] - cb[None, :, :], axis=2) / np.maximum(sa[:, None], sb[None, :])
+        assert d.tobytes() == want.tobytes()
+        assert cost.tobytes() == (want + SIZE_WEIGHT * np.abs(np.log(sa[:, None] / sb[None, :]))).tobytes()
+        reach = float(rng.choice([0.5, 1.5, 12.0]))
+        got = greedy_pairs(d, cost, reach)
+        assert got == _greedy_reference(d, cost, reach)
+        assert len({x for x, _ in got}) == len(got) == len({y for _, y in got})  # one to one
+        assert all(d[x, y] <= reach for x, y in got)

@@ -149,7 +149,7 @@ def _centres(b: np.ndarray) -> np.ndarray:
 
 
 def edge_boxes(i: int, dets: dict[int, np.ndarray], k: int, carry: int, width: int, height: int,
-               min_size: float = 0.0, speed: float = 4.0) -> list[np.ndarray]:
+               min_size: float = 0.0, speed: float = 4.0, memo: dict | None = None) -> list[np.ndarray]:
     """Boxes of faces carried onto frame ``i`` at the frame's edge: a face on sample ``j`` (``0 < i - j <=
     carry``) that sample ``j + k`` does not pair (it left, or the detector missed a half-visible or turned
     face), or one on sample ``j`` (``0 < j - i <= carry``) that sample ``j - k`` does not pair (it came in),
@@ -157,7 +157,9 @@ def edge_boxes(i: int, dets: dict[int, np.ndarray], k: int, carry: int, width: i
     stays) while it is near an edge: where it would be on the sample that missed it lies within a face size
     of the edge (one face size per frame, ``EDGE_SPEED``, when its motion is unknown). Its box on frame i
     is stretched to every edge it is that near, and clipped to the frame; once it has wholly left the
-    picture it is dropped. Faces smaller than ``min_size`` are left to the small-face tracks."""
+    picture it is dropped. Faces smaller than ``min_size`` are left to the small-face tracks. ``memo``: a dict
+    kept between calls on the same ``dets`` (``Coverage``): what sample ``j`` lost and how those faces moved
+    does not depend on ``i``, so it is worked out once per sample and direction, not once per frame."""
     out = []
     reach = max(1.5, speed * k)
     for j, a in dets.items():
@@ -168,40 +170,21 @@ def edge_boxes(i: int, dets: dict[int, np.ndarray], k: int, carry: int, width: i
         other = dets.get(j + step)  # the sample that did not see it (None: unknown, or beyond the video)
         if other is None:
             continue
-        # a box less than half (or more than twice) the size is not the face seen whole: a part of it at the edge
-        sa, so = sizes(a), sizes(other)
-        ea, eo = _at_edge(a, width, height), _at_edge(other, width, height)
-
-        def whole(x, y, ratio):  # both boxes show the face whole (none is a part of it cut by the edge)
-            return max(sa[x], so[y]) <= ratio * min(sa[x], so[y])
-
-        paired = match(a, other, max_dist=reach, size_weight=SIZE_WEIGHT)
+        behind = dets.get(j - step)
         # a part seen at the edge (smaller than its pair there) carries the whole face onto the frames up to
         # that sample only; beyond it, the part's own box is carried as any other
         part_ok = abs(d) > k
-        seen = {x for x, y in paired if whole(x, y, EDGE_RATIO) and
-                (part_ok or whole(x, y, EDGE_PART_RATIO) or not (eo[y] if so[y] < sa[x] else ea[x]))}
-        # a face whose motion is known is seen there only where its motion takes it (a face leaving through the
-        # bottom, missed there, was paired with another face entering at the top, 5 face sizes away: #15, YuNet)
-        ahead = _moved(a, dets.get(j - step), reach)
-        if ahead is not None and seen:
-            moved = {x for x, y in match(ahead, other, max_dist=EDGE_FOLLOW, size_weight=SIZE_WEIGHT)}
-            known = {x for x in range(len(a)) if not np.array_equal(ahead[x], a[x])}
-            seen -= {x for x in known if x not in moved}
-        lost = [x for x in range(len(a)) if x not in seen and sizes(a[x:x + 1])[0] >= min_size]
-        if not lost:
+        key = (j, step, part_ok, k, width, height, min_size, speed)
+        hit = memo.get(key) if memo is not None else None
+        if hit is not None and hit[0] is a and hit[1] is other and hit[2] is behind:
+            lost = hit[3]
+        else:
+            lost = _lost(a, other, behind, part_ok, k, width, height, min_size, reach)
+            if memo is not None:
+                memo[key] = (a, other, behind, lost)
+        if lost is None:
             continue
-        faces = a[lost]
-        # its motion (per frame, in the direction of d) from the sample on its other side; where two faces
-        # there could each be it (faces crossing: matching.rival_pairs), it is carried along both
-        moves = []
-        behind = dets.get(j - step)
-        if behind is not None and len(behind):
-            d_, cost = pair_costs(behind, faces, SIZE_WEIGHT)
-            pairs = greedy_pairs(d_, cost, reach)
-            for ib, ia in pairs + rival_pairs(d_, cost, pairs, reach):
-                moves.append((ia, (_centres(faces[ia:ia + 1])[0] - _centres(behind[ib:ib + 1])[0]) / k))
-        moves += [(n, None) for n in range(len(faces)) if all(m[0] != n for m in moves)]
+        faces, moves = lost
         w, h = faces[:, 2] - faces[:, 0], faces[:, 3] - faces[:, 1]
         s = np.maximum(w, h)
         for n, v in moves:
@@ -246,6 +229,44 @@ def edge_boxes(i: int, dets: dict[int, np.ndarray], k: int, carry: int, width: i
     return out
 
 
+def _lost(a: np.ndarray, other: np.ndarray, behind: np.ndarray | None, part_ok: bool, k: int, width: int,
+          height: int, min_size: float, reach: float) -> tuple[np.ndarray, list] | None:
+    """``edge_boxes``' work on one sample: the faces of sample ``a`` that the sample ``other`` (one interval
+    on, towards the frame) did not see, and each one's motion per frame (or None) from the sample ``behind``
+    it; None when it lost none."""
+    # a box less than half (or more than twice) the size is not the face seen whole: a part of it at the edge
+    sa, so = sizes(a), sizes(other)
+    ea, eo = _at_edge(a, width, height), _at_edge(other, width, height)
+
+    def whole(x, y, ratio):  # both boxes show the face whole (none is a part of it cut by the edge)
+        return max(sa[x], so[y]) <= ratio * min(sa[x], so[y])
+
+    paired = match(a, other, max_dist=reach, size_weight=SIZE_WEIGHT)
+    seen = {x for x, y in paired if whole(x, y, EDGE_RATIO) and
+            (part_ok or whole(x, y, EDGE_PART_RATIO) or not (eo[y] if so[y] < sa[x] else ea[x]))}
+    # a face whose motion is known is seen there only where its motion takes it (a face leaving through the
+    # bottom, missed there, was paired with another face entering at the top, 5 face sizes away: #15, YuNet)
+    ahead = _moved(a, behind, reach)
+    if ahead is not None and seen:
+        moved = {x for x, y in match(ahead, other, max_dist=EDGE_FOLLOW, size_weight=SIZE_WEIGHT)}
+        known = {x for x in range(len(a)) if not np.array_equal(ahead[x], a[x])}
+        seen -= {x for x in known if x not in moved}
+    lost = [x for x in range(len(a)) if x not in seen and sizes(a[x:x + 1])[0] >= min_size]
+    if not lost:
+        return None
+    faces = a[lost]
+    # its motion (per frame, in the direction of d) from the sample on its other side; where two faces
+    # there could each be it (faces crossing: matching.rival_pairs), it is carried along both
+    moves = []
+    if behind is not None and len(behind):
+        d_, cost = pair_costs(behind, faces, SIZE_WEIGHT)
+        pairs = greedy_pairs(d_, cost, reach)
+        for ib, ia in pairs + rival_pairs(d_, cost, pairs, reach):
+            moves.append((ia, (_centres(faces[ia:ia + 1])[0] - _centres(behind[ib:ib + 1])[0]) / k))
+    moves += [(n, None) for n in range(len(faces)) if all(m[0] != n for m in moves)]
+    return faces, moves
+
+
 class Coverage:
     """The detections a chunk has made so far, by global frame index, and the boxes that cover frame i:
 
@@ -263,6 +284,7 @@ class Coverage:
         self.coarse: dict[int, np.ndarray] = {}
         self.tracked: dict[int, np.ndarray] = {}
         self.fine: dict[int, np.ndarray] = {}
+        self._edge_memo: dict = {}  # edge_boxes' work per coarse sample (it does not depend on the frame)
 
     def add_tracked(self, j: int, boxes: np.ndarray) -> None:
         """More track boxes on frame j (faces followed back from a later frame)."""
@@ -272,7 +294,8 @@ class Coverage:
         s = self.schedule
         boxes = cover_boxes(i, self.coarse, s.every, s.window, extrapolate=bool(s.fine), bridge=True)
         if self.size[0] and self.size[1]:
-            edge = edge_boxes(i, self.coarse, s.every, s.carry, *self.size, min_size=self.small_face)
+            edge = edge_boxes(i, self.coarse, s.every, s.carry, *self.size, min_size=self.small_face,
+                              memo=self._edge_memo)
             if edge:
                 boxes = np.concatenate([boxes] + edge) if len(boxes) else np.concatenate(edge)
         if s.fine:
@@ -293,3 +316,5 @@ class Coverage:
             self.tracked.pop(j, None)
         for j in [j for j in self.fine if j < i - 2 * s.latency - s.fine]:
             del self.fine[j]
+        for key in [key for key in self._edge_memo if key[0] not in self.coarse]:
+            del self._edge_memo[key]

@@ -17,11 +17,15 @@ AMBIGUOUS_SHARE = 1.0
 
 def pair_costs(a: np.ndarray, b: np.ndarray, size_weight: float) -> tuple[np.ndarray, np.ndarray]:
     """(centre distance in face sizes, pairing cost) for every pair of boxes in a x b."""
-    ca = np.stack([(a[:, 0] + a[:, 2]) / 2, (a[:, 1] + a[:, 3]) / 2], 1)
-    cb = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], 1)
+    # written out per coordinate (no stacked centres, no linalg.norm): the same float operations in the same
+    # order, so the same values to the bit, at a third of the cost (this runs ~25 times per frame)
+    dx = (a[:, 0] + a[:, 2]) / 2
+    dx = dx[:, None] - ((b[:, 0] + b[:, 2]) / 2)[None, :]
+    dy = (a[:, 1] + a[:, 3]) / 2
+    dy = dy[:, None] - ((b[:, 1] + b[:, 3]) / 2)[None, :]
     sa = np.maximum(np.maximum(a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]), 1.0)  # degenerate boxes count as 1 px
     sb = np.maximum(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]), 1.0)
-    d = np.linalg.norm(ca[:, None, :] - cb[None, :, :], axis=2) / np.maximum(sa[:, None], sb[None, :])
+    d = np.sqrt(dx * dx + dy * dy) / np.maximum(sa[:, None], sb[None, :])
     if not size_weight:
         return d, d
     return d, d + size_weight * np.abs(np.log(sa[:, None] / sb[None, :]))
@@ -40,14 +44,19 @@ def match(a: np.ndarray, b: np.ndarray, max_dist: float = 1.5, size_weight: floa
 def greedy_pairs(d: np.ndarray, cost: np.ndarray, max_dist: float) -> list[tuple[int, int]]:
     """One-to-one pairs, cheapest first, at most ``max_dist`` face sizes apart."""
     pairs = []
+    n, m = d.shape
+    order = np.argsort(cost, axis=None, kind="stable")
+    near = order[~(d.ravel()[order] > max_dist)].tolist()  # candidates in cost order (a NaN distance is not "far")
     used_a, used_b = set(), set()
-    for flat in np.argsort(cost, axis=None, kind="stable"):
-        ia, ib = np.unravel_index(flat, d.shape)
-        if d[ia, ib] > max_dist or ia in used_a or ib in used_b:
+    for flat in near:
+        ia, ib = divmod(flat, m)
+        if ia in used_a or ib in used_b:
             continue
         used_a.add(ia)
         used_b.add(ib)
-        pairs.append((int(ia), int(ib)))
+        pairs.append((ia, ib))
+        if len(pairs) == n or len(pairs) == m:
+            break  # every box of one side is paired: nothing is left to pair
     return pairs
 
 
