@@ -130,6 +130,30 @@ def test_finds_the_astronaut_at_every_size_with_true_boxes(media, name, kw, iou)
     assert min(ious) >= iou, f"{name}: IoU with the true face {sorted(ious)[:4]}"
 
 
+def test_model_input_is_the_frames_own_swscale_image_for_every_size_and_source(media):
+    """The passes' inputs come from one kept swscale context per model size (``ScaledModel.pixels``): for
+    every pass size, and for frames of two different videos through the same detector (a worker redacts
+    chunks of any segment), the image is pixel for pixel ``frame.reformat``'s, and so are the boxes."""
+    a = media("yunet_px_a.mp4", width=640, height=360, faces=2, face_size=(60, 110), seconds=0.2)
+    b = media("yunet_px_b.mp4", width=480, height=270, faces=1, face_size=(40, 60), seconds=0.2, seed=4)
+    det = YuNet(Config(detector="yunet"), probe(a["path"])[0])
+    sizes = [(640, 352), (1280, 736), (320, 192), (480, 288)]
+    for clip in (a, b, a):
+        with av.open(clip["path"]) as c:
+            for frame in c.decode(video=0):
+                for w, h in sizes:
+                    want = frame.reformat(width=w, height=h, format=det.PIXELS).to_ndarray()
+                    assert np.array_equal(det.pixels(frame, w, h), want), (clip["path"], w, h)
+    assert len(det._reformatters) == len(sizes)  # one per size, kept
+    with av.open(a["path"]) as c:
+        frame = next(c.decode(video=0))
+        fresh = YuNet(Config(detector="yunet"), probe(a["path"])[0])
+        fresh.pixels = lambda f, w, h: f.reformat(width=w, height=h, format=fresh.PIXELS).to_ndarray()
+        for coarse in (False, True):
+            got, want = det.detect_frame(frame, coarse), fresh.detect_frame(frame, coarse)
+            assert len(got) and got.tobytes() == want.tobytes()
+
+
 @pytest.mark.parametrize("rotation, expected", [
     # CenterFace's face box (181, 58)-(270, 178) on the upright image, in stored coordinates
     (90, (512 - 178, 181, 512 - 58, 270)), (270, (58, 512 - 270, 178, 512 - 181))])

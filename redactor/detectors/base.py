@@ -139,6 +139,7 @@ class ScaledModel(SingleTierDetector):
         self.coarse_width = int(settings.coarse_width)
         self.turns = quarter_turns(source.rotation) if source else 0
         self._sizes: dict[tuple[int, int, bool], tuple[int, int, list]] = {}
+        self._reformatters: dict[tuple[int, int], object] = {}
 
     def plan_inference(self, width: int, height: int, coarse: bool = False
                        ) -> tuple[int, int, list[tuple[int, int, int, int]]]:
@@ -199,15 +200,24 @@ class ScaledModel(SingleTierDetector):
         none); ``boxes`` and the result are in display px of a dw x dh frame."""
         return boxes
 
+    def pixels(self, frame, width: int, height: int) -> np.ndarray:
+        """The frame scaled to width x height in ``PIXELS`` (one swscale call: scale + convert in C). One
+        reformatter per output size keeps its swscale context (``frame.reformat`` builds one per call: ~1 ms
+        at 1080p, as much as the scaling itself for a coarse or large-face pass); the pixels are the same."""
+        r = self._reformatters.get((width, height))
+        if r is None:
+            from av.video.reformatter import VideoReformatter
+            r = self._reformatters[(width, height)] = VideoReformatter()
+        return r.reformat(frame, width=width, height=height, format=self.PIXELS).to_ndarray()
+
     def infer_whole(self, frame, iw: int, ih: int, dw: int, dh: int) -> np.ndarray:
         """The whole frame, turned to display orientation and scaled to iw x ih in one swscale call (scale +
         convert in C); boxes in display px of a dw x dh frame."""
         if self.turns:
-            img = frame.reformat(width=ih if self.turns % 2 else iw, height=iw if self.turns % 2 else ih,
-                                 format=self.PIXELS).to_ndarray()
+            img = self.pixels(frame, ih if self.turns % 2 else iw, iw if self.turns % 2 else ih)
             img = np.ascontiguousarray(np.rot90(img, self.turns))
         else:
-            img = frame.reformat(width=iw, height=ih, format=self.PIXELS).to_ndarray()
+            img = self.pixels(frame, iw, ih)
         b = self.infer_image(img, iw, ih)
         if len(b):
             b[:, [0, 2]] *= dw / iw
@@ -222,7 +232,7 @@ class ScaledModel(SingleTierDetector):
         if len(tiles) == 1:
             b = self.infer_whole(frame, iw, ih, dw, dh)
         else:
-            full = frame.to_ndarray(format=self.PIXELS)
+            full = self.pixels(frame, frame.width, frame.height)
             if self.turns:
                 full = np.rot90(full, self.turns)
             out = []
