@@ -60,6 +60,27 @@ def chunk_model_child(spec: dict) -> dict:
         if det.two_tier(f.width, f.height):
             det.coarse([f])
     det.stats()
+    counts = {"fine": 0, "coarse": 0, "track": 0}
+
+    class Counted:  # the detector, counting its fine passes, coarse passes and track windows
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def __call__(self, frames):
+            counts["fine"] += len(frames)
+            return self.inner(frames)
+
+        def coarse(self, frames):
+            counts["coarse"] += len(frames)
+            return self.inner.coarse(frames)
+
+        def track(self, *a, **kw):
+            counts["track"] += 1
+            return self.inner.track(*a, **kw)
+    det = Counted(det)
     try:
         from redactor.pool import LocalChannel
         channel = LocalChannel()
@@ -68,9 +89,16 @@ def chunk_model_child(spec: dict) -> dict:
     out = []
     for t in reversed(tasks):
         t.threads, t.share = 1, len(tasks) > 1
+        for k in counts:
+            counts[k] = 0
         c0 = time.process_time()
         r = run_chunk(det, t, channel)
-        out.append({"start": t.start, "end": t.end, "cpu": time.process_time() - c0,
+        st = r["stage_seconds"]
+        out.append({"start": t.start, "end": t.end, "cpu": time.process_time() - c0, "encoded": r["frames"],
+                    "units": {**counts, "decoded": r["detector_stats"].get("frames_decoded"), "encoded": r["frames"]},
+                    "stage": {"fine": st.get("detect_fine", 0), "coarse": st.get("detect", 0),
+                              "track": st.get("track", 0) + st.get("track_back", 0), "decoded": st.get("decode", 0),
+                              "encoded": st.get("redact", 0) + st.get("encode", 0)},
                     "calls": r["detector_stats"].get("calls"),
                     "shared": r["detector_stats"].get("boundary_frames_shared", 0),
                     "decoded": r["detector_stats"].get("frames_decoded")})
@@ -99,11 +127,33 @@ def chunk_model(src: str, overrides: dict, reps: int, work: Path) -> dict:
                 for c in r["chunks"]) + f"; load average {common.os.getloadavg()[0]:.2f}")
     if any(len(r["chunks"]) < 2 for r in runs[2]):
         common.log("[model] the clip is too short to be cut into 2 chunks (at least twice the context each)")
+    # counted work: each chunk's fine/coarse/track calls, decoded and encoded frames (deterministic) priced at
+    # the 1-chunk runs' own seconds per unit (median): a model of the chunks' balance that load cannot blur
+    units = ("fine", "coarse", "track", "decoded", "encoded")
+    # (stage seconds are wall time: on a loaded machine they are inflated, ~evenly; scaled so that the 1-chunk
+    # run's counted work is its CPU seconds)
+    price = {u: common.median([r["chunks"][0]["stage"][u] / max(1, r["chunks"][0]["units"][u]) for r in runs[1]])
+             for u in units} if all("units" in r["chunks"][0] for r in runs[1]) else None
+    if price:
+        first = runs[1][-1]["chunks"][0]
+        scale = first["cpu"] / max(1e-9, sum(price[u] * first["units"][u] for u in units))
+        price = {u: v * scale for u, v in price.items()}
+    counted = None
+    if price:
+        cost = lambda c: sum(price[u] * c["units"][u] for u in units)  # noqa: E731
+        c1 = cost(runs[1][-1]["chunks"][0])
+        c2 = [cost(c) for c in runs[2][-1]["chunks"]]
+        counted = {"price_ms": {u: round(1000 * v, 2) for u, v in price.items()}, "one": c1, "chunks": c2,
+                   "ratio": c1 / max(c2), "overhead": sum(c2) / c1,
+                   "units": {"one": runs[1][-1]["chunks"][0]["units"], "chunks": [c["units"] for c in runs[2][-1]["chunks"]]}}
+        common.log(f"[model] counted work (s at the 1-chunk runs' prices {counted['price_ms']} ms): 1 chunk {c1:.2f}, "
+                   f"2 chunks {' / '.join(f'{c:.2f}' for c in c2)} -> w2 vs w1-pinned at most {counted['ratio']:.2f}x, "
+                   f"split work x{counted['overhead']:.3f}")
     one = common.median([r["chunks"][0]["cpu"] for r in runs[1]])
     span = common.median([max(c["cpu"] for c in r["chunks"]) for r in runs[2]])
     total = common.median([sum(c["cpu"] for c in r["chunks"]) for r in runs[2]])
     return {"runs": runs, "one_chunk_cpu": one, "two_chunk_max_cpu": span, "two_chunk_total_cpu": total,
-            "ratio": one / span, "overhead": total / one}
+            "ratio": one / span, "overhead": total / one, "counted": counted}
 
 
 def main(argv=None) -> int:

@@ -109,14 +109,58 @@ def hand_over(schedule: Schedule, cut: int, after: tuple[int, int]) -> int:
 
 
 def decode_from(schedule: Schedule, start: int, end: int, lend: int) -> int:
-    """The first frame a chunk encoding [start + lend, end) and detecting from ``start`` on must decode: its
-    start when no frame it encodes can be reached by a pass before it (the chunk before covers the ``lend``
-    frames it hands over: ``hand_over``), so decoding begins at the keyframe before the cut -- at the cut itself
-    where that is a keyframe (short keyframe intervals: phones, dashcams) -- instead of before the context;
-    else the first context frame that gets a pass (``Schedule.span``)."""
-    if lend and schedule.span(start + lend, end)[0] >= start:
-        return start
-    return schedule.span(start, end)[0]
+    """The first frame a chunk encoding [start + lend, end) and detecting from ``start`` on must decode: the
+    first context frame that gets a pass for the frames it encodes (``Schedule.span``), and never a frame before
+    that. So with a full hand-over (``hand_over``: the chunk before covers the ``lend`` frames itself) it is the
+    cut: decoding begins at the keyframe before the cut -- at the cut itself where that is a keyframe (short
+    keyframe intervals: phones, dashcams) -- instead of before the context."""
+    return min(start, schedule.span(start + lend, end)[0])
+
+
+# What a chunk's work costs, per unit, in decoded frames (bench/scaling.py --chunk-model prices them on this
+# machine): YuNet at 1080p on one core (2026-12-03, quiet): decode 4.3 ms a frame, redact + encode 28.5, coarse
+# pass 26, fine pass 192, a track window ~10; CenterFace's passes cost ~4-5x YuNet's. Only the balance of the
+# chunks at a cut depends on them (``balanced_hand_over``), never a result.
+WORK_PRICES = {"yunet": {"decode": 1.0, "encode": 6.6, "coarse": 6.0, "fine": 45.0, "track": 2.3},
+               "centerface": {"decode": 1.0, "encode": 6.6, "coarse": 25.0, "fine": 230.0, "track": 8.0}}
+
+
+def chunk_work(schedule: Schedule, prices: dict, seek: int, lo: int, hi: int, start: int, end: int, lend: int,
+               borrow: int, shares: bool) -> float:
+    """The estimated cost of a chunk (``WORK_PRICES``): the frames it decodes from ``seek``, the passes the
+    ``Schedule`` runs on them (those past the end are taken from the next chunk when it ``shares``), the frames
+    it encodes."""
+    last = end if shares else hi
+    decoded = (end + borrow if shares else hi) - seek
+    fine = coarse = track = 0
+    for i in range(lo, last):
+        p = schedule.passes(i, start, end, tracking=True)
+        fine += p.detect
+        coarse += p.coarse and not p.detect
+        track += p.track
+    return (prices["decode"] * decoded + prices["encode"] * (end + borrow - start - lend) + prices["fine"] * fine
+            + prices["coarse"] * coarse + prices["track"] * track)
+
+
+def balanced_hand_over(schedule: Schedule, prices: dict, keys: list[int], before: tuple[int, int],
+                       after: tuple[int, int], lend_before: int, most: int, lo_global: int = 0) -> int:
+    """How many frames past the cut between chunks ``before`` and ``after`` ([start, end) each) the chunk
+    before encodes (0..``most``): the count that makes the longer of the two shortest by ``chunk_work`` (the
+    chunk after decodes from the keyframe before what it needs, ``decode_from``; of equal ones, the larger
+    count: less work in all). ``keys``: the segment's keyframes (frame numbers, sorted)."""
+    (a0, b0), (a, b) = before, after
+
+    def seek_for(lo):
+        return max([k for k in keys if k <= lo], default=keys[0] if keys else lo)
+
+    def costs(n):
+        lo0 = max(lo_global, decode_from(schedule, a0, b0, lend_before))
+        lo1 = max(lo_global, decode_from(schedule, a, b, n))
+        hi0, hi1 = schedule.span(a0, b0)[1], schedule.span(a, b)[1]
+        w0 = chunk_work(schedule, prices, seek_for(lo0), lo0, max(hi0, b0 + n), a0, b0, lend_before, n, True)
+        w1 = chunk_work(schedule, prices, seek_for(lo1), lo1, hi1, a, b, n, 0, True)
+        return max(w0, w1), w0 + w1
+    return min(range(most + 1), key=lambda n: (costs(n)[0], costs(n)[1], -n))
 
 
 def chunk_tasks(source: str, segment: Segment, config: Config, info: SourceInfo, work: Path,
@@ -134,7 +178,14 @@ def chunk_tasks(source: str, segment: Segment, config: Config, info: SourceInfo,
     part = work / f"part-{segment.index:05d}.mp4"
     tasks = []
     keys = sorted(segment.keyframes, key=lambda k: k.frame)
-    lent = [hand_over(schedule, a, (a, b)) if all_at_once and ci else 0 for ci, (a, b, _) in enumerate(chunks)]
+    most = [hand_over(schedule, a, (a, b)) if all_at_once and ci else 0 for ci, (a, b, _) in enumerate(chunks)]
+    prices = WORK_PRICES.get(config.detection.detector, WORK_PRICES["centerface"])
+    key_frames = [k.frame for k in keys]
+    lent = [0] * len(chunks)
+    for ci in range(1, len(chunks)):  # each cut balanced in turn (two chunks: exactly)
+        if most[ci]:
+            lent[ci] = balanced_hand_over(schedule, prices, key_frames, chunks[ci - 1][:2], chunks[ci][:2],
+                                          lent[ci - 1], most[ci], lo_global)
     for ci, (a, b, seek) in enumerate(chunks):
         borrow = lent[ci + 1] if ci + 1 < len(chunks) else 0
         # only the context frames that get a pass are decoded (Schedule.span; up to ctx on each side)

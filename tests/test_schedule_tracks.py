@@ -483,16 +483,21 @@ def test_the_chunk_before_a_cut_encodes_frames_past_it_with_the_boxes_the_next_c
     assert not os.path.exists(lonely.out)
 
 
-@pytest.mark.parametrize("gop", [12, 50])
-def test_a_cut_with_a_hand_over_changes_no_pixel_and_decodes_no_frame_twice_on_a_keyframe(media, tmp_path, gop):
+@pytest.mark.parametrize("gop,lend", [(12, 12), (50, 12), (12, 3), (12, 7), (50, 5)])
+def test_a_cut_with_a_hand_over_changes_no_pixel_and_decodes_no_frame_twice_on_a_keyframe(media, tmp_path,
+                                                                                        monkeypatch, gop, lend):
     """Two workers against one, lossless (crf 0): every output frame is the same, pixel for pixel, and so is
-    every detection recorded. With a keyframe on the cut (``gop`` 12 = the fine period: a phone's 1-2 s
-    keyframe interval) the chunk after the cut decodes from the cut: the two chunks decode each frame once,
-    and the frames handed over once more; with a keyframe every 50 frames, from the keyframe before the cut."""
+    every detection recorded, whatever number of frames the chunk before encodes past the cut (``lend``, set
+    here; the engine balances it, ``balanced_hand_over``). With a keyframe on the cut (``gop`` 12 = the fine
+    period: a phone's 1-2 s keyframe interval) and a full hand-over the chunk after the cut decodes from the
+    cut: the two chunks decode each frame once, and the frames handed over once more; with a keyframe every
+    50 frames, from the keyframe before the cut; with a shorter hand-over, from the keyframe before the
+    context its first frames need."""
     import av
 
-    from redactor import plan
+    from redactor import plan, segment
     from redactor.segment import redact_segments
+    monkeypatch.setattr(segment, "balanced_hand_over", lambda *a, **kw: lend)
     clip = media(f"handover_gop{gop}.mp4", width=320, height=240, seconds=2.0, faces=3, face_size=(14, 40),
                  gop=gop, seed=11)
     out, decoded = {}, {}
@@ -509,6 +514,35 @@ def test_a_cut_with_a_hand_over_changes_no_pixel_and_decodes_no_frame_twice_on_a
     assert [p for p, _ in out[2]] == clip["pts"]
     assert out[2] == out[1] and out[2, "detections"] == out[1, "detections"]
     n = len(clip["pts"])
-    cut = 24  # the fine pass nearest the middle; the chunk before encodes 12 frames past it
+    cut = 24  # the fine pass nearest the middle
+    lo = cut if lend == 12 else cut + lend - 12  # the first coarse sample within edge_reach (12) of frame cut+lend
+    lo -= lo % 3
     assert decoded[1] == n
-    assert decoded[2] == n + 12 + cut % gop
+    assert decoded[2] == n + lend + lo - lo // gop * gop + (cut - lo)
+
+
+def test_the_hand_over_is_sized_to_balance_the_chunks_at_a_cut():
+    """``segment.balanced_hand_over``: the chunk before a cut encodes as many frames past it (up to the most,
+    ``hand_over``) as make the longer of the two chunks shortest by ``chunk_work``; the full count lets the
+    chunk after decode from the cut (``decode_from``), fewer make it decode the context its first frames need."""
+    from redactor.segment import WORK_PRICES, balanced_hand_over, chunk_work, decode_from
+    s = Schedule(every=3, fine=12, hold=1).ending_at(59)
+    prices = WORK_PRICES["yunet"]
+    assert decode_from(s, 24, 60, 12) == 24 and decode_from(s, 24, 60, 0) == s.span(24, 60)[0] == 12
+    assert decode_from(s, 24, 60, 3) == 15
+    frames_only = {"decode": 1.0, "encode": 0.0, "coarse": 0.0, "fine": 0.0, "track": 0.0}
+    # the chunk after decodes from the keyframe before its first frame; the one before takes what it shares
+    assert chunk_work(s, frames_only, 12, 24, 60, 24, 60, 12, 0, True) == 60 - 12
+    assert chunk_work(s, frames_only, 0, 0, 34, 0, 24, 0, 12, True) == 36
+    assert chunk_work(s, frames_only, 0, 0, 34, 0, 24, 0, 0, False) == 34
+    # the chunk after is the longer one whatever is handed over: all of it
+    assert balanced_hand_over(s, prices, [0], (0, 24), (24, 60), 0, 12) == 12
+    # the chunk before is the longer one: fewer frames, and no longer chunk than with all of them
+    keys = list(range(0, 60, 12))
+
+    def longer(n):
+        w0 = chunk_work(s, prices, 0, 0, 36 + n, 0, 36, 0, n, True)
+        lo = decode_from(s, 36, 60, n)
+        return max(w0, chunk_work(s, prices, max(k for k in keys if k <= lo), lo, 60, 36, 60, n, 0, True))
+    n = balanced_hand_over(s, prices, keys, (0, 36), (36, 60), 0, 12)
+    assert n < 12 and longer(n) == min(longer(m) for m in range(13)) < longer(12)
