@@ -158,6 +158,9 @@ class ChunkWorker:
         self.channel = progress if (task.share or task.lend or task.borrow) and hasattr(progress, "fetch") else None
         if (task.lend or task.borrow) and self.channel is None:
             raise WorkerError("a chunk that hands frames over needs the pool's channel")
+        if task.lend > schedule.latency + schedule.every:  # lend_coverage would hand over forgotten detections
+            raise WorkerError(f"chunk [{task.start}, {task.end}): {task.lend} frames handed over, more than this "
+                              f"schedule keeps detections for ({schedule.latency + schedule.every})", task.source)
         self.borrowed: dict = {}  # the next chunk's detections from this chunk's end on (Coverage's dicts)
         self.tail_shared = False
         self.decoded = 0  # frames out of the decoder, those before the chunk's first needed one included

@@ -481,6 +481,13 @@ def test_the_chunk_before_a_cut_encodes_frames_past_it_with_the_boxes_the_next_c
     with pytest.raises(WorkerError, match="did not hand over"):
         run_chunk(FakeTwoTier(clip), lonely, LocalChannel())
     assert not os.path.exists(lonely.out)
+    # more frames handed over than the chunk after keeps its detections for: refused before any frame
+    greedy = chunk_tasks(clip["path"], p.segments[0], cfg, p.source, tmp_path / "greedy", 2, all_at_once=True)[1]
+    greedy.lend = greedy.schedule.latency + greedy.schedule.every + 1
+    (tmp_path / "greedy").mkdir()
+    with pytest.raises(WorkerError, match="more than this schedule keeps detections for"):
+        run_chunk(FakeTwoTier(clip), greedy, LocalChannel())
+    assert not os.path.exists(greedy.out)
 
 
 @pytest.mark.parametrize("gop,lend", [(12, 12), (50, 12), (12, 3), (12, 7), (50, 5)])
