@@ -252,19 +252,3 @@ def test_settings_left_0_are_the_detectors_own_and_the_plan_carries_them(media):
     seg = plan(clip["path"], Config(detector="yunet")).segments[0]
     assert {k: seg.detection[k] for k in ("detector", "threshold", "coarse_width")} == {
         "detector": "yunet", **detectors.own_defaults("yunet")}
-
-
-
-def test_big_faces_moving_between_samples_are_covered_to_forehead_and_chin(media, tmp_path):
-    """YuNet's own boxes end above the chin and below the hairline (shorter than CenterFace's at 1080p's coarse
-    scale), so between samples the blur ellipse left the forehead and chin of a big moving face partly sharp:
-    on bench/vs_deface.py's 1080p clip (its first second here) two faces 155 px wide kept 26-27 % of their
-    detail on frames 18-19 (GT 0.9833). The boxes are ``BOX_HEIGHT`` 1.15 times as tall: none is left (#12)."""
-    from .test_low_fps_edges import leaks
-
-    clip = media("yunet_big_moving.mp4", width=1920, height=1080, fps=30, seconds=1.0, faces=4,
-                 face_size=(40, 160), preset="veryfast", crf=23, seed=1)
-    out = str(tmp_path / "out.mp4")
-    redact_file(clip["path"], out, Config(workers=1))
-    assert Config().detector == "yunet"
-    assert leaks(clip, out) == []

