@@ -402,7 +402,7 @@ class ChunkWorker:
         if i >= t.end:  # the next chunk's detections there (again: a fallback detection here may have replaced one)
             for name, found in self.borrowed.items():
                 getattr(self.coverage, name).update(found)
-        boxes = self.coverage.boxes(i)
+        boxes = self.detector.blur_boxes(self.coverage.boxes(i), t.info.width, t.info.height)
         if frame.format.name != self.fmt:
             pts_, tb_ = frame.pts, frame.time_base
             frame = frame.reformat(format=self.fmt)

@@ -252,3 +252,42 @@ def test_settings_left_0_are_the_detectors_own_and_the_plan_carries_them(media):
     seg = plan(clip["path"], Config(detector="yunet")).segments[0]
     assert {k: seg.detection[k] for k in ("detector", "threshold", "coarse_width")} == {
         "detector": "yunet", **detectors.own_defaults("yunet")}
+
+
+@pytest.mark.parametrize("name, kw", [
+    # vs_deface.py's 1080p clip, its first second: two faces 155 px wide moving between samples kept 26-27 % of
+    # their detail at forehead and chin on frames 18-19 with YuNet's own boxes as the blur (BLUR_TALL 1)
+    ("big_moving", dict(seconds=1.0, faces=4, face_size=(40, 160), seed=1)),
+    # recall.py's 1080p clip: two faces crossing, the one behind half hidden (frame 33); taller *detector* boxes
+    # (e99f867, reverted) made the small-face tracker lose it: fully sharp (0.68 of its detail)
+    ("crossing", dict(seconds=2.0, faces=5, face_size=(24, 120), seed=6)),
+])
+def test_big_moving_and_crossing_faces_are_blurred_whole(media, tmp_path, name, kw):
+    """YuNet's boxes of faces small in its coarse input are shorter than CenterFace's, so the blur (only the blur:
+    ``YuNet.blur_boxes``) is made taller; what is detected and tracked stays YuNet's own (#12)."""
+    from .test_low_fps_edges import leaks
+
+    clip = media(f"yunet_{name}.mp4", width=1920, height=1080, fps=30, preset="veryfast", crf=23, **kw)
+    out = str(tmp_path / "out.mp4")
+    redact_file(clip["path"], out, Config(workers=1))
+    assert Config().detector == "yunet"
+    assert leaks(clip, out) == []
+
+
+def test_blur_boxes_grow_small_faces_taller_in_display_orientation():
+    """At 1080p (coarse pass 640 wide: a third) a box 90 px high spans 30 coarse px: its blur is ``BLUR_TALL``
+    times as tall about its centre, width and score unchanged; one 300 px high (100 coarse px) is left as it is;
+    on a stored frame turned a quarter (display 1080x1920) the face's height is the stored x axis."""
+    det = YuNet(Config(), None)
+    b = np.array([[100, 100, 180, 190, 0.9], [500, 100, 760, 400, 0.8]], np.float32)
+    out = det.blur_boxes(b, 1920, 1080)
+    g = (YuNet.BLUR_TALL - 1) / 2 * 90
+    assert YuNet.BLUR_TALL > 1.0
+    np.testing.assert_allclose(out[0], [100, 100 - g, 180, 190 + g, 0.9], rtol=1e-6)
+    np.testing.assert_allclose(out[1], b[1])
+    np.testing.assert_allclose(b[0], [100, 100, 180, 190, 0.9])  # the caller's boxes are not changed
+    turned = YuNet(Config(), type("I", (), {"rotation": 90})())
+    out = turned.blur_boxes(np.array([[100, 100, 190, 180, 0.9]], np.float32), 1920, 1080)
+    gt = (YuNet.BLUR_TALL - 1) / 2 * 90
+    np.testing.assert_allclose(out[0], [100 - gt, 100, 190 + gt, 180, 0.9], rtol=1e-6)
+    assert len(det.blur_boxes(np.zeros((0, 5), np.float32), 1920, 1080)) == 0

@@ -49,6 +49,9 @@ class Detector(Protocol):
     def stats(self) -> dict:
         """Counters since the previous call (a worker reports once per chunk)."""
 
+    def blur_boxes(self, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+        """The regions to blur for the boxes covering a frame of this stored size (after all tracking)."""
+
 
 class SingleTierDetector:
     """Defaults of the protocol for a detector with one pass only."""
@@ -75,6 +78,11 @@ class SingleTierDetector:
 
     def stats(self) -> dict:
         return {}
+
+    def blur_boxes(self, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+        """The regions to blur for the boxes that cover a width x height (stored) frame: the boxes themselves,
+        unless a model's boxes sit tighter on the face than the blur needs (``YuNet``)."""
+        return boxes
 
 
 # ---------------------------------------------------------------------------------------------- rotation

@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from ..boxes import widen_turned
-from .base import EMPTY, ScaledModel, nms
+from .base import EMPTY, ScaledModel, display_size, nms
 from .windows import track_in_windows
 
 
@@ -49,6 +49,16 @@ class YuNet(ScaledModel):
     # landmarks, or at the image's edge (cut by it) are widened to FRONTAL_ASPECT (``boxes.widen_turned``, README #15)
     FRONTAL_ASPECT = 0.9
     NARROW_ASPECT = 0.7
+    # the blur of a face whose box spans at most BLUR_TALL_BELOW[0] px of the coarse pass's input is BLUR_TALL
+    # times as tall as the box, tapering to 1 at BLUR_TALL_BELOW[1] (``blur_boxes``): YuNet's boxes of faces
+    # that small in its input are shorter than CenterFace's on the same faces (1080p coarse samples, faces 40-55
+    # model px: CenterFace/YuNet height 1.01-1.21, mean ~1.08; widths 0.92-1.02; at 60-220 px as tall), and
+    # the blur left big moving faces' foreheads and chins partly sharp between samples (vs_deface.py's 1080p
+    # clip: GT 0.9958, deface 0.9983, CenterFace 1.000). Only the blur grows: detection, tracking and pairing
+    # see YuNet's own boxes (taller detector boxes made the tracker lose a half-hidden face: #12, README);
+    # 1.15 still left one face at 0.267 of its detail on that clip, 1.2 none (GT 1.000)
+    BLUR_TALL = 1.2
+    BLUR_TALL_BELOW = (64.0, 96.0)
 
     def __init__(self, settings, source=None, model_path: str | None = None):
         """``settings``: the detection settings (``threshold``, ``min_face``, ``max_infer_width``,
@@ -126,6 +136,22 @@ class YuNet(ScaledModel):
             inside = (ix * iy >= 0.6 * np.maximum(area, 1e-6)) & (larea > area)
             boxes = boxes[~((side >= self.REPLACE_ABOVE) & inside.any(axis=1))]
         return nms(np.concatenate([boxes, large]), self.NMS)
+
+    def blur_boxes(self, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+        """Boxes of faces small in the coarse pass's input made ``BLUR_TALL`` times as tall about their centre
+        (in display orientation: a quarter-turned stored frame grows along x), for the blur only."""
+        if self.BLUR_TALL == 1.0 or not len(boxes):
+            return boxes
+        dw, dh = display_size(width, height, self.turns)
+        cw = self.plan_inference(dw, dh, coarse=True)[0]
+        ax = 0 if self.turns % 2 else 1
+        b = np.array(boxes, dtype=np.float32, copy=True)
+        h = b[:, ax + 2] - b[:, ax]
+        lo, hi = self.BLUR_TALL_BELOW
+        g = (self.BLUR_TALL - 1.0) / 2 * h * np.clip((hi - h * cw / dw) / (hi - lo), 0.0, 1.0)
+        b[:, ax] -= g
+        b[:, ax + 2] += g
+        return b
 
     def track(self, frame, boxes: np.ndarray, spread: np.ndarray | None = None) -> np.ndarray:
         """Follow known small faces: the fine scale in a window around each (``windows.track_in_windows``,
