@@ -141,6 +141,18 @@ class ScaledModel(SingleTierDetector):
     COARSE_RELIABLE_FACE: float
     COARSE_UPSCALE = 3.0  # the coarse pass scales a frame up at most this much (never more than the fine pass)
 
+    backend = "opencv"  # the inference runtime, OpenCV DNN (the Lambda layer's; reported as backend_opencv)
+
+    def set_threads(self, threads: int) -> None:
+        """Inference threads for this worker (the pool gives each worker its share of the cores)."""
+        self.cv2.setNumThreads(max(1, int(threads)))
+
+    def stats(self) -> dict:
+        """Inference calls since the last stats() call (a worker reports once per chunk); a subclass sets
+        ``cv2`` and counts ``calls``."""
+        calls, self.calls = self.calls, 0
+        return {"calls": calls, "backend_" + self.backend: 1}
+
     def init_geometry(self, settings, source) -> None:
         self.min_face = float(settings.min_face)
         self.max_infer_width = int(settings.max_infer_width)

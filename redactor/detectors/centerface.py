@@ -41,17 +41,6 @@ class CenterFace(ScaledModel):
         self.init_geometry(settings, source)
         self.calls = 0
 
-    backend = "opencv"  # the inference runtime (reported as backend_opencv in a run's detector stats)
-
-    def set_threads(self, threads: int) -> None:
-        """Inference threads for this worker (the pool gives each worker its share of the cores)."""
-        self.cv2.setNumThreads(max(1, int(threads)))
-
-    def stats(self) -> dict:
-        """Inference calls since the last stats() call (a worker reports once per chunk)."""
-        calls, self.calls = self.calls, 0
-        return {"calls": calls, "backend_" + self.backend: 1}
-
     def detect_rgb(self, img: np.ndarray, iw: int, ih: int) -> np.ndarray:
         """img: RGB uint8 (h, w, 3) already at (ih, iw). Returns boxes in img pixels."""
         blob = self.cv2.dnn.blobFromImage(img, 1.0, (iw, ih), (0, 0, 0), swapRB=False, crop=False)

@@ -76,15 +76,6 @@ class YuNet(ScaledModel):
         self.init_geometry(settings, source)
         self.calls = 0
 
-    backend = "opencv"
-
-    def set_threads(self, threads: int) -> None:
-        self.cv2.setNumThreads(max(1, int(threads)))
-
-    def stats(self) -> dict:
-        calls, self.calls = self.calls, 0
-        return {"calls": calls, "backend_opencv": 1}
-
     def large_size(self, width: int, height: int, scale: float) -> tuple[int, int]:
         """Model size of the large-face pass for a display-oriented width x height frame whose full pass
         runs at ``scale`` model px per frame px: its short side at most ``LARGE_SIDE`` and at most half the
