@@ -275,11 +275,12 @@ def test_big_moving_and_crossing_faces_are_blurred_whole(media, tmp_path, name, 
 
 
 def test_blur_boxes_grow_small_faces_taller_in_display_orientation():
-    """At 1080p (coarse pass 640 wide: a third) a box 90 px high spans 30 coarse px: its blur is ``BLUR_TALL``
-    times as tall about its centre, width and score unchanged; one 300 px high (100 coarse px) is left as it is;
+    """At 1080p (coarse pass 512x288) a box 90 px high spans 24 coarse px: its blur is ``BLUR_TALL`` times as
+    tall about its centre, width and score unchanged; one 400 px high (107 coarse px) is left as it is;
     on a stored frame turned a quarter (display 1080x1920) the face's height is the stored x axis."""
     det = YuNet(Config(), None)
-    b = np.array([[100, 100, 180, 190, 0.9], [500, 100, 760, 400, 0.8]], np.float32)
+    assert det.plan_inference(1920, 1080, coarse=True)[:2] == (512, 288)
+    b = np.array([[100, 100, 180, 190, 0.9], [500, 100, 760, 500, 0.8]], np.float32)
     out = det.blur_boxes(b, 1920, 1080)
     g = (YuNet.BLUR_TALL - 1) / 2 * 90
     assert YuNet.BLUR_TALL > 1.0
@@ -291,3 +292,24 @@ def test_blur_boxes_grow_small_faces_taller_in_display_orientation():
     gt = (YuNet.BLUR_TALL - 1) / 2 * 90
     np.testing.assert_allclose(out[0], [100 - gt, 100, 190 + gt, 180, 0.9], rtol=1e-6)
     assert len(det.blur_boxes(np.zeros((0, 5), np.float32), 1920, 1080)) == 0
+
+
+def test_coarse_pass_shrinking_a_frame_needs_no_large_face_pass():
+    """A coarse pass that shrinks the frame is at most ``COARSE_SHORT_SIDE`` (288) px on its short side, so no face
+    in it is above ``LARGE_FACE`` and it runs one inference, not two (#12: 1080p 640x384 + a 320x192 large-face
+    pass became 512x288 alone); frames it upscales (under 640 wide) keep their coarse size; the fine pass at
+    1080p still has its large-face pass."""
+    import av
+
+    det = YuNet(Config(), None)
+    want = {(1920, 1080): (512, 288), (3840, 2160): (512, 288), (1080, 1920): (288, 512), (1440, 1080): (384, 288),
+            (1366, 768): (512, 288), (640, 480): (640, 480), (480, 270): (640, 384), (320, 180): (640, 384)}
+    assert {s: det.plan_inference(*s, coarse=True)[:2] for s in want} == want
+    assert YuNet.COARSE_SHORT_SIDE <= YuNet.LARGE_FACE
+    frame = av.VideoFrame.from_ndarray(np.full((1080, 1920, 3), 128, np.uint8), format="rgb24").reformat(
+        format="yuv420p")
+    det.calls = 0
+    det.coarse([frame])
+    assert det.calls == 1
+    det([frame])
+    assert det.calls == 3  # fine 1920x1088 + its large-face pass

@@ -140,6 +140,7 @@ class ScaledModel(SingleTierDetector):
     FINE_FACE: float
     COARSE_RELIABLE_FACE: float
     COARSE_UPSCALE = 3.0  # the coarse pass scales a frame up at most this much (never more than the fine pass)
+    COARSE_SHORT_SIDE = 0  # > 0: a coarse pass that shrinks the frame is at most this many px on its short side
 
     backend = "opencv"  # the inference runtime, OpenCV DNN (the Lambda layer's; reported as backend_opencv)
 
@@ -170,7 +171,8 @@ class ScaledModel(SingleTierDetector):
         upscaled, at most 3x), within a budget of ``max_infer_width`` x 1088 model pixels; frames wider than
         ``max_infer_width`` (4K) are tiled at their own resolution so their small faces are not shrunk away.
         Coarse pass: the whole frame in one inference at most ``coarse_width`` wide (big and mid-size faces),
-        upscaled at most ``COARSE_UPSCALE`` times.
+        upscaled at most ``COARSE_UPSCALE`` times; one that shrinks the frame is also at most
+        ``COARSE_SHORT_SIDE`` px on its short side (a model's choice: YuNet, so no face in it is too big for it).
         """
         key = (width, height, coarse)
         if key in self._sizes:
@@ -178,6 +180,9 @@ class ScaledModel(SingleTierDetector):
         if coarse:
             iw = min(self.coarse_width, self.plan_inference(width, height)[0], width * self.COARSE_UPSCALE)
             iw = int(math.ceil(iw / 32) * 32)
+            if self.COARSE_SHORT_SIDE and iw < width:  # shrinking: the short side at most COARSE_SHORT_SIDE
+                short = self.COARSE_SHORT_SIDE * width / min(width, height)
+                iw = min(iw, max(32, int(math.floor(short / 32) * 32)))
             ih = int(math.ceil(height * iw / width / 32) * 32)
             self._sizes[key] = (iw, ih, [(0, 0, width, height)])
             return self._sizes[key]
