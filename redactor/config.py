@@ -72,7 +72,9 @@ class DetectionSettings:
     fine_every: int = -1  # fine detection every K-th frame (a multiple of k); 0 = off, -1 = from fine_ms
     track_every: int = 0  # small-face tracking step in frames, dividing k; 0 = from track_ms
     coarse_width: int = 0  # the coarse pass infers the whole frame at most this wide; 0 = the detector's own
-    min_face: int = 16  # smallest face width (px) the fine pass is sized for (smaller = more upscaling)
+    min_face: int = 16  # smallest face width (px) the fine pass is sized for (smaller = more upscaling; above
+    # the model's FINE_FACE, 32 px for YuNet / 48 CenterFace, the fine pass shrinks the frame: faster, and blind
+    # below it)
     max_infer_width: int = 1920  # the fine pass's budget: frames wider than this are tiled
     rekognition_ms: float = 200.0  # per-frame Rekognition backend: sampling period (every 6th frame at 30 fps)
     rekognition_every: int = 0  # ... or every k-th frame, overriding rekognition_ms; 0 = from rekognition_ms

@@ -313,3 +313,24 @@ def test_coarse_pass_shrinking_a_frame_needs_no_large_face_pass():
     assert det.calls == 1
     det([frame])
     assert det.calls == 3  # fine 1920x1088 + its large-face pass
+
+
+def test_min_face_above_the_fine_face_size_shrinks_the_fine_pass(media, tmp_path):
+    """A ``min_face`` above YuNet's ``FINE_FACE`` (32 px) shrinks the fine pass so that face still spans 32 model
+    px (1080p at 64: 960x544, a quarter of the pixels), where the whole frame then fits the budget (4K at 64:
+    1920x1088 in one inference instead of four tiles; at 48 it would not fit, so the tiles stay); the default
+    (16) is unchanged, and faces at and above min_face are still redacted whole."""
+    from .test_low_fps_edges import leaks
+
+    plan = {mf: YuNet(Config(min_face=mf), None) for mf in (16, 48, 64)}
+    assert plan[16].plan_inference(1920, 1080)[:2] == (1920, 1088)
+    assert plan[48].plan_inference(1920, 1080)[:2] == (1280, 736)
+    assert plan[64].plan_inference(1920, 1080)[:2] == (960, 544)
+    assert plan[64].plan_inference(3840, 2160) == (1920, 1088, [(0, 0, 3840, 2160)])
+    assert len(plan[48].plan_inference(3840, 2160)[2]) == len(plan[16].plan_inference(3840, 2160)[2]) > 1
+    assert plan[64].two_tier(1920, 1080) and plan[64].coarse_min_face(1920, 1080) == 90.0
+    clip = media("yunet_min_face.mp4", width=1920, height=1080, fps=30, seconds=1.0, faces=3, face_size=(70, 150),
+                 seed=3, preset="veryfast", crf=23)
+    out = str(tmp_path / "out.mp4")
+    redact_file(clip["path"], out, Config(workers=1, min_face=64))
+    assert leaks(clip, out) == []

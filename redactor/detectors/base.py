@@ -170,6 +170,8 @@ class ScaledModel(SingleTierDetector):
         Fine pass: scaled so a ``min_face`` face spans ``FINE_FACE`` model pixels (small frames are
         upscaled, at most 3x), within a budget of ``max_infer_width`` x 1088 model pixels; frames wider than
         ``max_infer_width`` (4K) are tiled at their own resolution so their small faces are not shrunk away.
+        A ``min_face`` above ``FINE_FACE`` shrinks the frame instead, where the whole frame then fits the budget
+        (else: the tiles at its own resolution, as before).
         Coarse pass: the whole frame in one inference at most ``coarse_width`` wide (big and mid-size faces),
         upscaled at most ``COARSE_UPSCALE`` times; one that shrinks the frame is also at most
         ``COARSE_SHORT_SIDE`` px on its short side (a model's choice: YuNet, so no face in it is too big for it).
@@ -187,7 +189,15 @@ class ScaledModel(SingleTierDetector):
             self._sizes[key] = (iw, ih, [(0, 0, width, height)])
             return self._sizes[key]
         budget = self.max_infer_width * 1088
-        scale = min(3.0, max(1.0, self.FINE_FACE / self.min_face))
+        want = min(3.0, self.FINE_FACE / self.min_face)
+        if want < 1.0 and width * want * height * want <= budget:
+            # a min_face above FINE_FACE: the smallest face wanted still spans FINE_FACE model px with the
+            # whole frame shrunk (1080p at min_face 64 with YuNet: 960x544, ~1/4 of the 1920x1088 pass's cost)
+            iw = max(32, int(math.ceil(width * want / 32) * 32))
+            ih = max(32, int(math.ceil(height * want / 32) * 32))
+            self._sizes[key] = (iw, ih, [(0, 0, width, height)])
+            return self._sizes[key]
+        scale = min(3.0, max(1.0, want))
         scale = max(1.0, min(scale, math.sqrt(budget / (width * height))))
         tiles = tile_grid(width, height, self.max_infer_width, 1088)
         tw, th = tiles[0][2], tiles[0][3]
