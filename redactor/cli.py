@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--track-every", type=int,
                    help="small-face tracking step in frames, dividing the coarse period (overrides --track-ms)")
     r.add_argument("--coarse-width", type=int, help="coarse pass inference width (default: Config.coarse_width)")
-    r.add_argument("--min-face", type=int, help="smallest face width in px to resolve (default 16)")
+    r.add_argument("--min-face", type=int, help="smallest face width in px to resolve (default 16; above the model's fine face size, 32 px for yunet, 48 for centerface, the fine pass shrinks the frame: faster, blind below it)")
     r.add_argument("--detector", choices=DETECTORS)
     r.add_argument("--rekognition-ms", type=float,
                    help="detector rekognition: DetectFaces sampling period in ms, whole frames of the video's rate "
