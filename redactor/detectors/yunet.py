@@ -8,7 +8,8 @@ Passes (the protocol of ``base.Detector``; every input is BGR with sides rounded
 * ``__call__`` (fine): the whole frame scaled so a ``min_face`` face spans ``FINE_FACE`` model pixels (at the
   default ``min_face`` 16: 2x, never more than 3x), within a ``max_infer_width`` x 1088
   budget; wider frames (4K) are tiled at their own resolution (``base.ScaledModel.plan_inference``, as CenterFace);
-* ``coarse``: the whole frame in one inference at most ``coarse_width`` wide;
+* ``coarse``: the whole frame in one inference at most ``coarse_width`` wide, and, when that shrinks the frame,
+  at most ``COARSE_SHORT_SIDE`` (288) px on its short side, so it needs no large-face pass;
 * ``track``: the fine scale in windows around known small faces (``windows.track_in_windows``);
 * large faces: YuNet's boxes come out undersized for faces above ~300 model pixels and it misses them above
   ~600 (measured on the astronaut: 0.7x at 600, nothing at 900), so every pass whose input can hold such a face
