@@ -36,10 +36,11 @@ class YuNet(ScaledModel):
     FINE_FACE = 32.0  # model px a min_face face is scaled to in the fine pass (2x at min_face 16; measured on
     # synth crops 18-28 px wide, faces ~10-15 px: 24 missed 3/60, 32 none; CenterFace needs 48, 3x)
     COARSE_RELIABLE_FACE = 24.0  # model px above which the coarse pass finds a face reliably
-    # it finds ~10 px faces unscaled, so the coarse pass never upscales: small frames (480x270) stay two-tier
-    # (coarse at 1x, fine at 2x) and get the fine pass on the video's last frame
+    # the coarse pass upscales at most 2x (it was 1x until 2026-12-03: a half face 62 px high scored 0.19-0.28
+    # at 1x, 0.83-0.85 at 2x; README "YuNet-n"): 480x270 is two-tier (coarse 640x384, fine 960x544), 320x180
+    # single tier at 640x384
     COARSE_UPSCALE = 2.0
-    # a coarse pass that shrinks the frame is at most LARGE_SIDE (288) px on its short side: no face in it can
+    # a coarse pass that shrinks the frame is at most 288 px (LARGE_SIDE) on its short side: no face in it can
     # exceed LARGE_FACE, so it needs no large-face pass (1080p: 512x288, where 640x384 needed one at 320x192 --
     # the coarse pass's cost halved, 1 thread: ~24 -> ~13 ms, #12); frames it upscales (< 640 wide) are unchanged
     COARSE_SHORT_SIDE = 288
