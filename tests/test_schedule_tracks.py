@@ -349,13 +349,14 @@ class _RecordingFake(FakeTwoTier):
         return super().coarse(frames)
 
 
-def test_a_chunk_takes_the_detections_past_its_cut_from_the_next_chunk(media, tmp_path):
+def test_a_chunk_takes_the_detections_past_its_cut_from_the_next_chunk(media, tmp_path, monkeypatch):
     """Chunks cut on a fine pass: the chunk after the cut publishes the fine pass and coarse samples there, and
     the chunk before it takes them instead of decoding and detecting those frames again; it records, covers
-    and encodes exactly what it does when it has to find them itself (nothing published: it falls back)."""
+    and encodes exactly what it does when it has to find them itself (nothing published: it falls back): the
+    same regions blurred on every frame, in the same order, and the same encoded pictures."""
     import av
 
-    from redactor import plan
+    from redactor import blur, plan
     from redactor.chunk import run_chunk
     from redactor.pool import LocalChannel
     from redactor.segment import chunk_tasks
@@ -369,25 +370,46 @@ def test_a_chunk_takes_the_detections_past_its_cut_from_the_next_chunk(media, tm
     channel = LocalChannel()
     for t in (first, second):
         t.share = True
+    blurred = []  # (pts, the boxes handed to the blur), per frame redacted, in encoding order
+    redact_frame = blur.redact_frame
+
+    def recording(frame, boxes, *a, **kw):
+        blurred.append((frame.pts, np.array(boxes, np.float64).round(4).tolist()))
+        return redact_frame(frame, boxes, *a, **kw)
+    monkeypatch.setattr(blur, "redact_frame", recording)
     run_chunk(_RecordingFake(clip), second, channel)
     cut = second.start
     # the fine pass on the cut and the coarse samples within edge_reach after it
     assert sorted(channel.shared) == [(cut, "detect"), (cut + 3, "coarse"), (cut + 6, "coarse"), (cut + 9, "coarse")]
     shared_det = _RecordingFake(clip)
+    blurred.clear()
     shared = run_chunk(shared_det, first, channel)
+    shared_blurred = list(blurred)
     assert max(index[q] for q in shared_det.seen) < cut  # nothing after the cut was detected again
     assert shared["detector_stats"]["boundary_frames_shared"] == 4
     first.out = str(tmp_path / "alone.mp4")
     alone_det = _RecordingFake(clip)
+    blurred.clear()
     alone = run_chunk(alone_det, first, LocalChannel())  # nothing published: it finds them itself
+    assert len(blurred) > 0 and blurred == shared_blurred
     assert max(index[q] for q in alone_det.seen) == cut + 9 and alone["detector_stats"]["boundary_frames_shared"] == 0
     assert shared["detections"] == alone["detections"] and shared["redacted"] == alone["redacted"]
     assert shared["frames"] == alone["frames"] == cut and shared["last_pts"] == alone["last_pts"]
 
     def frames(path):
         with av.open(path) as c:
-            return [(f.pts, f.to_ndarray().tobytes()) for f in c.decode(video=0)]
-    assert frames(first.out) == frames(str(tmp_path / "part-00000-00.mp4"))
+            return [(f.pts, f.to_ndarray(format="gray").astype(np.int16)) for f in c.decode(video=0)]
+    a, b = frames(first.out), frames(str(tmp_path / "part-00000-00.mp4"))
+    assert [p for p, _ in a] == [p for p, _ in b]
+    # the same pictures: the blurred regions are compared exactly above; here no 8x8 block may differ by more
+    # than x264's rounding (a face blurred in one part and sharp in the other differs by tens of levels). One
+    # fresh-clone CI run (02c923b) saw every picture of the two parts differ by 1-2 levels here, frame 0 too,
+    # which the blur of the frames near the cut cannot reach through x264's 10-frame lookahead: not reproduced
+    # in 56 runs since, so the encoder is not asked to be bit-identical across two instances
+    for (_, x), (_, y) in zip(a, b):
+        h, w = (x.shape[0] // 8) * 8, (x.shape[1] // 8) * 8
+        d = np.abs(x[:h, :w] - y[:h, :w]).reshape(h // 8, 8, w // 8, 8).mean(axis=(1, 3))
+        assert d.max() <= 3.0
 
 
 def test_segments_are_split_into_chunks_only_where_that_shortens_the_run():
