@@ -120,7 +120,9 @@ def decode_from(schedule: Schedule, start: int, end: int, lend: int) -> int:
 # What a chunk's work costs, per unit, in decoded frames (bench/scaling.py --chunk-model prices them on this
 # machine): YuNet at 1080p on one core (2026-12-03, quiet): decode 4.3 ms a frame, redact + encode 28.5, coarse
 # pass 26, fine pass 192, a track window ~10; CenterFace's passes cost ~4-5x YuNet's. Only the balance of the
-# chunks at a cut depends on them (``balanced_hand_over``), never a result.
+# chunks at a cut depends on them (``balanced_hand_over``), never a result. YuNet's coarse price predates its
+# 512x288 coarse pass without a large-face pass (session 9: ~14 ms in the pipeline, ~3 decoded frames); not
+# re-priced, as the balance it gives was not re-measured.
 WORK_PRICES = {"yunet": {"decode": 1.0, "encode": 6.6, "coarse": 6.0, "fine": 45.0, "track": 2.3},
                "centerface": {"decode": 1.0, "encode": 6.6, "coarse": 25.0, "fine": 230.0, "track": 8.0}}
 
@@ -160,7 +162,7 @@ def balanced_hand_over(schedule: Schedule, prices: dict, keys: list[int], before
         w0 = chunk_work(schedule, prices, seek_for(lo0), lo0, max(hi0, b0 + n), a0, b0, lend_before, n, True)
         w1 = chunk_work(schedule, prices, seek_for(lo1), lo1, hi1, a, b, n, 0, True)
         return max(w0, w1), w0 + w1
-    return min(range(most + 1), key=lambda n: (costs(n)[0], costs(n)[1], -n))
+    return min(range(most + 1), key=lambda n: (*costs(n), -n))
 
 
 def chunk_tasks(source: str, segment: Segment, config: Config, info: SourceInfo, work: Path,

@@ -62,7 +62,9 @@ class YuNet(ScaledModel):
     # the blur left big moving faces' foreheads and chins partly sharp between samples (vs_deface.py's 1080p
     # clip: GT 0.9958, deface 0.9983, CenterFace 1.000). Only the blur grows: detection, tracking and pairing
     # see YuNet's own boxes (taller detector boxes made the tracker lose a half-hidden face: #12, README);
-    # 1.15 still left one face at 0.267 of its detail on that clip, 1.2 none (GT 1.000)
+    # 1.15 still left one face at 0.267 of its detail on that clip, 1.2 none (GT 1.000). Tuned with the 640-wide
+    # 1080p coarse pass (faces up to 192 px grown, tapering to 288); with the 512-wide one (COARSE_SHORT_SIDE)
+    # the same coarse-px bounds reach faces up to 240 px, tapering to 360, as they are smaller in its input
     BLUR_TALL = 1.2
     BLUR_TALL_BELOW = (64.0, 96.0)
 
