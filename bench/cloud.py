@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import benchlib as common  # noqa: E402
 
 ROOT = common.ROOT
 TARGET_COST_PER_MIN = 0.005  # USD per 1080p video-minute (issue #12, target 4)

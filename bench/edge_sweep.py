@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import benchlib as common  # noqa: E402
 import recall  # noqa: E402  (its pixel rule: the centre 60 % keeps < SHARP_KEEP of its detail; the tests' too)
 LOOKS = [("half", "frontal"), ("frontal", "half"), ("half", "squeezed"), ("squeezed", "frontal")]
 PROFILES = [("profile", "profile-left"), ("profile-left", "frontal")]

@@ -63,7 +63,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import benchlib as common  # noqa: E402
 from redactor.tracking import match  # noqa: E402
 
 TARGET = 0.99

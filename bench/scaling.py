@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import benchlib as common  # noqa: E402
 
 TARGET = 1.8
 MEM_TOLERANCE = 1.15

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import benchlib as common  # noqa: E402
 
 FRAMES = {"detect_every": "3", "fine_every": "30"}  # the schedule before #15, fixed in frames
 

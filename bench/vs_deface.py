@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import benchlib as common  # noqa: E402
 import recall  # noqa: E402
 
 TARGET = 8.0

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,16 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def cloud():
     spec = importlib.util.spec_from_file_location("bench_cloud", ROOT / "bench" / "cloud.py")
     mod = importlib.util.module_from_spec(spec)
-    # bench/cloud.py does ``import common`` (bench/common.py); the AWS tests have already imported
-    # lambdas/common under that name, so it is set aside while the bench loads and put back after
-    other = sys.modules.pop("common", None)
-    try:
-        spec.loader.exec_module(mod)
-    finally:
-        if other is not None:
-            sys.modules["common"] = other
-        else:
-            sys.modules.pop("common", None)
+    spec.loader.exec_module(mod)
     return mod
 
 

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from tests import aws_support  # noqa: F401  (puts lambdas/ on sys.path)
-from common import naming
+from redactor import naming
 from common.env import EnvironmentError_, require
 from common.obs import error_record, parse_cause
 

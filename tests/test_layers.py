@@ -154,7 +154,7 @@ def test_pure_python_layers_import_on_the_lambda_python(built):
     code = ("import sys; sys.path[:0] = %r\n"
             "from aws_lambda_powertools import Logger, Metrics\n"
             "import redactor, redactor.records, redactor.config, redactor.errors\n"
-            "from common import naming\n"
+            "from redactor import naming\n"
             "assert naming.execution_name('b', 'k.mp4', 'v').startswith('k-mp4-')\n"
             "print('ok')" % paths)
     proc = subprocess.run([py, "-S", "-B", "-c", code], capture_output=True, text=True,

@@ -1,1 +1,1 @@
-"""Shared adapter helpers for the Lambda handlers (S3 transfer, env validation, naming)."""
+"""Shared adapter helpers for the Lambda handlers (S3 transfer, env validation, events)."""

@@ -9,7 +9,7 @@ from typing import Any
 
 from redactor.records import Segment
 
-from common import naming
+from redactor import naming
 
 
 class EventError(ValueError):

@@ -22,7 +22,8 @@ from botocore.exceptions import ClientError
 from redactor import rekognition_video as rv
 from redactor.records import Plan
 
-from common import events, naming, obs, s3
+from common import events, obs, s3
+from redactor import naming
 from common.env import engine_config, require
 
 ENV = require("RAW_BUCKET", "WORK_BUCKET")

@@ -9,7 +9,8 @@ import redactor
 from redactor.remote import s3_url
 from redactor.remux import check_output
 
-from common import naming, obs, s3
+from common import obs, s3
+from redactor import naming
 from common.events import Upload
 from common.env import engine_config, require
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from common import naming, obs, s3
+from common import obs, s3
+from redactor import naming
 from common.env import require
 from common.events import Failure
 

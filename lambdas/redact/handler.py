@@ -15,7 +15,8 @@ from redactor.detectors import uses_faces_file
 from redactor.records import Segment, SourceInfo
 from redactor.remote import prepare_fork, s3_url
 
-from common import events, naming, obs, s3
+from common import events, obs, s3
+from redactor import naming
 from common.env import engine_config, require
 
 ENV = require("RAW_BUCKET", "WORK_BUCKET")

@@ -11,7 +11,8 @@ from urllib.parse import unquote_plus
 
 import boto3
 
-from common import naming, obs, s3
+from common import obs, s3
+from redactor import naming
 from common.env import require
 from common.events import ObjectCreated
 

@@ -26,7 +26,8 @@ from redactor.remote import s3_url
 from redactor.remux import stitch as stitch_parts
 from redactor.report import finish_report
 
-from common import naming, obs, s3
+from common import obs, s3
+from redactor import naming
 from common.events import Upload
 from common.env import engine_config, require
 

@@ -1,4 +1,4 @@
-"""Names and S3 keys shared by the starter, the workflow and the handlers.
+"""Names and S3 keys shared by the starter, the workflow, the handlers and the cloud client.
 
 Work area (work bucket):  runs/<execution name>/plan.json, source.json, manifest.json, parts/NNNNN.<ext>,
                           detections/NNNNN.json, results/NNNNN.json, faces.json (rekognition-video)
