@@ -24,6 +24,52 @@ def test_execution_name_is_deterministic_short_and_safe():
     assert naming.execution_name("raw", "dir/.../", None).startswith("video-")
 
 
+def test_retry_names_are_distinct_deterministic_and_safe():
+    first = naming.execution_name("raw", "fleet/car 7/a.mp4", "v1")
+    retries = [naming.retry_execution_name("raw", "fleet/car 7/a.mp4", "v1", n) for n in (1, 2, 10, 999)]
+    assert len({first, *retries}) == 5
+    assert retries[0] == naming.retry_execution_name("raw", "fleet/car 7/a.mp4", "v1", 1)
+    assert retries[0] != naming.retry_execution_name("raw", "fleet/car 7/a.mp4", "v2", 1)
+    assert retries[0].startswith("a-mp4-r1-") and retries[3].startswith("a-mp4-r999-")
+    long = naming.retry_execution_name("raw", "x/" + "a" * 300 + ".mp4", "v1", 12345)
+    assert len(long) == 80 and re.fullmatch(r"[A-Za-z0-9_-]+", long) and "-r12345-" in long
+    for bad in (0, -1, 1.5, True, "1"):
+        with pytest.raises(ValueError):
+            naming.retry_execution_name("raw", "k.mp4", "v1", bad)
+
+
+def test_execution_input_is_what_the_starter_and_a_retry_send():
+    name = naming.retry_execution_name("raw", "a/b.mp4", "v1", 2)
+    got = naming.execution_input("raw", "a/b.mp4", "v1", "0062B1F3A8E5C7D9A1", execution=name, etag="e", size=7)
+    assert got == {"bucket": "raw", "key": "a/b.mp4", "version": "v1", "sequencer": "0062B1F3A8E5C7D9A1",
+                   "etag": "e", "size": 7, "work_prefix": f"runs/{name}/"}
+    assert naming.execution_input("raw", "k", None, None, execution="n")["sequencer"] == ""
+
+
+def test_sequencers_order_uploads_of_a_key_as_s3_documents():
+    older, newer = "0055AED6DCD90281E5", "0055AED6DCD90281E6"
+    assert naming.newer(newer, older) and not naming.newer(older, newer) and not naming.newer(older, older)
+    # different lengths: the shorter is right-padded with zeros before comparing
+    assert naming.newer("0055AED6DCD90281E6", "0055AED6DCD90281E") and not naming.newer("0055AED6DCD9028",
+                                                                                        "0055AED6DCD90280")
+    assert naming.newer("0055aed6dcd90281e6", older)  # case does not matter
+    assert naming.newer(older, None) and naming.newer(older, "") and not naming.newer(None, older)
+    with pytest.raises(ValueError):
+        naming.sequencer_value("not-hex")
+    assert naming.version_record_key("a/b.mp4") != naming.version_record_key("a/c.mp4")
+    assert re.fullmatch(r"versions/[0-9a-f]{64}\.json", naming.version_record_key("é" * 900))
+
+
+def test_keys_too_long_for_their_outputs_get_a_short_failure_record():
+    fits = "k/" + "a" * (1024 - len("redacted/") - len(".report.html") - 2)
+    assert len(naming.report_html_key(fits).encode()) == 1024 and not naming.key_too_long(fits)
+    assert naming.failed_key(fits) == f"failed/{fits}.json"
+    too_long = fits + "a"
+    assert naming.key_too_long(too_long) and naming.key_too_long("é" * 502)  # bytes, not characters
+    hashed = naming.failed_key(too_long)
+    assert re.fullmatch(r"failed/long-keys/[0-9a-f]{64}\.json", hashed) and hashed != naming.failed_key(fits + "b")
+
+
 def test_keys_and_prefix_checks():
     p = naming.work_prefix("run-1")
     assert p == "runs/run-1/" and naming.check_work_prefix(p) == p

@@ -79,24 +79,31 @@ class Upload:
 @dataclass(frozen=True)
 class ObjectCreated:
     """Start's event: S3's "Object Created" as EventBridge delivers it (``detail.bucket.name``,
-    ``detail.object.key`` and optionally its ``version-id``, ``etag`` and ``size``)."""
+    ``detail.object.key`` and optionally its ``version-id``, ``etag``, ``size`` and ``sequencer``)."""
     bucket: str
     key: str
     version: str | None
     etag: str | None
     size: int | None
+    sequencer: str | None = None
 
     @classmethod
     def from_event(cls, event: Any, function: str = "start") -> "ObjectCreated":
         bucket = text(event, "detail.bucket.name", function, S3_EVENT)
         key = text(event, "detail.object.key", function, S3_EVENT)
         obj = event["detail"]["object"]
-        version, etag = (optional(obj, name, function, path=f"detail.object.{name}")
-                         for name in ("version-id", "etag"))
+        version, etag, sequencer = (optional(obj, name, function, path=f"detail.object.{name}")
+                                    for name in ("version-id", "etag", "sequencer"))
         size = optional(obj, "size", function, int, path="detail.object.size")
         if size is not None and size < 0:
             raise EventError(f"{function}: the event's 'detail.object.size' is negative ({size})")
-        return cls(bucket=bucket, key=key, version=version or None, etag=etag or None, size=size)
+        if sequencer:
+            try:
+                naming.sequencer_value(sequencer)
+            except ValueError as e:
+                raise EventError(f"{function}: the event's 'detail.object.sequencer': {e}") from None
+        return cls(bucket=bucket, key=key, version=version or None, etag=etag or None, size=size,
+                   sequencer=sequencer or None)
 
 
 @dataclass(frozen=True)

@@ -53,9 +53,8 @@ def handler(event, context):
         version = None
     etag = (created.etag or meta.get("ETag") or "").strip('"')
     name = naming.execution_name(bucket, key, version or etag)
-    run_input = {"bucket": bucket, "key": key, "version": version, "etag": etag,
-                 "size": int(created.size or meta.get("ContentLength") or 0),
-                 "work_prefix": naming.work_prefix(name)}
+    run_input = naming.execution_input(bucket, key, version, created.sequencer, execution=name, etag=etag,
+                                       size=int(created.size or meta.get("ContentLength") or 0))
     try:
         resp = sfn().start_execution(stateMachineArn=ENV["STATE_MACHINE_ARN"], name=name,
                                      input=json.dumps(run_input))
