@@ -114,6 +114,7 @@ class Functions(Construct):
         access.read(raw, self.plan)
         access.write(work, self.plan, "runs/*")
         access.read(raw, self.redact)
+        access.read(work, self.redact, "runs/*/source.json")  # the upload's probed facts, written by Plan
         access.write(work, self.redact, "runs/*")
         access.read(raw, self.stitch)
         access.list_bucket(work, self.stitch)

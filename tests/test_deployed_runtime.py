@@ -26,6 +26,7 @@ from unittest import mock
 import pytest
 
 from tests import aws_support as aws
+from tests import iam_enforced
 from tests import lambda_runtime as lr
 from tests.conftest import audio_packets, video_times
 from tests.moto_server import _moto_server_session, moto_server  # noqa: F401 - fixtures
@@ -69,8 +70,35 @@ def _asset(assembly: Path, resource: dict) -> Path:
     return assembly / resource["Metadata"]["aws:asset:path"]
 
 
+class _Names(dict):
+    """Logical id -> Ref value, ``<logical id>.Arn`` -> ARN: the test's resources, and for any other resource
+    of the template (a queue, a topic) a name and ARN of its own."""
+
+    def __missing__(self, ref: str) -> str:
+        lid, _, attr = ref.partition(".")
+        return f"arn:aws:test:{iam_enforced.REGION}:{iam_enforced.ACCOUNT}:{lid}" if attr else lid
+
+
+def _iam_names(template: dict, buckets: dict[str, str], functions: dict[str, str], state_machine_arn: str) -> dict:
+    subs = _Names()
+    for name, bucket in buckets.items():
+        lid = aws.logical_id_of(template, "AWS::S3::Bucket", f"/Storage/{name}/")
+        subs[lid], subs[f"{lid}.Arn"] = bucket, f"arn:aws:s3:::{bucket}"
+    for handler, fn_name in functions.items():
+        lid, _ = aws.function_by_service(template, handler)
+        subs[lid] = fn_name
+        subs[f"{lid}.Arn"] = f"arn:aws:lambda:{iam_enforced.REGION}:{iam_enforced.ACCOUNT}:function:{fn_name}"
+    (sm_lid,) = aws.resources(template, "AWS::StepFunctions::StateMachine")
+    subs[sm_lid] = state_machine_arn
+    for lid in aws.resources(template, "AWS::IAM::Role"):
+        subs[f"{lid}.Arn"] = f"arn:aws:iam::{iam_enforced.ACCOUNT}:role/{lid}"
+    return subs
+
+
 class DeployedPipeline(Pipeline):
-    """The stack's resources in moto (server mode), each function in its own Lambda-like container."""
+    """The stack's resources in moto (server mode), each function in its own Lambda-like container, running
+    with credentials of its own role from the template (``iam``: the roles in moto's IAM, see
+    tests/iam_enforced.py; enforced while the ``deployed`` fixture runs)."""
 
     def __init__(self, template: dict, assembly: Path, server, runtime, tmp: Path, engine_env: dict[str, str]):
         super().__init__(template, "unused", tmp, engine_env)
@@ -79,6 +107,14 @@ class DeployedPipeline(Pipeline):
                 for name, bucket in (("Raw", self.raw), ("Work", self.work), ("Output", self.output))}
         (sm_lid,) = aws.resources(template, "AWS::StepFunctions::StateMachine")
         subs[sm_lid] = self.state_machine_arn
+        self.iam = iam_enforced.EnforcedIAM(server, template, _iam_names(
+            template, {"Raw": self.raw, "Work": self.work, "Output": self.output},
+            {h: FN_NAMES[h] for h in self.handlers}, self.state_machine_arn))
+        self.roles = {h: iam_enforced.role_of(aws.function_by_service(template, h)[1]) for h in self.handlers}
+        self.roles["state_machine"] = iam_enforced.role_of(template["Resources"][sm_lid])
+        self.credentials = {h: self.iam.credentials(role) for h, role in self.roles.items()}
+        # the test's own calls (uploads, checks) as a principal allowed everything
+        self.s3, self.sfn = (server.client(svc, **self.iam.driver) for svc in ("s3", "stepfunctions"))
         self.containers: dict[str, lr.Container] = {}
         self.layer_names: dict[str, list[str]] = {}
         try:
@@ -92,6 +128,7 @@ class DeployedPipeline(Pipeline):
                 env = {k: (v if isinstance(v, str) else subs[v["Ref"]])
                        for k, v in props["Environment"]["Variables"].items()}
                 env.update(server.env)
+                env.update(self.credentials[name])  # the function's own role, assumed
                 if any(k.startswith("REDACTOR_") for k in env):  # the engine's functions: test-sized settings
                     env.update(engine_env)
                 self.containers[name] = lr.Container(
@@ -137,8 +174,14 @@ def deployed(request, moto_server, runtime, tmp_path, monkeypatch):  # noqa: F81
     p = DeployedPipeline(template, assembly, moto_server, runtime, tmp_path / "lambda",
                          engine_env={"REDACTOR_SEGMENT_SECONDS": "0.5"})
     p.detector = request.param
+    for k, v in p.iam.driver.items():
+        monkeypatch.setenv(k, v)
+    for k in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(k, raising=False)
     try:
-        with mock.patch.object(LambdaSimpleBackend, "invoke", p.invoke_factory()):
+        with (mock.patch.object(LambdaSimpleBackend, "invoke", p.invoke_factory()),
+              iam_enforced.interpreter_as(p.credentials["state_machine"], moto_server.endpoint),
+              p.iam.enforced()):
             yield p
     finally:
         p.close()
@@ -164,10 +207,15 @@ def test_every_function_runs_in_its_deployed_runtime_end_to_end(deployed, media,
 
     clip = media("deployed.mp4", width=320, height=240, seconds=1.0, audio="aac", faces=1, face_size=(70, 90))
     key = "fleet/car 7/deployed.mp4"
-    started = p.deliver(p.upload(clip["path"], key))
+    try:
+        started = p.deliver(p.upload(clip["path"], key))
+    except lr.FunctionError as e:
+        raise AssertionError(f"{e}; denied: {p.iam.denied()}") from None
     assert started["status"] == "started", started
     done = p.wait(started["executionArn"])
     logs = {n: c.log_tail(1500) for n, c in p.containers.items()}
+    denied = "\n".join(f"{c.role} {c.action} {c.resource}" for c in p.iam.denied())
+    assert not denied, f"denied by the functions' own roles:\n{denied}\n{[i[2] for i in p.invocations]}"
     assert done["status"] == "SUCCEEDED", (done, p.invocations, logs)
 
     assert p.keys(p.output) == [f"redacted/{key}", f"redacted/{key}.report.html", f"redacted/{key}.report.json"]
