@@ -164,9 +164,14 @@ class Pipeline:
             "account": ACCOUNT, "region": REGION, "resources": [f"arn:aws:s3:::{self.raw}"],
             "detail": {"version": "0", "bucket": {"name": self.raw},
                        "object": {"key": key, "size": head["ContentLength"], "etag": head["ETag"].strip('"'),
-                                  "version-id": head.get("VersionId"), "sequencer": "00"},
+                                  "version-id": head.get("VersionId"), "sequencer": self.sequencer()},
                        "reason": "PutObject"},
         }
+
+    def sequencer(self) -> str:
+        """A realistic S3 event sequencer (18 hex digits), larger for every upload than the one before."""
+        self._sequencer = max(getattr(self, "_sequencer", 0) + 1, time.time_ns())
+        return f"00{self._sequencer:016X}"
 
     def deliver(self, event: dict) -> dict:
         """EventBridge -> starter (in-process, as the rule target would)."""
