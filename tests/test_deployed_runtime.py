@@ -231,6 +231,7 @@ def test_every_function_runs_in_its_deployed_runtime_end_to_end(deployed, media,
 
     assert p.keys(p.output) == [f"redacted/{key}", f"redacted/{key}.report.html", f"redacted/{key}.report.json"]
     assert p.keys(p.work) == []
+    assert p.s3.head_object(Bucket=p.output, Key=f"redacted/{key}")["ContentType"] == "video/mp4"
     out = p.get(p.output, f"redacted/{key}", tmp_path / "out.mp4")
     report = p.get_json(p.output, f"redacted/{key}.report.json")
     assert video_times(str(out)) == video_times(clip["path"])
