@@ -18,7 +18,7 @@ against the real planner on the clip), per-segment context frames and chunk cuts
 ``split_chunks`` rule), Lambda vCPUs and CPU share per memory size, a Graviton2-vs-this-CPU speed factor, cold
 starts, S3 throughput and request latency, prices (us-east-1, arm64). Output: a table per (redact memory,
 Map concurrency, video length): wall time by stage (which stage bounds it) and cost per video-minute by service;
-the issue #12 targets (<= $0.005 per 1080p video-minute; 1 h of 1080p in <= 120 s at 1,000-way fan-out) as
+the targets (<= $0.005 per 1080p video-minute; 1 h of 1080p in <= 120 s at 1,000-way fan-out) as
 PASS/MISS. Writes bench/out/cloud.json. A model, not a measurement of AWS: no AWS account is used.
 """
 from __future__ import annotations
@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as common  # noqa: E402
 
 ROOT = common.ROOT
-TARGET_COST_PER_MIN = 0.005  # USD per 1080p video-minute (issue #12, target 4)
-TARGET_HOUR_WALL_S = 120.0  # 1 h of 1080p at 1,000-way fan-out (issue #12, target 4)
+TARGET_COST_PER_MIN = 0.005  # USD per 1080p video-minute (target)
+TARGET_HOUR_WALL_S = 120.0  # 1 h of 1080p at 1,000-way fan-out (target)
 MEMORIES = (3008, 10240)
 CONCURRENCIES = (10, 40, 1000)
 DURATIONS = (("1 min", 60.0), ("10 min", 600.0), ("1 h", 3600.0))
@@ -56,7 +56,7 @@ ASSUMPTIONS: dict[str, tuple[float, str, str]] = {
                    "(aws.amazon.com/s3/pricing, quoted by c3x.dev; the AWS page renders prices client-side)"),
     "s3_get_usd": (0.0004 / 1000, "USD/request", "S3 Standard GET/HEAD, $0.0004 per 1,000 (same)"),
     "init_billed": (1.0, "0/1", "cold-start INIT time is billed like duration (AWS Compute Blog: "
-                    "'standardizes billing for INIT phase', from 2025-08-01)"),
+                    "'standardizes billing for INIT phase')"),
     # ---- Lambda compute ------------------------------------------------------------------------------------
     "mb_per_vcpu": (1769.0, "MB", "CPU share: one vCPU-second per second at 1,769 MB, linear in memory "
                     "(docs.aws.amazon.com/lambda: configuration-memory); so 3008 MB = 1.70, 10240 MB = 5.79 "
@@ -656,9 +656,9 @@ def main(argv=None) -> int:
                     help="skip the measurement: redact core-seconds per frame on this CPU (plan/stitch/fixed "
                          "costs then come from --plan-core-s, --stitch-core-s, --worker-fixed-core-s)")
     ap.add_argument("--plan-core-s", type=float, default=0.00001,
-                    help="with --per-frame-core-s: plan per frame (default: measured 2026-12-03, below resolution)")
+                    help="with --per-frame-core-s: plan per frame (default: measured, below resolution)")
     ap.add_argument("--stitch-core-s", type=float, default=0.00006,
-                    help="with --per-frame-core-s: stitch per frame (default: measured 2026-12-03, 0.062 ms)")
+                    help="with --per-frame-core-s: stitch per frame (default: measured, 0.062 ms)")
     ap.add_argument("--stitch-part-core-s", type=float, default=0.0, help="with --per-frame-core-s: stitch per part")
     ap.add_argument("--plan-fixed-core-s", type=float, default=0.1, help="with --per-frame-core-s: plan per video")
     ap.add_argument("--stitch-fixed-core-s", type=float, default=0.1, help="with --per-frame-core-s: stitch per video")
@@ -785,7 +785,7 @@ def main(argv=None) -> int:
           "seg s = one segment's Lambda (compute + S3 + overhead); map s = Map start + one cold start + waves x seg s; $/video-min = all of it per minute of "
           "video (lambda / Step Functions / S3 requests per minute beside it)")
 
-    # targets (issue #12)
+    # targets: cost per video-minute and the 1 h wall time
     print()
     verdicts = {}
     hour = {mem: next(r for r in rows if r["memory_mb"] == mem and r["concurrency"] == max(concs)
@@ -805,7 +805,7 @@ def main(argv=None) -> int:
                               "fixed_cost_floor_per_min_usd": floor}
         print(f"TARGET cost  @ {mem:.0f} MB: {fmt_usd(r['cost_per_min_usd'])} per 1080p video-minute (1 h video) "
               f"vs <= ${TARGET_COST_PER_MIN} -> {'PASS' if cost_ok else 'MISS'}; {need_txt} "
-              f"(now {m['redact_core_s_per_frame'] * 1000:.1f} ms/frame)")
+              f"(measured {m['redact_core_s_per_frame'] * 1000:.1f} ms/frame)")
         per_min = a["lambda_gb_s_usd"] / 60.0
         print(f"  1 h at {mem:.0f} MB, {max(concs)}-way, Lambda duration per video-minute: redact "
               f"{fmt_usd(r['lambda_gb_s']['redact'] * per_min)} (of which {r['containers']} cold starts "
