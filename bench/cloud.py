@@ -68,15 +68,15 @@ ASSUMPTIONS: dict[str, tuple[float, str, str]] = {
                         "DNN and x264 may make it worse: try 2"),
     "parallel_efficiency": (0.9, "x", "ASSUMPTION: throughput of N worker processes / (N x one), beyond the "
                             "chunk-cut work modelled explicitly (context frames, model loads): shared caches "
-                            "and memory bandwidth (README 'Speed': a fine pass ~10 % slower side by side)"),
+                            "and memory bandwidth (docs/benchmarks.md)"),
     "cold_start_redact_s": (4.0, "s", "ASSUMPTION: INIT of redact (layers: numpy, OpenCV, PyAV, ~200 MB; "
                             "Python imports + the model file), once per container"),
     "cold_start_small_s": (2.0, "s", "ASSUMPTION: INIT of start/plan/stitch (fewer layers)"),
     "invoke_overhead_s": (0.5, "s", "ASSUMPTION: per redact invocation outside the engine and "
                           "its S3 requests (counted apart): handler set-up, the pool's forks, the part's checks"),
     # ---- S3 ---------------------------------------------------------------------------------------------
-    "s3_read_mbps": (75.0, "MB/s", "ASSUMPTION: one connection reading (one GET's body) (README 'Data "
-                     "path': 50-90 MB/s assumed there for one sequential reader, midpoint)"),
+    "s3_read_mbps": (75.0, "MB/s", "ASSUMPTION: one connection reading (one GET's body) (docs/architecture.md "
+                     "'Data path': 50-90 MB/s assumed there for one sequential reader, midpoint)"),
     "s3_write_mbps": (75.0, "MB/s", "ASSUMPTION: one connection writing (one UploadPart's body), as reading"),
     "lambda_net_mbps": (150.0, "MB/s", "ASSUMPTION: one Lambda's network to S3, all its connections together "
                         "(a ceiling on concurrent GETs/PUTs). Published single-download measurements: 400-700 "
@@ -108,7 +108,7 @@ ASSUMPTIONS: dict[str, tuple[float, str, str]] = {
     "upload_part_mib": (16.0, "MiB", "Stitch's output multipart chunk (lambdas/common/s3.py UPLOAD_PART)"),
     "plan_read_fraction": (0.08, "x upload", "bytes Plan fetches per byte of the upload: with indexed reads the "
                            "keyframes and the index (the shared parking-lot camera clip: keyframes 5.3 % of its "
-                           "bytes, 7 in 377 frames), else 1.19x (README 'Data path'); measured on the generated clip "
+                           "bytes, 7 in 377 frames), else 1.19x (docs/architecture.md 'Data path'); measured on the generated clip "
                            "and printed, not used (its keyframes weigh more than a camera's)"),
     "plan_requests_per_mib": (0.25, "GET/MiB", "Plan's GETs per MiB fetched (default: one per 4 MiB streamed "
                               "block; MEASURED here when measuring)"),
@@ -131,11 +131,10 @@ ASSUMPTIONS: dict[str, tuple[float, str, str]] = {
     # ---- the workflow -----------------------------------------------------------------------------------
     "map_start_s": (2.0, "s", "ASSUMPTION: Distributed Map start (reads the manifest from S3, starts the "
                     "first children)"),
-    "sfn_parent_transitions": (6.0, "transitions", "per run outside the Map (README 'Cost notes')"),
-    "sfn_transitions_per_segment": (2.0, "transitions", "per Map child (a Standard child execution; README "
-                                    "'Cost notes')"),
+    "sfn_parent_transitions": (6.0, "transitions", "per run outside the Map (docs/cost.md)"),
+    "sfn_transitions_per_segment": (2.0, "transitions", "per Map child (a Standard child execution; docs/cost.md)"),
     "stitch_report_s": (3.0, "s", "Stitch's HTML report (thumbnails) on this CPU: 3.07 s for the 1080p 10 s "
-                        "clip in bench/report_html.py (README 'Speed'), taken as fixed per video"),
+                        "clip in bench/report_html.py (docs/benchmarks.md), taken as fixed per video"),
     "plan_memory_mb": (0.0, "MB", "0 = cdk.json's plan_memory_mb"),
     "stitch_memory_mb": (0.0, "MB", "0 = cdk.json's stitch_memory_mb"),
     "small_memory_mb": (0.0, "MB", "0 = cdk.json's small_memory_mb (the starter)"),
@@ -752,7 +751,7 @@ def main(argv=None) -> int:
     ctx = stack_defaults()
     print(f"stack defaults (cdk.json): redact_memory_mb {ctx['redact_memory_mb']}, max_concurrency "
           f"{ctx['max_concurrency']}, segment_seconds {ctx['segment_seconds']}, detector {ctx['detector']}; "
-          f"a new account has ~10 concurrent executions (README 'What a new account needs'): the 10-way rows")
+          f"a new account has ~10 concurrent executions (docs/deploy.md): the 10-way rows")
 
     mems = [float(x) for x in args.memories.split(",")]
     concs = [int(x) for x in args.concurrencies.split(",")]

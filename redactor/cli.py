@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("redact", help="redact faces in a video")
     r.add_argument("input")
     r.add_argument("-o", "--output", required=True,
-                   help="output video: .mp4, .m4v, .mov, .mkv, .ts, .mts or .m2ts (README: Output container per upload)")
+                   help="output video: .mp4, .m4v, .mov, .mkv, .ts, .mts or .m2ts (docs/architecture.md: Output container per upload)")
     r.add_argument("--report", help="write the JSON report here")
     r.add_argument("--report-html", help="write the visual report (one self-contained HTML page) here")
     r.add_argument("--workers", type=int, help="worker processes (default: usable cores)")

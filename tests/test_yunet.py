@@ -100,7 +100,7 @@ def test_a_corrupt_or_missing_model_is_a_named_setup_error(tmp_path):
 
 
 def test_yunet_is_the_default_and_centerface_stays_selectable(model_path):
-    """YuNet is the default of the engine, the stack and cdk.json (README "Speed": recall kept, 2x cheaper);
+    """YuNet is the default of the engine, the stack and cdk.json (docs/detectors.md: recall kept, 2x cheaper);
     CenterFace stays selectable: Config/--detector (the CLI's choices are Config's) and CDK context
     detector=centerface (the stack validates through Config and hands the Lambda functions REDACTOR_DETECTOR)."""
     from redactor.detectors import CenterFace

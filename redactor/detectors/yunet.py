@@ -1,7 +1,7 @@
 """YuNet-n (Apache-2.0, libfacedetection.train), a small local face model vendored with the engine
 (``redactor/models/``, SHA-256 checked at load), run by OpenCV DNN's ``cv2.FaceDetectorYN`` (the runtime the
 Lambda layer has). 4-5x cheaper per inference than CenterFace at the same input size, and it finds faces of
-~8-10 model pixels without upscaling (measured: README "Speed", YuNet).
+~8-10 model pixels without upscaling (measured: docs/detectors.md).
 
 Passes (the protocol of ``base.Detector``; every input is BGR with sides rounded to multiples of 32):
 
