@@ -18,7 +18,7 @@ against the real planner on the clip), per-segment context frames and chunk cuts
 ``split_chunks`` rule), Lambda vCPUs and CPU share per memory size, a Graviton2-vs-this-CPU speed factor, cold
 starts, S3 throughput and request latency, prices (us-east-1, arm64). Output: a table per (redact memory,
 Map concurrency, video length): wall time by stage (which stage bounds it) and cost per video-minute by service;
-the issue #12 targets (<= $0.005 per 1080p video-minute; 1 h of 1080p in <= 120 s at 1,000-way fan-out) as
+the targets (<= $0.005 per 1080p video-minute; 1 h of 1080p in <= 120 s at 1,000-way fan-out) as
 PASS/MISS. Writes bench/out/cloud.json. A model, not a measurement of AWS: no AWS account is used.
 """
 from __future__ import annotations
@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as common  # noqa: E402
 
 ROOT = common.ROOT
-TARGET_COST_PER_MIN = 0.005  # USD per 1080p video-minute (issue #12, target 4)
-TARGET_HOUR_WALL_S = 120.0  # 1 h of 1080p at 1,000-way fan-out (issue #12, target 4)
+TARGET_COST_PER_MIN = 0.005  # USD per 1080p video-minute (target)
+TARGET_HOUR_WALL_S = 120.0  # 1 h of 1080p at 1,000-way fan-out (target)
 MEMORIES = (3008, 10240)
 CONCURRENCIES = (10, 40, 1000)
 DURATIONS = (("1 min", 60.0), ("10 min", 600.0), ("1 h", 3600.0))
@@ -56,7 +56,7 @@ ASSUMPTIONS: dict[str, tuple[float, str, str]] = {
                    "(aws.amazon.com/s3/pricing, quoted by c3x.dev; the AWS page renders prices client-side)"),
     "s3_get_usd": (0.0004 / 1000, "USD/request", "S3 Standard GET/HEAD, $0.0004 per 1,000 (same)"),
     "init_billed": (1.0, "0/1", "cold-start INIT time is billed like duration (AWS Compute Blog: "
-                    "'standardizes billing for INIT phase', from 2025-08-01)"),
+                    "'standardizes billing for INIT phase')"),
     # ---- Lambda compute ------------------------------------------------------------------------------------
     "mb_per_vcpu": (1769.0, "MB", "CPU share: one vCPU-second per second at 1,769 MB, linear in memory "
                     "(docs.aws.amazon.com/lambda: configuration-memory); so 3008 MB = 1.70, 10240 MB = 5.79 "
@@ -68,15 +68,15 @@ ASSUMPTIONS: dict[str, tuple[float, str, str]] = {
                         "DNN and x264 may make it worse: try 2"),
     "parallel_efficiency": (0.9, "x", "ASSUMPTION: throughput of N worker processes / (N x one), beyond the "
                             "chunk-cut work modelled explicitly (context frames, model loads): shared caches "
-                            "and memory bandwidth (README 'Speed': a fine pass ~10 % slower side by side)"),
+                            "and memory bandwidth (docs/benchmarks.md)"),
     "cold_start_redact_s": (4.0, "s", "ASSUMPTION: INIT of redact (layers: numpy, OpenCV, PyAV, ~200 MB; "
                             "Python imports + the model file), once per container"),
     "cold_start_small_s": (2.0, "s", "ASSUMPTION: INIT of start/plan/stitch (fewer layers)"),
     "invoke_overhead_s": (0.5, "s", "ASSUMPTION: per redact invocation outside the engine and "
                           "its S3 requests (counted apart): handler set-up, the pool's forks, the part's checks"),
     # ---- S3 ---------------------------------------------------------------------------------------------
-    "s3_read_mbps": (75.0, "MB/s", "ASSUMPTION: one connection reading (one GET's body) (README 'Data "
-                     "path': 50-90 MB/s assumed there for one sequential reader, midpoint)"),
+    "s3_read_mbps": (75.0, "MB/s", "ASSUMPTION: one connection reading (one GET's body) (docs/architecture.md "
+                     "'Data path': 50-90 MB/s assumed there for one sequential reader, midpoint)"),
     "s3_write_mbps": (75.0, "MB/s", "ASSUMPTION: one connection writing (one UploadPart's body), as reading"),
     "lambda_net_mbps": (150.0, "MB/s", "ASSUMPTION: one Lambda's network to S3, all its connections together "
                         "(a ceiling on concurrent GETs/PUTs). Published single-download measurements: 400-700 "
@@ -108,7 +108,7 @@ ASSUMPTIONS: dict[str, tuple[float, str, str]] = {
     "upload_part_mib": (16.0, "MiB", "Stitch's output multipart chunk (lambdas/common/s3.py UPLOAD_PART)"),
     "plan_read_fraction": (0.08, "x upload", "bytes Plan fetches per byte of the upload: with indexed reads the "
                            "keyframes and the index (the shared parking-lot camera clip: keyframes 5.3 % of its "
-                           "bytes, 7 in 377 frames), else 1.19x (README 'Data path'); measured on the generated clip "
+                           "bytes, 7 in 377 frames), else 1.19x (docs/architecture.md 'Data path'); measured on the generated clip "
                            "and printed, not used (its keyframes weigh more than a camera's)"),
     "plan_requests_per_mib": (0.25, "GET/MiB", "Plan's GETs per MiB fetched (default: one per 4 MiB streamed "
                               "block; MEASURED here when measuring)"),
@@ -131,11 +131,10 @@ ASSUMPTIONS: dict[str, tuple[float, str, str]] = {
     # ---- the workflow -----------------------------------------------------------------------------------
     "map_start_s": (2.0, "s", "ASSUMPTION: Distributed Map start (reads the manifest from S3, starts the "
                     "first children)"),
-    "sfn_parent_transitions": (6.0, "transitions", "per run outside the Map (README 'Cost notes')"),
-    "sfn_transitions_per_segment": (2.0, "transitions", "per Map child (a Standard child execution; README "
-                                    "'Cost notes')"),
+    "sfn_parent_transitions": (6.0, "transitions", "per run outside the Map (docs/cost.md)"),
+    "sfn_transitions_per_segment": (2.0, "transitions", "per Map child (a Standard child execution; docs/cost.md)"),
     "stitch_report_s": (3.0, "s", "Stitch's HTML report (thumbnails) on this CPU: 3.07 s for the 1080p 10 s "
-                        "clip in bench/report_html.py (README 'Speed'), taken as fixed per video"),
+                        "clip in bench/report_html.py (docs/benchmarks.md), taken as fixed per video"),
     "plan_memory_mb": (0.0, "MB", "0 = cdk.json's plan_memory_mb"),
     "stitch_memory_mb": (0.0, "MB", "0 = cdk.json's stitch_memory_mb"),
     "small_memory_mb": (0.0, "MB", "0 = cdk.json's small_memory_mb (the starter)"),
@@ -656,9 +655,9 @@ def main(argv=None) -> int:
                     help="skip the measurement: redact core-seconds per frame on this CPU (plan/stitch/fixed "
                          "costs then come from --plan-core-s, --stitch-core-s, --worker-fixed-core-s)")
     ap.add_argument("--plan-core-s", type=float, default=0.00001,
-                    help="with --per-frame-core-s: plan per frame (default: measured 2026-12-03, below resolution)")
+                    help="with --per-frame-core-s: plan per frame (default: measured, below resolution)")
     ap.add_argument("--stitch-core-s", type=float, default=0.00006,
-                    help="with --per-frame-core-s: stitch per frame (default: measured 2026-12-03, 0.062 ms)")
+                    help="with --per-frame-core-s: stitch per frame (default: measured, 0.062 ms)")
     ap.add_argument("--stitch-part-core-s", type=float, default=0.0, help="with --per-frame-core-s: stitch per part")
     ap.add_argument("--plan-fixed-core-s", type=float, default=0.1, help="with --per-frame-core-s: plan per video")
     ap.add_argument("--stitch-fixed-core-s", type=float, default=0.1, help="with --per-frame-core-s: stitch per video")
@@ -752,7 +751,7 @@ def main(argv=None) -> int:
     ctx = stack_defaults()
     print(f"stack defaults (cdk.json): redact_memory_mb {ctx['redact_memory_mb']}, max_concurrency "
           f"{ctx['max_concurrency']}, segment_seconds {ctx['segment_seconds']}, detector {ctx['detector']}; "
-          f"a new account has ~10 concurrent executions (README 'What a new account needs'): the 10-way rows")
+          f"a new account has ~10 concurrent executions (docs/deploy.md): the 10-way rows")
 
     mems = [float(x) for x in args.memories.split(",")]
     concs = [int(x) for x in args.concurrencies.split(",")]
@@ -785,7 +784,7 @@ def main(argv=None) -> int:
           "seg s = one segment's Lambda (compute + S3 + overhead); map s = Map start + one cold start + waves x seg s; $/video-min = all of it per minute of "
           "video (lambda / Step Functions / S3 requests per minute beside it)")
 
-    # targets (issue #12)
+    # targets: cost per video-minute and the 1 h wall time
     print()
     verdicts = {}
     hour = {mem: next(r for r in rows if r["memory_mb"] == mem and r["concurrency"] == max(concs)
@@ -805,7 +804,7 @@ def main(argv=None) -> int:
                               "fixed_cost_floor_per_min_usd": floor}
         print(f"TARGET cost  @ {mem:.0f} MB: {fmt_usd(r['cost_per_min_usd'])} per 1080p video-minute (1 h video) "
               f"vs <= ${TARGET_COST_PER_MIN} -> {'PASS' if cost_ok else 'MISS'}; {need_txt} "
-              f"(now {m['redact_core_s_per_frame'] * 1000:.1f} ms/frame)")
+              f"(measured {m['redact_core_s_per_frame'] * 1000:.1f} ms/frame)")
         per_min = a["lambda_gb_s_usd"] / 60.0
         print(f"  1 h at {mem:.0f} MB, {max(concs)}-way, Lambda duration per video-minute: redact "
               f"{fmt_usd(r['lambda_gb_s']['redact'] * per_min)} (of which {r['containers']} cold starts "

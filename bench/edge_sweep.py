@@ -1,8 +1,8 @@
-"""Turned, half and profile faces crossing the frame's edge (#15): the engine end to end on a sweep of generated
+"""Turned, half and profile faces crossing the frame's edge: the engine end to end on a sweep of generated
 edge clips, with each of the box rules on or off, against ground truth, and what it blurs.
 
     .venv/bin/python bench/edge_sweep.py                          # every rule (the engine as it is)
-    .venv/bin/python bench/edge_sweep.py --rules none             # none of them (the engine before #15's last gap)
+    .venv/bin/python bench/edge_sweep.py --rules none             # none of them (the engine without these rules)
     .venv/bin/python bench/edge_sweep.py --rules widen=0.8,bridge --clips prof --set detector=yunet
     .venv/bin/python bench/edge_sweep.py --clips shared           # the shared clips: blurred area only
 

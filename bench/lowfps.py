@@ -1,4 +1,4 @@
-"""Partly visible and turned faces at the frame's edge (#15): would a lower detection threshold near the edge or
+"""Partly visible and turned faces at the frame's edge: would a lower detection threshold near the edge or
 on a tracked path find more of them, and at what false-redaction cost? Measured on the detector itself, frame by
 frame, against ground truth (no schedule, no carry: what the model offers).
 

@@ -1,6 +1,5 @@
 """Per-inference cost of the local face models side by side, one thread, at the model sizes the engine
-infers: YuNet-n vs CenterFace, both in OpenCV DNN (the Lambda layer's runtime, the engine's only one: the
-OpenVINO column was dropped with OpenVINO on 2026-12-03, README "Speed").
+infers: YuNet-n vs CenterFace, both in OpenCV DNN (the Lambda layer's runtime and the engine's only one).
 
     .venv/bin/python bench/models.py              # 640x352, 960x544, 1920x1088; 5 rounds
     options: --reps N

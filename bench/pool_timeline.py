@@ -1,6 +1,6 @@
 """Where a redaction's wall time goes, per process: the parent's plan, pool start, each worker's model load
 and chunks (wall and CPU seconds of that worker, frames decoded), the time a worker waits idle for the other,
-the parent's concat of the chunk parts and its stitch. For issue #12 target 2 (w2 vs w1 pinned to one core).
+the parent's concat of the chunk parts and its stitch. For the scaling target (w2 vs w1 pinned to one core).
 
     .venv/bin/python bench/pool_timeline.py --seconds 4 --gop 30 --set detector=yunet [--reps 2]
 

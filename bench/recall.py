@@ -11,7 +11,7 @@ with a stronger *reference* detector.
 Generated clips (cached in bench/out/media, with ground truth): 480x270 3 s with 3 faces 16-24 px wide;
 3840x2160 1 s with 3 faces 30-60 px wide; 1920x1080 2 s with 5 faces 24-120 px wide (not in --quick).
 
-Low frame rates (#15; not in --quick, --no-lowfps skips them): 10 fps copies of the shared two-walkers (12 fps)
+Low frame rates (not in --quick, --no-lowfps skips them): 10 fps copies of the shared two-walkers (12 fps)
 and signer-closeup (30 fps) clips -- every 3rd frame at 10 fps, what a 10 fps camera records
 (``testmedia.decimate``, cached in bench/out/media; skipped when /work/shared/media is absent) -- and
 generated 320x180 clips of two faces crossing the picture through every edge (``testmedia.edge_clip``) at 5,
@@ -417,7 +417,7 @@ EDGE_CLIPS = [(5, "horizontal", 1.0, ("half", "frontal")), (5, "vertical", 0.5, 
               (10, "horizontal", 1.0, ("squeezed", "half")), (10, "vertical", 0.5, ("half", "frontal")),
               (15, "horizontal", 0.5, ("frontal", "half")), (15, "vertical", 1.0, ("squeezed", "frontal")),
               (30, "horizontal", 1.0, ("half", "squeezed")), (30, "vertical", 0.5, ("frontal", "half")),
-              # a real profile photo (testmedia's "profile" look, facing right; "profile-left" mirrored), #15
+              # a real profile photo (testmedia's "profile" look, facing right; "profile-left" mirrored)
               (5, "horizontal", 1.0, ("profile", "profile-left")), (10, "vertical", 1.0, ("profile-left", "frontal")),
               (15, "horizontal", 0.5, ("profile-left", "profile")), (30, "vertical", 0.5, ("profile", "frontal"))]
 LOOK_CODES = {"frontal": "f", "squeezed": "s", "half": "h", "profile": "p", "profile-left": "l"}

@@ -1,5 +1,5 @@
-"""What the time-based schedule (#15) costs at 30 fps: the same clip redacted side by side in one run with the
-schedule fixed in frames as before (A: ``detect_every=3 fine_every=30``) and with today's default in time
+"""What the time-based schedule costs at 30 fps: the same clip redacted side by side in one run with the
+schedule fixed in frames (A: ``detect_every=3 fine_every=30``) and with today's default in time
 (B: ``detect_ms=100 fine_ms=1000``, which is k=3 / K=30 at 30 fps). Must not be slower.
 
     .venv/bin/python bench/schedule_cost.py            # 1080p30, 4 s, 4 faces 40-160 px, 2 rounds (A B, B A)
@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as common  # noqa: E402
 
-FRAMES = {"detect_every": "3", "fine_every": "30"}  # the schedule before #15, fixed in frames
+FRAMES = {"detect_every": "3", "fine_every": "30"}  # the same schedule, fixed in frames
 
 
 def main(argv=None) -> int:

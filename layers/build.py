@@ -157,7 +157,7 @@ _SHF_ALLOC, _SHT_NOBITS = 0x2, 8
 def _drop_debug_sections(path: Path) -> int:
     """Remove the debug/symbol sections that patchelf (auditwheel) left *between* LOAD segments: it appends its
     own LOAD segments (the grown ``.dynstr``/``.dynsym``) after them, so ``strip`` has to move those segments,
-    and llvm-strip moved them to offsets no longer congruent to their addresses (unloadable libraries). Here
+    and llvm-strip moves them to offsets not congruent to their addresses (unloadable libraries). Here
     everything after the gap moves back by a whole multiple of the largest LOAD alignment, so every segment keeps
     ``offset % align == vaddr % align``; the bytes every program header covers are checked identical after the
     move (what the dynamic loader reads), and each kept section's bytes too. Returns the bytes saved; the file

@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("redact", help="redact faces in a video")
     r.add_argument("input")
     r.add_argument("-o", "--output", required=True,
-                   help="output video: .mp4, .m4v, .mov, .mkv, .ts, .mts or .m2ts (README: Output container per upload)")
+                   help="output video: .mp4, .m4v, .mov, .mkv, .ts, .mts or .m2ts (docs/architecture.md: Output container per upload)")
     r.add_argument("--report", help="write the JSON report here")
     r.add_argument("--report-html", help="write the visual report (one self-contained HTML page) here")
     r.add_argument("--workers", type=int, help="worker processes (default: usable cores)")
@@ -163,11 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--crf", type=int)
     r.add_argument("--preset", choices=PRESETS)
     r.add_argument("--model", help="path to centerface.onnx (default: see 'redactor fetch-model')")
-    # no argparse choices: an old script's "--inference openvino" gets the setting's own error, which says
-    # OpenVINO was removed and why (config.REMOVED_INFERENCE), not just "invalid choice"
+    # no argparse choices: "--inference openvino" gets the setting's own error, which says why OpenVINO is not
+    # a runtime (config.REMOVED_INFERENCE), not just "invalid choice"
     r.add_argument("--inference", metavar="{" + ",".join(INFERENCE) + "}",
                    help="the local models' runtime: opencv (OpenCV DNN, as in the Lambda layer; the only one, "
-                        "the default); auto = opencv. openvino was removed on 2026-12-03 (README \"Speed\")")
+                        "the default); auto = opencv; openvino is not supported (docs/detectors.md)")
     r.add_argument("--keep-metadata", action="store_true", help="keep container/stream metadata (GPS...)")
     r.add_argument("--drop-audio", action="store_true")
     r.add_argument("-q", "--quiet", action="store_true")

@@ -14,13 +14,13 @@ STYLES = ("blur", "pixelate", "solid")
 MASKS = ("ellipse", "box")
 DETECTORS = ("centerface", "yunet", "rekognition", "rekognition-video")
 # the inference runtime of the local models: OpenCV DNN only, the Lambda layer's (what is tested is what is
-# deployed); "auto" is kept for old scripts and configs (it always meant "OpenCV DNN unless OpenVINO is
-# installed") and means opencv. OpenVINO was dropped on 2026-12-03: asking for it is a named ConfigError.
+# deployed); "auto" is accepted and means opencv. Asking for OpenVINO is a named ConfigError saying why it is
+# not a runtime: a run that silently changed runtime would not be the run that was asked for.
 INFERENCE = ("opencv", "auto")
 REMOVED_INFERENCE = {
-    "openvino": "OpenVINO was removed on 2026-12-03: YuNet in OpenCV DNN is 2.3-3.0x "
+    "openvino": "OpenVINO is not supported: YuNet in OpenCV DNN is 2.3-3.0x "
                 "cheaper per inference than CenterFace in OpenVINO, and the Lambda layer cannot carry OpenVINO "
-                "(over the 250 MB limit), so it no longer paid for its weight (README \"Speed\"). The only runtime "
+                "(over the 250 MB limit) (docs/detectors.md). The only runtime "
                 "is OpenCV DNN: use inference=opencv (the default) or leave the setting out",
 }
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -148,8 +148,8 @@ class RuntimeSettings:
     fanout: int = 0  # segments the run redacts at once (the stack's Map max_concurrency); 0 = unknown
     workers: int = 0  # 0 = usable cores
     model_path: str | None = None
-    # the local models' runtime: opencv (OpenCV DNN, what the Lambda layer runs), the only one; "auto" (old
-    # configs) is read as opencv; "openvino" (dropped 2026-12-03) is a ConfigError saying so (INFERENCE)
+    # the local models' runtime: opencv (OpenCV DNN, what the Lambda layer runs), the only one; "auto" is
+    # read as opencv; "openvino" is a ConfigError saying why (REMOVED_INFERENCE)
     inference: str = "opencv"
     rekognition_concurrency: int = 4  # DetectFaces requests in flight at once per worker process
     rekognition_price_per_image: float = 0.001  # USD, public list price for the first 1M images/month

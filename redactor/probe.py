@@ -187,6 +187,60 @@ def _bit_depth(pix_fmt: str) -> int:
         return 8
 
 
+def _demux_timestamps(container, vs, audio_streams: list, path: str) -> tuple[list[int], list[int], dict, int]:
+    """Every shown video frame's pts (sorted), the keyframes' pts (sorted), the audio packets per stream and the
+    duration of the frame presented last, from the packets alone (nothing decoded). InputError when unusable."""
+    pts_list: list[int] = []
+    key_pts: list[int] = []
+    audio_packets: dict[int, int] = {}
+    last_dur = 0
+    last_pts = -2**63
+    missing_pts = 0
+    try:
+        for pkt in container.demux([vs] + audio_streams):
+            if pkt.size == 0 and pkt.pts is None:
+                continue  # flush packet
+            if pkt.stream.index != vs.index:
+                audio_packets[pkt.stream.index] = audio_packets.get(pkt.stream.index, 0) + 1
+            elif pkt.pts is None:
+                missing_pts += 1
+            elif not pkt.is_discard:
+                # (a discarded packet lies before the start of an MP4 edit list, a clip trimmed without
+                # re-encoding: decoded only as a reference for the frames after it, never shown, not a frame)
+                if pkt.pts > last_pts:  # the duration of the frame presented last (B-frames: not
+                    last_pts, last_dur = pkt.pts, pkt.duration or 0  # the last packet demuxed)
+                pts_list.append(pkt.pts)
+                if pkt.is_keyframe:
+                    key_pts.append(pkt.pts)
+    except av.error.FFmpegError as e:
+        raise InputError(f"file is damaged or truncated while reading packets ({_short(e)})", path) from None
+    if missing_pts:
+        raise InputError(f"{missing_pts} video packets have no timestamps (raw elementary stream?); "
+                         f"remux into MP4/MKV first", path)
+    if not pts_list:
+        raise InputError("video stream has no frames", path)
+    pts_list.sort()
+    if len(set(pts_list)) != len(pts_list):
+        raise InputError("video stream has duplicate frame timestamps", path)
+    if not key_pts:
+        raise InputError("video stream has no keyframe", path)
+    key_pts.sort()
+    return pts_list, key_pts, audio_packets, last_dur
+
+
+def _display_matrix(frame) -> list[int] | None:
+    """The frame's display matrix (rotation/flip side data) as 9 ints, or None."""
+    try:
+        from av.sidedata.sidedata import Type as SDType
+        sd = frame.side_data.get(SDType.DISPLAYMATRIX) if hasattr(frame.side_data, "get") else None
+        if sd is not None:
+            import struct
+            return list(struct.unpack("<9i", bytes(sd)))
+    except Exception:
+        pass
+    return None
+
+
 def probe(source: str) -> tuple[SourceInfo, list[int], list[int]]:
     """Return (SourceInfo, sorted frame pts, keyframe pts). Raises InputError for anything unusable."""
     path = str(source)
@@ -194,47 +248,9 @@ def probe(source: str) -> tuple[SourceInfo, list[int], list[int]]:
         vs = _video_stream(container, path)
         if vs.codec_context is None or vs.codec_context.name is None:
             raise InputError("video codec is not supported by this build of FFmpeg", path)
-        pts_list: list[int] = []
-        key_pts: list[int] = []
-        audio_packets: dict[int, int] = {}
         audio_streams = [s for s in container.streams.audio]
-        streams = [vs] + audio_streams
         indexed = remote.is_remote(path) and plan_reads_for_probe(container, vs, audio_streams)
-        last_dur = 0
-        last_pts = -2**63
-        missing_pts = 0
-        try:
-            for pkt in container.demux(streams):
-                if pkt.size == 0 and pkt.pts is None:
-                    continue  # flush packet
-                if pkt.stream.index == vs.index:
-                    if pkt.pts is None:
-                        missing_pts += 1
-                        continue
-                    if pkt.is_discard:
-                        # before the start of an MP4 edit list (a clip trimmed without re-encoding): decoded
-                        # only as a reference for the frames after it, never shown, not a frame of the video
-                        continue
-                    if pkt.pts > last_pts:  # the duration of the frame presented last (B-frames: not
-                        last_pts, last_dur = pkt.pts, pkt.duration or 0  # the last packet demuxed)
-                    pts_list.append(pkt.pts)
-                    if pkt.is_keyframe:
-                        key_pts.append(pkt.pts)
-                else:
-                    audio_packets[pkt.stream.index] = audio_packets.get(pkt.stream.index, 0) + 1
-        except av.error.FFmpegError as e:
-            raise InputError(f"file is damaged or truncated while reading packets ({_short(e)})", path) from None
-        if missing_pts:
-            raise InputError(f"{missing_pts} video packets have no timestamps (raw elementary stream?); "
-                             f"remux into MP4/MKV first", path)
-        if not pts_list:
-            raise InputError("video stream has no frames", path)
-        pts_list.sort()
-        if len(set(pts_list)) != len(pts_list):
-            raise InputError("video stream has duplicate frame timestamps", path)
-        if not key_pts:
-            raise InputError("video stream has no keyframe", path)
-        key_pts.sort()
+        pts_list, key_pts, audio_packets, last_dur = _demux_timestamps(container, vs, audio_streams, path)
 
         # decode the first frame: proves the stream decodes and gives rotation/pix_fmt/colour range (after an
         # indexed read, from a fresh open: the samples read were zeros)
@@ -247,15 +263,6 @@ def probe(source: str) -> tuple[SourceInfo, list[int], list[int]]:
         duration = float((pts_list[-1] - pts_list[0] + max(last_dur, 0)) * tb)
         deltas = {b - a for a, b in zip(pts_list, pts_list[1:])}
         vfr = len(deltas) > 1 and (max(deltas) - min(deltas)) > max(1, min(deltas) // 50)
-        display_matrix = None
-        try:
-            from av.sidedata.sidedata import Type as SDType
-            sd = first.side_data.get(SDType.DISPLAYMATRIX) if hasattr(first.side_data, "get") else None
-            if sd is not None:
-                import struct
-                display_matrix = list(struct.unpack("<9i", bytes(sd)))
-        except Exception:
-            display_matrix = None
         keys = [f"format:{k}" for k in container.metadata] + [
             f"stream{s.index}:{k}" for s in container.streams for k in s.metadata]
         info = SourceInfo(
@@ -276,7 +283,7 @@ def probe(source: str) -> tuple[SourceInfo, list[int], list[int]]:
             fps=(len(pts_list) / duration) if duration > 0 else 0.0,
             start_pts=pts_list[0],
             rotation=int(first.rotation or 0),
-            display_matrix=display_matrix,
+            display_matrix=_display_matrix(first),
             audio=[AudioStreamInfo(index=s.index, codec=s.codec_context.name if s.codec_context else "unknown",
                                    sample_rate=getattr(s.codec_context, "sample_rate", None),
                                    channels=getattr(s.codec_context, "channels", None),

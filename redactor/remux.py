@@ -128,8 +128,8 @@ def exact_mov_options(*time_bases) -> dict:
 
     The mov muxer stores a track that does not start at 0 (a part after a segment border, a source whose
     first frame is not at 0) with an edit list whose delay is counted in the *movie* time scale, 1000 by
-    default: the start was rounded down to whole milliseconds and every frame after it read back early
-    (issue #14). A movie time scale that every stream's ticks divide keeps it exact."""
+    default: the start would be rounded down to whole milliseconds and every frame after it read back
+    early. A movie time scale that every stream's ticks divide keeps it exact."""
     scale = 1
     for den in [Fraction(tb).denominator for tb in time_bases] + [1000]:  # the video's first: it has priority
         lcm = scale * den // math.gcd(scale, den)
@@ -154,7 +154,7 @@ def _video_packets(parts: list[str], planned: list[list[int]] | None = None, tim
     pts, presentation order, in ``time_base``), every packet is given its frame's source timestamp and the
     duration up to the next frame (the last one: up to ``end_pts``, the source's end, when known), whatever
     the part's container stored: the output's timestamps come from the source, never through a part's
-    rounding (issue #14). Parts have no B-frames, so decode order is presentation order. One part is open
+    rounding. Parts have no B-frames, so decode order is presentation order. One part is open
     at a time; a part may be an s3:// object (``open_part(n, part)`` opens it: see ``stitch``). Every part
     must have the first part's codec parameters (SPS/PPS; ``where`` names the join in the error)."""
     open_part = open_part or (lambda n, part: open_input(part))

@@ -118,11 +118,11 @@ def decode_from(schedule: Schedule, start: int, end: int, lend: int) -> int:
 
 
 # What a chunk's work costs, per unit, in decoded frames (bench/scaling.py --chunk-model prices them on this
-# machine): YuNet at 1080p on one core (2026-12-03, quiet): decode 4.3 ms a frame, redact + encode 28.5, coarse
-# pass 26, fine pass 192, a track window ~10; CenterFace's passes cost ~4-5x YuNet's. Only the balance of the
-# chunks at a cut depends on them (``balanced_hand_over``), never a result. YuNet's coarse price predates its
-# 512x288 coarse pass without a large-face pass (session 9: ~14 ms in the pipeline, ~3 decoded frames); not
-# re-priced, as the balance it gives was not re-measured.
+# machine): YuNet at 1080p on one core, quiet: decode 4.3 ms a frame, redact + encode 28.5, coarse pass 26,
+# fine pass 192, a track window ~10; CenterFace's passes cost ~4-5x YuNet's. Only the balance of the chunks at a
+# cut depends on them (``balanced_hand_over``), never a result. YuNet's coarse price is that of a 640x384 pass
+# with its large-face pass; its 512x288 coarse pass alone costs ~14 ms in the pipeline (~3 decoded frames), so
+# the price is high by about half: it tilts the balance slightly towards handing over fewer frames.
 WORK_PRICES = {"yunet": {"decode": 1.0, "encode": 6.6, "coarse": 6.0, "fine": 45.0, "track": 2.3},
                "centerface": {"decode": 1.0, "encode": 6.6, "coarse": 25.0, "fine": 230.0, "track": 8.0}}
 

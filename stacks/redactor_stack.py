@@ -77,7 +77,7 @@ class RedactorStack(Stack):
             Validations.of(scope).acknowledge(Acknowledgment(id=rid, reason=reason))
 
     def _suppressions(self) -> None:
-        """Every cdk-nag finding this stack accepts, each with its reason (see README, "Serverless on AWS")."""
+        """Every cdk-nag finding this stack accepts, each with its reason (see docs/deploy.md)."""
         raw, work, output = (self._logical_id(b) for b in (self.storage.raw, self.storage.work, self.storage.output))
         fns = self.functions
         self._ack(self.starter_dlq, "AwsSolutions-SQS3",

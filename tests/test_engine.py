@@ -327,9 +327,8 @@ def test_output_timestamps_match_in_seconds(media, model_path, tmp_path):
 
 
 def test_the_runtime_is_the_one_the_lambda_runs(model_path):
-    """What is tested is what is deployed: the Lambda layer has OpenCV DNN only, and so has the engine since
-    OpenVINO was dropped (2026-12-03): CenterFace runs in cv2.dnn and reports it, and nothing imports OpenVINO
-    even where it is installed (this venv may still have it)."""
+    """What is tested is what is deployed: the Lambda layer has OpenCV DNN only, and so has the engine:
+    CenterFace runs in cv2.dnn and reports it, and nothing imports OpenVINO even where it is installed."""
     import sys
 
     from skimage import data
@@ -343,17 +342,17 @@ def test_the_runtime_is_the_one_the_lambda_runs(model_path):
 
 
 def test_inference_auto_from_old_configs_is_opencv():
-    """``inference=auto`` (old scripts, configs and REDACTOR_INFERENCE) meant "OpenVINO when installed, else
-    OpenCV DNN"; OpenCV DNN is the only runtime now, so auto still works and the Config holds what runs."""
+    """``inference=auto`` (in scripts, configs and REDACTOR_INFERENCE) is accepted; OpenCV DNN is the only
+    runtime, so the Config holds what runs."""
     assert Config(inference="auto").inference == "opencv"
     assert Config.from_dict({"inference": "auto"}).inference == "opencv"
     assert Config.from_env({"REDACTOR_INFERENCE": "auto"}).inference == "opencv"
     assert Config(inference="opencv").inference == "opencv"
 
 
-def test_openvino_was_removed_and_asking_for_it_says_so(media, tmp_path, capsys):
-    """An old ``inference=openvino`` (a Config, JSON settings, REDACTOR_INFERENCE, ``--inference openvino``)
-    is refused with a ConfigError that says OpenVINO was removed, when, why and what to use instead: a run
+def test_asking_for_openvino_says_why_not(media, tmp_path, capsys):
+    """``inference=openvino`` (a Config, JSON settings, REDACTOR_INFERENCE, ``--inference openvino``)
+    is refused with a ConfigError that says OpenVINO is not supported, why and what to use instead: a run
     that silently changed runtime would not be the run that was asked for."""
     from redactor import cli
     from redactor.errors import ConfigError
@@ -363,7 +362,7 @@ def test_openvino_was_removed_and_asking_for_it_says_so(media, tmp_path, capsys)
             make()
         msg = str(e.value)
         assert msg.startswith("setting inference=")
-        assert "OpenVINO was removed on 2026-12-03" in msg and "use inference=opencv" in msg
+        assert "OpenVINO is not supported" in msg and "use inference=opencv" in msg
         assert "2.3-3.0x cheaper" in msg and "250 MB" in msg  # why
     clip = media("pool.mp4", width=320, height=240, seconds=2.0, faces=1, face_size=(70, 90))
     out_dir = tmp_path / "out"
@@ -372,7 +371,7 @@ def test_openvino_was_removed_and_asking_for_it_says_so(media, tmp_path, capsys)
                      "--inference", "openvino", "-q"])
     err = capsys.readouterr().err.strip()
     assert code == 2, err
-    assert len(err.splitlines()) == 1 and "ConfigError" in err and "OpenVINO was removed on 2026-12-03" in err
+    assert len(err.splitlines()) == 1 and "ConfigError" in err and "OpenVINO is not supported" in err
     assert os.listdir(out_dir) == []
 
 
@@ -383,8 +382,8 @@ def test_unknown_inference_backend_is_a_config_error():
 
 
 def test_settings_given_as_strings_are_their_fields_types():
-    """Config(enlarge="1.4") used to pass validation and stay a string, and the worker then crashed on it;
-    every way in (keywords, from_dict, replace) now gives the field's type, or a named ConfigError."""
+    """Config(enlarge="1.4") must not stay a string (the worker would crash on it): every way in (keywords,
+    from_dict, replace) gives the field's type, or a named ConfigError."""
     import dataclasses
 
     from redactor.errors import ConfigError

@@ -1,4 +1,4 @@
-"""No face left behind at low frame rates and at the frame's edge (#15): generated clips of faces crossing the
+"""No face left behind at low frame rates and at the frame's edge: generated clips of faces crossing the
 picture, entering and leaving through each edge at 5, 10, 15 and 30 fps, up to a face width per frame, frontal
 and turned (``testmedia.edge_clip``). Every frame on which a face is visible is redacted: the visible part of
 each ground-truth face keeps less than a quarter of its high-frequency energy in the output (pixel check, no
@@ -57,12 +57,12 @@ CASES = [(5, "horizontal", 1.0, ("frontal", "half")), (5, "vertical", 0.5, ("squ
          (10, "horizontal", 0.5, ("half", "squeezed")), (10, "vertical", 1.0, ("frontal", "half")),
          (15, "horizontal", 1.0, ("squeezed", "frontal")), (15, "vertical", 0.5, ("half", "frontal")),
          (30, "horizontal", 0.25, ("frontal", "squeezed")), (30, "vertical", 1.0, ("half", "squeezed")),
-         # each face on two coarse samples only, crossing the other's lane between them (recall bench, #15)
+         # each face on two coarse samples only, crossing the other's lane between them (recall bench)
          (30, "horizontal", 1.0, ("frontal", "squeezed")),
-         # the recall bench's edge clips that still leaked on fe789c0 (half faces boxed half a face off, a
+         # the recall bench's edge clips that leak without the edge rules (half faces boxed half a face off, a
          # squeezed face leaving through the bottom), and more found by bench/edge_sweep.py: a half face the
          # detector misses on one frame at 5 fps, one seen as a sliver at the edge at 30 fps, and real profiles
-         # (a photo, facing right and left) boxed from the nose to the cheek (#15)
+         # (a photo, facing right and left) boxed from the nose to the cheek
          (10, "horizontal", 1.0, ("squeezed", "half")), (10, "vertical", 0.5, ("half", "frontal")),
          (15, "vertical", 1.0, ("squeezed", "frontal")), (30, "horizontal", 1.0, ("half", "squeezed")),
          (30, "vertical", 0.5, ("frontal", "half")), (10, "horizontal", 1.0, ("half", "frontal")),
@@ -71,7 +71,7 @@ CASES = [(5, "horizontal", 1.0, ("frontal", "half")), (5, "vertical", 0.5, ("squ
          # a half face entering through the bottom, its first 14 rows seen as a 9 px sliver, missed on the next
          # frame: carried back from where it is seen whole, its forehead stayed sharp (coverage.CARRY_DRIFT)
          (10, "vertical", 0.5, ("frontal", "half")),
-         # YuNet (#12): a half face crossing top to bottom in 5 frames, scored 0.19-0.28 by a coarse pass at 1x
+         # YuNet: a half face crossing top to bottom in 5 frames, scored 0.19-0.28 by a coarse pass at 1x
          # (missed between fine passes; COARSE_UPSCALE), and a half face leaving through the bottom whose box
          # drifted sideways with the edge's cut (carried off the face: coverage.edge_boxes)
          (15, "vertical", 1.0, ("frontal", "half")), (30, "vertical", 1.0, ("frontal", "half"))]
@@ -317,8 +317,8 @@ def test_a_narrow_box_is_widened_away_from_lopsided_landmarks():
 def test_a_real_profile_is_boxed_over_its_ear(model_path):
     """A real profile photo (the cameraman in scikit-image's camera image: ear at x ~177-188, nose tip ~254):
     CenterFace's fine pass boxes it from the nose to the front of the ear (x 196-263, 0.82 as wide as high; at
-    half the scale 202-258, 0.71), its landmarks towards the nose; the box is now widened over the ear, away
-    from the nose, and the redaction (enlarge 1.3) reaches the ear's middle (it stopped at x 186)."""
+    half the scale 202-258, 0.71), its landmarks towards the nose; the box is widened over the ear, away
+    from the nose, and the redaction (enlarge 1.3) reaches the ear's middle (unwidened it stops at x 186)."""
     import av
     from skimage import data
 

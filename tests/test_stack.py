@@ -507,16 +507,16 @@ def test_settings_from_cli_strings_and_validation():
             Settings.from_context(bad.get)
 
 
-def test_old_inference_context_openvino_is_refused_with_the_reason():
-    """``-c inference=...`` was never a stack setting (the Lambdas always ran OpenCV DNN, the layer's only
-    runtime) and still sets nothing; but an old ``inference=openvino`` is refused with the engine's named
-    error (OpenVINO was removed on 2026-12-03) rather than silently ignored."""
+def test_inference_context_openvino_is_refused_with_the_reason():
+    """``-c inference=...`` is not a stack setting (the Lambdas run OpenCV DNN, the layer's only runtime) and
+    sets nothing; but ``inference=openvino`` is refused with the engine's named error rather than silently
+    ignored."""
     from stacks.settings import Settings, SettingsError
 
     for ok in ("opencv", "auto"):
         env = Settings.from_context({"inference": ok}.get).engine_environment
         assert not any("INFERENCE" in k for k in env)
-    with pytest.raises(SettingsError, match=r"context setting inference='openvino': OpenVINO was removed on 2026-12-03"):
+    with pytest.raises(SettingsError, match=r"context setting inference='openvino': OpenVINO is not supported"):
         Settings.from_context({"inference": "openvino"}.get)
 
 

@@ -1,10 +1,10 @@
-"""Issue #14: every output frame keeps its source timestamp exactly, whatever the time base, frame rate,
+"""Every output frame keeps its source timestamp exactly, whatever the time base, frame rate,
 keyframe placement and segment/chunk borders, in every output container, through the same calls the local
 pipeline and the Lambda Stitch make (plan -> redact segments with 2 workers -> stitch from the JSON records).
 
 Each clip is built so that segment (or worker-chunk) borders fall on times that are not whole milliseconds
-(asserted, so no case can pass by luck: the old code rounded such a border down to a millisecond and every
-later frame came out early). Times are compared as exact Fractions, no tolerance. Matroska stores
+(asserted, so no case can pass by luck: an edit list in whole milliseconds rounds such a border down and
+every later frame comes out early). Times are compared as exact Fractions, no tolerance. Matroska stores
 milliseconds (FFmpeg's muxer has no finer timestamp scale): there the output must be each source time
 rounded to the nearest millisecond, which is the source itself whenever the source is in whole milliseconds.
 """
@@ -97,7 +97,7 @@ def test_every_frame_keeps_its_source_time(name, media, model_path, tmp_path):
     cfg = Config(segment_seconds=seg_seconds, workers=2, model_path=model_path, **(more[0] if more else {}))
     p = plan(src, cfg)
     borders = _borders(p, cfg)
-    # not by luck: at least one border falls between milliseconds (the old code rounded it down)
+    # not by luck: at least one border falls between milliseconds (where millisecond rounding would show)
     assert any(t % MS for t in borders) or name == "tb1000.mp4" or name.endswith(".mkv"), borders
     assert len(borders) >= (1 if seg_seconds > 10 else 2)
     results = redact_segments(src, p.segments, cfg, str(tmp_path / "work"), source_info=p.source)

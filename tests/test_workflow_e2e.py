@@ -258,7 +258,7 @@ def assert_faces_blurred(clip: dict, out: str) -> None:
 
 def test_upload_with_a_face_is_redacted_end_to_end(pipeline, media, tmp_path):
     # keyframes at frames 10, 25, 40 (30 fps in 1/15360): the segments start at 333.33 ms, 833.33 ms and
-    # 1333.33 ms, off whole milliseconds, where the Stitch Lambda used to move every later frame early (#14)
+    # 1333.33 ms, off whole milliseconds (an edit list in 1 ms ticks would move every later frame early)
     clip = media("e2e_face.mp4", width=320, height=240, seconds=2, audio="aac", faces=1, face_size=(70, 90),
                  keyframes=[10, 25, 40])
     key = "fleet/car 7/e2e_face.mp4"  # a space and folders, as real uploads have

@@ -100,7 +100,7 @@ def test_a_corrupt_or_missing_model_is_a_named_setup_error(tmp_path):
 
 
 def test_yunet_is_the_default_and_centerface_stays_selectable(model_path):
-    """YuNet is the default of the engine, the stack and cdk.json (README "Speed": recall kept, 2x cheaper);
+    """YuNet is the default of the engine, the stack and cdk.json (docs/detectors.md: recall kept, 2x cheaper);
     CenterFace stays selectable: Config/--detector (the CLI's choices are Config's) and CDK context
     detector=centerface (the stack validates through Config and hands the Lambda functions REDACTOR_DETECTOR)."""
     from redactor.detectors import CenterFace
@@ -259,12 +259,12 @@ def test_settings_left_0_are_the_detectors_own_and_the_plan_carries_them(media):
     # their detail at forehead and chin on frames 18-19 with YuNet's own boxes as the blur (BLUR_TALL 1)
     ("big_moving", dict(seconds=1.0, faces=4, face_size=(40, 160), seed=1)),
     # recall.py's 1080p clip: two faces crossing, the one behind half hidden (frame 33); taller *detector* boxes
-    # (e99f867, reverted) made the small-face tracker lose it: fully sharp (0.68 of its detail)
+    # (instead of a taller blur) make the small-face tracker lose it: fully sharp (0.68 of its detail)
     ("crossing", dict(seconds=2.0, faces=5, face_size=(24, 120), seed=6)),
 ])
 def test_big_moving_and_crossing_faces_are_blurred_whole(media, tmp_path, name, kw):
     """YuNet's boxes of faces small in its coarse input are shorter than CenterFace's, so the blur (only the blur:
-    ``YuNet.blur_boxes``) is made taller; what is detected and tracked stays YuNet's own (#12)."""
+    ``YuNet.blur_boxes``) is made taller; what is detected and tracked stays YuNet's own."""
     from .test_low_fps_edges import leaks
 
     clip = media(f"yunet_{name}.mp4", width=1920, height=1080, fps=30, preset="veryfast", crf=23, **kw)
@@ -296,8 +296,8 @@ def test_blur_boxes_grow_small_faces_taller_in_display_orientation():
 
 def test_coarse_pass_shrinking_a_frame_needs_no_large_face_pass():
     """A coarse pass that shrinks the frame is at most ``COARSE_SHORT_SIDE`` (288) px on its short side, so no face
-    in it is above ``LARGE_FACE`` and it runs one inference, not two (#12: 1080p 640x384 + a 320x192 large-face
-    pass became 512x288 alone); frames it upscales (under 640 wide) keep their coarse size; the fine pass at
+    in it is above ``LARGE_FACE`` and it runs one inference, not two (1080p: 512x288 alone, not 640x384 + a
+    320x192 large-face pass); frames it upscales (under 640 wide) keep their coarse size; the fine pass at
     1080p still has its large-face pass."""
     import av
 

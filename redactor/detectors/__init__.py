@@ -61,7 +61,7 @@ def is_two_tier(name: str) -> bool:
 
 # Each backend's own value of the detection settings that default to 0 ("the detector's own") in
 # ``config.DetectionSettings``; a Config fills them in when it is made, so plans carry the values used.
-# Measured: README "Speed" (YuNet-n).
+# Measured: docs/detectors.md and docs/benchmarks.md.
 OWN_DEFAULTS = {"threshold": 0.35, "coarse_width": 960}  # CenterFace's, and the API backends' threshold
 DEFAULTS = {"yunet": {"threshold": 0.35, "coarse_width": 640}}  # measured: 1080p GT recall 0.990 at 960, 1.000 at 640
 

@@ -1,5 +1,5 @@
-"""CenterFace (MIT), the local face model, run by OpenCV DNN (``cv2.dnn``, the runtime the Lambda layer has; the
-only one since OpenVINO was dropped on 2026-12-03, README "Speed").
+"""CenterFace (MIT), the local face model, run by OpenCV DNN (``cv2.dnn``, the runtime the Lambda layer has and
+the engine's only one).
 
 Two-tier: ``__call__`` is the fine pass (sized so a ``min_face`` face spans ``FINE_FACE`` model pixels; 4K
 frames tiled), ``coarse`` one whole-frame inference at most ``coarse_width`` wide, ``track`` the fine scale
@@ -23,7 +23,7 @@ class CenterFace(ScaledModel):
     # astronaut 0.74-0.76, generated 0.80-0.84; generated half faces 0.58-0.72, squeezed 0.62-0.68, a real
     # profile 0.71-0.82 with its landmarks 0.2-0.25 of the box off centre): boxes narrower than NARROW_ASPECT,
     # with lopsided landmarks, or at the image's edge (cut by it) are widened to FRONTAL_ASPECT (``boxes.widen_turned``;
-    # README #15)
+    # docs/architecture.md, coverage)
     FRONTAL_ASPECT = 0.9
     NARROW_ASPECT = 0.75
 

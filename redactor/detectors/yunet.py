@@ -1,7 +1,7 @@
 """YuNet-n (Apache-2.0, libfacedetection.train), a small local face model vendored with the engine
 (``redactor/models/``, SHA-256 checked at load), run by OpenCV DNN's ``cv2.FaceDetectorYN`` (the runtime the
 Lambda layer has). 4-5x cheaper per inference than CenterFace at the same input size, and it finds faces of
-~8-10 model pixels without upscaling (measured: README "Speed", YuNet).
+~8-10 model pixels without upscaling (measured: docs/detectors.md).
 
 Passes (the protocol of ``base.Detector``; every input is BGR with sides rounded to multiples of 32):
 
@@ -36,13 +36,13 @@ class YuNet(ScaledModel):
     FINE_FACE = 32.0  # model px a min_face face is scaled to in the fine pass (2x at min_face 16; measured on
     # synth crops 18-28 px wide, faces ~10-15 px: 24 missed 3/60, 32 none; CenterFace needs 48, 3x)
     COARSE_RELIABLE_FACE = 24.0  # model px above which the coarse pass finds a face reliably
-    # the coarse pass upscales at most 2x (it was 1x until 2026-12-03: a half face 62 px high scored 0.19-0.28
-    # at 1x, 0.83-0.85 at 2x; README "YuNet-n"): 480x270 is two-tier (coarse 640x384, fine 960x544), 320x180
+    # the coarse pass upscales at most 2x (a half face 62 px high scores 0.19-0.28 at 1x, 0.83-0.85 at 2x;
+    # docs/detectors.md): 480x270 is two-tier (coarse 640x384, fine 960x544), 320x180
     # single tier at 640x384
     COARSE_UPSCALE = 2.0
     # a coarse pass that shrinks the frame is at most 288 px (LARGE_SIDE) on its short side: no face in it can
-    # exceed LARGE_FACE, so it needs no large-face pass (1080p: 512x288, where 640x384 needed one at 320x192 --
-    # the coarse pass's cost halved, 1 thread: ~24 -> ~13 ms, #12); frames it upscales (< 640 wide) are unchanged
+    # exceed LARGE_FACE, so it needs no large-face pass (1080p: 512x288 costs ~13 ms on 1 thread; 640x384 would need
+    # a 320x192 large-face pass too, ~24 ms together); frames it upscales (< 640 wide) are unchanged
     COARSE_SHORT_SIDE = 288
     LARGE_FACE = 300.0  # model px above which YuNet's boxes come out undersized (and above ~600 it misses)
     LARGE_SIDE = 288  # the large-face pass infers the whole frame at most this many px on its short side
@@ -52,7 +52,7 @@ class YuNet(ScaledModel):
     # box width per unit of height (measured: frontal faces in the shared clips 0.73-0.86, the astronaut 0.80,
     # generated 0.85-0.87; generated squeezed faces 0.59-0.62, half 0.50-0.56 with the landmarks 0.08-0.14 of the
     # box right of centre, a real profile 0.73 with 0.26): boxes narrower than NARROW_ASPECT, with lopsided
-    # landmarks, or at the image's edge (cut by it) are widened to FRONTAL_ASPECT (``boxes.widen_turned``, README #15)
+    # landmarks, or at the image's edge (cut by it) are widened to FRONTAL_ASPECT (``boxes.widen_turned``)
     FRONTAL_ASPECT = 0.9
     NARROW_ASPECT = 0.7
     # the blur of a face whose box spans at most BLUR_TALL_BELOW[0] px of the coarse pass's input is BLUR_TALL
@@ -61,7 +61,7 @@ class YuNet(ScaledModel):
     # model px: CenterFace/YuNet height 1.01-1.21, mean ~1.08; widths 0.92-1.02; at 60-220 px as tall), and
     # the blur left big moving faces' foreheads and chins partly sharp between samples (vs_deface.py's 1080p
     # clip: GT 0.9958, deface 0.9983, CenterFace 1.000). Only the blur grows: detection, tracking and pairing
-    # see YuNet's own boxes (taller detector boxes made the tracker lose a half-hidden face: #12, README);
+    # see YuNet's own boxes (taller detector boxes make the tracker lose a half-hidden face: test_yunet.py);
     # 1.15 still left one face at 0.267 of its detail on that clip, 1.2 none (GT 1.000). Tuned with the 640-wide
     # 1080p coarse pass (faces up to 192 px grown, tapering to 288); with the 512-wide one (COARSE_SHORT_SIDE)
     # the same coarse-px bounds reach faces up to 240 px, tapering to 360, as they are smaller in its input

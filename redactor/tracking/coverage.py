@@ -25,17 +25,17 @@ from ..boxes import EMPTY, sizes
 from .matching import SIZE_WEIGHT, greedy_pairs, match, pair_costs, rival_pairs
 
 # A face seen on one sample only may have moved this many (detector box) sizes per frame towards the edge it
-# was near (the #15 ground-truth clips: up to one head width per frame, two boxes of a turned face)
+# was near (the edge ground-truth clips: up to one head width per frame, two boxes of a turned face)
 EDGE_SPEED = 2.0
 EDGE_RATIO = 2.0  # a face paired with a box this many times smaller (or larger) was only partly seen there
 # ... and one paired with a smaller box that touches the frame's edge: the detector saw the part of the face
-# inside the picture (#15: a 9x21 px box for a face 28 px wide with 21 px of it inside; a squeezed face leaving
+# inside the picture (e.g. a 9x21 px box for a face 28 px wide with 21 px of it inside; a squeezed face leaving
 # through the bottom boxed 22x25 px, eyes to chin, the frame before 26x29: its forehead stayed sharp)
 EDGE_PART_RATIO = 1.0
 # ... and a face with a known motion paired with a box further than this many face sizes from where that motion
 # takes it was not seen there
 EDGE_FOLLOW = 1.5
-# ... and a carried face's box grows along its motion by this share of the distance it is carried (#15: a half
+# ... and a carried face's box grows along its motion by this share of the distance it is carried (a half
 # face entering through the bottom at 10 fps, 0.5 face width per frame, missed on the frame after its first 14
 # rows showed, carried back two frames from where it was seen whole: its forehead above the carried box kept
 # 33 % of its detail with a quarter-size margin alone)
@@ -208,7 +208,7 @@ def edge_boxes(i: int, dets: dict[int, np.ndarray], k: int, carry: int, width: i
             dx, dy = CARRY_DRIFT * np.abs(v) * abs(d)
             x1, y1, x2, y2 = x1 - dx, y1 - dy, x2 + dx, y2 + dy
             # its motion along an axis whose edges it is not near is not trusted: a box cut by the edge it
-            # crosses changes shape from one sample to the next, and its centre shifts sideways with it (#12:
+            # crosses changes shape from one sample to the next, and its centre shifts sideways with it (e.g.
             # YuNet's box of a half face leaving through the bottom moved 10 px right per frame while the face
             # moved straight down); on that axis the box also covers where it was, unmoved
             if not (edges[0] or edges[2]):
@@ -245,7 +245,7 @@ def _lost(a: np.ndarray, other: np.ndarray, behind: np.ndarray | None, part_ok: 
     seen = {x for x, y in paired if whole(x, y, EDGE_RATIO) and
             (part_ok or whole(x, y, EDGE_PART_RATIO) or not (eo[y] if so[y] < sa[x] else ea[x]))}
     # a face whose motion is known is seen there only where its motion takes it (a face leaving through the
-    # bottom, missed there, was paired with another face entering at the top, 5 face sizes away: #15, YuNet)
+    # bottom, missed there, was paired with another face entering at the top, 5 face sizes away, seen with YuNet)
     ahead = _moved(a, behind, reach)
     if ahead is not None and seen:
         moved = {x for x, y in match(ahead, other, max_dist=EDGE_FOLLOW, size_weight=SIZE_WEIGHT)}

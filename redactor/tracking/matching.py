@@ -10,7 +10,7 @@ SIZE_WEIGHT = 3.0
 # ... and where another pairing costs at most this much more, it is interpolated too (faces crossing)
 AMBIGUOUS = 0.5
 # ... or at most this share more: where even the chosen pairing moves faces far, a crossing pairing that moves
-# them twice as far is as plausible (#15: two faces crossing a 320 px frame at a face width per frame, 30 fps,
+# them twice as far is as plausible (e.g. two faces crossing a 320 px frame at a face width per frame, 30 fps,
 # seen on two coarse samples: the greedy pairing jumps lanes at cost 3.3, the true one costs 4.2 and 5.8)
 AMBIGUOUS_SHARE = 1.0
 
