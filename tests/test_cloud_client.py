@@ -254,3 +254,200 @@ def test_submit_wait_fetch_gives_the_local_clis_video(cloud, media, model_path, 
     # pixels: the cuts differ (x264 encodes each segment on its own), so within its rounding, not bit-exact
     diffs = [np.abs(a - b).mean() for a, b in zip(_decoded(str(got)), _decoded(str(local)))]
     assert max(diffs) < 3, diffs
+
+
+def test_a_truncated_upload_shows_failed_with_the_named_error(cloud, media, tmp_path, capsys):
+    clip = media("cloud_cut.mp4", width=160, height=128, fps=25, seconds=1.2, audio="aac", faces=0)
+    data = Path(clip["path"]).read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    code, out, err = cloud.run(capsys, "submit", str(cut))
+    assert code == 0, err
+    code, out, err = cloud.run(capsys, "wait", "cut.mp4", "--interval", "0.05")
+    record = cloud.p.get_json(cloud.p.output, "failed/cut.mp4.json")
+    assert code == 4 and record["error"] == "InputError", (code, err, record)
+    assert err.splitlines()[-1].startswith("redactor: RunFailed: cut.mp4: InputError: "), err
+
+    code, out, err = cloud.run(capsys, "status", "cut.mp4")
+    assert code == 4
+    assert out.startswith("cut.mp4: failed: InputError: ") and record["cause"]["errorMessage"][:60] in out, out
+    code, out, err = cloud.run(capsys, "fetch", "cut.mp4", "-o", str(tmp_path / "got"))
+    assert code == 4 and err.startswith("redactor: RunFailed: cut.mp4: InputError: "), err
+    assert not (tmp_path / "got").exists()
+
+
+def test_retry_of_a_failed_run_ends_in_success(cloud, media, tmp_path, capsys, monkeypatch):
+    """A segment fails on purpose in the first run; retry runs the same object version again (a new
+    execution, nothing uploaded) and it succeeds; status and fetch then follow the retry."""
+    from redactor.errors import WorkerError
+
+    clip = media("cloud_retry.mp4", width=160, height=128, fps=25, seconds=1.2, audio="aac", faces=1,
+                 face_size=(40, 50))
+    redact = cloud.p.modules["redact"]
+    real, failed = redact.redactor.redact_segment, []
+
+    def fail_once(source, segment, config, work_dir, **kw):
+        if segment.index == 1 and not failed:
+            failed.append(segment.index)
+            raise WorkerError("worker died (injected by the test)")
+        return real(source, segment, config, work_dir, **kw)
+
+    monkeypatch.setattr(redact.redactor, "redact_segment", fail_once)
+    code, out, err = cloud.run(capsys, "submit", clip["path"], "--wait", "--interval", "0.05")
+    assert code == 4 and "redactor: RunFailed: cloud_retry.mp4: WorkerError: worker died (injected" in err, err
+    puts = len(cloud.server.requests(cloud.p.raw, "cloud_retry.mp4", "PUT"))
+
+    code, out, err = cloud.run(capsys, "retry", "cloud_retry.mp4", "--wait", "--interval", "0.05")
+    assert code == 0, err
+    version = cloud.p.s3.head_object(Bucket=cloud.p.raw, Key="cloud_retry.mp4")["VersionId"]
+    retry_name = naming.retry_execution_name(cloud.p.raw, "cloud_retry.mp4", version, 1)
+    assert f"attempt 1): {retry_name}" in out and "cloud_retry.mp4: done in" in out, out
+    assert len(cloud.server.requests(cloud.p.raw, "cloud_retry.mp4", "PUT")) == puts  # nothing uploaded
+    names = sorted(e["name"] for e in cloud.executions())
+    assert names == sorted([naming.execution_name(cloud.p.raw, "cloud_retry.mp4", version), retry_name])
+    assert cloud.p.keys(cloud.p.output, "failed/") == []
+
+    code, out, err = cloud.run(capsys, "status", "cloud_retry.mp4")
+    assert (code, out.split(" (")[0]) == (0, "cloud_retry.mp4: done"), (out, err)
+    code, out, err = cloud.run(capsys, "retry", "cloud_retry.mp4")
+    assert code == 2 and err == "redactor: RetryRefused: cloud_retry.mp4: nothing to retry: its run succeeded\n"
+    code, out, err = cloud.run(capsys, "fetch", "cloud_retry.mp4", "-o", str(tmp_path))
+    assert code == 0, err
+    got = tmp_path / "redacted" / "cloud_retry.mp4"
+    assert video_times(str(got)) == video_times(clip["path"])
+    assert audio_packets(str(got)) == audio_packets(clip["path"])
+
+
+def test_each_error_is_one_named_line_with_the_clis_exit_code(cloud, media, tmp_path, capsys, monkeypatch):
+    clip = media("cloud_err.mp4", width=160, height=128, fps=25, seconds=0.4, audio=None, faces=0)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a video")
+
+    def error(*args) -> tuple[int, str]:
+        code, out, err = cloud.run(capsys, *args)
+        assert out == "" and len(err.splitlines()) == 1, (out, err)
+        return code, err.strip()
+
+    # bad input -> 2, refused before anything is uploaded
+    assert error("submit", clip["path"], str(notes)) == (
+        2, f"redactor: InputError: {notes}: .txt is not a video type stack {STACK} redacts (it takes "
+           f"{cloud.outputs['AcceptedSuffixes'].replace(',', ', ')})")
+    code, line = error("submit", clip["path"], "--key", "k" * 1000)
+    assert code == 2 and line.startswith(f"redactor: InputError: {clip['path']}: the key is 1014 bytes; stack "
+                                         f"{STACK} takes keys of at most 1003 bytes"), line
+    assert cloud.p.keys(cloud.p.raw) == []
+    assert error("status", "never/uploaded.mp4") == (
+        2, f"redactor: NotUploaded: never/uploaded.mp4: never/uploaded.mp4 is not in s3://{cloud.p.raw} (never "
+           "uploaded, deleted or expired)")
+    assert error("wait", "never.mp4")[0] == error("fetch", "never.mp4")[0] == error("retry", "never.mp4")[0] == 2
+
+    # setup -> 3: no such stack, several stacks, no credentials
+    assert error("status", "a.mp4", "--stack", "Nope") == (
+        3, "redactor: StackNotFound: no stack Nope in us-east-1: check --stack/REDACTOR_STACK and the region")
+    monkeypatch.setenv("REDACTOR_STACK", "AlsoNope")
+    assert error("status", "a.mp4")[1].startswith("redactor: StackNotFound: no stack AlsoNope in us-east-1")
+    monkeypatch.delenv("REDACTOR_STACK")
+    create_stack(cloud.server.client("cloudformation"), "RedactorStaging", cloud.outputs)
+    assert error("status", "a.mp4") == (
+        3, "redactor: SeveralStacks: 2 redactor stacks in us-east-1 (Redactor, RedactorStaging): choose one "
+           "with --stack or REDACTOR_STACK")
+    assert error("status", "never.mp4", "--stack", "RedactorStaging")[0] == 2  # the flag chooses
+    assert error("status", "a.mp4", "--region", "eu-west-1") == (
+        3, "redactor: StackNotFound: no redactor stack in eu-west-1: deploy it ('cdk deploy'), or pass --stack or "
+           "set REDACTOR_STACK (and the region, if it is elsewhere)")
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    code, line = error("submit", clip["path"])
+    assert code == 3 and line.startswith("redactor: NoCredentials: no usable AWS credentials"), line
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION")
+    assert error("status", "a.mp4")[1].startswith("redactor: NoRegion: no AWS region")
+
+
+class _HeldParts:
+    """WSGI middleware on the moto server: the first UploadPart goes through, every later one waits until
+    ``release`` (a slow network, so that Ctrl-C lands mid-upload)."""
+
+    def __init__(self, app):
+        self.app, self.parts, self.lock = app, 0, threading.Lock()
+        self.release = threading.Event()
+
+    def __call__(self, environ, start_response):
+        query = environ.get("QUERY_STRING", "")
+        if environ.get("REQUEST_METHOD") == "PUT" and "partNumber=" in query and "uploadId=" in query:
+            with self.lock:
+                self.parts += 1
+                first = self.parts == 1
+            if not first:
+                self.release.wait(60)
+        return self.app(environ, start_response)
+
+
+def test_ctrl_c_mid_upload_aborts_the_multipart_upload(cloud, tmp_path, capsys):
+    big = tmp_path / "long drive.mp4"
+    big.write_bytes(os.urandom(40 * 1024 * 1024))  # three parts of at most 16 MiB
+    wsgi = cloud.server._server._server
+    held = _HeldParts(wsgi.app)
+    wsgi.app = held
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "redactor", "cloud", "submit", str(big), "--key", "trips"],
+                                cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        deadline = time.monotonic() + 60
+        while not any(r.status == 200 for r in cloud.server.requests(cloud.p.raw, "trips/long drive.mp4", "PUT")
+                      if "partNumber=" in r.query):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        threading.Timer(0.5, held.release.set).start()  # the parts under way come back; nothing else is sent
+        out, err = proc.communicate(timeout=60)
+    finally:
+        held.release.set()
+        wsgi.app = held.app
+    assert proc.returncode == 130, (out, err)
+    assert err.strip() == (
+        f"redactor: Interrupted: {big}: multipart upload aborted; nothing was stored at "
+        f"s3://{cloud.p.raw}/trips/long drive.mp4; run submit again to upload it"), err
+    s3 = cloud.p.s3
+    assert s3.list_multipart_uploads(Bucket=cloud.p.raw).get("Uploads", []) == []
+    assert s3.list_object_versions(Bucket=cloud.p.raw).get("Versions", []) == []
+    assert any(r.method == "DELETE" and "uploadId=" in r.query
+               for r in cloud.server.requests(cloud.p.raw, "trips/long drive.mp4"))
+    assert cloud.events.delivered == [] and cloud.executions() == []
+
+    # running submit again starts cleanly: one complete object (not a video: the run it starts fails)
+    code, out, err = cloud.run(capsys, "submit", str(big), "--key", "trips", "-q")
+    assert code == 0, err
+    assert s3.head_object(Bucket=cloud.p.raw, Key="trips/long drive.mp4")["ContentLength"] == big.stat().st_size
+
+
+def test_fetch_gives_the_outputs_of_the_requested_version(cloud, media, tmp_path, capsys):
+    """Two uploads of one key: fetch means the latest, --version the other; each video comes with the reports
+    of its own run (the report names the version; the output bucket keeps the earlier run's files)."""
+    first = media("cloud_v1.mp4", width=160, height=128, fps=25, seconds=0.8, audio="aac", faces=0)
+    second = media("cloud_v2.mp4", width=160, height=128, fps=25, seconds=1.2, audio="aac", faces=0)
+    assert video_times(first["path"]) != video_times(second["path"])  # outputs that cannot be mistaken
+    versions = []
+    upload = tmp_path / "up" / "drive.mp4"
+    upload.parent.mkdir()
+    for clip in (first, second):
+        upload.write_bytes(Path(clip["path"]).read_bytes())
+        code, out, err = cloud.run(capsys, "submit", str(upload), "--wait", "--interval", "0.05", "-q")
+        assert code == 0, err
+        versions.append(out.split("(version ")[1].split(")")[0])
+    assert versions[0] != versions[1]
+
+    for version, clip, where in ((None, second, "latest"), (versions[0], first, "v1")):
+        args = ["fetch", "drive.mp4", "-o", str(tmp_path / where)] + (["--version", version] if version else [])
+        code, out, err = cloud.run(capsys, *args)
+        assert code == 0, err
+        got = tmp_path / where / "redacted" / "drive.mp4"
+        report = json.loads(got.with_name("drive.mp4.report.json").read_text())
+        assert report["source"]["version"] == (version or versions[1])
+        assert video_times(str(got)) == video_times(clip["path"])
+        assert f"created {report['created']}" in got.with_name("drive.mp4.report.html").read_text()
+    code, out, err = cloud.run(capsys, "fetch", "drive.mp4", "--version", "3HL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY")
+    assert code == 2 and err.startswith("redactor: NotUploaded: drive.mp4: version 3HL4kqtJlcpXroDTDmJ-rmSpXd3dI")
