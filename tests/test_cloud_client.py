@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -124,11 +125,13 @@ class Cloud:
         self.p, self.events, self.server, self.outputs = pipeline, events, server, outputs
 
     def run(self, capsys, *args: str) -> tuple[int, str, str]:
-        """``redactor cloud ARGS`` in this process: (exit code, stdout, stderr)."""
+        """``redactor cloud ARGS`` in this process: (exit code, stdout, stderr), without the lines the
+        in-process handlers print meanwhile (Powertools' JSON logs and metrics; the client prints no JSON)."""
         capsys.readouterr()
         code = cli.main(["cloud", *args])
         out, err = capsys.readouterr()
-        return code, out, err
+        return code, *("".join(line for line in text.splitlines(keepends=True) if not line.startswith('{"'))
+                       for text in (out, err))
 
     def executions(self) -> list[dict]:
         return self.p.sfn.list_executions(stateMachineArn=self.p.state_machine_arn)["executions"]
@@ -261,12 +264,19 @@ def test_a_truncated_upload_shows_failed_with_the_named_error(cloud, media, tmp_
     data = Path(clip["path"]).read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) // 2])
-    code, out, err = cloud.run(capsys, "submit", str(cut))
+    code, out, err = cloud.run(capsys, "submit", str(cut), clip["path"])
     assert code == 0, err
-    code, out, err = cloud.run(capsys, "wait", "cut.mp4", "--interval", "0.05")
+    code, out, err = cloud.run(capsys, "wait", "cut.mp4", "cloud_cut.mp4", "--interval", "0.05")
     record = cloud.p.get_json(cloud.p.output, "failed/cut.mp4.json")
     assert code == 4 and record["error"] == "InputError", (code, err, record)
     assert err.splitlines()[-1].startswith("redactor: RunFailed: cut.mp4: InputError: "), err
+    assert out.startswith("cloud_cut.mp4: done in ")
+
+    code, out, err = cloud.run(capsys, "status", "--all")  # a table for several
+    rows = [re.split(r"  +", line, maxsplit=2) for line in out.splitlines()]
+    assert code == 4 and rows[0] == ["KEY", "ELAPSED", "STATE"], out
+    assert rows[1][0] == "cloud_cut.mp4" and rows[1][2] == "done", out
+    assert rows[2][0] == "cut.mp4" and rows[2][2].startswith("failed: InputError: "), out
 
     code, out, err = cloud.run(capsys, "status", "cut.mp4")
     assert code == 4

@@ -10,7 +10,7 @@ from .errors import AccessDenied, AwsError, NoCredentials, NoRegion, SetupError
 BAD_CREDENTIALS = frozenset({"UnrecognizedClientException", "InvalidClientTokenId", "InvalidAccessKeyId",
                              "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
                              "InvalidSignatureException", "AuthFailure"})
-DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403"})  # 403: a HEAD's
 
 
 class Aws:

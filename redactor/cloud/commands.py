@@ -93,10 +93,9 @@ def _all_keys(aws: Aws, dep: Deployment) -> list[str]:
 
 
 def _table(states: list[RunState]) -> str:
-    rows = [("KEY", "STATE", "ELAPSED")] + [(s.upload.key, s.detail(), s.line().rsplit("(", 1)[-1].rstrip(")"))
-                                             for s in states]
+    rows = [("KEY", "ELAPSED", "STATE")] + [(s.upload.key, s.elapsed_text, s.detail()) for s in states]
     width = [max(len(r[i]) for r in rows) for i in range(2)]
-    return "\n".join(f"{r[0]:<{width[0]}}  {r[1]:<{width[1]}}  {r[2]}".rstrip() for r in rows)
+    return "\n".join(f"{r[0]:<{width[0]}}  {r[1]:<{width[1]}}  {r[2]}" for r in rows)
 
 
 def cmd_wait(a) -> int:
@@ -110,6 +109,7 @@ def _follow(aws: Aws, dep: Deployment, uploads: list[Upload], a) -> int:
     of the Map Run's total), else one line on stderr whenever a run's state changes."""
     bars = _Bars(_show(a))
     final: dict[str, RunState] = {}
+    queued_since: dict[str, float] = {}  # this machine's clock: no skew against S3's LastModified
     try:
         while len(final) < len(uploads):
             for i, up in enumerate(uploads):
@@ -119,9 +119,11 @@ def _follow(aws: Aws, dep: Deployment, uploads: list[Upload], a) -> int:
                 bars.show(i, state)
                 if state.finished:
                     final[up.key] = state
-                elif state.state == "queued" and state.elapsed > QUEUE_PATIENCE_SECONDS:
-                    raise NotFinished(f"no run started {int(state.elapsed)} s after the upload: the stack's "
-                                      "starter did not take it (see its UploadsNotStarted alarm)", up.key)
+                elif state.state != "queued":
+                    queued_since.pop(up.key, None)
+                elif time.monotonic() - queued_since.setdefault(up.key, time.monotonic()) > QUEUE_PATIENCE_SECONDS:
+                    raise NotFinished(f"no run started {int(QUEUE_PATIENCE_SECONDS)} s after the upload: the "
+                                      "stack's starter did not take it (see its UploadsNotStarted alarm)", up.key)
             if len(final) < len(uploads):
                 time.sleep(a.interval)
     except KeyboardInterrupt:
@@ -135,7 +137,7 @@ def _outcome(dep: Deployment, states: list[RunState]) -> int:
     failed = [s for s in states if s.state == "failed"]
     for s in states:
         if s.state == "done":
-            print(f"{s.upload.key}: done in {s.line().rsplit('(', 1)[-1].rstrip(')')}: "
+            print(f"{s.upload.key}: done in {s.elapsed_text}: "
                   + ", ".join(f"s3://{dep.output_bucket}/{k}" for k in s.outputs))
     for s in failed:
         e = RunFailed(f"{s.error}: {s.cause}", s.upload.key)
@@ -210,17 +212,18 @@ def _get(s3, bucket: str, key: str, version: str) -> bytes:
     return s3.get_object(Bucket=bucket, Key=key, **kw)["Body"].read()
 
 
-def _report_for(s3, dep: Deployment, up: Upload) -> tuple[dict, dict]:
-    """(the JSON report of ``up``'s version, its object version entry): the newest report whose
+def _report_for(s3, dep: Deployment, up: Upload) -> tuple[dict, dict, bytes]:
+    """(the JSON report of ``up``'s version, its object version entry, its bytes): the newest report whose
     source.version is the upload's."""
     key = naming.report_key(up.key)
     for v in _versions(s3, dep.output_bucket, key):
+        body = _get(s3, dep.output_bucket, key, v["VersionId"])
         try:
-            report = json.loads(_get(s3, dep.output_bucket, key, v["VersionId"]))
+            report = json.loads(body)
         except ValueError:
             continue
         if (report.get("source") or {}).get("version") == up.version:
-            return report, v
+            return report, v, body
     raise ReportMismatch(f"no report in s3://{dep.output_bucket}/{key} is for version {up.version}", up.key)
 
 
@@ -228,7 +231,7 @@ def fetch_outputs(s3, dep: Deployment, up: Upload, out_dir: Path) -> list[Path]:
     """Download the redacted video, the JSON and the HTML report of the upload version ``up``; each checked to
     belong to it (the report names the version; the video has the size and the page the creation time the
     report records). Files are written under a temporary name and renamed when complete."""
-    report, report_version = _report_for(s3, dep, up)
+    report, report_version, report_body = _report_for(s3, dep, up)
     video_key, html_key = naming.output_key(up.key), naming.report_html_key(up.key)
     size = int((report.get("output") or {}).get("bytes") or -1)
     video = next((v for v in _versions(s3, dep.output_bucket, video_key) if int(v["Size"]) == size
@@ -245,7 +248,7 @@ def fetch_outputs(s3, dep: Deployment, up: Upload, out_dir: Path) -> list[Path]:
     paths = [_local(out_dir, k) for k in (video_key, naming.report_key(up.key), html_key)]
     extra = {} if video["VersionId"] in (None, "null") else {"VersionId": video["VersionId"]}
     _write(paths[0], lambda tmp: s3.download_file(dep.output_bucket, video_key, str(tmp), ExtraArgs=extra))
-    _write(paths[1], lambda tmp: tmp.write_text(json.dumps(report, indent=1)))
+    _write(paths[1], lambda tmp: tmp.write_bytes(report_body))
     _write(paths[2], lambda tmp: tmp.write_bytes(html))
     return paths
 

@@ -37,7 +37,7 @@ def find_upload(s3, dep: Deployment, key: str, version: str | None = None) -> Up
     try:
         head = s3.head_object(Bucket=dep.raw_bucket, Key=key, **kw)
     except Exception as e:  # noqa: BLE001
-        if error_code(e) in ("404", "NoSuchKey", "NoSuchVersion", "400", "InvalidArgument", "403"):
+        if error_code(e) in ("404", "NoSuchKey", "NoSuchVersion", "400", "InvalidArgument"):
             what = f"version {version} of {key}" if version else key
             raise NotUploaded(f"{what} is not in s3://{dep.raw_bucket} (never uploaded, deleted or expired)",
                               key) from None
@@ -73,8 +73,12 @@ class RunState:
             return "queued (uploaded; no run started yet)"
         return self.state
 
+    @property
+    def elapsed_text(self) -> str:
+        return _duration(self.elapsed)
+
     def line(self) -> str:
-        return f"{self.upload.key}: {self.detail()} ({_duration(self.elapsed)})"
+        return f"{self.upload.key}: {self.detail()} ({self.elapsed_text})"
 
 
 def _duration(seconds: float) -> str:
