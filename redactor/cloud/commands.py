@@ -122,8 +122,8 @@ def _follow(aws: Aws, dep: Deployment, uploads: list[Upload], a) -> int:
                 elif state.state != "queued":
                     queued_since.pop(up.key, None)
                 elif time.monotonic() - queued_since.setdefault(up.key, time.monotonic()) > QUEUE_PATIENCE_SECONDS:
-                    raise NotFinished(f"no run started {int(QUEUE_PATIENCE_SECONDS)} s after the upload: the "
-                                      "stack's starter did not take it (see its UploadsNotStarted alarm)", up.key)
+                    raise NotFinished(f"uploaded, but no run started in {int(QUEUE_PATIENCE_SECONDS)} s of waiting: "
+                                      "the stack's starter did not take it (see its UploadsNotStarted alarm)", up.key)
             if len(final) < len(uploads):
                 time.sleep(a.interval)
     except KeyboardInterrupt:
