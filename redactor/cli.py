@@ -1,4 +1,5 @@
-"""``redactor`` command line: ``redact``, ``probe``, ``fetch-model``.
+"""``redactor`` command line: ``redact``, ``probe``, ``fetch-model``, ``cloud`` (redactor/cloud: the deployed
+pipeline).
 
 Exit codes: 0 ok, 2 bad input/usage, 3 setup (model), 4 internal or detection failure, 130 interrupted
 (SIGINT), 143 terminated (SIGTERM; 129 for SIGHUP). Errors are one line on stderr naming the file and the
@@ -180,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     fm = sub.add_parser("fetch-model", help="download and verify the CenterFace model (setup)")
     fm.add_argument("--dest", help="where to store it (default ~/.cache/redactor/centerface.onnx)")
     fm.set_defaults(func=cmd_fetch_model)
+    from .cloud import add_parser as add_cloud_parser
+    add_cloud_parser(sub)
     return p
 
 

@@ -10,11 +10,21 @@ from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from redactor import naming
+
 from .functions import Functions
 from .monitoring import Monitoring
 from .settings import Settings
 from .storage import Storage
 from .workflow import Workflow
+
+
+def max_key_bytes() -> int:
+    """The longest upload key whose derived keys (redactor.naming: the video, its reports, its failure record)
+    all fit S3's key limit."""
+    longest = max(len(f("").encode()) for f in (naming.output_key, naming.report_key, naming.report_html_key,
+                                                naming.failed_key))
+    return naming.MAX_KEY_BYTES - longest
 
 
 class RedactorStack(Stack):
@@ -63,6 +73,12 @@ class RedactorStack(Stack):
                   description="redacted/<key>, redacted/<key>.report.json, failed/<key>.json")
         CfnOutput(self, "WorkBucketName", value=self.storage.work.bucket_name)
         CfnOutput(self, "StateMachineArn", value=sm.state_machine_arn)
+        # what `redactor cloud` (redactor/cloud/stack.py) reads to refuse, before uploading, what this
+        # deployment would not redact
+        CfnOutput(self, "AcceptedSuffixes", value=",".join(suffixes),
+                  description="Key suffixes the upload rule starts a run for (any letter case)")
+        CfnOutput(self, "MaxKeyBytes", value=str(max_key_bytes()),
+                  description="Longest upload key (UTF-8 bytes) whose redacted/ and failed/ keys fit S3's limit")
         CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name,
                   description="CloudWatch dashboard: runs, output, frames/s, segment times, Lambda health, DLQ")
         self._suppressions()
