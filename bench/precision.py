@@ -259,8 +259,10 @@ def run_engine(source: str, output: str, config: dict, code: str, calibrate: boo
     ``redactor`` from ``code``; returns its result with ``regions``: {pts: [[x1, y1, x2, y2], ...]} blurred."""
     with tempfile.TemporaryDirectory(prefix="precision-") as tmp:
         spec = {"source": source, "output": output, "config": config, "records": str(Path(tmp) / "regions"),
-                "report": output + ".report.json", "calibrate": calibrate}
+                "report": output + ".report.json", "calibrate": calibrate, "code": code}
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([code, str(common.ROOT)]))
+        if Path(code) != common.ROOT:
+            env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave another checkout as it is
         proc = subprocess.run([common.PY, str(Path(__file__).resolve()), "child", json.dumps(spec)], cwd=code,
                               env=env, capture_output=True, text=True, timeout=3600)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -293,7 +295,15 @@ def _install_recorder(records: str) -> None:
     blur.redact_frame = recording
 
 
+def _use_code(code: str) -> None:
+    """Import ``redactor`` from ``code``: first on the path, and without the editable install's finder (which
+    would otherwise resolve it to the checkout the virtual environment was installed from)."""
+    sys.path.insert(0, code)
+    sys.meta_path[:] = [f for f in sys.meta_path if not type(f).__module__.startswith("__editable__")]
+
+
 def _child(spec: dict) -> dict:
+    _use_code(spec["code"])
     import redactor
     from redactor import Config, redact_file
     cfg = Config.from_dict(spec["config"])
