@@ -69,6 +69,23 @@ def expand_boxes(boxes: np.ndarray, factor: float, width: int, height: int, clip
     return (out if clip else full)[keep].astype(np.int32)
 
 
+def covered_share(boxes: np.ndarray, width: int, height: int) -> float:
+    """Share (0..1) of a width x height frame inside the union of ``boxes`` (n, >=4; the parts outside the
+    frame do not count): how much of the picture a frame's redacted regions cover, overlaps counted once."""
+    if len(boxes) == 0 or width <= 0 or height <= 0:
+        return 0.0
+    b = np.asarray(boxes, dtype=np.float64)[:, :4].copy()
+    b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, width)
+    b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, height)
+    xs, ys = np.unique(b[:, [0, 2]]), np.unique(b[:, [1, 3]])
+    if len(xs) < 2 or len(ys) < 2:
+        return 0.0
+    cx, cy = (xs[:-1] + xs[1:]) / 2, (ys[:-1] + ys[1:]) / 2  # one point inside each cell of the boxes' grid
+    covered = ((cx[None, :, None] > b[:, 0, None, None]) & (cx[None, :, None] < b[:, 2, None, None]) &
+               (cy[None, None, :] > b[:, 1, None, None]) & (cy[None, None, :] < b[:, 3, None, None])).any(axis=0)
+    return float((np.diff(xs)[:, None] * np.diff(ys)[None, :])[covered].sum() / (width * height))
+
+
 @functools.lru_cache(maxsize=4096)
 def _ellipse_mask(w: int, h: int) -> np.ndarray:
     """The ellipse inscribed in a w x h box (bool, read-only: shared between calls)."""

@@ -151,6 +151,7 @@ class ChunkWorker:
         self.records: dict[int, tuple[int, np.ndarray]] = {}  # frame -> (pts, boxes found on it)
         self.n_tracked: collections.Counter = collections.Counter()  # per frame: how many of them are track boxes
         self.redacted: list[int] = []  # frames of this chunk with at least one redacted region
+        self.redacted_share: list[list] = []  # [frame, share of the picture its redacted regions cover]
         self.counters: collections.Counter = collections.Counter()
         self.stage: collections.Counter = collections.Counter()
         self.expected = task.lo
@@ -413,6 +414,7 @@ class ChunkWorker:
             if len(eb):
                 self.counters["redacted_frames"] += 1
                 self.redacted.append(i)
+                self.redacted_share.append([i, round(blur.covered_share(eb, frame.width, frame.height), 4)])
         self.stage["redact"] += time.perf_counter() - t1
         t1 = time.perf_counter()
         self.encoder.encode(frame)
@@ -435,6 +437,7 @@ class ChunkWorker:
                 "detections": [{"frame": j, "pts": pj, "boxes": np.round(bj, 2).tolist(), "tracked": self.n_tracked[j]}
                                for j, (pj, bj) in sorted(self.records.items())],
                 "redacted": frame_ranges(self.redacted),
+                "redacted_share": self.redacted_share,
                 "stage_seconds": dict(self.stage), "pid": os.getpid(),
                 "detector_stats": {**self.detector.stats(), "boundary_frames_shared": self.shared_in,
                                    "frames_decoded": self.decoded}}

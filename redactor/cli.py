@@ -100,9 +100,12 @@ def cmd_redact(a) -> int:
 def summary(report: dict) -> str:
     """The run in one line: faces are counted on the frames the detector ran on (at most all of them)."""
     c = report["counts"]
+    large = c.get("frames_over_20_pct_redacted")
     return (f"{c['frames']} frames, faces found on {c['frames_with_faces']} of {c['detected_frames']} detection "
-            f"frames, {c['redacted_frames']} frames redacted, {report['timings']['total']:.1f}s "
-            f"({report['frames_per_second']} frames/s)")
+            f"frames, {c['redacted_frames']} frames redacted"
+            + (f" ({large} more than 20 % of the picture, {c['frames_over_50_pct_redacted']} more than 50 %: worth "
+               "a look)" if large else "")
+            + f", {report['timings']['total']:.1f}s ({report['frames_per_second']} frames/s)")
 
 
 def cmd_probe(a) -> int:

@@ -80,6 +80,35 @@ def load_redacted(results: list[SegmentResult]) -> list[list[int]]:
     return merge_ranges([rg for data in _sidecars(results) for rg in data.get("redacted", [])])
 
 
+# shares of the picture (percent) above which a frame counts as largely redacted: counted in the report and
+# flagged in the HTML report (a false face spread by the coverage rules can wipe most of a frame)
+LARGE_REDACTION_PCT = (20, 50)
+
+
+def load_redacted_share(results: list[SegmentResult]) -> dict[int, float]:
+    """Per redacted frame, the share (0..1) of the picture its redacted regions cover, from the sidecar files."""
+    return {int(f): float(v) for data in _sidecars(results) for f, v in data.get("redacted_share", [])}
+
+
+def redacted_area(shares: dict[int, float], n_frames: int) -> dict:
+    """The report's ``redacted_area``: how much of the picture the redacted regions (their boxes, after every
+    coverage rule) cover per frame. ``mean_pct`` over every frame (unredacted ones count 0), ``max_pct`` and its
+    frame, and for each threshold T of LARGE_REDACTION_PCT the frames covered more than T %: their count
+    (``frames_over_T_pct``) and half-open ranges (``ranges_over_T_pct``); ``large_frames``: [frame, percent] of
+    every frame above the lowest threshold."""
+    top = max(shares.items(), key=lambda kv: (kv[1], -kv[0]), default=(None, 0.0))
+    out = {"thresholds_pct": list(LARGE_REDACTION_PCT),
+           "mean_pct": round(100 * sum(shares.values()) / n_frames, 2) if n_frames else 0.0,
+           "max_pct": round(100 * top[1], 2), "max_frame": top[0]}
+    for t in LARGE_REDACTION_PCT:
+        over = sorted(f for f, v in shares.items() if 100 * v > t)
+        out[f"frames_over_{t}_pct"] = len(over)
+        out[f"ranges_over_{t}_pct"] = frame_ranges(over)
+    out["large_frames"] = [[f, round(100 * v, 1)] for f, v in sorted(shares.items())
+                           if 100 * v > LARGE_REDACTION_PCT[0]]
+    return out
+
+
 def build_report(plan: Plan, results: list[SegmentResult], stitch_result: StitchResult | None,
                  timings: dict, detections: list[dict] | None = None) -> dict:
     src = plan.source
@@ -95,6 +124,7 @@ def build_report(plan: Plan, results: list[SegmentResult], stitch_result: Stitch
             if isinstance(v, (int, float)):
                 dstats[k] = dstats.get(k, 0) + v
     total = timings.get("total", 0.0) or sum(timings.values())
+    area = redacted_area(load_redacted_share(results), sum(r.frames for r in results))
     plan_d = plan.to_dict()
     by_index = {r.index: r for r in results}
     for s in plan_d["segments"]:
@@ -122,6 +152,8 @@ def build_report(plan: Plan, results: list[SegmentResult], stitch_result: Stitch
             "frames_with_faces": sum(r.detected_with_faces for r in results),
             "frames_with_boxes": len(detections),
             "redacted_frames": sum(r.redacted_frames for r in results),
+            # frames whose redacted regions cover more than 20 % / 50 % of the picture (see redacted_area)
+            **{f"frames_over_{t}_pct_redacted": area[f"frames_over_{t}_pct"] for t in LARGE_REDACTION_PCT},
             "segments": len(results),
         },
         "removed_metadata": stitch_result.removed_metadata if stitch_result else [],
@@ -132,6 +164,7 @@ def build_report(plan: Plan, results: list[SegmentResult], stitch_result: Stitch
         # frames with at least one redacted region (covered by a detection, a track, or a box held or
         # interpolated between samples), as half-open ranges [first, last + 1] of frame indices
         "redacted_ranges": load_redacted(results),
+        "redacted_area": area,
     }
 
 

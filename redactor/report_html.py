@@ -7,7 +7,11 @@ What the page shows, and where each part comes from:
 * a **contact sheet** of thumbnails decoded with PyAV from the *redacted output* (never from the source, so
   the page holds no unredacted pixel): the frames with the most faces (at least a few frames apart) plus one
   frame from each of several equal stretches of the video (the stretch's detection record nearest its centre,
-  else its centre frame), each captioned with its time, frame index, face count and how it was covered;
+  else its centre frame) and the frame with the most of its picture redacted when that is over 20 %, each
+  captioned with its time, frame index, face count and how it was covered (and the share redacted, if over 20 %);
+* **large redactions**: the frames whose redacted regions cover more than 20 % (and 50 %) of the picture
+  (the JSON report's ``redacted_area``), counted in the summary and listed as flagged stretches: a region
+  mistaken for a face and spread by the coverage rules can wipe most of a frame;
 * a **timeline** picture (Pillow): faces per second, how each second's frames were covered (found by the
   detector / only by a small-face track / held or interpolated between samples / not redacted), the segment
   borders with each segment's redaction time, and seconds in which nothing was found although the seconds
@@ -265,6 +269,11 @@ def pick_thumbnails(report: dict, n_frames: int, keyframes: list[int] | None = N
             break
     for f in taken:
         chosen[f] = "most faces + spread" if chosen.get(f) == "spread" else "most faces"
+    large, _ = large_redactions(report)
+    if large:  # the frame with the most of its picture redacted (the earliest of equals)
+        f = min(large, key=lambda f: (-large[f], f))
+        if 0 <= f < n_frames:
+            chosen[f] = f"{chosen[f]} + most redacted" if f in chosen else "most redacted"
     return [{"frame": f, "kind": chosen[f]} for f in sorted(chosen)]
 
 
@@ -339,6 +348,52 @@ def _tick_step(span: float) -> float:
     return float(math.ceil(span / 10 / 3600) * 3600)
 
 
+# ----------------------------------------------------------------------------------------------- large redactions
+def large_redactions(report: dict) -> tuple[dict[int, float], list[int]]:
+    """({frame: percent of the picture redacted} for the frames above the report's lowest threshold, the
+    thresholds) from the report's ``redacted_area`` (empty for a report without it)."""
+    area = report.get("redacted_area") or {}
+    return {int(f): float(v) for f, v in area.get("large_frames") or []}, list(area.get("thresholds_pct") or [])
+
+
+def large_redaction_summary(report: dict) -> str:
+    """The summary's words on largely redacted frames ("" when the report does not measure them)."""
+    area = report.get("redacted_area")
+    if not area:
+        return ""
+    lo, hi = area["thresholds_pct"][0], area["thresholds_pct"][-1]
+    n_lo, n_hi = area[f"frames_over_{lo}_pct"], area[f"frames_over_{hi}_pct"]
+    text = esc(f"{n_lo} frame(s) more than {lo} % redacted ({n_hi} more than {hi} %)")
+    return f"<span class=flag>{text}</span>; " if n_lo else f"{text}; "
+
+
+def large_redaction_section(report: dict, times: list[float]) -> list[str]:
+    """The page's section on frames whose redacted regions cover a large share of the picture."""
+    area = report.get("redacted_area")
+    out = ["<h2>Large redactions</h2>"]
+    if not area:
+        return out + ["<p class=muted>This report does not measure how much of each frame is redacted.</p>"]
+    large, thresholds = large_redactions(report)
+    lo = thresholds[0]
+    if not large:
+        return out + [f"<p>No frame more than {esc(lo)} % redacted (at most {esc(_value(area['max_pct']))} %, "
+                      f"{esc(_value(area['mean_pct']))} % on average).</p>"]
+    runs = []
+    for a, b in area[f"ranges_over_{lo}_pct"]:
+        peak = max(large.get(f, 0.0) for f in range(a, b))
+        when = f"{fmt_time(times[a])}–{fmt_time(times[b] if b < len(times) else times[-1])}" if times else ""
+        runs.append(f"{when} (frame{'s' if b - a > 1 else ''} {a}{f'–{b - 1}' if b - a > 1 else ''}, "
+                    f"up to {peak:g} %)")
+    hi = thresholds[-1]
+    out.append(f"<p class=flag>Worth a look: {esc(len(large))} frame(s) with more than {esc(lo)} % of the "
+               f"picture redacted ({esc(area[f'frames_over_{hi}_pct'])} more than {esc(hi)} %): "
+               + esc("; ".join(runs)) + ".</p>")
+    out.append("<p>Faces rarely fill that much of a picture: a region mistaken for a face and carried, stretched "
+               "or held by the coverage rules can wipe most of a frame. The contact sheet shows the most redacted "
+               "frame.</p>")
+    return out
+
+
 # ----------------------------------------------------------------------------------------------- the page
 CSS = """
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#222;max-width:1100px}
@@ -390,6 +445,7 @@ def render(report: dict, output: str, *, title: str | None = None) -> str:
     records = {d["frame"]: d for d in report.get("detections") or []}
     picks = pick_thumbnails(report, n, frames.keyframes)
     thumbs = frames.thumbnails([p["frame"] for p in picks], THUMB_WIDTH, rotation)
+    large, _ = large_redactions(report)
 
     segments = []
     for s in (report.get("plan") or {}).get("segments") or []:
@@ -418,7 +474,7 @@ def render(report: dict, output: str, *, title: str | None = None) -> str:
          f"<p>{esc(n)} frames ({esc(fmt_time(duration))}), {esc(counts.get('redacted_frames', 0))} redacted; "
          f"faces found on {esc(counts.get('frames_with_faces', 0))} of {esc(counts.get('detected_frames', 0))} "
          f"detection frames; {esc(report.get('frames_per_second'))} frames/s; "
-         f"{esc(len(gaps))} stretch(es) flagged for a look.</p>"]
+         f"{large_redaction_summary(report)}{esc(len(gaps))} stretch(es) flagged for a look.</p>"]
 
     p.append("<h2>Contact sheet (from the redacted output)</h2><div class=sheet>")
     for pick in picks:
@@ -429,9 +485,13 @@ def render(report: dict, output: str, *, title: str | None = None) -> str:
                 "held": "covered by held/interpolated boxes", "none": "nothing redacted"}[cov[f]]
         caption = (f"{fmt_time(frames.times[f])} · frame {f} · {faces} face{'s' if faces != 1 else ''} · {what}"
                    f" · {pick['kind']}")
+        big = large.get(f)
+        note = f' <span class=flag>· {esc(f"{big:g}")} % of the picture redacted</span>' if big is not None else ""
         p.append(f'<figure><img src="{data_uri("image/jpeg", thumbs[f])}" alt="frame {esc(f)}" '
                  f'data-frame="{esc(f)}" data-faces="{esc(faces)}" data-time="{frames.times[f]:.6f}" '
-                 f'data-kind="{esc(pick["kind"])}"><figcaption>{esc(caption)}</figcaption></figure>')
+                 f'data-kind="{esc(pick["kind"])}"' + (f' data-redacted-pct="{esc(f"{big:g}")}"' if big is not None
+                                                        else "") + f"><figcaption>{esc(caption)}{note}</figcaption>"
+                 "</figure>")
     p.append("</div>")
 
     p.append("<h2>Timeline</h2>")
@@ -448,6 +508,8 @@ def render(report: dict, output: str, *, title: str | None = None) -> str:
             esc(f"{fmt_time(a)}–{fmt_time(b + 1)}") for a, b in gaps) + "</p>")
     else:
         p.append("<p>No second without a face between seconds with faces.</p>")
+
+    p.extend(large_redaction_section(report, frames.times))
 
     p.append("<h2>Segments</h2>")
     p.append(_table([(s["index"], f"{s['start_frame']}–{s['end_frame'] - 1}",

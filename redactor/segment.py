@@ -298,7 +298,8 @@ def _assemble(source, segment: Segment, tasks: list[ChunkTask], results: list[di
                 dstats[k] = dstats.get(k, 0) + v
     tmp = det_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps({"segment": segment.index, "time_base": info.time_base, "frames": detections,
-                               "redacted": redacted}))
+                               "redacted": redacted,
+                               "redacted_share": [x for r in results for x in r.get("redacted_share", [])]}))
     os.replace(tmp, det_path)
     return SegmentResult(
         index=segment.index, part=str(part), detections=str(det_path), frames=frames,

@@ -69,3 +69,19 @@ def test_redaction_writes_through_padded_plane_views_only_inside_the_boxes(fmt):
     flat = [old[:, : p.shape[1]].copy() for old, p in zip(before, planes)]
     blur.redact_planes(flat, boxes, fmt, "blur", "ellipse", full_range=False)
     assert all(np.array_equal(f, p) for f, p in zip(flat, planes))
+
+
+def test_covered_share_counts_overlaps_once_and_nothing_outside_the_frame():
+    # two boxes overlapping by 25 x 20 px and one hanging 30 px over two edges of a 100 x 100 frame
+    boxes = np.array([[0, 0, 50, 40], [25, 20, 75, 60], [90, 90, 130, 130]])
+    assert blur.covered_share(boxes, 100, 100) == pytest.approx((2000 + 2000 - 500 + 100) / 10000)
+    assert blur.covered_share(np.zeros((0, 4)), 100, 100) == 0.0
+    assert blur.covered_share(np.array([[-10, -10, 500, 500]]), 100, 100) == pytest.approx(1.0)
+    rng = np.random.default_rng(3)  # against a painted mask: any boxes, fractional edges on a pixel grid
+    for _ in range(50):
+        b = rng.integers(-20, 140, (int(rng.integers(1, 8)), 4))
+        b = np.concatenate([np.minimum(b[:, :2], b[:, 2:]), np.maximum(b[:, :2], b[:, 2:])], axis=1)
+        want = np.zeros((90, 120), bool)
+        for x1, y1, x2, y2 in b:
+            want[max(0, y1):max(0, y2), max(0, x1):max(0, x2)] = True
+        assert blur.covered_share(b, 120, 90) == pytest.approx(want.mean())

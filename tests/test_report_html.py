@@ -114,6 +114,11 @@ def test_html_report_shows_only_redacted_frames_matching_the_json_report(media, 
     assert sum(b - a for a, b in report["redacted_ranges"]) == report["counts"]["redacted_frames"]
     assert "report_html" in report["timings"]
 
+    # two faces of 70-100 px cover far less than a fifth of the picture: nothing flagged as largely redacted
+    assert report["counts"]["frames_over_20_pct_redacted"] == 0 == report["redacted_area"]["frames_over_50_pct"]
+    assert 0 < report["redacted_area"]["max_pct"] < 20
+    assert "No frame more than 20 % redacted" in text and "data-redacted-pct" not in text
+
 
 def test_distinct_faces_counts_a_face_boxed_twice_once():
     face, track = [10, 10, 50, 60, 0.9], [12, 11, 52, 62, 0.5]  # a detector box and a track box of one face
@@ -206,3 +211,76 @@ def test_thumbnails_of_a_rotated_video_are_upright(media, model_path, tmp_path):
                 break
     upright, wrong = np.rot90(stored, 1), np.rot90(stored, -1)
     assert np.abs(img - upright).mean() < 0.5 * np.abs(img - wrong).mean()
+
+
+def _wiped_share(src, out, block: int = 16) -> float:
+    """Share of the blocks with detail in the grey picture ``src`` whose detail (Laplacian energy) ``out`` lost
+    (keeps under a quarter of it): what a viewer sees wiped, measured on the pixels alone."""
+    import cv2
+    import numpy as np
+
+    def energy(g):
+        lap = cv2.Laplacian(g.astype(np.float32), cv2.CV_32F, ksize=1) ** 2
+        h, w = (g.shape[0] // block) * block, (g.shape[1] // block) * block
+        return lap[:h, :w].reshape(h // block, block, w // block, block).mean(axis=(1, 3))
+
+    es, eo = energy(src), energy(out)
+    detail = es >= 4.0
+    return float((detail & (eo < 0.25 * es)).sum() / max(1, detail.sum()))
+
+
+def test_frames_wiped_by_a_large_false_box_are_counted_and_flagged(media, tmp_path):
+    """A stand-in detector finds the real face on every sample and, on one sample, a false box over most of the
+    picture, which the coverage rules spread to frames around it. The JSON report's per-frame shares and counts,
+    the CLI's summary and the HTML page name exactly the frames whose output pixels are wiped (measured on the
+    pixels, whatever frames the rules spread the box to)."""
+    import numpy as np
+
+    from redactor.cli import summary
+    from redactor.detectors.base import SingleTierDetector
+
+    from .conftest import decode_gray
+
+    clip = media("wiped.mp4", width=320, height=240, fps=10, seconds=2.0, faces=1, face_size=(40, 44))
+    false_on = 10  # a sampled frame (every 2nd frame at 10 fps)
+
+    class FalseFace(SingleTierDetector):
+        name = "rekognition"
+
+        def __call__(self, frames):
+            out = []
+            for f in frames:
+                i = clip["pts"].index(f.pts)
+                b = [[*box, 0.99] for box in clip["faces"][i]] + ([[40, 30, 280, 210, 0.6]] if i == false_on else [])
+                out.append(np.array(b, np.float32).reshape(-1, 5))
+            return out
+
+    out, page_path = tmp_path / "out.mp4", tmp_path / "r.html"
+    report = redact_file(clip["path"], str(out), Config(detector="rekognition", workers=1),
+                         report_path=str(tmp_path / "r.json"), report_html_path=str(page_path),
+                         detector_factory=lambda c, s: FalseFace())
+    wiped = [_wiped_share(a, b) for a, b in zip(decode_gray(clip["path"]), decode_gray(str(out)))]
+    assert len(wiped) == clip["frames"]
+    seen = {i for i, w in enumerate(wiped) if w > 0.35}
+    assert false_on in seen and len(seen) < clip["frames"]
+    assert max(w for i, w in enumerate(wiped) if i not in seen) < 0.15  # the others show the small face blurred
+
+    area = report["redacted_area"]
+    large = {f: pct for f, pct in area["large_frames"]}
+    assert set(large) == seen and all(pct > 50 for pct in large.values())  # the box covers ~95 %, its ellipse ~75 %
+    assert report["counts"]["frames_over_20_pct_redacted"] == report["counts"]["frames_over_50_pct_redacted"] \
+        == area["frames_over_50_pct"] == len(seen)
+    assert area["max_frame"] in seen and area["max_pct"] == max(large.values())
+    assert f"({len(seen)} more than 20 % of the picture, {len(seen)} more than 50 %: worth a look)" in summary(report)
+
+    text = page_path.read_text()
+    page = _Page(text)
+    assert f"{len(seen)} frame(s) more than 20 % redacted ({len(seen)} more than 50 %)" in text
+    flagged = [a for a in page.images() if "data-redacted-pct" in a]
+    assert flagged and all(int(a["data-frame"]) in seen for a in flagged)
+    most = [a for a in flagged if "most redacted" in a["data-kind"]]
+    assert len(most) == 1 and int(most[0]["data-frame"]) == area["max_frame"]
+    assert float(most[0]["data-redacted-pct"]) == area["max_pct"]
+    a, b = area["ranges_over_20_pct"][0]
+    assert f"Worth a look: {len(seen)} frame(s) with more than 20 % of the picture redacted" in text
+    assert f"frames {a}–{b - 1}" in text or f"frame {a} " in text

@@ -177,3 +177,44 @@ def test_cli(tmp_path, capsys):
                  "--face-size", "30", "40", "--audio", "aac"]) == 0
     text = capsys.readouterr().out
     assert '"frames": 15' in text and out.stat().st_size > 0
+
+
+def test_scene_clip_faces_are_where_the_ground_truth_says(tmp_path):
+    """Textured scene with a close hand and objects: each face of the asked widths sits in its box (the pixels
+    there correlate with the face crop), and hands/objects never cover a face."""
+    from testmedia import scene_clip
+    from testmedia.synth import _resize
+    sizes = (16, 24, 40)
+    gt = scene_clip(tmp_path / "s.mp4", width=320, height=240, fps=10, seconds=0.3, face_sizes=sizes, hands=1, seed=2)
+    with av.open(gt["path"]) as c:
+        frames = [f.to_ndarray(format="rgb24").astype(np.float32) for f in c.decode(video=0)]
+    assert len(frames) == gt["frames"] == len(gt["faces"]) == 3
+    for img, boxes in zip(frames, gt["faces"]):
+        assert [x2 - x1 for x1, _, x2, _ in boxes] == list(sizes)
+        for x1, y1, x2, y2 in boxes:
+            ref = _resize(face_image(), y2 - y1, x2 - x1).mean(2).ravel()
+            assert np.corrcoef(ref, img[y1:y2, x1:x2].mean(2).ravel())[0, 1] > 0.8
+
+
+def test_scene_clip_fisheye_warps_faces_and_their_boxes_alike(tmp_path):
+    from testmedia.scene import fisheye_maps, scene_clip
+    mx, my = fisheye_maps(200, 100, 0.6)
+    assert abs(mx[50, 100] - 99.5) < 1 and abs(mx[0, 0]) < 1e-3 and abs(mx[99, 199] - 199) < 1e-3  # corners stay
+    assert 100 < mx[50, 150] < 145  # half way out, the picture shows what lies nearer the middle: magnified
+    flat = scene_clip(tmp_path / "a.mp4", width=320, height=240, seconds=0.1, face_sizes=(40, 60), hands=0, seed=1)
+    warped = scene_clip(tmp_path / "b.mp4", width=320, height=240, seconds=0.1, face_sizes=(40, 60), hands=0,
+                        seed=1, fisheye=0.6)
+    assert len(warped["faces"][0]) == 2 and warped["faces"][0] != flat["faces"][0]
+    mx, my = fisheye_maps(320, 240, 0.6)
+    for (x1, y1, x2, y2), (a1, b1, a2, b2) in zip(warped["faces"][0], flat["faces"][0]):
+        # the warped box bounds exactly the pixels that show a point of the flat face (to a pixel)
+        ys, xs = np.nonzero((mx >= a1) & (mx < a2) & (my >= b1) & (my < b2))
+        assert abs(xs.min() - x1) <= 1 and abs(ys.min() - y1) <= 1
+        assert abs(xs.max() + 1 - x2) <= 1 and abs(ys.max() + 1 - y2) <= 1
+    with av.open(warped["path"]) as c:
+        img = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(np.float32)
+    with av.open(flat["path"]) as c:
+        ref = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(np.float32)
+    import cv2
+    again = cv2.remap(ref, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    assert np.abs(img - again).mean() < 8  # the warped clip is the flat scene through the same lens
