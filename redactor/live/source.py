@@ -85,7 +85,7 @@ def cut_stream(url: str, out_dir: str, chunk_seconds: float = 4.0, native_rate: 
         fmt, suffix = _chunk_format(vs, audio)
         out = outs = None
         start = wall0 = t0 = None
-        n = 0
+        n, early = 0, []  # audio read before the first keyframe goes into the first chunk
         for pkt in src.demux([vs] + audio):
             if pkt.size == 0 and pkt.pts is None:
                 continue
@@ -106,8 +106,14 @@ def cut_stream(url: str, out_dir: str, chunk_seconds: float = 4.0, native_rate: 
                 out = av.open(path, "w", format=fmt)
                 outs = {s.index: out.add_stream_from_template(s) for s in [vs] + audio}
                 start = t
+                for a in early:
+                    a.stream = outs[a.stream.index]
+                    out.mux(a)
+                early = []
             if out is None:
-                continue  # before the first keyframe: not decodable on its own
+                if pkt.stream.index != vs.index:
+                    early.append(pkt)
+                continue  # video before the first keyframe: not decodable on its own
             pkt.stream = outs[pkt.stream.index]
             out.mux(pkt)
         if out is not None:
