@@ -171,6 +171,7 @@ def test_bad_chunks_get_records_and_gaps_and_nothing_of_them_is_published(tmp_pa
     shutil.copy(a["path"], src / "04.mp4")  # the same chunk again
     e = clip(src / "05.mp4", seed=5)
     clip(src / "06.mp4", seed=6)
+    (src / "END").write_bytes(b"")
     for n, name in enumerate(["01.mp4", "02.mp4", "03.mkv", "04.mp4", "05.mp4", "END", "06.mp4"]):
         old(src / name, 30 - n)
     assert main(["live", str(src), "-o", str(out), "--workers", "1", "--model", model_path, "-q"]) == 0
@@ -178,7 +179,7 @@ def test_bad_chunks_get_records_and_gaps_and_nothing_of_them_is_published(tmp_pa
     records = {n: json.loads((out / "records" / n).read_text()) for n in os.listdir(out / "records")}
     assert sorted(records) == ["01.mp4.report.json", "02.mp4.failed.json", "03.mkv.mismatch.json",
                                "04.mp4.duplicate.json", "05.mp4.report.json", "06.mp4.after-end.json"]
-    assert "truncated" in records["02.mp4.failed.json"]["error"] or "damaged" in records["02.mp4.failed.json"]["error"]
+    assert "not a readable video" in records["02.mp4.failed.json"]["error"]
     assert "matroska" in records["03.mkv.mismatch.json"]["error"]
     assert records["02.mp4.failed.json"]["gap"] and not records["04.mp4.duplicate.json"]["gap"]
     text = (out / PLAYLIST).read_text()
@@ -358,12 +359,13 @@ def test_faces_at_chunk_borders_are_blurred_on_every_frame(fps, tmp_path, model_
     boxes = [b for c in truth for b in c["faces"]]
     assert len(shown) == len(sharp) == len(boxes) == 2 * n
     border = [n - fps // 2 - 1, n + 2]  # the frames around the border the faces are on
-    visible = leaks = 0
+    visible, leaks = 0, []
     for i, frame_boxes in enumerate(boxes):
         for b in frame_boxes:
             if min(b[2] - b[0], b[3] - b[1]) < MIN_VISIBLE:
                 continue
             visible += border[0] <= i < border[1]
             kept = hf_energy(shown[i], b) / max(hf_energy(sharp[i], b), 1e-6)
-            leaks += kept >= SHARP_KEEP
-    assert visible >= fps // 2 + 4 and leaks == 0
+            if kept >= SHARP_KEEP:
+                leaks.append((i, b, round(kept, 2)))
+    assert visible >= fps // 2 + 4 and leaks == []
