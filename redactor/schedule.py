@@ -9,7 +9,8 @@ and ``track_every`` fix them in frames instead.
 
 * ``every`` (k): the coarse pass of a two-tier detector, or a single-tier detector's samples, runs on frames
   whose index is a multiple of k (``detect_every``; ``rekognition_ms`` / ``rekognition_every`` for the
-  DetectFaces backend; 1 for boxes looked up by timestamp);
+  DetectFaces backend; 1 for boxes looked up by timestamp), and a single-tier detector's also on the video's
+  last frame (a face that appears after the last multiple of k is found there, e.g. at a live chunk's end);
 * ``fine`` (K, a multiple of k; 0 = single tier): the fine (small-face) pass runs on multiples of K and on the
   video's last frame;
 * ``track`` (kt, dividing k): between fine passes, small faces are tracked every kt frames, and once more one
@@ -176,9 +177,10 @@ class Schedule:
         track chain of every fine interval that holds a chunk frame, from its start). ``tracking``: small-face
         tracks are alive (the velocity probe one frame after a fine pass needs some)."""
         k, K = self.every, self.fine
-        if not K:
+        if not K:  # the video's last frame is a sample too: a face there is not left to the hold of the one before
             r = max(self.window, self.edge_reach)
-            return Passes(detect=True) if i % k == 0 and start - r <= i < end + r else NONE
+            sampled = i % k == 0 or i == self.last_frame
+            return Passes(detect=True) if sampled and start - r <= i < end + r else NONE
         if self.is_fine(i):
             return Passes(detect=True) if start - self.window_fine <= i < end + self.window_fine else NONE
         chain = self.interval_start(start) <= i and self.interval_start(i) < end
