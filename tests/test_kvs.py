@@ -294,3 +294,36 @@ def test_stream_names_and_options_are_checked():
         kvs.Options(max_clip_bytes=200 * 1024 * 1024)
     opts = kvs.Options.from_env({"KVS_CLIP_SECONDS": "6", "KVS_MAX_CLIP_BYTES": "1000", "OTHER": "x"})
     assert opts.clip_seconds == 6.0 and opts.max_clip_bytes == 1000
+
+
+# ---------------------------------------------------------------- the Lambda
+
+def test_lambda_follows_the_streams_in_its_parameter(aws, source, monkeypatch):
+    """The scheduled handler reads the stream list from SSM (changed without a deploy), polls each stream
+    until its run budget is spent and reports what it landed; ``-`` follows nothing."""
+    import time
+
+    from tests import aws_support
+
+    s3, _ = aws
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    ssm.put_parameter(Name="/redactor/kvs-streams", Type="String", Value=f" {STREAM} ,{STREAM}")
+    for k, v in {"RAW_BUCKET": RAW, "WORK_BUCKET": WORK, "KVS_STREAMS_PARAMETER": "/redactor/kvs-streams",
+                 "KVS_RUN_SECONDS": "0", "KVS_CLIP_SECONDS": "4", "KVS_BACKFILL_SECONDS": "60"}.items():
+        monkeypatch.setenv(k, v)
+    handler = aws_support.load_handler("kvs_consumer")
+    from common import s3 as common_s3
+
+    common_s3.reset_client()
+    fake = FakeArchivedMedia(time.time)
+    fake.add_media(STREAM, source, server_start_ms=round(time.time() * 1000) - 40_000)
+    monkeypatch.setattr(handler, "make_archive", lambda: kvs.Archive(client_hook=fake.attach))
+    out = handler.handler({}, aws_support.FakeContext("kvs_consumer"))
+    assert out["streams"][STREAM]["landed"] == [kvs.chunk_key(STREAM, i) for i in range(3)]
+    assert chunks(s3) == out["streams"][STREAM]["landed"]
+    ssm.put_parameter(Name="/redactor/kvs-streams", Type="String", Value="-", Overwrite=True)
+    fake.calls.clear()
+    assert handler.handler({}, aws_support.FakeContext("kvs_consumer")) == {"streams": {}} and not fake.calls
+    ssm.put_parameter(Name="/redactor/kvs-streams", Type="String", Value="../x", Overwrite=True)
+    with pytest.raises(ValueError, match="not a Kinesis Video stream name"):
+        handler.handler({}, aws_support.FakeContext("kvs_consumer"))
