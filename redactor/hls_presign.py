@@ -1,7 +1,8 @@
 """Private, yet playable: play a live stream's HLS playlist from the private output bucket.
 
 The output bucket stays private (Block Public Access, no public policy). The live path writes each stream as
-``live/<stream>/index.m3u8`` plus its segments (and init section) beside it. A player is given the playlist
+``live/<stream>/index.m3u8`` plus its segments beside it (docs/live.md: relative URIs, MPEG-TS segments; an
+fMP4 playlist's ``EXT-X-MAP`` init section is handled the same way). A player is given the playlist
 through a small local HTTP server (``PlaylistServer``, 127.0.0.1 only) that fetches ``index.m3u8`` from S3 with
 the user's own credentials on every request and rewrites every segment URI and ``EXT-X-MAP`` URI into a
 presigned GET URL valid for ``expires`` seconds (``rewrite_playlist``, a pure function). The player then fetches
@@ -75,8 +76,10 @@ def rewrite_playlist(text: str, playlist_key: str, sign: Callable[[str], str], a
         stripped = line.strip()
         if not stripped:
             out.append(line)
-        elif stripped.startswith("#"):
+        elif stripped.startswith("#EXT"):
             out.append(_URI_ATTR.sub(lambda m: f'URI="{one(m.group(1))}"', line))
+        elif stripped.startswith("#"):  # a comment (e.g. the live writer's #REDACTOR- state lines)
+            out.append(line)
         else:
             out.append(one(stripped))
     return "\n".join(out) + "\n"

@@ -107,11 +107,13 @@ def uris(playlist: str) -> list[str]:
 
 def test_rewrite_signs_segments_and_the_map_and_nothing_else():
     text = ("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-MAP:URI=\"init.mp4\"\n"
+            '#REDACTOR-CHUNK:{"seq": 1} URI="../cam-2/x.ts"\n'
             "#EXTINF:2.0,\nseg00000.m4s\n#EXT-X-DISCONTINUITY\n#EXTINF:2.0,\nsub/seg%2000001.m4s\n"
             "#EXTINF:2.0,\nhttps://cdn.example/x.ts\nlow.m3u8\n")
     out = hp.rewrite_playlist(text, PREFIX + "index.m3u8", lambda key: f"SIGNED({key})", PREFIX)
     assert out.splitlines() == [
         "#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-PLAYLIST-TYPE:EVENT", f'#EXT-X-MAP:URI="SIGNED({PREFIX}init.mp4)"',
+        '#REDACTOR-CHUNK:{"seq": 1} URI="../cam-2/x.ts"',  # a comment: left alone
         "#EXTINF:2.0,", f"SIGNED({PREFIX}seg00000.m4s)", "#EXT-X-DISCONTINUITY", "#EXTINF:2.0,",
         f"SIGNED({PREFIX}sub/seg 00001.m4s)", "#EXTINF:2.0,", "https://cdn.example/x.ts", "low.m3u8"]
 
