@@ -13,6 +13,7 @@ from constructs import Construct
 from redactor import naming
 
 from .functions import Functions
+from .kvs import KvsConsumer
 from .monitoring import Monitoring
 from .settings import Settings
 from .storage import Storage
@@ -66,6 +67,9 @@ class RedactorStack(Stack):
             max_event_age=Duration.hours(6))
         self.monitoring = Monitoring(self, "Monitoring", state_machine=sm, starter_dlq=self.starter_dlq,
                                      functions=self.functions.all)
+        # Kinesis Video Streams in (stacks/kvs.py): only with context kvs_streams
+        self.kvs = (KvsConsumer(self, "Kvs", settings=self.settings, storage=self.storage,
+                                layers=self.functions.layers) if self.settings.kvs_streams else None)
 
         CfnOutput(self, "RawBucketName", value=self.storage.raw.bucket_name,
                   description="Upload videos here (s3://<this>/<any key>.mp4)")
@@ -120,6 +124,8 @@ class RedactorStack(Stack):
                    *([f"Resource::<{work}.Arn>/runs/*/plan.json", f"Resource::<{work}.Arn>/runs/*/faces.json"]
                      if fns.faces is not None else []),
                    f"Resource::<{output}.Arn>/redacted/*", f"Resource::<{output}.Arn>/failed/*", "Resource::*"])
+        if self.kvs is not None:
+            self.kvs.acknowledge(self._ack, raw, work, basic_role)
         sm = self.workflow.state_machine
         sm_id = self._logical_id(sm)
         sm_name = json.dumps({"Fn::Select": [6, {"Fn::Split": [":", {"Ref": sm_id}]}]}, separators=(",", ":"))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,12 @@ class Settings:
     output_noncurrent_days: int = 90
     access_log_retention_days: int = 365
     removal_policy: str = "retain"  # retain | destroy
+    # Kinesis Video Streams in (stacks/kvs.py): the streams the consumer may read (names; "prefix*" for every stream
+    # whose name starts with prefix). Empty: no consumer. Which of them it follows is an SSM parameter, set to
+    # the exact names here at deploy; kvs_enabled is the schedule rule's state at deploy.
+    kvs_streams: tuple[str, ...] = ()
+    kvs_enabled: bool = False
+    kvs_clip_seconds: float = 10.0
     # build
     placeholder_layers: bool = False  # synth with empty layers (tests); never deploy that
     extra: dict[str, Any] = field(default_factory=dict)
@@ -92,6 +99,11 @@ class Settings:
             bad("output_noncurrent_days", "retention days must be >= 1")
         if self.removal_policy not in ("retain", "destroy"):
             bad("removal_policy", "must be retain or destroy")
+        for name in self.kvs_streams:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,256}|[A-Za-z0-9_.-]{1,255}\*", name):
+                bad("kvs_streams", f"{name!r} is not a Kinesis Video stream name (or a name prefix ending in *)")
+        if not 1 <= self.kvs_clip_seconds <= 600:
+            bad("kvs_clip_seconds", "must be between 1 and 600 seconds")
         if not self.video_suffixes or not all(s.startswith(".") for s in self.video_suffixes):
             bad("video_suffixes", "must be a non-empty list like [\".mp4\", \".mov\"]")
 
