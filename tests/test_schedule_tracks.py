@@ -394,6 +394,7 @@ def test_a_chunk_takes_the_detections_past_its_cut_from_the_next_chunk(media, tm
     assert len(blurred) > 0 and blurred == shared_blurred
     assert max(index[q] for q in alone_det.seen) == cut + 9 and alone["detector_stats"]["boundary_frames_shared"] == 0
     assert shared["detections"] == alone["detections"] and shared["redacted"] == alone["redacted"]
+    assert shared["redacted_share"] == alone["redacted_share"] and len(shared["redacted_share"]) == len(blurred)
     assert shared["frames"] == alone["frames"] == cut and shared["last_pts"] == alone["last_pts"]
 
     def frames(path):
@@ -489,6 +490,7 @@ def test_the_chunk_before_a_cut_encodes_frames_past_it_with_the_boxes_the_next_c
     assert plain[1].lo == plain[1].start - 12
     assert r1["detections"] + r2["detections"] == q1["detections"] + q2["detections"]  # the finder records
     assert merge_ranges(r1["redacted"] + r2["redacted"]) == merge_ranges(q1["redacted"] + q2["redacted"])
+    assert r1["redacted_share"] + r2["redacted_share"] == q1["redacted_share"] + q2["redacted_share"]
 
     def frames(*paths):
         out = []
