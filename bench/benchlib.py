@@ -67,8 +67,8 @@ def clip(name: str, **kw) -> tuple[str, dict]:
 
 
 def ensure_model() -> str:
-    from redactor.model import fetch_model
-    return str(fetch_model())
+    from redactor.model import fetch_centerface
+    return str(fetch_centerface())
 
 
 # ------------------------------------------------------------------------------------------------ stats
@@ -312,3 +312,20 @@ if __name__ == "__main__":
         print("RESULT " + json.dumps(result), flush=True)
     else:
         print(__doc__)
+
+
+class LocalChannel:
+    """A stand-in for the pool's ``redactor.pool.Channel`` for chunks run one after the other in this process:
+    what a chunk publishes is there for the chunks run after it; ``fetch`` never waits."""
+
+    def __init__(self):
+        self.shared: dict = {}
+
+    def progress(self, n: int) -> None:
+        pass
+
+    def publish(self, items: dict) -> None:
+        self.shared.update(items)
+
+    def fetch(self, keys: list, wait: bool = False) -> dict:
+        return {k: self.shared[k] for k in keys if k in self.shared}

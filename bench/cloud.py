@@ -226,9 +226,11 @@ def planned_time(nbytes: float, gets: float, in_flight: float, latency: float, c
     return max(nbytes / net_bps, math.ceil(gets / in_flight) * per)
 
 
-def chunk_count(frames: int, workers: int, ctx: int, min_chunk: int) -> int:
-    """Chunks one Lambda splits its segment into (redactor/segment.py ``split_chunks``)."""
-    return max(1, min(workers, frames // max(min_chunk, 2 * ctx)))
+def chunk_count(frames: int, workers: int, ctx: int) -> int:
+    """Chunks one Lambda splits its segment into (the engine's rule: ``redactor.chunking.split_chunks``)."""
+    from redactor.chunking import most_chunks
+
+    return min(max(1, workers), most_chunks(frames, ctx))
 
 
 def model(m: dict, a: dict, memory_mb: float, concurrency: int, duration_s: float) -> dict:
@@ -252,7 +254,7 @@ def model(m: dict, a: dict, memory_mb: float, concurrency: int, duration_s: floa
     # ---- redact: one (middle, i.e. largest) segment on one Lambda
     vcpus = vcpus_for(memory_mb)
     cpu_share = min(vcpus, memory_mb / a["mb_per_vcpu"])
-    chunks = chunk_count(seg_frames, vcpus, ctx, int(m["min_chunk_frames"]))
+    chunks = chunk_count(seg_frames, vcpus, ctx)
     context = (2 * ctx if segments > 1 else 0) + 2 * ctx * (chunks - 1)  # frames decoded+detected, not output
     work = (seg_frames * m["redact_core_s_per_frame"] + context * m["redact_core_s_per_frame"] * m["context_fraction"]
             + chunks * m["worker_fixed_core_s"]) * g  # Graviton core-seconds
@@ -573,7 +575,7 @@ def measure(seconds: float, settings: dict, repeats: int = 10) -> dict:
     import redactor.segment  # noqa: F401
     from redactor import Config, plan, redact_segment, stitch
     from redactor.detectors import make_detector
-    from redactor.segment import MIN_CHUNK_FRAMES
+    from redactor.chunking import MIN_CHUNK_FRAMES
 
     common.ensure_model()
     cfg = Config.from_dict(dict(settings, workers=1, segment_seconds=max(seconds * 2, 10.0)))
@@ -678,7 +680,7 @@ def main(argv=None) -> int:
         k, _, v = s.partition("=")
         settings[k.strip()] = v.strip()
     from redactor import Config
-    from redactor.segment import MIN_CHUNK_FRAMES
+    from redactor.chunking import MIN_CHUNK_FRAMES
     cfg = Config.from_dict(settings)
     info = common.machine_info()
 

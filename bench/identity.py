@@ -147,9 +147,9 @@ def main(argv=None) -> int:
                     help="engine setting applied to every case (e.g. --set detector=yunet; record and compare "
                          "with the same --set and their own --dir), unless the case sets it itself")
     a = ap.parse_args(argv)
-    from redactor.model import fetch_model
+    from redactor.model import fetch_centerface
 
-    model_path = str(fetch_model())
+    model_path = str(fetch_centerface())
     common = dict(kv.split("=", 1) for kv in a.set)
     base = Path(a.dir)
     gts = make_media(base / "media")

@@ -5,8 +5,8 @@ infers: YuNet-n vs CenterFace, both in OpenCV DNN (the Lambda layer's runtime an
     options: --reps N
 
 Each round times one inference of every (model, size) on the same astronaut image scaled to that size, the
-order alternating; the median per (model, size) is printed with the ratio. YuNet is ``cv2.FaceDetectorYN``
-(inference + its decoding), CenterFace ``cv2.dnn`` + its decoding, as the engine runs them. Absolute times
+order alternating; the median per (model, size) is printed with the ratio. YuNet is ``YuNetNet``
+(``cv2.FaceDetectorYN``'s network and decoding), CenterFace ``cv2.dnn`` + its decoding, as the engine runs them. Absolute times
 depend on the machine's load, the ratios much less. Writes bench/out/models.json.
 """
 from __future__ import annotations

@@ -49,9 +49,9 @@ def child(spec: dict) -> dict:
 
     orig_run = seg.run_chunk
 
-    def run_chunk(det, task, progress):
+    def run_chunk(det, task, channel):
         t0, c0 = now(), time.process_time()
-        r = orig_run(det, task, progress)
+        r = orig_run(det, task, channel)
         r["_timeline"] = {"start": t0, "end": now(), "cpu": time.process_time() - c0, "pid": os.getpid(),
                           "init": init_times[-1] if init_times else None, "range": [task.start, task.end],
                           "decode_lo": task.lo, "frames_decoded": r["detector_stats"].get("frames_decoded"),

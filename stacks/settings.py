@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from redactor.config import Config
+from redactor.config import Config, DetectionSettings, EncodingSettings, RuntimeSettings, StyleSettings
 from redactor.errors import ConfigError
 
 DEFAULT_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v", ".avi", ".webm", ".ts", ".mts")
@@ -19,17 +19,17 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    # engine (passed to the Lambdas as REDACTOR_* environment variables)
-    segment_seconds: float = 10.0
+    # engine (passed to the Lambdas as REDACTOR_* environment variables; defaults: the engine's own)
+    segment_seconds: float = RuntimeSettings.segment_seconds
     # Plan lengthens segments up to this when max_concurrency cannot run them all at once (0 = never; the
     # choice is in each plan: plan.json segment_seconds / segment_choice)
     segment_max_seconds: float = 60.0
-    detector: str = "yunet"
-    style: str = "blur"
-    drop_audio: bool = False
-    keep_metadata: bool = False
+    detector: str = DetectionSettings.detector
+    style: str = StyleSettings.style
+    drop_audio: bool = EncodingSettings.drop_audio
+    keep_metadata: bool = EncodingSettings.keep_metadata
     # detector=rekognition: DetectFaces on every k-th frame, 0 = every 200 ms (REDACTOR_REKOGNITION_EVERY)
-    rekognition_every: int = 0
+    rekognition_every: int = DetectionSettings.rekognition_every
     # workflow
     face_poll_seconds: int = 20  # detector=rekognition-video: Wait between GetFaceDetection status checks
     max_concurrency: int = 8  # parallel redact Lambdas per video: fits a new account's 10 concurrent executions

@@ -620,6 +620,7 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="ultrafast")
     ap.add_argument("--crf", type=int, default=23)
     ap.add_argument("--truth", help="also write the full ground truth (all boxes) as JSON here")
+    ap.add_argument("--json", action="store_true", help="print the clip's facts as JSON (default: one line)")
     a = ap.parse_args(argv)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     gt = make_clip(a.out, width=a.width, height=a.height, seconds=a.seconds, fps=a.fps, codec=a.codec,
@@ -632,7 +633,12 @@ def main(argv=None) -> int:
     summary["first_pts"] = gt["pts"][:3]
     summary["last_pts"] = gt["pts"][-1]
     summary["size_bytes"] = os.path.getsize(a.out)
-    print(json.dumps(summary, indent=2))
+    if a.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        audio = f", {a.audio} audio" if a.audio else ""
+        print(f"generated {a.out}: {a.width}x{a.height}, {a.seconds:g} s at {a.fps:g} fps, {a.faces} moving "
+              f"face(s){audio}, {summary['size_bytes'] // 1024} KiB")
     return 0
 
 

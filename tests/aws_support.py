@@ -125,7 +125,8 @@ def render_definition(template: dict, substitutions: dict[str, str]) -> str:
 
 @functools.lru_cache(maxsize=1)
 def synthesized_once():
-    """One synth per test session (placeholder layers, cdk-nag on): (template, assembly dir)."""
+    """One synth per test session (placeholder layers, cdk-nag on): (template, assembly dir). Under pytest the
+    temporary directory is pytest's own (``conftest.temporary_files_under_pytest``)."""
     import tempfile
 
     outdir = tempfile.mkdtemp(prefix="redactor-cdk-out-")

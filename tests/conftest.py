@@ -7,7 +7,7 @@ from fractions import Fraction
 import av
 import pytest
 
-from redactor.model import default_model_path, fetch_model
+from redactor.model import default_centerface_path, fetch_centerface
 
 # Tests that run the detector in the pytest process itself keep OpenCV single-threaded there: an OpenCV thread
 # pool does not survive fork(), and later tests fork worker processes from this same process (the engine's
@@ -16,10 +16,26 @@ cv2 = pytest.importorskip("cv2")
 cv2.setNumThreads(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def temporary_files_under_pytest(tmp_path_factory):
+    """Every temporary file or directory made in the test process (CDK synth outputs, the engine's work
+    directories, ``tempfile.mkdtemp`` anywhere) goes under pytest's base temporary directory, which pytest
+    manages (it keeps the last few runs' and removes older ones), so a test run leaves nothing else in /tmp."""
+    import tempfile
+
+    base = tmp_path_factory.mktemp("tmp")
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(base)
+    try:
+        yield base
+    finally:
+        tempfile.tempdir = saved
+
+
 @pytest.fixture(scope="session")
 def model_path():
     """The real CenterFace model, fetched and verified once (make test runs `redactor fetch-model` first)."""
-    return str(fetch_model(default_model_path()))
+    return str(fetch_centerface(default_centerface_path()))
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import pytest
 
 from redactor import Config, plan
 from redactor.schedule import Schedule
-from redactor.segment import MIN_CHUNK_FRAMES, split_chunks
+from redactor.chunking import split_chunks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +49,7 @@ def test_chunk_count_is_the_splitters(cloud, clip, workers, fine_ms):
     seg = p.segments[0]
     sched = Schedule.from_settings(cfg.detection, p.source.fps)
     n = len(split_chunks(seg, workers, sched.context, sched.fine))
-    assert cloud.chunk_count(seg.frames, workers, sched.context, MIN_CHUNK_FRAMES) == n
+    assert cloud.chunk_count(seg.frames, workers, sched.context) == n
 
 
 def test_vcpus_follow_the_published_thresholds(cloud):

@@ -196,7 +196,7 @@ def deployed(request, moto_server, runtime, tmp_path, monkeypatch):  # noqa: F81
 def test_every_function_runs_in_its_deployed_runtime_end_to_end(deployed, media, tmp_path):
     """Once per local detector: the default, and the other one chosen as a deployment chooses it (CDK context
     ``detector`` -> the functions' REDACTOR_DETECTOR). YuNet's model is not in the vision layer: it is package
-    data of the engine layer, found there, checked by SHA-256 and loaded by cv2.FaceDetectorYN in the redact
+    data of the engine layer, found there, checked by SHA-256 and loaded by OpenCV DNN in the redact
     function's workers (a missing or unloadable model fails the segment closed: no output)."""
     from redactor.model import YUNET_SHA256, sha256_file
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from redactor import Config, plan, redact_file
-from redactor.detectors import CenterFace, SingleTierDetector
+from redactor.detectors import CenterFace, BaseDetector
 from redactor.probe import probe
 from redactor.records import Plan
 
@@ -177,7 +177,7 @@ def test_segment_borders_make_no_difference(media, model_path, tmp_path):
     assert len(a) == len(b) == clip["frames"]
 
 
-class _FailingDetector(SingleTierDetector):
+class _FailingDetector(BaseDetector):
     name = "failing"
 
     def __init__(self, fail_at_call):
@@ -253,7 +253,7 @@ def test_pool_tasks_hand_each_other_results_without_waiting():
     from redactor.pool import WorkerPool
 
     def body(state, task, channel):
-        channel(1)  # still a progress callback
+        channel.progress(1)
         if task[0] == "publish":
             channel.publish({task[1]: os.getpid()})
             return os.getpid()
@@ -409,12 +409,12 @@ def test_track_step_must_divide_the_detection_period():
 def test_chunks_cut_on_fine_passes_and_change_nothing(media, model_path, tmp_path):
     """Two workers on one segment cut it on a fine-pass frame; small-face tracks are local to their fine
     interval, so the chunked run detects and covers exactly what one worker does."""
-    from redactor.segment import split_chunks
+    from redactor.chunking import split_chunks
     clip = media("chunks_small.mp4", width=960, height=540, seconds=2.0, faces=4, face_size=(18, 36), gop=25)
     one_cfg = _cfg(model_path, workers=1, segment_seconds=60, fine_every=12)
     two_cfg = _cfg(model_path, workers=2, segment_seconds=60, fine_every=12)
     p = plan(clip["path"], two_cfg)
-    chunks = split_chunks(p.segments[0], 2, two_cfg.context_frames, two_cfg.schedule.fine)
+    chunks = split_chunks(p.segments[0], 2, two_cfg.schedule.context, two_cfg.schedule.fine)
     assert len(chunks) == 2 and chunks[1][0] % 12 == 0 and chunks[1][2].frame <= chunks[1][0] - 12
     one = redact_file(clip["path"], str(tmp_path / "one.mp4"), one_cfg)
     two = redact_file(clip["path"], str(tmp_path / "two.mp4"), two_cfg)

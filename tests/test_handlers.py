@@ -7,7 +7,7 @@ import pytest
 
 from tests import aws_support  # noqa: F401  (puts lambdas/ on sys.path)
 from redactor import naming
-from common.env import EnvironmentError_, require
+from common.env import MissingEnvironment, require
 from common.obs import error_record, parse_cause
 
 
@@ -88,14 +88,14 @@ def test_env_validation_names_what_is_missing(monkeypatch):
     monkeypatch.setenv("X_ONE", "1")
     monkeypatch.delenv("X_TWO", raising=False)
     assert require("X_ONE") == {"X_ONE": "1"}
-    with pytest.raises(EnvironmentError_, match="X_TWO"):
+    with pytest.raises(MissingEnvironment, match="X_TWO"):
         require("X_ONE", "X_TWO")
 
 
 def test_handler_fails_at_cold_start_without_its_environment(monkeypatch):
     for k in ("RAW_BUCKET", "WORK_BUCKET", "OUTPUT_BUCKET"):
         monkeypatch.delenv(k, raising=False)
-    with pytest.raises(EnvironmentError_, match="WORK_BUCKET"):
+    with pytest.raises(MissingEnvironment, match="WORK_BUCKET"):
         aws_support.load_handler("record_failure")
 
 

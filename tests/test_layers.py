@@ -98,10 +98,10 @@ def test_no_library_keeps_debug_sections_between_its_segments(built, tmp_path):
 
 
 def test_vision_layer_carries_the_verified_model(built):
-    from redactor.model import MODEL_SHA256, sha256_file
+    from redactor.model import CENTERFACE_SHA256, sha256_file
 
     model = built.BUILD / "vision" / built.MODEL_RELPATH
-    assert model.is_file() and sha256_file(model) == MODEL_SHA256
+    assert model.is_file() and sha256_file(model) == CENTERFACE_SHA256
     from stacks.layout import MODEL_PATH_ON_LAMBDA
 
     assert MODEL_PATH_ON_LAMBDA == "/opt/" + built.MODEL_RELPATH

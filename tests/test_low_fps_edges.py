@@ -197,12 +197,12 @@ def test_a_10_fps_clip_is_sent_to_rekognition_every_2nd_frame(media, tmp_path):
     """End to end with a stand-in for DetectFaces (the same boxes as ground truth, single tier): the plan's
     10 fps gives the per-frame Rekognition backend a 200 ms period, 2 frames, in every segment (and the video's
     last frame, as every single-tier schedule)."""
-    from redactor.detectors.base import SingleTierDetector
+    from redactor.detectors.base import BaseDetector
 
     clip = media("ten_fps_rek.mp4", width=320, height=240, fps=10, seconds=2.0, faces=1, face_size=(50, 60))
     sent = []
 
-    class FakeDetectFaces(SingleTierDetector):
+    class FakeDetectFaces(BaseDetector):
         name = "rekognition"
 
         def __call__(self, frames):

@@ -7,7 +7,6 @@ the order the workflow makes the calls (the Stubber also checks each request's p
 from __future__ import annotations
 
 import json
-import tempfile
 from fractions import Fraction
 
 import boto3
@@ -24,8 +23,8 @@ from moto import mock_aws  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def video_template():
-    assembly, _ = aws.synth(tempfile.mkdtemp(prefix="redactor-cdk-rv-"), nag=True, detector="rekognition-video",
+def video_template(tmp_path_factory):
+    assembly, _ = aws.synth(str(tmp_path_factory.mktemp("cdk-rv")), nag=True, detector="rekognition-video",
                             face_poll_seconds=1)
     return assembly.get_stack_by_name("Redactor").template
 

@@ -237,14 +237,14 @@ def test_frames_wiped_by_a_large_false_box_are_counted_and_flagged(media, tmp_pa
     import numpy as np
 
     from redactor.cli import summary
-    from redactor.detectors.base import SingleTierDetector
+    from redactor.detectors.base import BaseDetector
 
     from .conftest import decode_gray
 
     clip = media("wiped.mp4", width=320, height=240, fps=10, seconds=2.0, faces=1, face_size=(40, 44))
     false_on = 10  # a sampled frame (every 2nd frame at 10 fps)
 
-    class FalseFace(SingleTierDetector):
+    class FalseFace(BaseDetector):
         name = "rekognition"
 
         def __call__(self, frames):

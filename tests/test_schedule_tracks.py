@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from redactor import Config
-from redactor.detectors import SingleTierDetector
+from redactor.detectors import BaseDetector
 from redactor.errors import WorkerError
 from redactor.report import merge_ranges
 from redactor.schedule import Schedule
@@ -41,7 +41,7 @@ def test_schedule_from_settings():
     # context: the coarse samples shaping a frame (hold + 2k), those that can carry a face out of the picture
     # onto it (edge_reach: 3 samples + 1) or the start of its fine interval (K)
     assert s.context == 12 and Schedule(every=3, fine=0, hold=2).context == 12 == Schedule(every=3).edge_reach
-    assert Config(detect_every=3, fine_every=10, hold=2).context_frames == 12
+    assert Config(detect_every=3, fine_every=10, hold=2).schedule.context == 12
 
 
 def test_schedule_passes_in_a_chunk():
@@ -94,17 +94,17 @@ def test_a_chunk_decodes_only_context_frames_that_get_a_pass():
 def test_two_tier_is_a_backend_capability_known_without_numpy():
     """The plan computes schedules where there is no numpy (Stitch's layers): which backends are two-tier is a
     table in the numpy-free detectors package, and it agrees with the backends themselves (the local models
-    share ``ScaledModel``, whose ``two_tier`` is the coarse pass's size test; API backends never are)."""
+    share ``TwoTierModel``, whose ``two_tier`` is the coarse pass's size test; API backends never are)."""
     import subprocess
     import sys
 
     from redactor import detectors
-    from redactor.detectors.base import ScaledModel
+    from redactor.detectors.base import TwoTierModel
 
     assert detectors.TWO_TIER <= set(detectors.FACTORIES)
     for name, cls in (("centerface", "CenterFace"), ("yunet", "YuNet"), ("rekognition", "RekognitionDetector"),
                       ("rekognition-video", "PrecomputedFacesDetector")):
-        assert detectors.is_two_tier(name) == issubclass(getattr(detectors, cls), ScaledModel), name
+        assert detectors.is_two_tier(name) == issubclass(getattr(detectors, cls), TwoTierModel), name
     code = ("import sys; from redactor import Config; s = Config(detector='yunet').schedule_for(20.0); "
             "assert s.fine == 20, s; heavy = {'numpy', 'cv2', 'av'} & set(sys.modules); assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -140,7 +140,7 @@ class _Frame:
         self.i, self.width, self.height = i, width, height
 
 
-class FakeTracker(SingleTierDetector):
+class FakeTracker(BaseDetector):
     """Finds the scripted faces ``faces[i]`` (boxes) of frame i only inside the windows it is asked to look
     in (``spread`` face sizes around each predicted box), as the real model's track windows do."""
 
@@ -234,14 +234,14 @@ def test_unexplained_fine_faces_are_those_no_live_track_predicts():
 
 @pytest.mark.parametrize("kt", [1, 3])
 def test_single_tier_defaults_never_track(kt):
-    d = SingleTierDetector()
+    d = BaseDetector()
     assert not d.two_tier(640, 360) and d.coarse_min_face(640, 360) == 0.0 and d.stats() == {}
     with pytest.raises(NotImplementedError):
         d.track(_Frame(0), np.zeros((0, 5), np.float32))
 
 
 # ------------------------------------------------------------------------------------------------ ChunkWorker
-class FakeTwoTier(SingleTierDetector):
+class FakeTwoTier(BaseDetector):
     """Ground truth as a two-tier detector: the fine pass finds every face, the coarse pass only faces of at
     least ``SMALL`` px, tracking only faces inside its windows. Frames are told apart by pts."""
 
@@ -358,7 +358,7 @@ def test_a_chunk_takes_the_detections_past_its_cut_from_the_next_chunk(media, tm
 
     from redactor import blur, plan
     from redactor.chunk import run_chunk
-    from redactor.pool import LocalChannel
+    from .channels import LocalChannel
     from redactor.segment import chunk_tasks
     clip = media("fake_two_tier.mp4", width=320, height=240, seconds=2.0, faces=3, face_size=(14, 40), gop=10,
                  seed=7)
@@ -414,17 +414,17 @@ def test_a_chunk_takes_the_detections_past_its_cut_from_the_next_chunk(media, tm
 
 
 def test_segments_are_split_into_chunks_only_where_that_shortens_the_run():
-    """``segment.chunk_counts``: one segment on two workers is cut once; an odd number of equal segments on
+    """``chunking.chunk_counts``: one segment on two workers is cut once; an odd number of equal segments on
     two workers gets one of them split (else one worker redacts two whole segments while the other idles
     after one); an even number, none; never chunks shorter than twice the context; one worker, no cut."""
-    from redactor.segment import chunk_counts
+    from redactor.chunking import chunk_counts
     assert chunk_counts([120], 2, 30) == [2] and chunk_counts([300], 2, 30) == [2]
     assert chunk_counts([300, 300, 300], 2, 30) == [2, 1, 1] and chunk_counts([300, 300], 2, 30) == [1, 1]
     assert chunk_counts([300, 300, 150], 2, 30) == [1, 1, 2]
     assert chunk_counts([59], 2, 30) == [1] and chunk_counts([300], 6, 30) == [5]
     assert chunk_counts([300, 300, 300], 1, 30) == [1, 1, 1]
     # handed out largest first, the later of equal ones first (it publishes what the earlier one needs)
-    from redactor.segment import dispatch_order
+    from redactor.chunking import dispatch_order
     assert dispatch_order([(0, 150), (150, 300), (300, 600), (600, 700)]) == [2, 1, 0, 3]
 
 
@@ -459,7 +459,7 @@ def test_the_chunk_before_a_cut_encodes_frames_past_it_with_the_boxes_the_next_c
 
     from redactor import plan
     from redactor.chunk import run_chunk
-    from redactor.pool import LocalChannel
+    from .channels import LocalChannel
     from redactor.segment import chunk_tasks
     clip = media("fake_two_tier.mp4", width=320, height=240, seconds=2.0, faces=3, face_size=(14, 40), gop=10,
                  seed=7)
@@ -553,10 +553,10 @@ def test_a_cut_with_a_hand_over_changes_no_pixel_and_decodes_no_frame_twice_on_a
 
 
 def test_the_hand_over_is_sized_to_balance_the_chunks_at_a_cut():
-    """``segment.balanced_hand_over``: the chunk before a cut encodes as many frames past it (up to the most,
+    """``handover.balanced_hand_over``: the chunk before a cut encodes as many frames past it (up to the most,
     ``hand_over``) as make the longer of the two chunks shortest by ``chunk_work``; the full count lets the
     chunk after decode from the cut (``decode_from``), fewer make it decode the context its first frames need."""
-    from redactor.segment import WORK_PRICES, balanced_hand_over, chunk_work, decode_from
+    from redactor.handover import WORK_PRICES, balanced_hand_over, chunk_work, decode_from
     s = Schedule(every=3, fine=12, hold=1).ending_at(59)
     prices = WORK_PRICES["yunet"]
     assert decode_from(s, 24, 60, 12) == 24 and decode_from(s, 24, 60, 0) == s.span(24, 60)[0] == 12

@@ -430,15 +430,14 @@ def test_only_the_starter_may_start_runs(template):
 
 # ---------------------------------------------------------------- cdk-nag, cfn-lint, app
 
-def test_cdk_nag_acknowledgements_all_have_reasons():
+def test_cdk_nag_acknowledgements_all_have_reasons(tmp_path):
     """The synth ran with AwsSolutionsChecks as a validation plugin: any unacknowledged finding fails it.
     Here: each acknowledgement names an AwsSolutions rule and gives a real reason."""
     import aws_cdk as cdk
 
-    import tempfile
     from stacks.redactor_stack import RedactorStack
 
-    app = cdk.App(context=aws.cdk_context(placeholder_layers=True), outdir=tempfile.mkdtemp())
+    app = cdk.App(context=aws.cdk_context(placeholder_layers=True), outdir=str(tmp_path))
     stack = RedactorStack(app, "Redactor")
     acks = {}
     for node in stack.node.find_all():

@@ -175,8 +175,10 @@ def test_cli(tmp_path, capsys):
     out = tmp_path / "cli.mp4"
     assert main([str(out), "--width", "160", "--height", "96", "--seconds", "0.5", "--faces", "2",
                  "--face-size", "30", "40", "--audio", "aac"]) == 0
-    text = capsys.readouterr().out
-    assert '"frames": 15' in text and out.stat().st_size > 0
+    line = capsys.readouterr().out.strip()
+    assert len(line.splitlines()) == 1 and "160x96" in line and "2 moving face(s)" in line, line
+    assert main([str(out), "--width", "160", "--height", "96", "--seconds", "0.5", "--json"]) == 0
+    assert '"frames": 15' in capsys.readouterr().out and out.stat().st_size > 0
 
 
 def test_scene_clip_faces_are_where_the_ground_truth_says(tmp_path):

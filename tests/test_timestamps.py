@@ -19,7 +19,8 @@ import pytest
 from redactor import Config, StitchError, plan, redact_file
 from redactor.records import Plan, SegmentResult
 from redactor.remux import exact_time_options, stitch
-from redactor.segment import chunk_counts, redact_segments, split_chunks
+from redactor.chunking import chunk_counts, split_chunks
+from redactor.segment import redact_segments
 
 from .conftest import audio_packets
 
@@ -83,7 +84,7 @@ def _borders(p: Plan, cfg: Config) -> list[Fraction]:
                           cfg.schedule_for(p.source.fps).context)
     out = []
     for s, per_seg in zip(p.segments, counts):
-        for a, _, _ in split_chunks(s, per_seg, cfg.context_frames, cfg.schedule.fine):
+        for a, _, _ in split_chunks(s, per_seg, cfg.schedule.context, cfg.schedule.fine):
             if a:
                 out.append(s.frame_pts[s.context_before + a - s.start_frame] * tb)
     return out

@@ -131,7 +131,7 @@ def test_finds_the_astronaut_at_every_size_with_true_boxes(media, name, kw, iou)
 
 
 def test_model_input_is_the_frames_own_swscale_image_for_every_size_and_source(media):
-    """The passes' inputs come from one kept swscale context per model size (``ScaledModel.pixels``): for
+    """The passes' inputs come from one kept swscale context per model size (``TwoTierModel.pixels``): for
     every pass size, and for frames of two different videos through the same detector (a worker redacts
     chunks of any segment), the image is pixel for pixel ``frame.reformat``'s, and so are the boxes."""
     a = media("yunet_px_a.mp4", width=640, height=360, faces=2, face_size=(60, 110), seconds=0.2)
@@ -334,3 +334,41 @@ def test_min_face_above_the_fine_face_size_shrinks_the_fine_pass(media, tmp_path
     out = str(tmp_path / "out.mp4")
     redact_file(clip["path"], out, Config(workers=1, min_face=64))
     assert leaks(clip, out) == []
+
+
+def test_yunet_net_finds_what_opencvs_face_detector_finds():
+    """``YuNetNet`` is ``cv2.FaceDetectorYN``'s network and decoding on a plain ``cv2.dnn`` net: the same faces,
+    bit for bit, at the sizes the engine infers (multiples of 32) and at odd sizes (padded the same way), with
+    one face, a crowd (NMS at work) and none."""
+    import cv2
+    from skimage import data
+
+    from redactor.detectors.yunet_net import YuNetNet
+
+    face = np.ascontiguousarray(data.astronaut()[:, :, ::-1])
+    crowd = np.ascontiguousarray(np.tile(cv2.resize(face, (160, 160)), (3, 4, 1)))
+    noise = np.random.default_rng(0).integers(0, 255, (288, 512, 3), dtype=np.uint8)
+    reference = cv2.FaceDetectorYN.create(str(YUNET_PATH), "", (320, 320), 0.35, 0.3, 5000)
+    ours = YuNetNet(str(YUNET_PATH), (320, 320), 0.35, 0.3, 5000)
+    for img, sizes in ((face, [(512, 288), (640, 384), (1920, 1088), (333, 211)]), (crowd, [(640, 480)]),
+                       (noise, [(512, 288)])):
+        for w, h in sizes:
+            x = np.ascontiguousarray(cv2.resize(img, (w, h)))
+            reference.setInputSize((w, h))
+            ours.setInputSize((w, h))
+            want, got = reference.detect(x)[1], ours.detect(x)[1]
+            assert (want is None) == (got is None), (w, h)
+            if want is not None:
+                assert np.array_equal(want, got), (w, h)
+    ours.setInputSize((640, 480))
+    assert len(ours.detect(np.ascontiguousarray(cv2.resize(crowd, (640, 480))))[1]) >= 6  # NMS kept them apart
+
+
+def test_loading_and_running_yunet_logs_nothing():
+    """No OpenCV warning on stderr when the engine builds YuNet and runs it (``cv2.FaceDetectorYN.create`` asks
+    OpenCV 5's graph engine for a target, which it answers with a warning in every worker)."""
+    code = ("import numpy as np; from redactor import Config; from redactor.detectors import YuNet; "
+            "d = YuNet(Config(detector='yunet')); d.detect_bgr(np.zeros((288, 512, 3), np.uint8))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == ""

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 
 
-class EnvironmentError_(RuntimeError):
-    pass
+class MissingEnvironment(RuntimeError):
+    """A variable the function needs is not set (the stack sets them all)."""
 
 
 def require(*names: str) -> dict[str, str]:
     missing = [n for n in names if not os.environ.get(n)]
     if missing:
-        raise EnvironmentError_(f"missing environment variable(s): {', '.join(missing)} (set by the CDK stack)")
+        raise MissingEnvironment(f"missing environment variable(s): {', '.join(missing)} (set by the CDK stack)")
     return {n: os.environ[n] for n in names}
 
 

@@ -14,7 +14,7 @@ import importlib
 from ..errors import DetectionError
 
 # public name -> module that defines it (imported on first use, PEP 562)
-_LAZY = {"Detector": "base", "SingleTierDetector": "base", "CenterFace": "centerface", "YuNet": "yunet",
+_LAZY = {"Detector": "base", "BaseDetector": "base", "CenterFace": "centerface", "YuNet": "yunet",
          "RekognitionDetector": "rekognition", "PrecomputedFacesDetector": "precomputed"}
 
 
@@ -62,13 +62,16 @@ def is_two_tier(name: str) -> bool:
 # Each backend's own value of the detection settings that default to 0 ("the detector's own") in
 # ``config.DetectionSettings``; a Config fills them in when it is made, so plans carry the values used.
 # Measured: docs/detectors.md and docs/benchmarks.md.
-OWN_DEFAULTS = {"threshold": 0.35, "coarse_width": 960}  # CenterFace's, and the API backends' threshold
-DEFAULTS = {"yunet": {"threshold": 0.35, "coarse_width": 640}}  # measured: 1080p GT recall 0.990 at 960, 1.000 at 640
+# The Rekognition backends use CenterFace's values (only the threshold means anything to them).
+OWN_SETTINGS = {
+    "centerface": {"threshold": 0.35, "coarse_width": 960},
+    "yunet": {"threshold": 0.35, "coarse_width": 640},  # measured: 1080p GT recall 0.990 at 960, 1.000 at 640
+}
 
 
 def own_defaults(name: str) -> dict:
     """The settings detector ``name`` uses where a Config leaves them 0."""
-    return {**OWN_DEFAULTS, **DEFAULTS.get(name, {})}
+    return dict(OWN_SETTINGS.get(name, OWN_SETTINGS["centerface"]))
 
 
 def uses_faces_file(settings) -> bool:

@@ -12,7 +12,7 @@ Two kinds of detectors run behind one protocol:
   ``track`` a fine-scale look in windows around known small faces; ``two_tier(w, h)`` says whether that pays
   for frames of this size and ``coarse_min_face`` below which face size only the fine pass is trusted.
 
-Backends subclass :class:`SingleTierDetector` (defaults for the single-tier case) and import nothing but this
+Backends subclass :class:`BaseDetector` (defaults for the single-tier case) and import nothing but this
 module, ``redactor.boxes`` and the pure ``redactor.tracking`` code; only ``make_detector`` names backends.
 """
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Detector(Protocol):
         """The regions to blur for the boxes covering a frame of this stored size (after all tracking)."""
 
 
-class SingleTierDetector:
+class BaseDetector:
     """Defaults of the protocol for a detector with one pass only."""
 
     name = "single-tier"
@@ -131,7 +131,7 @@ def tile_grid(width: int, height: int, max_width: int, max_height: int = 1088, o
             for iy in range(ny) for ix in range(nx)]
 
 
-class ScaledModel(SingleTierDetector):
+class TwoTierModel(BaseDetector):
     """What the local models share: the model size each pass infers a frame at (``plan_inference``) and
     whether the coarse pass pays (``two_tier``). A subclass sets ``FINE_FACE`` (model px a ``min_face`` face is
     scaled to in the fine pass) and ``COARSE_RELIABLE_FACE`` (model px above which its coarse pass finds a face

@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..boxes import nms_keep, widen_turned
-from .base import EMPTY, ScaledModel
+from .base import EMPTY, TwoTierModel
 from .windows import track_in_windows
 
 
-class CenterFace(ScaledModel):
+class CenterFace(TwoTierModel):
     name = "centerface"
     OUTPUTS = ["537", "538", "539", "540"]
     FINE_FACE = 48.0  # model pixels a min_face face is scaled to in the fine pass (measured: 32 px finds 78 %)
@@ -32,10 +32,10 @@ class CenterFace(ScaledModel):
         ``coarse_width``, ``model_path``); ``source``: the video's SourceInfo (rotation)."""
         import cv2
 
-        from ..model import verified_model_path
+        from ..model import verified_centerface_path
 
         self.cv2 = cv2
-        path = verified_model_path(model_path or settings.model_path)
+        path = verified_centerface_path(model_path or settings.model_path)
         self.net = cv2.dnn.readNetFromONNX(str(path))
         self.threshold = float(settings.threshold)
         self.init_geometry(settings, source)

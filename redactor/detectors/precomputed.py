@@ -22,10 +22,10 @@ from fractions import Fraction
 import numpy as np
 
 from ..tracking.matching import match
-from .base import EMPTY, SingleTierDetector, boxes_from_display, clip_boxes, display_size, quarter_turns
+from .base import EMPTY, BaseDetector, boxes_from_display, clip_boxes, display_size, quarter_turns
 
 
-class PrecomputedFacesDetector(SingleTierDetector):
+class PrecomputedFacesDetector(BaseDetector):
     """Boxes from a parsed faces file, by frame timestamp. Stored-frame pixels, clipped."""
 
     name = "rekognition-video"

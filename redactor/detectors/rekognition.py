@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import THROTTLE_CODES, DetectionError
-from .base import EMPTY, SingleTierDetector, boxes_from_display, clip_boxes, display_size, quarter_turns
+from .base import EMPTY, BaseDetector, boxes_from_display, clip_boxes, display_size, quarter_turns
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024  # DetectFaces Image.Bytes limit
 MIN_SIDE = 80  # Rekognition's minimum image width and height
@@ -81,7 +81,7 @@ def boxes_from_face_details(details: list[dict], width: float, height: float, th
     return np.asarray(rows, dtype=np.float32).reshape(-1, 5) if rows else EMPTY.copy()
 
 
-class RekognitionDetector(SingleTierDetector):
+class RekognitionDetector(BaseDetector):
     name = "rekognition"
     ROUNDS = 4  # tries of a throttled request after botocore's own retries
     BACKOFF_SECONDS = 1.0  # first round's backoff cap; doubles each round, full jitter

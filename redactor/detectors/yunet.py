@@ -1,13 +1,13 @@
 """YuNet-n (Apache-2.0, libfacedetection.train), a small local face model vendored with the engine
-(``redactor/models/``, SHA-256 checked at load), run by OpenCV DNN's ``cv2.FaceDetectorYN`` (the runtime the
-Lambda layer has). 4-5x cheaper per inference than CenterFace at the same input size, and it finds faces of
+(``redactor/models/``, SHA-256 checked at load), run by OpenCV DNN (``yunet_net.YuNetNet``: ``cv2.FaceDetectorYN``'s
+network and decoding, without its target request; the runtime the Lambda layer has). 4-5x cheaper per inference than CenterFace at the same input size, and it finds faces of
 ~8-10 model pixels without upscaling (measured: docs/detectors.md).
 
 Passes (the protocol of ``base.Detector``; every input is BGR with sides rounded to multiples of 32):
 
 * ``__call__`` (fine): the whole frame scaled so a ``min_face`` face spans ``FINE_FACE`` model pixels (at the
   default ``min_face`` 16: 2x, never more than 3x), within a ``max_infer_width`` x 1088
-  budget; wider frames (4K) are tiled at their own resolution (``base.ScaledModel.plan_inference``, as CenterFace);
+  budget; wider frames (4K) are tiled at their own resolution (``base.TwoTierModel.plan_inference``, as CenterFace);
 * ``coarse``: the whole frame in one inference at most ``coarse_width`` wide, and, when that shrinks the frame,
   at most ``COARSE_SHORT_SIDE`` (288) px on its short side, so it needs no large-face pass;
 * ``track``: the fine scale in windows around known small faces (``windows.track_in_windows``);
@@ -23,15 +23,16 @@ import math
 import numpy as np
 
 from ..boxes import widen_turned
-from .base import EMPTY, ScaledModel, display_size, nms
+from .base import EMPTY, TwoTierModel, display_size, nms
 from .windows import track_in_windows
+from .yunet_net import YuNetNet
 
 
 def _up32(x: float) -> int:
     return max(32, int(math.ceil(x / 32) * 32))
 
 
-class YuNet(ScaledModel):
+class YuNet(TwoTierModel):
     name = "yunet"
     FINE_FACE = 32.0  # model px a min_face face is scaled to in the fine pass (2x at min_face 16; measured on
     # synth crops 18-28 px wide, faces ~10-15 px: 24 missed 3/60, 32 none; CenterFace needs 48, 3x)
@@ -79,7 +80,7 @@ class YuNet(ScaledModel):
         self.cv2 = cv2
         path = verified_yunet_path(model_path)
         self.threshold = float(settings.threshold)
-        self.net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self.threshold, self.NMS, 5000)
+        self.net = YuNetNet(str(path), (320, 320), self.threshold, self.NMS, 5000)
         self._input = (320, 320)
         self.init_geometry(settings, source)
         self.calls = 0
