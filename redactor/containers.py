@@ -51,5 +51,15 @@ def output_name(input_name: str) -> str:
     return input_name if suffix in OUTPUT_FORMATS else input_name + output_suffix(input_name)
 
 
+# output suffix -> the Content-Type the redacted video is stored with
+CONTENT_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".mkv": "video/x-matroska",
+                 ".ts": "video/mp2t", ".mts": "video/mp2t", ".m2ts": "video/mp2t"}
+
+
+def content_type(output: str) -> str:
+    """The MIME type of a redacted output named ``output`` (its container, by ``output_suffix``)."""
+    return CONTENT_TYPES[output_suffix(output)]
+
+
 def supported_outputs() -> str:
     return ", ".join(sorted(OUTPUT_FORMATS))

@@ -114,9 +114,10 @@ class Functions(Construct):
         access.read(raw, self.plan)
         access.write(work, self.plan, "runs/*")
         access.read(raw, self.redact)
+        access.read(work, self.redact, "runs/*/source.json")  # the upload's probed facts, written by Plan
         access.write(work, self.redact, "runs/*")
         access.read(raw, self.stitch)
-        access.list_bucket(work, self.stitch)
+        access.list_bucket(work, self.stitch, "runs/*")
         access.read(work, self.stitch, "runs/*")
         access.delete(work, self.stitch, "runs/*")
         access.write(output, self.stitch, "redacted/*")
@@ -124,7 +125,7 @@ class Functions(Construct):
         # a successful run removes the failure record an earlier run of the same key left (list, then delete)
         access.list_bucket(output, self.stitch, "failed/*")
         access.delete(output, self.stitch, "failed/*")
-        access.list_bucket(work, self.record_failure)
+        access.list_bucket(work, self.record_failure, "runs/*")
         access.read(work, self.record_failure, "runs/*")
         access.write(work, self.record_failure, "runs/*/errors/*")  # a failed segment's error and cause
         access.delete(work, self.record_failure, "runs/*")

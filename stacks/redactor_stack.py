@@ -112,10 +112,11 @@ class RedactorStack(Stack):
                                             "rekognition-video, faces function only)"}.get(self.settings.detector, "")
         self._ack(fns, "AwsSolutions-IAM5",
                   "Objects are scoped to one bucket and, for the work and output buckets, to the key prefix the "
-                  "function owns (runs/, redacted/, failed/, runs/*/faces.json). X-Ray's PutTraceSegments/"
+                  "function owns (runs/, redacted/, failed/, runs/*/source.json, runs/*/faces.json). X-Ray's PutTraceSegments/"
                   f"PutTelemetryRecords{' and' + rekognition if rekognition else ''} take no resource "
                   "(Resource::*).",
                   [f"Resource::<{raw}.Arn>/*", f"Resource::<{work}.Arn>/runs/*", f"Resource::<{work}.Arn>/runs/*/errors/*",
+                   f"Resource::<{work}.Arn>/runs/*/source.json",
                    *([f"Resource::<{work}.Arn>/runs/*/plan.json", f"Resource::<{work}.Arn>/runs/*/faces.json"]
                      if fns.faces is not None else []),
                    f"Resource::<{output}.Arn>/redacted/*", f"Resource::<{output}.Arn>/failed/*", "Resource::*"])

@@ -104,11 +104,14 @@ class MotoServer:
         return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
                 **FAKE_CREDENTIALS}
 
-    def client(self, service: str):
+    def client(self, service: str, AWS_ACCESS_KEY_ID: str = "testing", AWS_SECRET_ACCESS_KEY: str = "testing",
+               AWS_SESSION_TOKEN: str | None = None, **_):
+        """A boto3 client of this server (credentials: fake ones, or those given as environment-style names)."""
         import boto3
 
         return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+                            aws_access_key_id=AWS_ACCESS_KEY_ID, aws_secret_access_key=AWS_SECRET_ACCESS_KEY,
+                            aws_session_token=AWS_SESSION_TOKEN)
 
     def _post(self, path: str, data: dict | None = None) -> None:
         req = urllib.request.Request(self.endpoint + path, data=json.dumps(data or {}).encode(), method="POST")
@@ -124,6 +127,16 @@ class MotoServer:
         """moto's config, as ``mock_aws(config=...)``: e.g. {"stepfunctions": {"execute_state_machine": True},
         "lambda": {"use_docker": False}}."""
         self._post("/moto-api/config", config)
+
+    def set_auth(self, initial_no_auth_action_count: float) -> None:
+        """moto's IAM enforcement, as ``INITIAL_NO_AUTH_ACTION_COUNT`` sets it for a server process: after this
+        many more requests every request is authorized against its caller's IAM policies (``float("inf")``:
+        never, moto's default)."""
+        req = urllib.request.Request(self.endpoint + "/moto-api/reset-auth",
+                                     data=str(initial_no_auth_action_count).encode(), method="POST",
+                                     headers={"Content-Type": "text/plain"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            r.read()
 
     def reset_log(self) -> None:
         with self._lock:
@@ -162,6 +175,7 @@ def moto_server(_moto_server_session, monkeypatch):
     """The session's moto server, emptied, with this process's boto3 pointed at it (AWS_ENDPOINT_URL)."""
     server = _moto_server_session
     server.reset()
+    server.set_auth(float("inf"))
     for k, v in server.env.items():
         monkeypatch.setenv(k, v)
     yield server

@@ -26,6 +26,7 @@ from unittest import mock
 import pytest
 
 from tests import aws_support as aws
+from tests import iam_enforced
 from tests import lambda_runtime as lr
 from tests.conftest import audio_packets, video_times
 from tests.moto_server import _moto_server_session, moto_server  # noqa: F401 - fixtures
@@ -69,8 +70,35 @@ def _asset(assembly: Path, resource: dict) -> Path:
     return assembly / resource["Metadata"]["aws:asset:path"]
 
 
+class _Names(dict):
+    """Logical id -> Ref value, ``<logical id>.Arn`` -> ARN: the test's resources, and for any other resource
+    of the template (a queue, a topic) a name and ARN of its own."""
+
+    def __missing__(self, ref: str) -> str:
+        lid, _, attr = ref.partition(".")
+        return f"arn:aws:test:{iam_enforced.REGION}:{iam_enforced.ACCOUNT}:{lid}" if attr else lid
+
+
+def _iam_names(template: dict, buckets: dict[str, str], functions: dict[str, str], state_machine_arn: str) -> dict:
+    subs = _Names()
+    for name, bucket in buckets.items():
+        lid = aws.logical_id_of(template, "AWS::S3::Bucket", f"/Storage/{name}/")
+        subs[lid], subs[f"{lid}.Arn"] = bucket, f"arn:aws:s3:::{bucket}"
+    for handler, fn_name in functions.items():
+        lid, _ = aws.function_by_service(template, handler)
+        subs[lid] = fn_name
+        subs[f"{lid}.Arn"] = f"arn:aws:lambda:{iam_enforced.REGION}:{iam_enforced.ACCOUNT}:function:{fn_name}"
+    (sm_lid,) = aws.resources(template, "AWS::StepFunctions::StateMachine")
+    subs[sm_lid] = state_machine_arn
+    for lid in aws.resources(template, "AWS::IAM::Role"):
+        subs[f"{lid}.Arn"] = f"arn:aws:iam::{iam_enforced.ACCOUNT}:role/{lid}"
+    return subs
+
+
 class DeployedPipeline(Pipeline):
-    """The stack's resources in moto (server mode), each function in its own Lambda-like container."""
+    """The stack's resources in moto (server mode), each function in its own Lambda-like container, running
+    with credentials of its own role from the template (``iam``: the roles in moto's IAM, see
+    tests/iam_enforced.py; enforced while the ``deployed`` fixture runs)."""
 
     def __init__(self, template: dict, assembly: Path, server, runtime, tmp: Path, engine_env: dict[str, str]):
         super().__init__(template, "unused", tmp, engine_env)
@@ -79,7 +107,17 @@ class DeployedPipeline(Pipeline):
                 for name, bucket in (("Raw", self.raw), ("Work", self.work), ("Output", self.output))}
         (sm_lid,) = aws.resources(template, "AWS::StepFunctions::StateMachine")
         subs[sm_lid] = self.state_machine_arn
+        self.iam = iam_enforced.EnforcedIAM(server, template, _iam_names(
+            template, {"Raw": self.raw, "Work": self.work, "Output": self.output},
+            {h: FN_NAMES[h] for h in self.handlers}, self.state_machine_arn))
+        self.roles = {h: iam_enforced.role_of(aws.function_by_service(template, h)[1]) for h in self.handlers}
+        self.roles["state_machine"] = iam_enforced.role_of(template["Resources"][sm_lid])
+        self.credentials = {h: self.iam.credentials(role) for h, role in self.roles.items()}
+        # the test's own calls (uploads, checks) as a principal allowed everything
+        self.s3, self.sfn = (server.client(svc, **self.iam.driver) for svc in ("s3", "stepfunctions"))
         self.containers: dict[str, lr.Container] = {}
+        #: handler -> predicate on the event: those invocations time out (Lambda's own error, no code runs)
+        self.time_out: dict = {}
         self.layer_names: dict[str, list[str]] = {}
         try:
             for name in self.handlers:
@@ -92,6 +130,7 @@ class DeployedPipeline(Pipeline):
                 env = {k: (v if isinstance(v, str) else subs[v["Ref"]])
                        for k, v in props["Environment"]["Variables"].items()}
                 env.update(server.env)
+                env.update(self.credentials[name])  # the function's own role, assumed
                 if any(k.startswith("REDACTOR_") for k in env):  # the engine's functions: test-sized settings
                     env.update(engine_env)
                 self.containers[name] = lr.Container(
@@ -113,6 +152,10 @@ class DeployedPipeline(Pipeline):
             handler = by_name[function_name.split(":function:")[-1].split(":")[0]]
             event = json.loads(body) if body else {}
             try:
+                timed_out = pipeline.time_out.get(handler)
+                if timed_out and timed_out(event):  # the platform's answer: the code never returned
+                    raise lr.FunctionError({"errorType": "Sandbox.Timedout",
+                                            "errorMessage": "Task timed out after 900.00 seconds"})
                 result = pipeline.containers[handler].invoke(event)
                 pipeline.invocations.append((handler, event, "ok"))
                 return json.dumps(result).encode()
@@ -137,8 +180,14 @@ def deployed(request, moto_server, runtime, tmp_path, monkeypatch):  # noqa: F81
     p = DeployedPipeline(template, assembly, moto_server, runtime, tmp_path / "lambda",
                          engine_env={"REDACTOR_SEGMENT_SECONDS": "0.5"})
     p.detector = request.param
+    for k, v in p.iam.driver.items():
+        monkeypatch.setenv(k, v)
+    for k in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(k, raising=False)
     try:
-        with mock.patch.object(LambdaSimpleBackend, "invoke", p.invoke_factory()):
+        with (mock.patch.object(LambdaSimpleBackend, "invoke", p.invoke_factory()),
+              iam_enforced.interpreter_as(p.credentials["state_machine"], moto_server.endpoint),
+              p.iam.enforced()):
             yield p
     finally:
         p.close()
@@ -164,14 +213,25 @@ def test_every_function_runs_in_its_deployed_runtime_end_to_end(deployed, media,
 
     clip = media("deployed.mp4", width=320, height=240, seconds=1.0, audio="aac", faces=1, face_size=(70, 90))
     key = "fleet/car 7/deployed.mp4"
-    started = p.deliver(p.upload(clip["path"], key))
-    assert started["status"] == "started", started
-    done = p.wait(started["executionArn"])
+    # a first upload whose second segment times out: the failure paths run under their roles too
+    p.time_out["redact"] = lambda event: event["segment"]["index"] == 1
+    failed = p.wait(_start(p, clip["path"], key)["executionArn"])
+    assert failed["status"] == "FAILED", failed
+    record = p.get_json(p.output, f"failed/{key}.json")
+    assert record["error"] == "Sandbox.Timedout" and record["failed_segment"] == 1, record
+    assert p.keys(p.work) == [], "the failed run's work area is deleted"
+    # the same key uploaded again: redacted, and the earlier failure record removed
+    p.time_out.clear()
+    first_run = len(p.invocations)
+    done = p.wait(_start(p, clip["path"], key)["executionArn"])
     logs = {n: c.log_tail(1500) for n, c in p.containers.items()}
+    denied = "\n".join(f"{c.role} {c.action} {c.resource}" for c in p.iam.denied())
+    assert not denied, f"denied by the functions' own roles:\n{denied}\n{[i[2] for i in p.invocations]}"
     assert done["status"] == "SUCCEEDED", (done, p.invocations, logs)
 
     assert p.keys(p.output) == [f"redacted/{key}", f"redacted/{key}.report.html", f"redacted/{key}.report.json"]
     assert p.keys(p.work) == []
+    assert p.s3.head_object(Bucket=p.output, Key=f"redacted/{key}")["ContentType"] == "video/mp4"
     out = p.get(p.output, f"redacted/{key}", tmp_path / "out.mp4")
     report = p.get_json(p.output, f"redacted/{key}.report.json")
     assert video_times(str(out)) == video_times(clip["path"])
@@ -188,7 +248,7 @@ def test_every_function_runs_in_its_deployed_runtime_end_to_end(deployed, media,
     assert yunet.is_file() and sha256_file(yunet) == YUNET_SHA256, yunet
 
     # warm containers: one interpreter per function served all of its invocations
-    redacts = [i for i in p.invocations if i[0] == "redact"]
+    redacts = [i for i in p.invocations[first_run:] if i[0] == "redact"]
     assert len(redacts) == report["counts"]["segments"] and all(o == "ok" for *_, o in redacts), p.invocations
     assert p.containers["redact"].proc.poll() is None
 
@@ -199,3 +259,51 @@ def test_every_function_runs_in_its_deployed_runtime_end_to_end(deployed, media,
         assert "openvino" not in stats["modules"], name
         assert stats["semaphore"].startswith("OSError: [Errno 38]"), (name, stats["semaphore"])
     assert "cv2" in p.containers["redact"].stats()["modules"]
+
+    # every S3 grant of every role was needed by a call the run made (mutation check, see _unneeded_grants)
+    unneeded, allowed = _unneeded_grants(p)
+    assert unneeded == [], f"S3 grants no call of the run needs (least privilege): {unneeded}"
+    assert allowed == set(NOT_EXERCISED), f"NOT_EXERCISED lists grants the run does use: {set(NOT_EXERCISED) - allowed}"
+
+
+def _start(p: DeployedPipeline, path: str, key: str) -> dict:
+    try:
+        started = p.deliver(p.upload(path, key))
+    except lr.FunctionError as e:
+        raise AssertionError(f"{e}; denied: {p.iam.denied()}") from None
+    assert started["status"] == "started", started
+    return started
+
+
+#: S3 grants no call of the end-to-end run makes, each with the reason it stays: (function, action, resource
+#: in the form <bucket>/<pattern>, bucket being raw, work or output)
+NOT_EXERCISED = {
+    ("start", "s3:ListBucket", "raw"): "HeadObject of a key deleted before its event arrives answers 404, "
+                                       "not 403, only with ListBucket (the starter then reports it missing)",
+    ("stitch", "s3:DeleteObject", "output/redacted/*"): "deletes the video when its reports cannot be "
+                                                         "written (no video without its reports)",
+}
+
+
+def _unneeded_grants(p: DeployedPipeline) -> tuple[list[str], set]:
+    """For every S3 statement of every role (each of its resources on its own): take it out, and evaluate the
+    calls that role made in the enforced run with moto's own policy evaluator; a grant whose removal denies
+    none of them is unneeded, unless it is in NOT_EXERCISED. Also: the offline evaluation allows every call
+    the enforced run allowed (the two agree)."""
+    names = {f"arn:aws:s3:::{b}": label for b, label in ((p.raw, "raw"), (p.work, "work"), (p.output, "output"))}
+
+    def short(resource: str) -> str:
+        bucket, _, rest = resource.partition("/")
+        return names.get(bucket, bucket) + (f"/{rest}" if rest else "")
+
+    out, allowed = [], set()
+    for handler, role in p.roles.items():
+        statements = p.iam.statements(role)
+        calls = [c for c in p.iam.calls_by(role) if c.allowed]
+        assert all(iam_enforced.permits(statements, c) for c in calls), handler
+        for grant in iam_enforced.unneeded(role, statements, calls):
+            listed = {(handler, a, short(grant.resource)) for a in grant.actions} & set(NOT_EXERCISED)
+            allowed |= listed
+            if not listed:
+                out.append(f"{handler}: {', '.join(grant.actions)} on {short(grant.resource)}")
+    return out, allowed

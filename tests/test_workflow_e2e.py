@@ -18,6 +18,8 @@ import boto3
 import numpy as np
 import pytest
 
+from redactor import naming
+from redactor.containers import CONTENT_TYPES
 from tests import aws_support as aws
 from tests.conftest import audio_packets, video_times
 
@@ -164,9 +166,14 @@ class Pipeline:
             "account": ACCOUNT, "region": REGION, "resources": [f"arn:aws:s3:::{self.raw}"],
             "detail": {"version": "0", "bucket": {"name": self.raw},
                        "object": {"key": key, "size": head["ContentLength"], "etag": head["ETag"].strip('"'),
-                                  "version-id": head.get("VersionId"), "sequencer": "00"},
+                                  "version-id": head.get("VersionId"), "sequencer": self.sequencer()},
                        "reason": "PutObject"},
         }
+
+    def sequencer(self) -> str:
+        """A realistic S3 event sequencer (18 hex digits), larger for every upload than the one before."""
+        self._sequencer = max(getattr(self, "_sequencer", 0) + 1, time.time_ns())
+        return f"00{self._sequencer:016X}"
 
     def deliver(self, event: dict) -> dict:
         """EventBridge -> starter (in-process, as the rule target would)."""
@@ -423,8 +430,28 @@ def test_every_accepted_suffix_is_redacted(pipeline, media, tmp_path, suffix):
         raw = out.read_bytes()
         assert len(raw) % 192 == 0 and raw[4] == 0x47 and raw[196] == 0x47  # 4-byte timestamp + TS packet
     assert len([i for i in pipeline.invocations if i[0] == "redact"]) == 2
+    head = pipeline.s3.head_object(Bucket=pipeline.output, Key=naming.output_key(key))
+    assert head["ContentType"] == CONTENT_TYPES[Path(naming.output_key(key)).suffix.lower()]
     assert video_times(str(out)) == video_times(clip["path"])
     assert audio_packets(str(out)) == audio_packets(clip["path"]) and audio_packets(str(out))
+
+
+def test_a_key_too_long_for_its_outputs_is_refused_in_plan(pipeline, media):
+    """S3 takes keys of up to 1,024 bytes, but redacted/<key>.report.html is 21 bytes longer: such an upload is
+    refused in Plan before the video is read, and its failure record goes under a short hashed name that holds
+    the key."""
+    clip = media("short.mp4", width=160, height=128, fps=25, seconds=0.6, faces=0)
+    key = "fleet/" + "é" * 400 + "/" + "x" * (1024 - 6 - 800 - 1 - 4 - 20) + ".mp4"  # 1,004 bytes
+    assert len(key.encode()) == 1004 and naming.key_too_long(key)
+    started = pipeline.deliver(pipeline.upload(clip["path"], key))
+    assert pipeline.wait(started["executionArn"])["status"] == "FAILED"
+    assert [i[0] for i in pipeline.invocations] == ["plan", "record_failure"], pipeline.invocations
+    (failed,) = pipeline.keys(pipeline.output, "failed/")
+    assert failed == naming.failed_key(key) and failed.startswith("failed/long-keys/") and len(failed) < 100
+    record = pipeline.get_json(pipeline.output, failed)
+    assert record["source"]["key"] == key and record["error"] == "InputError"
+    assert "1004 bytes" in json.dumps(record["cause"]) and "at most 1003 bytes" in json.dumps(record["cause"])
+    assert pipeline.keys(pipeline.output, "redacted/") == [] and pipeline.keys(pipeline.work) == []
 
 
 def test_audio_the_output_cannot_hold_fails_in_plan(pipeline, media):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import redactor
+from redactor.errors import InputError
 from redactor.remote import s3_url
 from redactor.remux import check_output
 
@@ -23,6 +24,11 @@ def handler(event, context):
     t0 = time.monotonic()
     run = Upload.from_event(event, "plan")
     bucket, key, version, prefix = run.bucket, run.key, run.version, run.work_prefix
+    if naming.key_too_long(key):  # refused before the upload is even probed: no segment is paid for
+        longest = naming.MAX_KEY_BYTES - len(naming.report_html_key(""))
+        raise InputError(f"the key is {len(key.encode())} bytes: its redacted video and reports "
+                         f"({naming.report_html_key('<key>')}) would exceed S3's {naming.MAX_KEY_BYTES}-byte key "
+                         f"limit; upload it under a key of at most {longest} bytes")
     plan = redactor.plan(s3_url(bucket, key, version), CONFIG)  # InputError -> Record failure
     check_output(plan.source, naming.output_key(key), CONFIG)  # e.g. audio the output container cannot hold
     s3.put_json(ENV["WORK_BUCKET"], naming.plan_key(prefix), plan.to_dict())

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from redactor.errors import StitchError
-from redactor.containers import output_name
+from redactor.containers import content_type, output_name
 from redactor.detectors import uses_faces_file
 from redactor.records import Plan, SegmentResult
 from redactor.remote import s3_url
@@ -112,7 +112,8 @@ def handler(event, context):
         report["output"]["output"] = f"s3://{ENV['OUTPUT_BUCKET']}/{out_key}"
         report["work_prefix"] = f"s3://{ENV['WORK_BUCKET']}/{prefix}"
         page = _report_html(report, output, key)
-        s3.upload_multipart(output, ENV["OUTPUT_BUCKET"], out_key)  # all or nothing: aborted on any failure
+        # all or nothing: aborted on any failure
+        s3.upload_multipart(output, ENV["OUTPUT_BUCKET"], out_key, content_type(out_key))
     try:
         s3.put_json(ENV["OUTPUT_BUCKET"], rep_key, report)
         _put_report_html(html_key, page)
