@@ -43,7 +43,8 @@ STACK = "Redactor"
 class S3Events:
     """S3 -> EventBridge -> the upload rule -> the starter, as AWS delivers it: for every object created in
     the raw bucket whose key the synthesized rule matches, the starter gets S3's "Object Created" event (its
-    sequencer increasing per event), on a thread of its own, after the request that created the object."""
+    sequencer larger for every upload, as S3's is for uploads of one key), on a thread of its own, after the
+    request that created the object."""
 
     REASONS = {"Put": "PutObject", "Post": "PostObject", "Copy": "CopyObject",
                "CompleteMultipartUpload": "CompleteMultipartUpload"}
@@ -75,7 +76,7 @@ class S3Events:
             "detail": {"version": "0", "bucket": {"name": bucket.name},
                        "object": {"key": quote_plus(key.name, safe="/"), "size": key.size,
                                   "etag": key.etag.strip('"'), "version-id": key.version_id,
-                                  "sequencer": f"{0x0061000000000000 + self._sequence:016X}"},
+                                  "sequencer": self.pipeline.sequencer()},
                        "request-id": f"REQ{self._sequence:013d}", "requester": account_id,
                        "source-ip-address": "127.0.0.1", "reason": self.REASONS[kind.rsplit(":", 1)[1]]},
         })
