@@ -308,8 +308,19 @@ def test_retry_of_a_failed_run_ends_in_success(cloud, media, tmp_path, capsys, m
     assert code == 4 and "redactor: RunFailed: cloud_retry.mp4: WorkerError: worker died (injected" in err, err
     puts = len(cloud.server.requests(cloud.p.raw, "cloud_retry.mp4", "PUT"))
 
+    from redactor.cloud import commands
+
+    def redacts() -> int:
+        return len([i for i in cloud.p.invocations if i[0] == "redact"])
+
+    monkeypatch.setattr(commands, "_show", lambda a: True)  # as on a terminal: a progress bar per run
+    before = redacts()
     code, out, err = cloud.run(capsys, "retry", "cloud_retry.mp4", "--wait", "--interval", "0.05")
     assert code == 0, err
+    segments = str(redacts() - before)
+    bars = re.findall(r"cloud_retry\.mp4: +\d+%\|[^|]*\| (\d+)/(\d+) \[[^\]]*, ([a-z]+)\]", err)
+    assert (segments, segments, "done") in bars, err
+    assert any(int(n) < int(m) for n, m, state in bars if state == "redacting"), err
     version = cloud.p.s3.head_object(Bucket=cloud.p.raw, Key="cloud_retry.mp4")["VersionId"]
     retry_name = naming.retry_execution_name(cloud.p.raw, "cloud_retry.mp4", version, 1)
     assert f"attempt 1): {retry_name}" in out and "cloud_retry.mp4: done in" in out, out
