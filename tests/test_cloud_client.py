@@ -43,7 +43,8 @@ STACK = "Redactor"
 class S3Events:
     """S3 -> EventBridge -> the upload rule -> the starter, as AWS delivers it: for every object created in
     the raw bucket whose key the synthesized rule matches, the starter gets S3's "Object Created" event (its
-    sequencer increasing per event), on a thread of its own, after the request that created the object."""
+    sequencer larger for every upload, as S3's is for uploads of one key), on a thread of its own, after the
+    request that created the object."""
 
     REASONS = {"Put": "PutObject", "Post": "PostObject", "Copy": "CopyObject",
                "CompleteMultipartUpload": "CompleteMultipartUpload"}
@@ -75,7 +76,7 @@ class S3Events:
             "detail": {"version": "0", "bucket": {"name": bucket.name},
                        "object": {"key": quote_plus(key.name, safe="/"), "size": key.size,
                                   "etag": key.etag.strip('"'), "version-id": key.version_id,
-                                  "sequencer": f"{0x0061000000000000 + self._sequence:016X}"},
+                                  "sequencer": self.pipeline.sequencer()},
                        "request-id": f"REQ{self._sequence:013d}", "requester": account_id,
                        "source-ip-address": "127.0.0.1", "reason": self.REASONS[kind.rsplit(":", 1)[1]]},
         })
@@ -307,8 +308,19 @@ def test_retry_of_a_failed_run_ends_in_success(cloud, media, tmp_path, capsys, m
     assert code == 4 and "redactor: RunFailed: cloud_retry.mp4: WorkerError: worker died (injected" in err, err
     puts = len(cloud.server.requests(cloud.p.raw, "cloud_retry.mp4", "PUT"))
 
+    from redactor.cloud import commands
+
+    def redacts() -> int:
+        return len([i for i in cloud.p.invocations if i[0] == "redact"])
+
+    monkeypatch.setattr(commands, "_show", lambda a: True)  # as on a terminal: a progress bar per run
+    before = redacts()
     code, out, err = cloud.run(capsys, "retry", "cloud_retry.mp4", "--wait", "--interval", "0.05")
     assert code == 0, err
+    segments = str(redacts() - before)
+    bars = re.findall(r"cloud_retry\.mp4: +\d+%\|[^|]*\| (\d+)/(\d+) \[[^\]]*, ([a-z]+)\]", err)
+    assert (segments, segments, "done") in bars, err
+    assert any(int(n) < int(m) for n, m, state in bars if state == "redacting"), err
     version = cloud.p.s3.head_object(Bucket=cloud.p.raw, Key="cloud_retry.mp4")["VersionId"]
     retry_name = naming.retry_execution_name(cloud.p.raw, "cloud_retry.mp4", version, 1)
     assert f"attempt 1): {retry_name}" in out and "cloud_retry.mp4: done in" in out, out

@@ -68,14 +68,11 @@ def _uploads(aws: Aws, dep: Deployment, keys: list[str], version: str | None) ->
 
 
 def cmd_status(a) -> int:
+    if not (a.all or a.keys):
+        raise InputError("give one or more keys, or --all")
     aws, dep = _connect(a)
     with translated():
-        if a.all:
-            keys = _all_keys(aws, dep)
-        elif a.keys:
-            keys = a.keys
-        else:
-            raise InputError("give one or more keys, or --all")
+        keys = _all_keys(aws, dep) if a.all else a.keys
         states = [run_state(aws.s3, aws.sfn, dep, u) for u in _uploads(aws, dep, keys, a.version)]
     if len(states) == 1:
         print(states[0].line())

@@ -65,7 +65,9 @@ class RunState:
         return self.state in ("done", "failed")
 
     def detail(self) -> str:
-        if self.state == "redacting" and self.total_items is not None:
+        if self.state == "redacting":
+            if self.total_items is None:
+                return "redacting (reading the segment list)"
             return f"redacting {self.done_items} of {self.total_items} segments"
         if self.state == "failed":
             return f"failed: {self.error}: {self.cause}"
@@ -172,6 +174,8 @@ def run_state(s3, sfn, dep: Deployment, upload: Upload) -> RunState:
     else:
         counts = _map_counts(sfn, execution["executionArn"])
         if counts is not None:
-            map_status, state.done_items, state.total_items = counts
+            map_status, done, total = counts
             state.state = "stitching" if map_status == "SUCCEEDED" else "redacting"
+            if total:  # 0 while the Map Run is still reading the segment list
+                state.done_items, state.total_items = done, total
     return state

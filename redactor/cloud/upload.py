@@ -78,14 +78,18 @@ class _Watch:
             self.s3.meta.events.unregister(event, handler)
 
 
-def abort(s3, bucket: str, key: str, upload_ids: list[str]) -> int:
-    """Abort the given multipart uploads (already aborted ones are fine); returns how many are left."""
+def abort(s3, bucket: str, key: str, upload_ids: list[str]) -> int | None:
+    """Abort the given multipart uploads (already aborted ones are fine); returns how many are still listed
+    (a part under way when its upload is aborted can leave it listed), None if the listing failed."""
     for upload_id in upload_ids:
         try:
             s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
         except Exception:  # noqa: BLE001 - NoSuchUpload: s3transfer's own cleanup got there first
             pass
-    listed = s3.list_multipart_uploads(Bucket=bucket, Prefix=key).get("Uploads") or []
+    try:
+        listed = s3.list_multipart_uploads(Bucket=bucket, Prefix=key).get("Uploads") or []
+    except Exception:  # noqa: BLE001 - not allowed to list: the aborts above are all that can be done
+        return None
     return sum(1 for u in listed if u["Key"] == key and u["UploadId"] in upload_ids)
 
 
@@ -106,7 +110,7 @@ def upload(s3, path: str, bucket: str, key: str, show_progress: bool) -> Uploade
             left = abort(s3, bucket, key, watch.upload_ids)
         finally:
             _restore_sigint(previous)
-        what = (f"multipart upload aborted{'' if not left else f' ({left} still listed: abort it by hand)'}"
+        what = (f"multipart upload aborted{f' ({left} still listed: abort it by hand)' if left else ''}"
                 if watch.upload_ids else "upload stopped")
         raise Interrupted(f"{what}; nothing was stored at s3://{bucket}/{key}; run submit again to upload it",
                           path) from None
