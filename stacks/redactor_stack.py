@@ -11,6 +11,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from .functions import Functions
+from .live import Live
 from .monitoring import Monitoring
 from .settings import Settings
 from .storage import Storage
@@ -54,6 +55,7 @@ class RedactorStack(Stack):
         self.functions.start.configure_async_invoke(
             on_failure=destinations.SqsDestination(self.starter_dlq), retry_attempts=2,
             max_event_age=Duration.hours(6))
+        self.live = Live(self, "Live", settings=self.settings, storage=self.storage, functions=self.functions)
         self.monitoring = Monitoring(self, "Monitoring", state_machine=sm, starter_dlq=self.starter_dlq,
                                      functions=self.functions.all)
 
