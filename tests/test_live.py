@@ -164,29 +164,32 @@ def test_a_directory_of_chunks_plays_as_one_stream_with_every_frame_and_its_audi
 def test_bad_chunks_get_records_and_gaps_and_nothing_of_them_is_published(tmp_path, model_path):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
-    a = clip(src / "01.mp4", seed=1)
+    a = clip(src / "1.mp4", seed=1)
     full = clip(tmp_path / "full.mp4", seed=2)
-    (src / "02.mp4").write_bytes(Path(full["path"]).read_bytes()[: os.path.getsize(full["path"]) * 2 // 5])
-    clip(src / "03.mkv", seed=3)  # another container than the stream's
-    shutil.copy(a["path"], src / "04.mp4")  # the same chunk again
-    e = clip(src / "05.mp4", seed=5)
-    clip(src / "06.mp4", seed=6)
+    (src / "2.mp4").write_bytes(Path(full["path"]).read_bytes()[: os.path.getsize(full["path"]) * 2 // 5])
+    clip(src / "3.mkv", seed=3)  # another container than the stream's
+    clip(src / "4.mp4", seed=4, codec="mpeg4")  # another codec
+    shutil.copy(a["path"], src / "5.mp4")  # the same chunk again
+    e = clip(src / "6.mp4", seed=6)
+    clip(src / "7.mp4", seed=7)
     (src / "END").write_bytes(b"")
-    for n, name in enumerate(["01.mp4", "02.mp4", "03.mkv", "04.mp4", "05.mp4", "END", "06.mp4"]):
+    for n, name in enumerate(["1.mp4", "2.mp4", "3.mkv", "4.mp4", "5.mp4", "6.mp4", "END", "7.mp4"]):
         old(src / name, 30 - n)
     assert main(["live", str(src), "-o", str(out), "--workers", "1", "--model", model_path, "-q"]) == 0
-    assert entries(out) == [(0, "ok"), (1, "gap"), (2, "gap"), (3, "ok")]
+    assert entries(out) == [(0, "ok"), (1, "gap"), (2, "gap"), (3, "gap"), (4, "ok")]
     records = {n: json.loads((out / "records" / n).read_text()) for n in os.listdir(out / "records")}
-    assert sorted(records) == ["01.mp4.report.json", "02.mp4.failed.json", "03.mkv.mismatch.json",
-                               "04.mp4.duplicate.json", "05.mp4.report.json", "06.mp4.after-end.json"]
-    assert "not a readable video" in records["02.mp4.failed.json"]["error"]
-    assert "matroska" in records["03.mkv.mismatch.json"]["error"]
-    assert records["02.mp4.failed.json"]["gap"] and not records["04.mp4.duplicate.json"]["gap"]
+    assert sorted(records) == ["1.mp4.report.json", "2.mp4.failed.json", "3.mkv.mismatch.json",
+                               "4.mp4.mismatch.json", "5.mp4.duplicate.json", "6.mp4.report.json",
+                               "7.mp4.after-end.json"]
+    assert "not a readable video" in records["2.mp4.failed.json"]["error"]
+    assert "matroska" in records["3.mkv.mismatch.json"]["error"]
+    assert "video mpeg4 (the stream's: h264)" in records["4.mp4.mismatch.json"]["error"]
+    assert records["2.mp4.failed.json"]["gap"] and not records["5.mp4.duplicate.json"]["gap"]
     text = (out / PLAYLIST).read_text()
-    assert text.count("#EXT-X-GAP") == 2 and text.count("#EXT-X-DISCONTINUITY") == 3  # before each, after
-    assert sorted(p.name for p in out.glob("*.ts")) == ["seg-000000-00.ts", "seg-000003-00.ts"]
+    assert text.count("#EXT-X-GAP") == 3 and text.count("#EXT-X-DISCONTINUITY") == 4  # before each, after
+    assert sorted(p.name for p in out.glob("*.ts")) == ["seg-000000-00.ts", "seg-000004-00.ts"]
     assert not (out / ".staged").exists()
-    got = hls(out / PLAYLIST)  # the demuxer skips the gap's entry
+    got = hls(out / PLAYLIST)  # the demuxer skips the gaps' entries
     assert len(got["video"]) == a["frames"] + e["frames"]
 
 
@@ -213,6 +216,23 @@ def test_a_file_read_at_its_native_rate_is_cut_into_chunks_at_its_keyframes(tmp_
     assert len(got["video"]) == 30
     assert_continuous(got["video"], 10)
     assert len(got["audio"]) == len(audio_packets(src["path"]))
+
+
+def test_an_interrupted_stream_leaves_no_staged_chunk_and_no_end(tmp_path, monkeypatch):
+    import redactor.live.run as run
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    (src / "1.mp4").write_bytes(b"x")
+    old(src / "1.mp4")
+
+    def interrupted(pub, path, seq, name, *a, **k):
+        pub.store.put_bytes(".staged/000000.ts", b"redacted, not yet listed")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(run, "process_chunk", interrupted)
+    stream = LocalStream(Publisher(LocalStore(str(out))), Config(workers=1))
+    with pytest.raises(KeyboardInterrupt):
+        run_directory(stream, str(src), idle=5, settle=0)
+    assert sorted(os.listdir(out)) == []
 
 
 # ------------------------------------------------------------------------------- S3: concurrent writers
