@@ -100,6 +100,7 @@ def cmd_live(a) -> int:
     """``redactor live SOURCE -o OUTDIR``: a directory receiving chunks, or a file/URL cut into chunks
     (docs/live.md)."""
     import os
+    from .errors import InputError
     from .live import LiveSettings, LocalStore, LocalStream, Publisher, run_directory, run_stream
     settings = {k: v for k, v in {"workers": a.workers, "detector": a.detector, "model_path": a.model,
                                   "keep_metadata": a.keep_metadata or None, "drop_audio": a.drop_audio or None
@@ -111,7 +112,10 @@ def cmd_live(a) -> int:
             what = f"{o.status}" + (f" ({o.record}: {o.error})" if o.record and o.error else "")
             print(f"{o.name}: {what}" + (f", {o.frames} frames in {o.redact_seconds:.1f}s, listed "
                                          f"{o.latency:.1f}s after it was taken" if o.frames else ""), flush=True)
-    stream = LocalStream(Publisher(LocalStore(a.output), live), Config.from_dict(settings), on_chunk=show)
+    pub = Publisher(LocalStore(a.output), live)
+    if pub.playlist()[0].ended:
+        raise InputError("holds a stream that has ended (EXT-X-ENDLIST); write to another directory", a.output)
+    stream = LocalStream(pub, Config.from_dict(settings), on_chunk=show)
     previous = _install_signal_handlers()  # SIGTERM: the same clean-up as Ctrl-C
     try:
         if os.path.isdir(a.source):

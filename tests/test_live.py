@@ -235,6 +235,18 @@ def test_an_interrupted_stream_leaves_no_staged_chunk_and_no_end(tmp_path, monke
     assert sorted(os.listdir(out)) == []
 
 
+def test_a_source_that_is_not_a_video_or_an_ended_outdir_is_refused(tmp_path, capsys):
+    missing = tmp_path / "nothing.mp4"
+    assert main(["live", str(missing), "-o", str(tmp_path / "a"), "-q"]) == 2
+    assert "cannot open it as a video file or stream" in capsys.readouterr().err
+    ended = Playlist()
+    ended.ended = True
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / PLAYLIST).write_text(ended.render())
+    assert main(["live", str(tmp_path), "-o", str(tmp_path / "b"), "-q"]) == 2
+    assert "has ended" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------- S3: concurrent writers
 BUCKET = "live-out"
 
