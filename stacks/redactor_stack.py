@@ -55,7 +55,9 @@ class RedactorStack(Stack):
         self.functions.start.configure_async_invoke(
             on_failure=destinations.SqsDestination(self.starter_dlq), retry_attempts=2,
             max_event_age=Duration.hours(6))
-        self.live = Live(self, "Live", settings=self.settings, storage=self.storage, functions=self.functions)
+        # live streams (docs/live.md): on with `-c live=true`
+        self.live = (Live(self, "Live", settings=self.settings, storage=self.storage, functions=self.functions)
+                     if str(self.node.try_get_context("live")).lower() == "true" else None)
         self.monitoring = Monitoring(self, "Monitoring", state_machine=sm, starter_dlq=self.starter_dlq,
                                      functions=self.functions.all)
 
