@@ -130,6 +130,30 @@ def cmd_live(a) -> int:
     return 0
 
 
+def _live_parser(sub) -> None:
+    lv = sub.add_parser("live", help="redact a live stream's chunks into HLS (OUTDIR/index.m3u8, docs/live.md)")
+    lv.add_argument("source", help="a directory receiving chunk files, or a video file / stream URL")
+    lv.add_argument("-o", "--output", required=True, help="output directory (index.m3u8 + segments)")
+    lv.add_argument("--idle", type=float, help="end the stream after this many seconds without a new chunk")
+    lv.add_argument("--settle", type=float, default=1.0,
+                    help="a chunk file is complete once unchanged for this many seconds (default 1)")
+    lv.add_argument("--gap-wait", type=float, default=30.0,
+                    help="seconds to wait for an earlier chunk before it becomes a gap (default 30)")
+    lv.add_argument("--chunk-seconds", type=float, default=4.0,
+                    help="file/URL source: chunk length, cut at its keyframes (default 4)")
+    lv.add_argument("--as-fast-as-possible", action="store_true",
+                    help="file source: read it as fast as possible instead of at its native rate")
+    lv.add_argument("--program-date-time", action="store_true",
+                    help="write EXT-X-PROGRAM-DATE-TIME (each chunk's recorded time: metadata, off by default)")
+    lv.add_argument("--workers", type=int)
+    lv.add_argument("--detector", choices=DETECTORS)
+    lv.add_argument("--model", help="path to centerface.onnx")
+    lv.add_argument("--keep-metadata", action="store_true")
+    lv.add_argument("--drop-audio", action="store_true")
+    lv.add_argument("-q", "--quiet", action="store_true")
+    lv.set_defaults(func=cmd_live)
+
+
 def summary(report: dict) -> str:
     """The run in one line: faces are counted on the frames the detector ran on (at most all of them)."""
     c = report["counts"]
@@ -214,27 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     fm = sub.add_parser("fetch-model", help="download and verify the CenterFace model (setup)")
     fm.add_argument("--dest", help="where to store it (default ~/.cache/redactor/centerface.onnx)")
     fm.set_defaults(func=cmd_fetch_model)
-    lv = sub.add_parser("live", help="redact a live stream's chunks into HLS (OUTDIR/index.m3u8, docs/live.md)")
-    lv.add_argument("source", help="a directory receiving chunk files, or a video file / stream URL")
-    lv.add_argument("-o", "--output", required=True, help="output directory (index.m3u8 + segments)")
-    lv.add_argument("--idle", type=float, help="end the stream after this many seconds without a new chunk")
-    lv.add_argument("--settle", type=float, default=1.0,
-                    help="a chunk file is complete once unchanged for this many seconds (default 1)")
-    lv.add_argument("--gap-wait", type=float, default=30.0,
-                    help="seconds to wait for an earlier chunk before it becomes a gap (default 30)")
-    lv.add_argument("--chunk-seconds", type=float, default=4.0,
-                    help="file/URL source: chunk length, cut at its keyframes (default 4)")
-    lv.add_argument("--as-fast-as-possible", action="store_true",
-                    help="file source: read it as fast as possible instead of at its native rate")
-    lv.add_argument("--program-date-time", action="store_true",
-                    help="write EXT-X-PROGRAM-DATE-TIME (each chunk's recorded time: metadata, off by default)")
-    lv.add_argument("--workers", type=int)
-    lv.add_argument("--detector", choices=DETECTORS)
-    lv.add_argument("--model", help="path to centerface.onnx")
-    lv.add_argument("--keep-metadata", action="store_true")
-    lv.add_argument("--drop-audio", action="store_true")
-    lv.add_argument("-q", "--quiet", action="store_true")
-    lv.set_defaults(func=cmd_live)
+    _live_parser(sub)
     return p
 
 

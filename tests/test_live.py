@@ -194,9 +194,12 @@ def test_bad_chunks_get_records_and_gaps_and_nothing_of_them_is_published(tmp_pa
 
 
 def test_a_chunk_name_taken_again_is_processed_once_or_is_a_conflict(tmp_path, model_path):
+    """... and, asked for, the chunk's recorded time is its segments' EXT-X-PROGRAM-DATE-TIME."""
     out = tmp_path / "out"
-    one, other = clip(tmp_path / "a.mp4", seed=1), clip(tmp_path / "b.mp4", seed=2)
-    stream = LocalStream(Publisher(LocalStore(str(out))), Config(workers=1, model_path=model_path))
+    one = clip(tmp_path / "a.mp4", seed=1, metadata={"creation_time": "2026-01-02T03:04:05.000000Z"})
+    other = clip(tmp_path / "b.mp4", seed=2)
+    stream = LocalStream(Publisher(LocalStore(str(out)), LiveSettings(program_date_time=True)),
+                         Config(workers=1, model_path=model_path))
     assert stream.take(one["path"], "7.mp4").status == "published"
     assert stream.take(one["path"], "7.mp4").status == "duplicate"
     assert stream.take(other["path"], "7.mp4").status == "conflict"
@@ -204,6 +207,7 @@ def test_a_chunk_name_taken_again_is_processed_once_or_is_a_conflict(tmp_path, m
     rec = json.loads((out / "records" / "7.mp4.conflict.json").read_text())
     assert rec["kind"] == "conflict" and "other content" in rec["error"]
     assert Playlist.parse((out / PLAYLIST).read_text()).chunks[0].sha256 == stream.taken["7.mp4"]
+    assert "#EXT-X-PROGRAM-DATE-TIME:2026-01-02T03:04:05.000000Z\n" in (out / PLAYLIST).read_text()
 
 
 def test_a_file_read_at_its_native_rate_is_cut_into_chunks_at_its_keyframes(tmp_path, model_path):
