@@ -62,8 +62,11 @@ def take_chunk(stream: str, name: str, seq: int, key: str, version: str | None) 
         s3.download(ENV["RAW_BUCKET"], key, local, version)
         sha = sha256_of(local)
         taken = claim(pub, seq, name, sha)
+        if taken == "duplicate":
+            obs.metrics.add_metric(name="LiveChunksDuplicate", unit=obs.MetricUnit.Count, value=1)
+        elif taken == "conflict":
+            obs.metrics.add_metric(name="LiveChunksConflict", unit=obs.MetricUnit.Count, value=1)
         if taken is not None:
-            obs.metrics.add_metric(name=f"LiveChunks{taken.capitalize()}", unit=obs.MetricUnit.Count, value=1)
             return {"status": taken, "stream": stream, "sequence": seq}
         if pub.playlist()[0].ended:
             pub.record(name, "after-end", {"sequence": seq, "gap": False, "error": "uploaded after END"})
@@ -71,8 +74,10 @@ def take_chunk(stream: str, name: str, seq: int, key: str, version: str | None) 
             return {"status": "after-end", "stream": stream, "sequence": seq}
         out = process_chunk(pub, local, seq, name, CONFIG, sha=sha)
     obs.metrics.add_metric(name="LiveChunkSeconds", unit=obs.MetricUnit.Seconds, value=time.perf_counter() - t0)
-    obs.metrics.add_metric(name="LiveChunksPublished" if out.status == "published" else "LiveChunksFailed",
-                           unit=obs.MetricUnit.Count, value=1)
+    if out.status == "published":
+        obs.metrics.add_metric(name="LiveChunksPublished", unit=obs.MetricUnit.Count, value=1)
+    else:
+        obs.metrics.add_metric(name="LiveChunksFailed", unit=obs.MetricUnit.Count, value=1)
     obs.logger.info("chunk", extra={"stream": stream, "sequence": seq, "status": out.status,
                                     "redact_seconds": round(out.redact_seconds, 3), "error": out.error})
     return {"status": out.status, "stream": stream, "sequence": seq, "record": out.record}
