@@ -101,6 +101,7 @@ def cmd_live(a) -> int:
     """``redactor live SOURCE -o OUTDIR``: a directory receiving chunks, or a file/URL cut into chunks
     (docs/live.md)."""
     import os
+    from .errors import InputError
     from .live import LiveSettings, LocalStore, LocalStream, Publisher, run_directory, run_stream
     settings = {k: v for k, v in {"workers": a.workers, "detector": a.detector, "model_path": a.model,
                                   "keep_metadata": a.keep_metadata or None, "drop_audio": a.drop_audio or None
@@ -112,7 +113,10 @@ def cmd_live(a) -> int:
             what = f"{o.status}" + (f" ({o.record}: {o.error})" if o.record and o.error else "")
             print(f"{o.name}: {what}" + (f", {o.frames} frames in {o.redact_seconds:.1f}s, listed "
                                          f"{o.latency:.1f}s after it was taken" if o.frames else ""), flush=True)
-    stream = LocalStream(Publisher(LocalStore(a.output), live), Config.from_dict(settings), on_chunk=show)
+    pub = Publisher(LocalStore(a.output), live)
+    if pub.playlist()[0].ended:
+        raise InputError("holds a stream that has ended (EXT-X-ENDLIST); write to another directory", a.output)
+    stream = LocalStream(pub, Config.from_dict(settings), on_chunk=show)
     previous = _install_signal_handlers()  # SIGTERM: the same clean-up as Ctrl-C
     try:
         if os.path.isdir(a.source):
@@ -125,6 +129,30 @@ def cmd_live(a) -> int:
     if not a.quiet:
         print(f"stream ended: {os.path.join(a.output, 'index.m3u8')}")
     return 0
+
+
+def _live_parser(sub) -> None:
+    lv = sub.add_parser("live", help="redact a live stream's chunks into HLS (OUTDIR/index.m3u8, docs/live.md)")
+    lv.add_argument("source", help="a directory receiving chunk files, or a video file / stream URL")
+    lv.add_argument("-o", "--output", required=True, help="output directory (index.m3u8 + segments)")
+    lv.add_argument("--idle", type=float, help="end the stream after this many seconds without a new chunk")
+    lv.add_argument("--settle", type=float, default=1.0,
+                    help="a chunk file is complete once unchanged for this many seconds (default 1)")
+    lv.add_argument("--gap-wait", type=float, default=30.0,
+                    help="seconds to wait for an earlier chunk before it becomes a gap (default 30)")
+    lv.add_argument("--chunk-seconds", type=float, default=4.0,
+                    help="file/URL source: chunk length, cut at its keyframes (default 4)")
+    lv.add_argument("--as-fast-as-possible", action="store_true",
+                    help="file source: read it as fast as possible instead of at its native rate")
+    lv.add_argument("--program-date-time", action="store_true",
+                    help="write EXT-X-PROGRAM-DATE-TIME (each chunk's recorded time: metadata, off by default)")
+    lv.add_argument("--workers", type=int)
+    lv.add_argument("--detector", choices=DETECTORS)
+    lv.add_argument("--model", help="path to centerface.onnx")
+    lv.add_argument("--keep-metadata", action="store_true")
+    lv.add_argument("--drop-audio", action="store_true")
+    lv.add_argument("-q", "--quiet", action="store_true")
+    lv.set_defaults(func=cmd_live)
 
 
 def summary(report: dict) -> str:
@@ -216,27 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     fm.set_defaults(func=cmd_fetch_model)
     from .cloud import add_parser as add_cloud_parser
     add_cloud_parser(sub)
-    lv = sub.add_parser("live", help="redact a live stream's chunks into HLS (OUTDIR/index.m3u8, docs/live.md)")
-    lv.add_argument("source", help="a directory receiving chunk files, or a video file / stream URL")
-    lv.add_argument("-o", "--output", required=True, help="output directory (index.m3u8 + segments)")
-    lv.add_argument("--idle", type=float, help="end the stream after this many seconds without a new chunk")
-    lv.add_argument("--settle", type=float, default=1.0,
-                    help="a chunk file is complete once unchanged for this many seconds (default 1)")
-    lv.add_argument("--gap-wait", type=float, default=30.0,
-                    help="seconds to wait for an earlier chunk before it becomes a gap (default 30)")
-    lv.add_argument("--chunk-seconds", type=float, default=4.0,
-                    help="file/URL source: chunk length, cut at its keyframes (default 4)")
-    lv.add_argument("--as-fast-as-possible", action="store_true",
-                    help="file source: read it as fast as possible instead of at its native rate")
-    lv.add_argument("--program-date-time", action="store_true",
-                    help="write EXT-X-PROGRAM-DATE-TIME (each chunk's recorded time: metadata, off by default)")
-    lv.add_argument("--workers", type=int)
-    lv.add_argument("--detector", choices=DETECTORS)
-    lv.add_argument("--model", help="path to centerface.onnx")
-    lv.add_argument("--keep-metadata", action="store_true")
-    lv.add_argument("--drop-audio", action="store_true")
-    lv.add_argument("-q", "--quiet", action="store_true")
-    lv.set_defaults(func=cmd_live)
+    _live_parser(sub)
     return p
 
 

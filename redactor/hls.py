@@ -11,7 +11,6 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
-from pathlib import Path
 
 TS_HZ = 90000  # MPEG-TS clock
 TARGET_SECONDS = 10  # EXT-X-TARGETDURATION: the same for every stream, no segment is longer
@@ -212,7 +211,3 @@ class Playlist:
         p.next_time = TIMELINE_START + sum(c.duration for c in p.chunks)
         return p
 
-
-def segment_dir_files(directory: str) -> list[str]:
-    """The segment files in ``directory`` (for checks and clean-up)."""
-    return sorted(str(p) for p in Path(directory).glob("seg-*.ts"))

@@ -160,3 +160,22 @@ def failed_key(key: str) -> str:
     if key_too_long(key):
         return f"{LONG_KEYS_PREFIX}{hashlib.sha256(key.encode()).hexdigest()}.json"
     return _plain_failed_key(key)
+
+
+# ------------------------------------------------------------------------------------------------ live streams
+LIVE_PREFIX = "live/"  # raw bucket: live/<stream>/<sequence>.<ext> (chunks) and live/<stream>/END; output
+# bucket: live/<stream>/index.m3u8 + segments (docs/live.md). The file workflow's starter ignores these keys.
+
+
+def is_live_key(key: str) -> bool:
+    return key.startswith(LIVE_PREFIX)
+
+
+def live_parts(key: str) -> tuple[str, str] | None:
+    """(stream, name) of a raw-bucket key ``live/<stream>/<name>``; None for any other key."""
+    if not is_live_key(key):
+        return None
+    rest = key[len(LIVE_PREFIX):].split("/")
+    if len(rest) != 2 or not rest[0] or not rest[1]:
+        return None
+    return rest[0], rest[1]

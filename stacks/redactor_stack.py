@@ -14,6 +14,7 @@ from redactor import naming
 
 from .functions import Functions
 from .kvs import KvsConsumer
+from .live import Live
 from .monitoring import Monitoring
 from .settings import Settings
 from .storage import Storage
@@ -65,6 +66,9 @@ class RedactorStack(Stack):
         self.functions.start.configure_async_invoke(
             on_failure=destinations.SqsDestination(self.starter_dlq), retry_attempts=2,
             max_event_age=Duration.hours(6))
+        # live streams (docs/live.md): on with `-c live=true`
+        self.live = (Live(self, "Live", settings=self.settings, storage=self.storage, functions=self.functions)
+                     if str(self.node.try_get_context("live")).lower() == "true" else None)
         self.monitoring = Monitoring(self, "Monitoring", state_machine=sm, starter_dlq=self.starter_dlq,
                                      functions=self.functions.all)
         # Kinesis Video Streams in (stacks/kvs.py): only with context kvs_streams

@@ -164,36 +164,42 @@ def test_a_directory_of_chunks_plays_as_one_stream_with_every_frame_and_its_audi
 def test_bad_chunks_get_records_and_gaps_and_nothing_of_them_is_published(tmp_path, model_path):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
-    a = clip(src / "01.mp4", seed=1)
+    a = clip(src / "1.mp4", seed=1)
     full = clip(tmp_path / "full.mp4", seed=2)
-    (src / "02.mp4").write_bytes(Path(full["path"]).read_bytes()[: os.path.getsize(full["path"]) * 2 // 5])
-    clip(src / "03.mkv", seed=3)  # another container than the stream's
-    shutil.copy(a["path"], src / "04.mp4")  # the same chunk again
-    e = clip(src / "05.mp4", seed=5)
-    clip(src / "06.mp4", seed=6)
+    (src / "2.mp4").write_bytes(Path(full["path"]).read_bytes()[: os.path.getsize(full["path"]) * 2 // 5])
+    clip(src / "3.mkv", seed=3)  # another container than the stream's
+    clip(src / "4.mp4", seed=4, codec="mpeg4")  # another codec
+    shutil.copy(a["path"], src / "5.mp4")  # the same chunk again
+    e = clip(src / "6.mp4", seed=6)
+    clip(src / "7.mp4", seed=7)
     (src / "END").write_bytes(b"")
-    for n, name in enumerate(["01.mp4", "02.mp4", "03.mkv", "04.mp4", "05.mp4", "END", "06.mp4"]):
+    for n, name in enumerate(["1.mp4", "2.mp4", "3.mkv", "4.mp4", "5.mp4", "6.mp4", "END", "7.mp4"]):
         old(src / name, 30 - n)
     assert main(["live", str(src), "-o", str(out), "--workers", "1", "--model", model_path, "-q"]) == 0
-    assert entries(out) == [(0, "ok"), (1, "gap"), (2, "gap"), (3, "ok")]
+    assert entries(out) == [(0, "ok"), (1, "gap"), (2, "gap"), (3, "gap"), (4, "ok")]
     records = {n: json.loads((out / "records" / n).read_text()) for n in os.listdir(out / "records")}
-    assert sorted(records) == ["01.mp4.report.json", "02.mp4.failed.json", "03.mkv.mismatch.json",
-                               "04.mp4.duplicate.json", "05.mp4.report.json", "06.mp4.after-end.json"]
-    assert "not a readable video" in records["02.mp4.failed.json"]["error"]
-    assert "matroska" in records["03.mkv.mismatch.json"]["error"]
-    assert records["02.mp4.failed.json"]["gap"] and not records["04.mp4.duplicate.json"]["gap"]
+    assert sorted(records) == ["1.mp4.report.json", "2.mp4.failed.json", "3.mkv.mismatch.json",
+                               "4.mp4.mismatch.json", "5.mp4.duplicate.json", "6.mp4.report.json",
+                               "7.mp4.after-end.json"]
+    assert "not a readable video" in records["2.mp4.failed.json"]["error"]
+    assert "matroska" in records["3.mkv.mismatch.json"]["error"]
+    assert "video mpeg4 (the stream's: h264)" in records["4.mp4.mismatch.json"]["error"]
+    assert records["2.mp4.failed.json"]["gap"] and not records["5.mp4.duplicate.json"]["gap"]
     text = (out / PLAYLIST).read_text()
-    assert text.count("#EXT-X-GAP") == 2 and text.count("#EXT-X-DISCONTINUITY") == 3  # before each, after
-    assert sorted(p.name for p in out.glob("*.ts")) == ["seg-000000-00.ts", "seg-000003-00.ts"]
+    assert text.count("#EXT-X-GAP") == 3 and text.count("#EXT-X-DISCONTINUITY") == 4  # before each, after
+    assert sorted(p.name for p in out.glob("*.ts")) == ["seg-000000-00.ts", "seg-000004-00.ts"]
     assert not (out / ".staged").exists()
-    got = hls(out / PLAYLIST)  # the demuxer skips the gap's entry
+    got = hls(out / PLAYLIST)  # the demuxer skips the gaps' entries
     assert len(got["video"]) == a["frames"] + e["frames"]
 
 
 def test_a_chunk_name_taken_again_is_processed_once_or_is_a_conflict(tmp_path, model_path):
+    """... and, asked for, the chunk's recorded time is its segments' EXT-X-PROGRAM-DATE-TIME."""
     out = tmp_path / "out"
-    one, other = clip(tmp_path / "a.mp4", seed=1), clip(tmp_path / "b.mp4", seed=2)
-    stream = LocalStream(Publisher(LocalStore(str(out))), Config(workers=1, model_path=model_path))
+    one = clip(tmp_path / "a.mp4", seed=1, metadata={"creation_time": "2026-01-02T03:04:05.000000Z"})
+    other = clip(tmp_path / "b.mp4", seed=2)
+    stream = LocalStream(Publisher(LocalStore(str(out)), LiveSettings(program_date_time=True)),
+                         Config(workers=1, model_path=model_path))
     assert stream.take(one["path"], "7.mp4").status == "published"
     assert stream.take(one["path"], "7.mp4").status == "duplicate"
     assert stream.take(other["path"], "7.mp4").status == "conflict"
@@ -201,6 +207,7 @@ def test_a_chunk_name_taken_again_is_processed_once_or_is_a_conflict(tmp_path, m
     rec = json.loads((out / "records" / "7.mp4.conflict.json").read_text())
     assert rec["kind"] == "conflict" and "other content" in rec["error"]
     assert Playlist.parse((out / PLAYLIST).read_text()).chunks[0].sha256 == stream.taken["7.mp4"]
+    assert "#EXT-X-PROGRAM-DATE-TIME:2026-01-02T03:04:05.000000Z\n" in (out / PLAYLIST).read_text()
 
 
 def test_a_file_read_at_its_native_rate_is_cut_into_chunks_at_its_keyframes(tmp_path, model_path):
@@ -213,6 +220,35 @@ def test_a_file_read_at_its_native_rate_is_cut_into_chunks_at_its_keyframes(tmp_
     assert len(got["video"]) == 30
     assert_continuous(got["video"], 10)
     assert len(got["audio"]) == len(audio_packets(src["path"]))
+
+
+def test_an_interrupted_stream_leaves_no_staged_chunk_and_no_end(tmp_path, monkeypatch):
+    import redactor.live.run as run
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    (src / "1.mp4").write_bytes(b"x")
+    old(src / "1.mp4")
+
+    def interrupted(pub, path, seq, name, *a, **k):
+        pub.store.put_bytes(".staged/000000.ts", b"redacted, not yet listed")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(run, "process_chunk", interrupted)
+    stream = LocalStream(Publisher(LocalStore(str(out))), Config(workers=1))
+    with pytest.raises(KeyboardInterrupt):
+        run_directory(stream, str(src), idle=5, settle=0)
+    assert sorted(os.listdir(out)) == []
+
+
+def test_a_source_that_is_not_a_video_or_an_ended_outdir_is_refused(tmp_path, capsys):
+    missing = tmp_path / "nothing.mp4"
+    assert main(["live", str(missing), "-o", str(tmp_path / "a"), "-q"]) == 2
+    assert "cannot open it as a video file or stream" in capsys.readouterr().err
+    ended = Playlist()
+    ended.ended = True
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / PLAYLIST).write_text(ended.render())
+    assert main(["live", str(tmp_path), "-o", str(tmp_path / "b"), "-q"]) == 2
+    assert "has ended" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------- S3: concurrent writers

@@ -42,6 +42,9 @@ def handler(event, context):
     if created.bucket != ENV["RAW_BUCKET"]:
         obs.logger.warning("ignoring event that is not about the raw bucket", extra={"bucket": created.bucket})
         return {"status": "ignored"}
+    if naming.is_live_key(created.key):  # a live stream's chunk: the live function takes it (docs/live.md)
+        obs.logger.info("live chunk: not a file upload", extra={"key": created.key})
+        return {"status": "ignored", "key": created.key}
     bucket, version = created.bucket, created.version
     key, meta = _resolve_key(bucket, created.key, version)
     if key is None:

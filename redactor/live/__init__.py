@@ -5,8 +5,8 @@
     run_directory(stream, "incoming", idle=30)       # out/index.m3u8 + out/seg-*.ts
 """
 from .publish import LiveSettings, Publisher
-from .run import ChunkOutcome, LocalStream, finish, process_chunk, run_directory, run_stream
+from .run import ChunkOutcome, LocalStream, clean_up, process_chunk, run_directory, run_stream
 from .store import LocalStore, S3Store, Store
 
-__all__ = ["LiveSettings", "Publisher", "ChunkOutcome", "LocalStream", "finish", "process_chunk",
+__all__ = ["LiveSettings", "Publisher", "ChunkOutcome", "LocalStream", "clean_up", "process_chunk",
            "run_directory", "run_stream", "LocalStore", "S3Store", "Store"]

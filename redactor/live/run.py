@@ -124,15 +124,18 @@ def run_directory(stream: LocalStream, source: str, idle: float | None = None, s
     from pathlib import Path
 
     from .source import watch_directory
-    for event, path in watch_directory(source, idle=idle, settle=settle, poll=poll):
-        name = Path(path).name
-        if event in ("chunk", "again"):
-            stream.take(path, name)
-        elif event == "late":
-            stream.refuse(path, name, "late", "its name sorts before a chunk already published; not published")
-        else:
-            stream.refuse(path, name, "after-end", "written after END; not published")
-    finish(stream)
+    try:
+        for event, path in watch_directory(source, idle=idle, settle=settle, poll=poll):
+            name = Path(path).name
+            if event in ("chunk", "again"):
+                stream.take(path, name)
+            elif event == "late":
+                stream.refuse(path, name, "late", "its name sorts before a chunk already published; not published")
+            else:
+                stream.refuse(path, name, "after-end", "written after END; not published")
+        stream.pub.end()
+    finally:
+        clean_up(stream)
 
 
 def run_stream(stream: LocalStream, url: str, chunk_seconds: float = 4.0, native_rate: bool = True) -> None:
@@ -146,14 +149,15 @@ def run_stream(stream: LocalStream, url: str, chunk_seconds: float = 4.0, native
         for path in background(cut_stream(url, work, chunk_seconds, native_rate)):
             stream.take(path, Path(path).name)
             os.unlink(path)
+        stream.pub.end()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    finish(stream)
+        clean_up(stream)
 
 
-def finish(stream: LocalStream) -> None:
-    """``EXT-X-ENDLIST``; the staging area is empty by now and goes."""
-    stream.pub.end()
+def clean_up(stream: LocalStream) -> None:
+    """However the run ends (Ctrl-C, SIGTERM, an error): no staged chunk or lock file stays in OUTDIR (an
+    interrupted stream's playlist has no ``EXT-X-ENDLIST``: it may go on)."""
     root = getattr(stream.pub.store, "root", None)
     if root is not None:
         shutil.rmtree(root / ".staged", ignore_errors=True)

@@ -79,7 +79,16 @@ def cut_stream(url: str, out_dir: str, chunk_seconds: float = 4.0, native_rate: 
     ``chunk_seconds`` long, as soon as it is complete; with ``native_rate``, packets are taken no faster than
     their timestamps (a file read as a live source would deliver it)."""
     import av
-    with av.open(url) as src:
+
+    from ..errors import InputError
+    try:
+        src = av.open(url)
+    except (av.error.FFmpegError, OSError) as e:
+        raise InputError(f"cannot open it as a video file or stream ({e})", url) from None
+    if not src.streams.video:
+        src.close()
+        raise InputError("it has no video stream", url)
+    with src:
         vs = src.streams.video[0]
         audio = list(src.streams.audio)
         fmt, suffix = _chunk_format(vs, audio)

@@ -1,0 +1,93 @@
+"""Live streams (docs/live.md): one function redacts each chunk uploaded to the raw bucket under
+``live/<stream>/`` and publishes it as HLS under ``live/<stream>/`` in the output bucket; an EventBridge rule
+for that prefix invokes it (the file workflow's starter ignores these keys). Its IAM is its own, here: the raw
+bucket's ``live/*`` (read, list), the output bucket's ``live/*`` (read, write, delete, list: a missing
+playlist must answer 404, not 403)."""
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Duration, Size, Validations
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from . import access
+from .functions import ROOT, RUNTIMES, Functions, retention
+from .layout import FUNCTION_LAYERS, MODEL_PATH_ON_LAMBDA
+from .settings import Settings
+from .storage import Storage, removal_policy
+
+LIVE_PREFIX = "live/"
+MEMORY_MB = 3008  # what a new account allows; 10240 is the optional fast setting (bench/cloud.py)
+TIMEOUT_SECONDS = 900
+EPHEMERAL_MB = 2048
+GAP_WAIT_SECONDS = 30  # a chunk waits this long for an earlier one before declaring it a gap
+END_WAIT_SECONDS = 600  # END waits this long for each chunk uploaded before it
+
+
+class Live(Construct):
+    def __init__(self, scope: Construct, cid: str, *, settings: Settings, storage: Storage,
+                 functions: Functions) -> None:
+        super().__init__(scope, cid)
+        log_group = logs.LogGroup(self, "LiveLogs", retention=retention(settings.log_retention_days),
+                                  removal_policy=removal_policy(settings))
+        self.function = lambda_.Function(
+            self, "Live",
+            description="Redact one live chunk into HLS segments and publish it in its stream's playlist",
+            runtime=RUNTIMES[settings.python_version],
+            architecture=lambda_.Architecture.ARM_64,
+            handler="handler.handler",
+            code=lambda_.Code.from_asset(str(ROOT / "lambdas" / "live"), exclude=["__pycache__", "*.pyc"]),
+            layers=[functions.layers[name] for name in FUNCTION_LAYERS["redact"]],
+            memory_size=MEMORY_MB,
+            timeout=Duration.seconds(TIMEOUT_SECONDS),
+            ephemeral_storage_size=Size.mebibytes(EPHEMERAL_MB),
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            environment={"POWERTOOLS_SERVICE_NAME": "redactor-live", "POWERTOOLS_METRICS_NAMESPACE": "Redactor",
+                         "POWERTOOLS_LOG_LEVEL": "INFO", "RAW_BUCKET": storage.raw.bucket_name,
+                         "OUTPUT_BUCKET": storage.output.bucket_name, "LIVE_GAP_WAIT": str(GAP_WAIT_SECONDS),
+                         "LIVE_END_WAIT": str(END_WAIT_SECONDS),
+                         **settings.engine_environment, "REDACTOR_MODEL_PATH": MODEL_PATH_ON_LAMBDA},
+        )
+        access.read(storage.raw, self.function, f"{LIVE_PREFIX}*")
+        access.list_bucket(storage.raw, self.function, f"{LIVE_PREFIX}*")
+        access.read(storage.output, self.function, f"{LIVE_PREFIX}*")
+        access.write(storage.output, self.function, f"{LIVE_PREFIX}*")
+        access.delete(storage.output, self.function, f"{LIVE_PREFIX}*")
+        access.list_bucket(storage.output, self.function, f"{LIVE_PREFIX}*")
+
+        self.dead_letters = sqs.Queue(self, "LiveDeadLetters", enforce_ssl=True,
+                                      encryption=sqs.QueueEncryption.SQS_MANAGED, retention_period=Duration.days(14))
+        self.rule = events.Rule(
+            self, "ChunkRule",
+            description="Redact every live chunk (and END) uploaded under live/ in the raw bucket",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"], detail_type=["Object Created"],
+                detail={"bucket": {"name": [storage.raw.bucket_name]},
+                        "object": {"key": [{"prefix": LIVE_PREFIX}]}}),
+            targets=[targets.LambdaFunction(self.function, dead_letter_queue=self.dead_letters, retry_attempts=4,
+                                            max_event_age=Duration.hours(1))],
+        )
+        self._acknowledge(storage)
+
+    def _acknowledge(self, storage: Storage) -> None:
+        def ack(rule: str, reason: str, findings=(None,)):
+            for f in findings:
+                Validations.of(self).acknowledge(Acknowledgment(
+                    id=f"AwsSolutions::{rule}" + (f"[{f}]" if f else ""), reason=reason))
+        stack = self.function.stack
+
+        def arn(bucket) -> str:
+            return f"<{stack.resolve(stack.get_logical_id(bucket.node.default_child))}.Arn>"
+        ack("AwsSolutions-IAM4", "AWSLambdaBasicExecutionRole only lets the function write its own CloudWatch "
+            "Logs streams.", ["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"])
+        ack("AwsSolutions-IAM5", "Objects are scoped to the live/ prefix of the raw and output buckets (stream "
+            "names are only known at run time); X-Ray takes no resource (Resource::*).",
+            [f"Resource::{arn(storage.raw)}/live/*", f"Resource::{arn(storage.output)}/live/*", "Resource::*"])
+        ack("AwsSolutions-L1", "Pinned to the Python version the arm64 layers are built and tested for.")
+        ack("AwsSolutions-SQS3", "This queue is the dead-letter queue of the chunk rule's target; it needs none "
+            "itself.")
