@@ -354,3 +354,19 @@ def test_a_poll_claims_no_new_clip_after_the_deadline(aws, source):
     consumer.deadline = float("inf")
     assert len(consumer.step(STREAM).landed) == 1
     assert_partition(s3, fragments)
+
+
+def test_a_stream_the_role_may_not_read_is_recorded_once_and_followed_when_it_may(aws, source):
+    s3, _ = aws
+    clock = Clock()
+    fake = FakeArchivedMedia(clock)
+    fragments = fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1000)
+    fake.denied.add(STREAM)
+    consumer = make(clock, fake, s3, "A")
+    result = run(consumer, clock, T0 + 10)
+    assert result.state == "denied" and [r["error"] for r in records(s3)] == ["StreamNotPermitted"]
+    assert not chunks(s3)
+    fake.denied.clear()  # the policy is fixed: the next poll reads the stream, from where the cursor was
+    run(consumer, clock, T0 + 30)
+    assert sorted(r["error"] for r in records(s3)) == ["StreamNotPermitted", "StreamResumed"]
+    assert_partition(s3, fragments)
