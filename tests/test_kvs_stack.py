@@ -95,3 +95,23 @@ def test_kvs_enabled_and_bad_stream_names(tmp_path):
     for bad in ("*", "a/b", "x" * 257):
         with pytest.raises(SettingsError, match="kvs_streams"):
             Settings(kvs_streams=(bad,))
+
+
+def test_the_dashboard_shows_what_the_consumer_emits(template):
+    """Every custom metric on the dashboard's KVS row is one the handler emits (its add_metric calls)."""
+    import ast
+    import json
+
+    from tests.aws_support import LAMBDAS
+
+    emitted = {k.value.value for node in ast.walk(ast.parse((LAMBDAS / "kvs_consumer" / "handler.py").read_text()))
+               if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_metric"
+               for k in node.keywords if k.arg == "name"}
+    (dash,) = resources(template, "AWS::CloudWatch::Dashboard").values()
+    body = dash["Properties"]["DashboardBody"]
+    text = "".join(p if isinstance(p, str) else "0" for p in body["Fn::Join"][1]) if isinstance(body, dict) else body
+    widgets = [w for w in json.loads(text)["widgets"] if w["properties"].get("title", "").startswith("KVS in")]
+    shown = {m[1] for w in widgets for m in w["properties"]["metrics"]
+             if isinstance(m[0], str) and m[0] == "Redactor"}
+    assert len(widgets) == 4 and shown and shown <= emitted, (shown, emitted)
+    assert {"KvsChunksLanded", "KvsLagSeconds", "KvsStreamQuiet", "KvsStreamDeleted", "KvsClipFailed"} <= shown
