@@ -2,8 +2,9 @@
 (disabled unless context ``kvs_enabled``; enable or disable it to start or stop following, no deploy), the SSM
 parameter naming the streams it follows, and its least-privilege role: GetDataEndpoint, ListFragments and
 GetClip on the streams context ``kvs_streams`` names, PutObject on ``live/*`` of the raw bucket (the chunks and
-a deleted stream's end marker), ListBucket there (a lost cursor resumes after the last chunk), and read/write of
-its cursors and records under ``kvs/`` of the work bucket.
+a deleted stream's end marker), ListBucket there under ``live/`` (a lost cursor resumes after the last chunk),
+read/write of its cursors and records under ``kvs/`` of the work bucket, and ListBucket on the work bucket (so
+that a cursor not yet written answers 404, not 403).
 
 Only made when ``kvs_streams`` is set (stacks/redactor_stack.py).
 """
@@ -92,7 +93,9 @@ class KvsConsumer(Construct):
         access.list_bucket(storage.raw, fn, "live/*")
         access.read(storage.work, fn, "kvs/*")
         access.write(storage.work, fn, "kvs/*")
-        access.list_bucket(storage.work, fn, "kvs/*")  # a missing cursor answers 404, not 403
+        # a missing cursor must answer 404 (NoSuchKey), not 403: S3 decides that by s3:ListBucket on the bucket,
+        # evaluated for the GetObject request, which has no s3:prefix (a prefix condition would not match)
+        access.list_bucket(storage.work, fn)
 
     def add_to_dashboard(self, dashboard: cw.Dashboard) -> None:
         """A row on the operations dashboard: chunks landed, lag, stream records, the function's health."""
