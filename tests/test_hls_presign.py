@@ -146,7 +146,7 @@ def test_signed_urls_fetch_the_private_segments_until_they_expire(s3, hls):
     client, _ = s3
     directory, _ = hls
     upload(client, directory)
-    server = hp.PlaylistServer(client, BUCKET, expires=5)
+    server = hp.PlaylistServer(client, BUCKET, expires=10)
     base = server.start()
     try:
         status, body = get(f"{base}/{STREAM}/index.m3u8")
@@ -154,10 +154,10 @@ def test_signed_urls_fetch_the_private_segments_until_they_expire(s3, hls):
         links = uris(body.decode())
         assert len(links) == len(list(directory.glob("seg*.m4s"))) + 1  # the segments and the init section
         for link in links:
-            assert parse_qs(urlsplit(link).query)["X-Amz-Expires"] == ["5"]
+            assert parse_qs(urlsplit(link).query)["X-Amz-Expires"] == ["10"]
             key = urlsplit(link).path.split(f"/{BUCKET}/", 1)[1]
             assert get(link) == (200, (directory / key.rsplit("/", 1)[1]).read_bytes())
-        time.sleep(6)  # the URLs expire...
+        time.sleep(11)  # the URLs expire...
         assert all(get(link)[0] == 403 for link in links)
         status, body = get(f"{base}/{STREAM}/index.m3u8")  # ...and the next playlist fetch signs them again
         assert all(get(link)[0] == 200 for link in uris(body.decode()))
