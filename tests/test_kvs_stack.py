@@ -11,10 +11,16 @@ STREAMS = ("cam-1", "fleet-*")
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """Synthesized with cdk-nag on: an unacknowledged finding fails the synth."""
-    assembly, _ = aws.synth(str(tmp_path_factory.mktemp("cdk")), nag=True, kvs_streams=list(STREAMS))
-    return assembly.get_stack_by_name("Redactor").template
+def synthesized(tmp_path_factory):
+    """Synthesized with cdk-nag on (an unacknowledged finding fails the synth): (template, its file)."""
+    outdir = tmp_path_factory.mktemp("cdk")
+    assembly, _ = aws.synth(str(outdir), nag=True, kvs_streams=list(STREAMS))
+    return assembly.get_stack_by_name("Redactor").template, outdir / "Redactor.template.json"
+
+
+@pytest.fixture(scope="module")
+def template(synthesized):
+    return synthesized[0]
 
 
 def statements(template):
@@ -116,3 +122,14 @@ def test_the_dashboard_shows_what_the_consumer_emits(template):
              if isinstance(m[0], str) and m[0] == "Redactor"}
     assert len(widgets) == 4 and shown and shown <= emitted, (shown, emitted)
     assert {"KvsChunksLanded", "KvsLagSeconds", "KvsStreamQuiet", "KvsStreamDeleted", "KvsClipFailed"} <= shown
+
+
+def test_cfn_lint_has_no_errors(synthesized):
+    import subprocess
+    import sys
+
+    _, path = synthesized
+    proc = subprocess.run([sys.executable, "-m", "cfnlint", "--format", "parseable", str(path)],
+                          capture_output=True, text=True, timeout=600)
+    errors = [line for line in proc.stdout.splitlines() if ":E" in line]
+    assert path.is_file() and proc.returncode & 2 == 0 and not errors, proc.stdout + proc.stderr
