@@ -191,12 +191,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, s3=None) -> int:
     """Serve until interrupted (Ctrl-C). Prints the URL to open."""
-    if not _NAME.match(args.stream):
+    if not _NAME.match(args.stream) or args.stream in (".", ".."):
         print(f"{args.stream!r} is not a stream name", file=sys.stderr)
         return 2
     if s3 is None:
         s3 = s3_client(args.region)
-    server = PlaylistServer(s3, args.bucket, expires=args.expires, port=args.port)
+    try:
+        server = PlaylistServer(s3, args.bucket, expires=args.expires, port=args.port)
+    except (ValueError, OSError) as e:
+        print(f"cannot serve: {e}", file=sys.stderr)
+        return 2
     base = server.start()
     print(f"{base}/{args.stream}/{PLAYLIST}", flush=True)
     print(f"(segment URLs signed for {args.expires} s on every playlist fetch; Ctrl-C stops)", file=sys.stderr)

@@ -392,6 +392,7 @@ class Consumer:
         self.opts = opts or Options()
         self.clock = clock
         self.owner = owner or uuid.uuid4().hex[:12]
+        self.deadline = float("inf")  # no new clip is claimed after this (time.time()); follow() sets it
 
     def now_ms(self) -> int:
         return round(self.clock() * 1000)
@@ -399,6 +400,7 @@ class Consumer:
     def follow(self, streams: list[str], deadline: float, poll_seconds: float = 2.0,
                sleep: Callable[[float], None] = time.sleep) -> dict[str, StepResult]:
         totals = {s: StepResult(s) for s in streams}
+        self.deadline = deadline
         while True:
             for s in streams:
                 try:
@@ -451,7 +453,10 @@ class Consumer:
                        key=lambda f: f.number)
         cur, etag = self._track_activity(cur, etag, fresh, now, result)
         ready, held = ready_clips(fresh, self.opts, hi)
-        for clip in ready:
+        for n, clip in enumerate(ready):
+            if self.clock() >= self.deadline:  # the rest waits for the next poll (this one's time is up)
+                held = [f for c in ready[n:] for f in c] + held
+                break
             cur, etag = self._claim(cur, etag, clip)
             cur, etag = self._finish_claim(cur, etag, result)
             if cur is None:

@@ -2,14 +2,16 @@
 (disabled unless context ``kvs_enabled``; enable or disable it to start or stop following, no deploy), the SSM
 parameter naming the streams it follows, and its least-privilege role: GetDataEndpoint, ListFragments and
 GetClip on the streams context ``kvs_streams`` names, PutObject on ``live/*`` of the raw bucket (the chunks and
-a deleted stream's end marker), ListBucket there (a lost cursor resumes after the last chunk), and read/write of
-its cursors and records under ``kvs/`` of the work bucket.
+a deleted stream's end marker), ListBucket there under ``live/`` (a lost cursor resumes after the last chunk),
+read/write of its cursors and records under ``kvs/`` of the work bucket, and ListBucket on the work bucket (so
+that a cursor not yet written answers 404, not 403).
 
 Only made when ``kvs_streams`` is set (stacks/redactor_stack.py).
 """
 from __future__ import annotations
 
 from aws_cdk import ArnFormat, CfnOutput, Duration, Stack, Token
+from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -91,7 +93,32 @@ class KvsConsumer(Construct):
         access.list_bucket(storage.raw, fn, "live/*")
         access.read(storage.work, fn, "kvs/*")
         access.write(storage.work, fn, "kvs/*")
-        access.list_bucket(storage.work, fn, "kvs/*")  # a missing cursor answers 404, not 403
+        # a missing cursor must answer 404 (NoSuchKey), not 403: S3 decides that by s3:ListBucket on the bucket,
+        # evaluated for the GetObject request, which has no s3:prefix (a prefix condition would not match)
+        access.list_bucket(storage.work, fn)
+
+    def add_to_dashboard(self, dashboard: cw.Dashboard) -> None:
+        """A row on the operations dashboard: chunks landed, lag, stream records, the function's health."""
+        period = Duration.minutes(5)
+
+        def emitted(name: str, stat: str = "Sum", label: str | None = None) -> cw.Metric:
+            return cw.Metric(namespace="Redactor", metric_name=name, statistic=stat, period=period,
+                             dimensions_map={"service": "redactor-kvs-consumer"}, label=label or name)
+
+        fn = self.function
+        dashboard.add_widgets(
+            cw.GraphWidget(title="KVS in: chunks landed", width=6, left=[
+                emitted("KvsChunksLanded", label="chunks landed"),
+                emitted("KvsStreamsFollowed", stat="Maximum", label="streams followed")]),
+            cw.GraphWidget(title="KVS in: lag (s, end of fragment to chunk)", width=6, left=[
+                emitted("KvsLagSeconds", stat=s, label=s) for s in ("p50", "p99", "Maximum")]),
+            cw.GraphWidget(title="KVS in: stream records", width=6, left=[
+                emitted("KvsStreamQuiet", label="StreamQuiet"), emitted("KvsStreamDeleted", label="StreamDeleted"),
+                emitted("KvsStreamNotPermitted", label="StreamNotPermitted"),
+                emitted("KvsClipFailed", label="ClipFailed"), emitted("KvsPollErrors", label="failed polls")]),
+            cw.GraphWidget(title="KVS in: consumer function", width=6, left=[
+                fn.metric_errors(period=period, statistic="Sum", label="errors"),
+                fn.metric_throttles(period=period, statistic="Sum", label="throttles")]))
 
     def acknowledge(self, ack, raw_id: str, work_id: str, basic_role: str) -> None:
         """The cdk-nag findings this construct accepts (``ack``: RedactorStack._ack; the buckets' logical ids)."""

@@ -74,6 +74,8 @@ class RedactorStack(Stack):
         # Kinesis Video Streams in (stacks/kvs.py): only with context kvs_streams
         self.kvs = (KvsConsumer(self, "Kvs", settings=self.settings, storage=self.storage,
                                 layers=self.functions.layers) if self.settings.kvs_streams else None)
+        if self.kvs is not None and self.monitoring.dashboard is not None:
+            self.kvs.add_to_dashboard(self.monitoring.dashboard)
 
         CfnOutput(self, "RawBucketName", value=self.storage.raw.bucket_name,
                   description="Upload videos here (s3://<this>/<any key>.mp4)")

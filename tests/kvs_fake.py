@@ -11,8 +11,8 @@ What is faked: the fragment list (numbers, server/producer timestamps and sizes 
 keyframes and a start time), ingestion (a fragment is listed once the fake clock passes its end plus
 ``visible_after_ms``), the order (each listing is shuffled: KVS does not order it), the page size (``page``
 fragments per page, smaller than MaxResults, so a short stream takes several pages), and the errors a test
-injects (``fail_clip``: KVS error codes returned by the next GetClip calls; ``delete``: the stream answers
-ResourceNotFoundException).
+injects (``fail_clip``: KVS error codes returned by the next GetClip calls; ``deleted``: the stream answers
+ResourceNotFoundException; ``denied``: AccessDeniedException).
 """
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ class FakeArchivedMedia:
         self.rng = random.Random(seed)
         self.fragments: dict[str, list[FakeFragment]] = {}
         self.deleted: set[str] = set()
+        self.denied: set[str] = set()  # streams the caller's role may not read (AccessDeniedException)
         self.fail_clip: list[str] = []
         self.calls: list[tuple[str, str, dict]] = []  # (operation, stream, request body)
         self.endpoints: set[str] = set()  # the data endpoints the clients were made for
@@ -97,6 +98,8 @@ class FakeArchivedMedia:
         self.calls.append((op, stream, body))
         if not any(request.url.startswith(e) for e in self.endpoints):
             return self._error(400, "InvalidArgumentException", f"not a data endpoint: {request.url}")
+        if stream in self.denied:
+            return self._error(403, "AccessDeniedException", f"not authorized to read {stream}")
         if stream in self.deleted or stream not in self.fragments:
             return self._error(404, "ResourceNotFoundException", f"stream {stream} not found")
         if op == "listFragments":

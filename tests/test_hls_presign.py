@@ -146,7 +146,7 @@ def test_signed_urls_fetch_the_private_segments_until_they_expire(s3, hls):
     client, _ = s3
     directory, _ = hls
     upload(client, directory)
-    server = hp.PlaylistServer(client, BUCKET, expires=5)
+    server = hp.PlaylistServer(client, BUCKET, expires=10)
     base = server.start()
     try:
         status, body = get(f"{base}/{STREAM}/index.m3u8")
@@ -154,10 +154,10 @@ def test_signed_urls_fetch_the_private_segments_until_they_expire(s3, hls):
         links = uris(body.decode())
         assert len(links) == len(list(directory.glob("seg*.m4s"))) + 1  # the segments and the init section
         for link in links:
-            assert parse_qs(urlsplit(link).query)["X-Amz-Expires"] == ["5"]
+            assert parse_qs(urlsplit(link).query)["X-Amz-Expires"] == ["10"]
             key = urlsplit(link).path.split(f"/{BUCKET}/", 1)[1]
             assert get(link) == (200, (directory / key.rsplit("/", 1)[1]).read_bytes())
-        time.sleep(6)  # the URLs expire...
+        time.sleep(11)  # the URLs expire...
         assert all(get(link)[0] == 403 for link in links)
         status, body = get(f"{base}/{STREAM}/index.m3u8")  # ...and the next playlist fetch signs them again
         assert all(get(link)[0] == 200 for link in uris(body.decode()))
@@ -190,3 +190,32 @@ def test_pyav_plays_the_served_playlist(s3, hls):
         assert video == sorted(video) and len(set(video)) == len(video)
     finally:
         server.stop()
+
+
+def test_the_command_prints_the_url_serves_it_and_stops_on_ctrl_c(s3, hls, moto_server):  # noqa: F811
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    client, _ = s3
+    directory, _ = hls
+    upload(client, directory)
+    env = {**os.environ, **moto_server.env}
+    proc = subprocess.Popen([sys.executable, "-m", "redactor.hls_presign", STREAM, "--bucket", BUCKET,
+                             "--expires", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=str(Path(__file__).resolve().parent.parent))
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:") and url.endswith(f"/{STREAM}/index.m3u8")
+        status, body = get(url)
+        assert status == 200 and all(get(link)[0] == 200 for link in uris(body.decode()))
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    bad = subprocess.run([sys.executable, "-m", "redactor.hls_presign", "..", "--bucket", BUCKET], env=env,
+                         capture_output=True, text=True, timeout=60, cwd=str(Path(__file__).resolve().parent.parent))
+    assert bad.returncode == 2 and "not a stream name" in bad.stderr

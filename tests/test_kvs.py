@@ -300,7 +300,8 @@ def test_stream_names_and_options_are_checked():
 
 def test_lambda_follows_the_streams_in_its_parameter(aws, source, monkeypatch):
     """The scheduled handler reads the stream list from SSM (changed without a deploy), polls each stream
-    until its run budget is spent and reports what it landed; ``-`` follows nothing."""
+    until its run budget is spent (here once: the poll period is longer than the budget) and reports what it
+    landed; ``-`` follows nothing."""
     import time
 
     from tests import aws_support
@@ -309,7 +310,7 @@ def test_lambda_follows_the_streams_in_its_parameter(aws, source, monkeypatch):
     ssm = boto3.client("ssm", region_name="us-east-1")
     ssm.put_parameter(Name="/redactor/kvs-streams", Type="String", Value=f" {STREAM} ,{STREAM}")
     for k, v in {"RAW_BUCKET": RAW, "WORK_BUCKET": WORK, "KVS_STREAMS_PARAMETER": "/redactor/kvs-streams",
-                 "KVS_RUN_SECONDS": "0", "KVS_CLIP_SECONDS": "4", "KVS_BACKFILL_SECONDS": "60"}.items():
+                 "KVS_RUN_SECONDS": "20", "KVS_POLL_SECONDS": "30", "KVS_CLIP_SECONDS": "4", "KVS_BACKFILL_SECONDS": "60"}.items():
         monkeypatch.setenv(k, v)
     handler = aws_support.load_handler("kvs_consumer")
     from common import s3 as common_s3
@@ -327,3 +328,45 @@ def test_lambda_follows_the_streams_in_its_parameter(aws, source, monkeypatch):
     ssm.put_parameter(Name="/redactor/kvs-streams", Type="String", Value="../x", Overwrite=True)
     with pytest.raises(ValueError, match="not a Kinesis Video stream name"):
         handler.handler({}, aws_support.FakeContext("kvs_consumer"))
+
+
+def test_a_poll_claims_no_new_clip_after_the_deadline(aws, source):
+    """Catching up through a backlog, a poll stops claiming clips at the invocation's deadline; the next poll
+    (or invocation) goes on from the first clip not claimed."""
+    s3, _ = aws
+    clock = Clock()
+    fake = FakeArchivedMedia(clock)
+    fragments = fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1000)
+    consumer = make(clock, fake, s3, "A", kvs.Options(clip_seconds=4, settle_seconds=2, backfill_seconds=5))
+    consumer.step(STREAM)  # the cursor, from T0 - 5 s
+    clock.t = T0 + 30  # the whole stream is there: 3 clips to take
+    real_put = consumer.store.put_chunk
+
+    def slow_put(*args):
+        clock.t += 10  # each clip takes 10 s to land
+        return real_put(*args)
+
+    consumer.store.put_chunk = slow_put
+    consumer.deadline = clock.t + 5
+    assert len(consumer.step(STREAM).landed) == 1
+    consumer.deadline = clock.t + 5
+    assert len(consumer.step(STREAM).landed) == 1
+    consumer.deadline = float("inf")
+    assert len(consumer.step(STREAM).landed) == 1
+    assert_partition(s3, fragments)
+
+
+def test_a_stream_the_role_may_not_read_is_recorded_once_and_followed_when_it_may(aws, source):
+    s3, _ = aws
+    clock = Clock()
+    fake = FakeArchivedMedia(clock)
+    fragments = fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1000)
+    fake.denied.add(STREAM)
+    consumer = make(clock, fake, s3, "A")
+    result = run(consumer, clock, T0 + 10)
+    assert result.state == "denied" and [r["error"] for r in records(s3)] == ["StreamNotPermitted"]
+    assert not chunks(s3)
+    fake.denied.clear()  # the policy is fixed: the next poll reads the stream, from where the cursor was
+    run(consumer, clock, T0 + 30)
+    assert sorted(r["error"] for r in records(s3)) == ["StreamNotPermitted", "StreamResumed"]
+    assert_partition(s3, fragments)

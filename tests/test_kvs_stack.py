@@ -11,10 +11,16 @@ STREAMS = ("cam-1", "fleet-*")
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """Synthesized with cdk-nag on: an unacknowledged finding fails the synth."""
-    assembly, _ = aws.synth(str(tmp_path_factory.mktemp("cdk")), nag=True, kvs_streams=list(STREAMS))
-    return assembly.get_stack_by_name("Redactor").template
+def synthesized(tmp_path_factory):
+    """Synthesized with cdk-nag on (an unacknowledged finding fails the synth): (template, its file)."""
+    outdir = tmp_path_factory.mktemp("cdk")
+    assembly, _ = aws.synth(str(outdir), nag=True, kvs_streams=list(STREAMS))
+    return assembly.get_stack_by_name("Redactor").template, outdir / "Redactor.template.json"
+
+
+@pytest.fixture(scope="module")
+def template(synthesized):
+    return synthesized[0]
 
 
 def statements(template):
@@ -78,9 +84,10 @@ def test_the_consumer_may_read_only_its_streams_and_write_only_its_prefixes(temp
     assert gets == [f"<{work}.Arn>/kvs/*"]
     assert not any(output in render(r) for s in st for r in as_list(s["Resource"]))  # the output bucket: no
     assert not any(a == "s3:DeleteObject" or a.endswith("*") for s in st for a in as_list(s["Action"]))
-    listing = {render(s["Resource"]): s["Condition"] for s in st if "s3:ListBucket" in as_list(s["Action"])}
-    assert listing == {f"<{raw}.Arn>": {"StringLike": {"s3:prefix": ["live/*"]}},
-                       f"<{work}.Arn>": {"StringLike": {"s3:prefix": ["kvs/*"]}}}
+    listing = {render(s["Resource"]): s.get("Condition") for s in st if "s3:ListBucket" in as_list(s["Action"])}
+    # the work bucket's: unconditioned, so that GetObject of a cursor not yet written answers 404 (S3 evaluates
+    # ListBucket for that request, which has no s3:prefix)
+    assert listing == {f"<{raw}.Arn>": {"StringLike": {"s3:prefix": ["live/*"]}}, f"<{work}.Arn>": None}
     (ssm,) = [s for s in st if "ssm:GetParameter" in as_list(s["Action"])]
     assert as_list(ssm["Action"]) == ["ssm:GetParameter"]
 
@@ -95,3 +102,34 @@ def test_kvs_enabled_and_bad_stream_names(tmp_path):
     for bad in ("*", "a/b", "x" * 257):
         with pytest.raises(SettingsError, match="kvs_streams"):
             Settings(kvs_streams=(bad,))
+
+
+def test_the_dashboard_shows_what_the_consumer_emits(template):
+    """Every custom metric on the dashboard's KVS row is one the handler emits (its add_metric calls)."""
+    import ast
+    import json
+
+    from tests.aws_support import LAMBDAS
+
+    emitted = {k.value.value for node in ast.walk(ast.parse((LAMBDAS / "kvs_consumer" / "handler.py").read_text()))
+               if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_metric"
+               for k in node.keywords if k.arg == "name"}
+    (dash,) = resources(template, "AWS::CloudWatch::Dashboard").values()
+    body = dash["Properties"]["DashboardBody"]
+    text = "".join(p if isinstance(p, str) else "0" for p in body["Fn::Join"][1]) if isinstance(body, dict) else body
+    widgets = [w for w in json.loads(text)["widgets"] if w["properties"].get("title", "").startswith("KVS in")]
+    shown = {m[1] for w in widgets for m in w["properties"]["metrics"]
+             if isinstance(m[0], str) and m[0] == "Redactor"}
+    assert len(widgets) == 4 and shown and shown <= emitted, (shown, emitted)
+    assert {"KvsChunksLanded", "KvsLagSeconds", "KvsStreamQuiet", "KvsStreamDeleted", "KvsClipFailed"} <= shown
+
+
+def test_cfn_lint_has_no_errors(synthesized):
+    import subprocess
+    import sys
+
+    _, path = synthesized
+    proc = subprocess.run([sys.executable, "-m", "cfnlint", "--format", "parseable", str(path)],
+                          capture_output=True, text=True, timeout=600)
+    errors = [line for line in proc.stdout.splitlines() if ":E" in line]
+    assert path.is_file() and proc.returncode & 2 == 0 and not errors, proc.stdout + proc.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 
 import boto3
 
@@ -61,9 +62,12 @@ def handler(event, context):
         obs.metrics.add_metric(name="KvsChunksLanded", unit=obs.MetricUnit.Count, value=len(t.landed))
         for lag in t.lag_ms:
             obs.metrics.add_metric(name="KvsLagSeconds", unit=obs.MetricUnit.Seconds, value=lag / 1000)
-        for key in t.records:
-            obs.metrics.add_metric(name=key.rsplit("-", 1)[-1].removesuffix(".json"), unit=obs.MetricUnit.Count,
-                                   value=1)
+        records = Counter(key.rsplit("-", 1)[-1].removesuffix(".json") for key in t.records)
+        obs.metrics.add_metric(name="KvsStreamQuiet", unit=obs.MetricUnit.Count, value=records["StreamQuiet"])
+        obs.metrics.add_metric(name="KvsStreamDeleted", unit=obs.MetricUnit.Count, value=records["StreamDeleted"])
+        obs.metrics.add_metric(name="KvsStreamNotPermitted", unit=obs.MetricUnit.Count,
+                               value=records["StreamNotPermitted"])
+        obs.metrics.add_metric(name="KvsClipFailed", unit=obs.MetricUnit.Count, value=records["ClipFailed"])
         if t.errors:
             obs.metrics.add_metric(name="KvsPollErrors", unit=obs.MetricUnit.Count, value=len(t.errors))
             obs.logger.warning("polls failed", extra={"stream": name, "errors": t.errors[-5:]})
