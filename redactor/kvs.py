@@ -91,7 +91,7 @@ def _ms(value: Any) -> int:
 
 
 def to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(ms // 1000, tz=timezone.utc).replace(microsecond=ms % 1000 * 1000)
 
 
 @dataclass(frozen=True)
@@ -233,7 +233,13 @@ def ready_clips(fragments: list[Fragment], opts: Options, hi_ms: int) -> tuple[l
 # ---------------------------------------------------------------- AWS adapters
 
 class Archive:
-    """KVS through boto3: GetDataEndpoint (control plane), ListFragments and GetClip (archived media)."""
+    """KVS through boto3: GetDataEndpoint (control plane), ListFragments and GetClip (archived media).
+
+    Timestamps go out to the millisecond, whatever the botocore: older botocore releases serialize epoch-second
+    timestamps as whole seconds (boto/botocore#3255, exactly these two calls), which would make GetClip's range
+    start up to a second early (the previous clip's last fragment again) and end up to a second early (the
+    clip's last fragment missing). A ``before-call`` handler writes the exact values into the serialized
+    request."""
 
     def __init__(self, session=None, client_hook: Callable | None = None):
         import boto3
@@ -242,6 +248,18 @@ class Archive:
         self.client_hook = client_hook  # tests: called with each archived-media client made
         self._kv = None
         self._media: dict[tuple[str, str], Any] = {}
+        self._range_ms: tuple[int, int] | None = None  # the range of the call being made
+
+    def _exact_range(self, params, **_):
+        """before-call: the request's TimestampRange to the millisecond (self._range_ms)."""
+        if self._range_ms is None or not params.get("body"):
+            return
+        body = json.loads(params["body"])
+        for selector in ("FragmentSelector", "ClipFragmentSelector"):
+            rng = (body.get(selector) or {}).get("TimestampRange")
+            if rng is not None:
+                rng["StartTimestamp"], rng["EndTimestamp"] = (ms / 1000 for ms in self._range_ms)
+        params["body"] = json.dumps(body).encode()
 
     def _call(self, fn, **kw):
         from botocore.exceptions import ClientError
@@ -258,6 +276,7 @@ class Archive:
                 self._kv = self.session.client("kinesisvideo")
             endpoint = self._call(self._kv.get_data_endpoint, StreamName=stream, APIName=api)["DataEndpoint"]
             client = self.session.client("kinesis-video-archived-media", endpoint_url=endpoint)
+            client.meta.events.register("before-call.kinesis-video-archived-media", self._exact_range)
             if self.client_hook:
                 self.client_hook(client)
             self._media[(stream, api)] = client
@@ -278,20 +297,28 @@ class Archive:
         selector = {"FragmentSelectorType": "SERVER_TIMESTAMP",
                     "TimestampRange": {"StartTimestamp": to_datetime(start_ms), "EndTimestamp": to_datetime(end_ms)}}
         out, token = [], None
-        while True:
-            kw = {"NextToken": token} if token else {"FragmentSelector": selector}
-            page = self._call(client.list_fragments, StreamName=stream, MaxResults=LIST_PAGE, **kw)
-            out += [Fragment.from_api(f) for f in page.get("Fragments", [])]
-            token = page.get("NextToken")
-            if not token:
-                return out
+        self._range_ms = (start_ms, end_ms)
+        try:
+            while True:
+                kw = {"NextToken": token} if token else {"FragmentSelector": selector}
+                page = self._call(client.list_fragments, StreamName=stream, MaxResults=LIST_PAGE, **kw)
+                out += [Fragment.from_api(f) for f in page.get("Fragments", [])]
+                token = page.get("NextToken")
+                if not token:
+                    return out
+        finally:
+            self._range_ms = None
 
     def get_clip(self, stream: str, first_ms: int, last_ms: int) -> bytes:
         client = self.media(stream, "GET_CLIP")
         end_ms = last_ms if last_ms > first_ms else first_ms + 1  # EndTimestamp must be later than the start
         selector = {"FragmentSelectorType": "SERVER_TIMESTAMP",
                     "TimestampRange": {"StartTimestamp": to_datetime(first_ms), "EndTimestamp": to_datetime(end_ms)}}
-        resp = self._call(client.get_clip, StreamName=stream, ClipFragmentSelector=selector)
+        self._range_ms = (first_ms, end_ms)
+        try:
+            resp = self._call(client.get_clip, StreamName=stream, ClipFragmentSelector=selector)
+        finally:
+            self._range_ms = None
         return resp["Payload"].read()
 
 

@@ -141,7 +141,7 @@ def test_every_fragment_lands_once_across_pages_and_a_consumer_restart(aws, sour
     s3, _ = aws
     clock = Clock()
     fake = FakeArchivedMedia(clock, page=3)
-    fragments = fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1000)
+    fragments = fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1237)
     a = make(clock, fake, s3, "A")
     real_save = a.store.save
 
@@ -181,7 +181,7 @@ def test_racing_consumers_never_fetch_or_land_the_same_range(aws, source):
     s3, _ = aws
     clock = Clock()
     fake = FakeArchivedMedia(clock)
-    fragments = fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1000)
+    fragments = fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1237)
     a, b = make(clock, fake, s3, "A"), make(clock, fake, s3, "B")
     real_save, raced = b.store.save, []
 
@@ -209,7 +209,7 @@ def test_lag_bound_in_stream_time(aws, source):
     s3, _ = aws
     clock = Clock()
     fake = FakeArchivedMedia(clock)
-    fragments = fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1000)
+    fragments = fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1237)
     result = run(make(clock, fake, s3, "A"), clock, T0 + 25)
     assert_partition(s3, fragments)
     assert len(result.lag_ms) == 3  # 4 + 4 + 4 s
@@ -229,7 +229,7 @@ def test_a_quiet_stream_is_recorded_once_and_resumes(aws, source):
     s3, _ = aws
     clock = Clock()
     fake = FakeArchivedMedia(clock)
-    first = fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1000)
+    first = fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1237)
     consumer = make(clock, fake, s3, "A")
     run(consumer, clock, T0 + 60)  # the stream ended at T0 + 13; quiet after 20 s without a fragment
     quiet = [r for r in records(s3) if r["error"] == "StreamQuiet"]
@@ -247,7 +247,7 @@ def test_a_deleted_stream_is_recorded_ended_and_no_longer_polled(aws, source):
     s3, kv = aws
     clock = Clock()
     fake = FakeArchivedMedia(clock)
-    fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1000)
+    fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1237)
     consumer = make(clock, fake, s3, "A")
     run(consumer, clock, T0 + 8)
     landed = chunks(s3)
@@ -267,7 +267,7 @@ def test_a_clip_kvs_will_not_give_is_a_named_gap_and_a_throttled_one_is_retried(
     s3, _ = aws
     clock = Clock()
     fake = FakeArchivedMedia(clock)
-    fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1000)
+    fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1237)
     fake.fail_clip = ["InvalidMediaFrameException", "ClientLimitExceededException"]
     run(make(clock, fake, s3, "A"), clock, T0 + 25)
     (rec,) = records(s3)
@@ -281,7 +281,7 @@ def test_a_lost_cursor_numbers_chunks_after_the_last_one_in_the_raw_bucket(aws, 
     s3.put_object(Bucket=RAW, Key=kvs.chunk_key(STREAM, 41), Body=b"old")
     clock = Clock()
     fake = FakeArchivedMedia(clock)
-    fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1000)
+    fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1237)
     run(make(clock, fake, s3, "A"), clock, T0 + 12)
     assert chunks(s3)[:2] == [kvs.chunk_key(STREAM, 41), kvs.chunk_key(STREAM, 42)]
     assert s3.get_object(Bucket=RAW, Key=kvs.chunk_key(STREAM, 41))["Body"].read() == b"old"
@@ -336,7 +336,7 @@ def test_a_poll_claims_no_new_clip_after_the_deadline(aws, source):
     s3, _ = aws
     clock = Clock()
     fake = FakeArchivedMedia(clock)
-    fragments = fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1000)
+    fragments = fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1237)
     consumer = make(clock, fake, s3, "A", kvs.Options(clip_seconds=4, settle_seconds=2, backfill_seconds=5))
     consumer.step(STREAM)  # the cursor, from T0 - 5 s
     clock.t = T0 + 30  # the whole stream is there: 3 clips to take
@@ -360,7 +360,7 @@ def test_a_stream_the_role_may_not_read_is_recorded_once_and_followed_when_it_ma
     s3, _ = aws
     clock = Clock()
     fake = FakeArchivedMedia(clock)
-    fragments = fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1000)
+    fragments = fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1237)
     fake.denied.add(STREAM)
     consumer = make(clock, fake, s3, "A")
     result = run(consumer, clock, T0 + 10)
@@ -370,3 +370,25 @@ def test_a_stream_the_role_may_not_read_is_recorded_once_and_followed_when_it_ma
     run(consumer, clock, T0 + 30)
     assert sorted(r["error"] for r in records(s3)) == ["StreamNotPermitted", "StreamResumed"]
     assert_partition(s3, fragments)
+
+
+def test_ranges_go_out_to_the_millisecond_with_a_botocore_that_sends_whole_seconds(aws, source, tmp_path,
+                                                                                   monkeypatch):
+    """botocore before 1.40-something serialized epoch-second timestamps as whole seconds (boto/botocore#3255):
+    GetClip would then start a clip up to a second early and end it up to a second early. The Archive writes
+    the exact values into the request; every frame lands once with such a serializer too."""
+    import calendar
+
+    import botocore.serialize
+
+    monkeypatch.setattr(botocore.serialize.Serializer, "_timestamp_unixtimestamp",
+                        lambda self, value: int(calendar.timegm(value.timetuple())))
+    s3, _ = aws
+    clock = Clock()
+    fake = FakeArchivedMedia(clock)
+    fragments = fake.add_media(STREAM, source, server_start_ms=round(T0 * 1000) + 1600)
+    run(make(clock, fake, s3, "A"), clock, T0 + 30)
+    keys = assert_partition(s3, fragments)
+    assert sum(len(frames(s3, k, tmp_path)[0]) for k in keys) == 12 * FPS
+    clips = [c[2]["ClipFragmentSelector"]["TimestampRange"] for c in fake.calls if c[0] == "getClip"]
+    assert all(round(r["StartTimestamp"] * 1000) % 1000 == 600 for r in clips)
