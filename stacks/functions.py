@@ -121,7 +121,10 @@ class Functions(Construct):
         access.read(work, self.stitch, "runs/*")
         access.delete(work, self.stitch, "runs/*")
         access.write(output, self.stitch, "redacted/*")
-        access.delete(output, self.stitch, "redacted/*")
+        access.delete_versions(output, self.stitch, "redacted/*")  # its own versions, when a newer upload won
+        # which upload of a key owns its outputs (lambdas/common/versions.py), claimed with conditional writes
+        access.read_write(work, self.stitch, "versions/*")
+        access.read_write(work, self.record_failure, "versions/*")
         # a successful run removes the failure record an earlier run of the same key left (list, then delete)
         access.list_bucket(output, self.stitch, "failed/*")
         access.delete(output, self.stitch, "failed/*")

@@ -79,7 +79,8 @@ class _Names(dict):
         return f"arn:aws:test:{iam_enforced.REGION}:{iam_enforced.ACCOUNT}:{lid}" if attr else lid
 
 
-def _iam_names(template: dict, buckets: dict[str, str], functions: dict[str, str], state_machine_arn: str) -> dict:
+def _iam_names(template: dict, buckets: dict[str, str], functions: dict[str, str], state_machine_arn: str,
+               topic_arn: str) -> dict:
     subs = _Names()
     for name, bucket in buckets.items():
         lid = aws.logical_id_of(template, "AWS::S3::Bucket", f"/Storage/{name}/")
@@ -90,6 +91,7 @@ def _iam_names(template: dict, buckets: dict[str, str], functions: dict[str, str
         subs[f"{lid}.Arn"] = f"arn:aws:lambda:{iam_enforced.REGION}:{iam_enforced.ACCOUNT}:function:{fn_name}"
     (sm_lid,) = aws.resources(template, "AWS::StepFunctions::StateMachine")
     subs[sm_lid] = state_machine_arn
+    subs[aws.logical_id_of(template, "AWS::SNS::Topic", "/Notifications/")] = topic_arn
     for lid in aws.resources(template, "AWS::IAM::Role"):
         subs[f"{lid}.Arn"] = f"arn:aws:iam::{iam_enforced.ACCOUNT}:role/{lid}"
     return subs
@@ -107,9 +109,10 @@ class DeployedPipeline(Pipeline):
                 for name, bucket in (("Raw", self.raw), ("Work", self.work), ("Output", self.output))}
         (sm_lid,) = aws.resources(template, "AWS::StepFunctions::StateMachine")
         subs[sm_lid] = self.state_machine_arn
+        subs[aws.logical_id_of(template, "AWS::SNS::Topic", "/Notifications/")] = self.topic_arn
         self.iam = iam_enforced.EnforcedIAM(server, template, _iam_names(
             template, {"Raw": self.raw, "Work": self.work, "Output": self.output},
-            {h: FN_NAMES[h] for h in self.handlers}, self.state_machine_arn))
+            {h: FN_NAMES[h] for h in self.handlers}, self.state_machine_arn, self.topic_arn))
         self.roles = {h: iam_enforced.role_of(aws.function_by_service(template, h)[1]) for h in self.handlers}
         self.roles["state_machine"] = iam_enforced.role_of(template["Resources"][sm_lid])
         self.credentials = {h: self.iam.credentials(role) for h, role in self.roles.items()}
@@ -219,7 +222,7 @@ def test_every_function_runs_in_its_deployed_runtime_end_to_end(deployed, media,
     assert failed["status"] == "FAILED", failed
     record = p.get_json(p.output, f"failed/{key}.json")
     assert record["error"] == "Sandbox.Timedout" and record["failed_segment"] == 1, record
-    assert p.keys(p.work) == [], "the failed run's work area is deleted"
+    assert p.keys(p.work, "runs/") == [], "the failed run's work area is deleted"
     # the same key uploaded again: redacted, and the earlier failure record removed
     p.time_out.clear()
     first_run = len(p.invocations)
@@ -230,7 +233,7 @@ def test_every_function_runs_in_its_deployed_runtime_end_to_end(deployed, media,
     assert done["status"] == "SUCCEEDED", (done, p.invocations, logs)
 
     assert p.keys(p.output) == [f"redacted/{key}", f"redacted/{key}.report.html", f"redacted/{key}.report.json"]
-    assert p.keys(p.work) == []
+    assert p.keys(p.work, "runs/") == []
     assert p.s3.head_object(Bucket=p.output, Key=f"redacted/{key}")["ContentType"] == "video/mp4"
     out = p.get(p.output, f"redacted/{key}", tmp_path / "out.mp4")
     report = p.get_json(p.output, f"redacted/{key}.report.json")
@@ -280,8 +283,9 @@ def _start(p: DeployedPipeline, path: str, key: str) -> dict:
 NOT_EXERCISED = {
     ("start", "s3:ListBucket", "raw"): "HeadObject of a key deleted before its event arrives answers 404, "
                                        "not 403, only with ListBucket (the starter then reports it missing)",
-    ("stitch", "s3:DeleteObject", "output/redacted/*"): "deletes the video when its reports cannot be "
-                                                         "written (no video without its reports)",
+    ("stitch", "s3:DeleteObjectVersion", "output/redacted/*"): "deletes the versions it wrote when its reports "
+                                                                "cannot be written, or when a newer upload of the "
+                                                                "key claimed it meanwhile",
 }
 
 
