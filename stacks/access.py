@@ -25,8 +25,10 @@ def _allow(grantee: iam.IGrantable, actions, resources, conditions=None) -> None
                                conditions=conditions)
 
 
-def read(bucket: s3.IBucket, grantee: iam.IGrantable, pattern: str = "*") -> None:
-    _allow(grantee, READ, [bucket.arn_for_objects(pattern)])
+def read(bucket: s3.IBucket, grantee: iam.IGrantable, pattern: str = "*", versions: bool = True) -> None:
+    """GetObject, and GetObjectVersion unless ``versions`` is False (an unversioned bucket: no reader names a
+    version)."""
+    _allow(grantee, READ if versions else READ[:1], [bucket.arn_for_objects(pattern)])
 
 
 def write(bucket: s3.IBucket, grantee: iam.IGrantable, pattern: str) -> None:
