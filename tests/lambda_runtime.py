@@ -176,15 +176,16 @@ def python_version(exe: str) -> str:
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
-def build_runtime(version: str) -> dict:
-    """Host builds of the pip layers + the runtime dir, cached under layers/build/host-*/ (stamped)."""
+def build_runtime(version: str, host_layers: bool = True) -> dict:
+    """Host builds of the pip layers + the runtime dir, cached under layers/build/host-*/ (stamped).
+    ``host_layers=False``: the runtime dir only (its packages are pure Python: any architecture runs them)."""
     import hashlib
     import subprocess
     from pathlib import Path
 
     from layers import build
 
-    layers = {name: build.build_layer(name, version, host=True) for name in build.PIP_LAYERS}
+    layers = {name: build.build_layer(name, version, host=True) for name in build.PIP_LAYERS} if host_layers else {}
     runtime = build.build_root(version, host=True) / "runtime"
     stamp = runtime.with_name(".runtime.stamp")
     want = hashlib.sha256(json.dumps([RUNTIME_REQUIREMENTS, version]).encode()).hexdigest()
@@ -237,7 +238,7 @@ class Container:
     """One warm Lambda container for one function: ``invoke(event)`` -> result, in order, one at a time."""
 
     def __init__(self, name: str, python: str, task, layers: list, runtime, env: dict, root,
-                 memory_mb: int = 128, timeout_s: int = 900):
+                 memory_mb: int = 128, timeout_s: int = 900, init_timeout_s: float = 300):
         import subprocess
         import threading
         from pathlib import Path
@@ -250,6 +251,7 @@ class Container:
         merge_layers(self.opt, layers)
         self.log_path = self.root / "log.txt"
         self.timeout_s = timeout_s
+        self.init_timeout_s = init_timeout_s  # an emulated interpreter's imports take minutes
         self.arn = f"arn:aws:lambda:{env.get('AWS_REGION', 'us-east-1')}:123456789012:function:{name}"
         full_env = {
             "PATH": "/usr/local/bin:/usr/bin/:/bin", "LANG": "en_US.UTF-8", "TZ": ":UTC",
@@ -286,7 +288,7 @@ class Container:
         if self._ready is None:
             with self._lock:
                 if self._ready is None:
-                    self._ready = bool(self._read(timeout=300).get("ready"))
+                    self._ready = bool(self._read(timeout=self.init_timeout_s).get("ready"))
         return self._ready
 
     def _read(self, timeout: float) -> dict:
