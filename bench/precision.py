@@ -7,7 +7,8 @@ per detector, measured on the output's pixels of every frame.
     .venv/bin/python bench/precision.py --code /work/wt/OTHER # run the engine of another checkout (its redactor/)
     .venv/bin/python bench/precision.py --calibrate           # the measure's floor: a plain re-encode, no blur
     options: --set KEY=VALUE (engine setting, repeatable) --quick (the generated scenes only, 1 s each)
-             --name NAME (bench/out/NAME.json, default precision)
+             --name NAME (bench/out/NAME.json, default precision) --reuse (measure the outputs an earlier
+             run of that NAME left, without running the engine again)
 
 For every clip and detector the engine redacts the clip in a fresh process (the ``redactor`` package of
 ``--code``, by default this checkout), with the blur call wrapped to record the regions it really blurred on
@@ -19,8 +20,9 @@ each frame (after carry, stretch, hold and tracking: ``redactor.blur.redact_fram
   library) run on the source, upsampled so faces of about 20 px are in reach, on every frame of short clips
   and on at most JUDGE_FRAMES evenly spaced frames of longer ones.
 * recall (judge): ground-truth faces (generated) or checked faces (real clips, on the checked frames only)
-  whose centre 60 % (a generated scene's: its face core, see testmedia.scene) keeps < 25 % of the source's
-  high-frequency energy in the output (the recall bench's pixel test), over all such faces.
+  whose centre 60 % (a generated scene's: the centre 80 % of its face core, see testmedia.scene; a warped
+  face's box also holds hair and background) keeps < 25 % of the source's high-frequency energy in the output
+  (the recall bench's pixel test), over all such faces.
 * boxes with no face near: recorded blurred regions on every frame with no face (any of the three sources
   above) whose centre lies inside the region, nor containing the region's centre within 1.6x the face.
 * over-redaction: each frame of source and output, halved through a Gaussian (so the finest detail, which
@@ -35,7 +37,8 @@ each frame (after carry, stretch, hold and tracking: ``redactor.blur.redact_fram
 * speed: frames / wall seconds of the engine call (decode, detect, blur, encode; the shared machine's load is
   printed beside it).
 
-Writes bench/out/precision.json (per-frame over-redaction included).
+Writes bench/out/precision.json (per-frame over-redaction included; with engine code whose JSON report has
+``redacted_area``, that too, as ``report_redacted_area``: the share of each frame inside the redacted boxes).
 """
 from __future__ import annotations
 
@@ -70,6 +73,7 @@ JUDGE_WIDTH = 4000  # dlib upsamples (x2 each time) while the frame stays at mos
 JUDGE_SCORE = 0.3  # dlib's score floor (its own is 0; on the astronaut its one false hit at upsample 1 scores 0.12)
 THRESHOLDS = (20.0, 50.0)
 VIDEO_EXT = (".mp4", ".mkv", ".mov", ".m4v", ".webm", ".avi")
+CORE_TESTED = 0.8  # of a scene face's core (itself the face's central 60 %): eyes, nose and mouth, no hair
 SCENE_FORMAT = 2  # the ground truth's shape (2: with face cores); part of the cache key
 # generated scenes (testmedia.scene_clip arguments; label -> spec)
 SCENES = {
@@ -262,10 +266,10 @@ def face_redacted(src: np.ndarray, out: np.ndarray, box, inner: float = 0.6) -> 
 
 def recall_truth(i: int, gt: dict | None, checked: dict) -> list[tuple[list, float]]:
     """(box, share of it tested) of the faces recall is measured on, on frame ``i``: a generated scene's face
-    cores whole (under a fisheye warp a face's bounding box also holds hair and background), other ground truth
-    and faces checked by eye (on checked frames only) by their centre 60 %."""
+    cores by their centre CORE_TESTED (under a fisheye warp a face's bounding box also holds hair and
+    background), other ground truth and faces checked by eye (on checked frames only) by their centre 60 %."""
     if gt is not None and "cores" in gt:
-        return [(b, 1.0) for b in gt["cores"][i]]
+        return [(b, CORE_TESTED) for b in gt["cores"][i]]
     if gt is not None:
         return [(b, 0.6) for b in gt["faces"][i]]
     return [(b, 0.6) for b in checked.get(i, [])]
@@ -437,10 +441,19 @@ def measure_clip(label: str, path: str, gt: dict | None, detectors, a, work: Pat
     out = []
     for det in (["calibrate"] if a.calibrate else detectors):
         output = str(work / f"{label}.{det}.mp4")
-        run = run_engine(path, output, {**settings, "detector": det} if det != "calibrate" else settings,
-                         a.code, calibrate=det == "calibrate")
+        saved = Path(output + ".run.json")
+        if a.reuse and saved.is_file() and Path(output).is_file():
+            run = json.loads(saved.read_text())
+            run["regions"] = {int(k): v for k, v in run["regions"].items()}
+        else:
+            run = run_engine(path, output, {**settings, "detector": det} if det != "calibrate" else settings,
+                             a.code, calibrate=det == "calibrate")
+            saved.write_text(json.dumps(run))
         t0 = time.perf_counter()
         res = evaluate(label, path, output, run["regions"], gt, checked, dlib_boxes)
+        report = Path(output + ".report.json")
+        area = json.loads(report.read_text()).get("redacted_area") if report.is_file() else None
+        res["report_redacted_area"] = {k: v for k, v in (area or {}).items() if k != "large_frames"} or None
         res.update(label=label, detector=det, size=[w, h], engine_fps=run["fps"], engine_wall=run["wall"],
                    foreign_load_cores=run["foreign_load_cores"], redactor=run["redactor"],
                    judge={"dlib_frames": len(dlib_boxes), "checked_frames": sorted(checked),
@@ -465,6 +478,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="the generated scenes only, 1 s each")
     ap.add_argument("--calibrate", action="store_true", help="measure a plain re-encode (no blur) instead")
     ap.add_argument("--name", default="precision", help="write bench/out/NAME.json")
+    ap.add_argument("--reuse", action="store_true",
+                    help="measure the outputs an earlier run with the same --name left (no engine run)")
     a = ap.parse_args(argv)
     a.code = str(Path(a.code).resolve())
     if not (Path(a.code) / "redactor" / "__init__.py").is_file():
