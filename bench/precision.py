@@ -361,6 +361,7 @@ def evaluate(label: str, source: str, output: str, regions: dict, gt: dict | Non
     per_frame, per_frame_area = [], []
     boxes = lonely = faces_total = faces_redacted = 0
     lonely_frames = []
+    by_width: dict[int, list[int]] = {}  # generated scenes: face width -> [missed, redacted]
     outs = frames_of(output)
     scale = None
     for i, sf in enumerate(frames_of(source)):
@@ -379,14 +380,17 @@ def evaluate(label: str, source: str, output: str, regions: dict, gt: dict | Non
         lonely += n_lonely
         if n_lonely:
             lonely_frames.append(i)
-        for box, inner in recall_truth(i, gt, checked):
+        for k, (box, inner) in enumerate(recall_truth(i, gt, checked)):
             ok = face_redacted(sg, og, box, inner)
             if ok is not None:
                 faces_total += 1
                 faces_redacted += int(ok)
+                if gt is not None and "face_sizes" in gt:  # a scene's faces keep their order on every frame
+                    by_width.setdefault(gt["face_sizes"][k], [0, 0])[int(ok)] += 1
     pf = np.asarray(per_frame)
     return {"frames": len(per_frame), "recall": faces_redacted / faces_total if faces_total else None,
             "recall_faces": faces_total, "recall_redacted": faces_redacted,
+            "recall_by_face_width": {w: f"{r}/{m + r}" for w, (m, r) in sorted(by_width.items())} or None,
             "boxes": boxes, "boxes_without_face": lonely, "boxes_without_face_frames": lonely_frames[:300],
             "over_redaction_mean_pct": float(pf.mean()) if len(pf) else 0.0,
             "over_redaction_max_pct": float(pf.max()) if len(pf) else 0.0,
