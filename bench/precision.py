@@ -7,7 +7,8 @@ per detector, measured on the output's pixels of every frame.
     .venv/bin/python bench/precision.py --code /work/wt/OTHER # run the engine of another checkout (its redactor/)
     .venv/bin/python bench/precision.py --calibrate           # the measure's floor: a plain re-encode, no blur
     options: --set KEY=VALUE (engine setting, repeatable) --quick (the generated scenes only, 1 s each)
-             --name NAME (bench/out/NAME.json, default precision)
+             --name NAME (bench/out/NAME.json, default precision) --reuse (measure the outputs an earlier
+             run of that NAME left, without running the engine again)
 
 For every clip and detector the engine redacts the clip in a fresh process (the ``redactor`` package of
 ``--code``, by default this checkout), with the blur call wrapped to record the regions it really blurred on
@@ -19,8 +20,9 @@ each frame (after carry, stretch, hold and tracking: ``redactor.blur.redact_fram
   library) run on the source, upsampled so faces of about 20 px are in reach, on every frame of short clips
   and on at most JUDGE_FRAMES evenly spaced frames of longer ones.
 * recall (judge): ground-truth faces (generated) or checked faces (real clips, on the checked frames only)
-  whose centre 60 % keeps < 25 % of the source's high-frequency energy in the output (the recall bench's
-  pixel test), over all such faces.
+  whose centre 60 % (a generated scene's: the centre 80 % of its face core, see testmedia.scene; a warped
+  face's box also holds hair and background) keeps < 25 % of the source's high-frequency energy in the output
+  (the recall bench's pixel test), over all such faces.
 * boxes with no face near: recorded blurred regions on every frame with no face (any of the three sources
   above) whose centre lies inside the region, nor containing the region's centre within 1.6x the face.
 * over-redaction: each frame of source and output, halved through a Gaussian (so the finest detail, which
@@ -35,7 +37,8 @@ each frame (after carry, stretch, hold and tracking: ``redactor.blur.redact_fram
 * speed: frames / wall seconds of the engine call (decode, detect, blur, encode; the shared machine's load is
   printed beside it).
 
-Writes bench/out/precision.json (per-frame over-redaction included).
+Writes bench/out/precision.json (per-frame over-redaction included; with engine code whose JSON report has
+``redacted_area``, that too, as ``report_redacted_area``: the share of each frame inside the redacted boxes).
 """
 from __future__ import annotations
 
@@ -70,6 +73,8 @@ JUDGE_WIDTH = 4000  # dlib upsamples (x2 each time) while the frame stays at mos
 JUDGE_SCORE = 0.3  # dlib's score floor (its own is 0; on the astronaut its one false hit at upsample 1 scores 0.12)
 THRESHOLDS = (20.0, 50.0)
 VIDEO_EXT = (".mp4", ".mkv", ".mov", ".m4v", ".webm", ".avi")
+CORE_TESTED = 0.8  # of a scene face's core (itself the face's central 60 %): eyes, nose and mouth, no hair
+SCENE_FORMAT = 2  # the ground truth's shape (2: with face cores); part of the cache key
 # generated scenes (testmedia.scene_clip arguments; label -> spec)
 SCENES = {
     "gen-fisheye-hands-1280x960": dict(width=1280, height=960, fps=10, seconds=3.0,
@@ -84,7 +89,7 @@ SCENES = {
 def scene(label: str, spec: dict, quick: bool) -> tuple[str, dict]:
     """A generated scene cached in bench/out/media with its ground truth."""
     spec = dict(spec, seconds=1.0) if quick else dict(spec)
-    key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
+    key = hashlib.sha1(json.dumps([spec, SCENE_FORMAT], sort_keys=True).encode()).hexdigest()[:10]
     path = common.MEDIA / f"{label}-{spec['seconds']:g}s-{key}.mp4"
     truth = path.with_suffix(".truth.json")
     if not (path.is_file() and truth.is_file()):
@@ -246,17 +251,28 @@ def over_redaction(src: np.ndarray, out: np.ndarray, faces: np.ndarray, scale: f
             100.0 * destroyed.sum() / max(1, int(outside.sum())))
 
 
-def face_redacted(src: np.ndarray, out: np.ndarray, box) -> bool | None:
-    """The recall bench's pixel test: the face's centre 60 % keeps < SHARP_KEEP of its detail. None when the
-    face is too small or too flat to tell."""
+def face_redacted(src: np.ndarray, out: np.ndarray, box, inner: float = 0.6) -> bool | None:
+    """The recall bench's pixel test: the face's centre (``inner`` of its box) keeps < SHARP_KEEP of its detail.
+    None when the face is too small or too flat to tell."""
     from recall import SHARP_KEEP, hf_energy
     x1, y1, x2, y2 = box[:4]
     if min(x2 - x1, y2 - y1) < 4:
         return None
-    es = hf_energy(src, box)
+    es = hf_energy(src, box, inner)
     if es < 1.0:
         return None
-    return hf_energy(out, box) / es < SHARP_KEEP
+    return hf_energy(out, box, inner) / es < SHARP_KEEP
+
+
+def recall_truth(i: int, gt: dict | None, checked: dict) -> list[tuple[list, float]]:
+    """(box, share of it tested) of the faces recall is measured on, on frame ``i``: a generated scene's face
+    cores by their centre CORE_TESTED (under a fisheye warp a face's bounding box also holds hair and
+    background), other ground truth and faces checked by eye (on checked frames only) by their centre 60 %."""
+    if gt is not None and "cores" in gt:
+        return [(b, CORE_TESTED) for b in gt["cores"][i]]
+    if gt is not None:
+        return [(b, 0.6) for b in gt["faces"][i]]
+    return [(b, 0.6) for b in checked.get(i, [])]
 
 
 # ------------------------------------------------------------------------------------------------ engine runs
@@ -345,6 +361,7 @@ def evaluate(label: str, source: str, output: str, regions: dict, gt: dict | Non
     per_frame, per_frame_area = [], []
     boxes = lonely = faces_total = faces_redacted = 0
     lonely_frames = []
+    by_width: dict[int, list[int]] = {}  # generated scenes: face width -> [missed, redacted]
     outs = frames_of(output)
     scale = None
     for i, sf in enumerate(frames_of(source)):
@@ -363,15 +380,17 @@ def evaluate(label: str, source: str, output: str, regions: dict, gt: dict | Non
         lonely += n_lonely
         if n_lonely:
             lonely_frames.append(i)
-        truth = gt["faces"][i] if gt is not None else checked.get(i, []) if checked else []
-        for box in truth:
-            ok = face_redacted(sg, og, box)
+        for k, (box, inner) in enumerate(recall_truth(i, gt, checked)):
+            ok = face_redacted(sg, og, box, inner)
             if ok is not None:
                 faces_total += 1
                 faces_redacted += int(ok)
+                if gt is not None and "face_sizes" in gt:  # a scene's faces keep their order on every frame
+                    by_width.setdefault(gt["face_sizes"][k], [0, 0])[int(ok)] += 1
     pf = np.asarray(per_frame)
     return {"frames": len(per_frame), "recall": faces_redacted / faces_total if faces_total else None,
             "recall_faces": faces_total, "recall_redacted": faces_redacted,
+            "recall_by_face_width": {w: f"{r}/{m + r}" for w, (m, r) in sorted(by_width.items())} or None,
             "boxes": boxes, "boxes_without_face": lonely, "boxes_without_face_frames": lonely_frames[:300],
             "over_redaction_mean_pct": float(pf.mean()) if len(pf) else 0.0,
             "over_redaction_max_pct": float(pf.max()) if len(pf) else 0.0,
@@ -426,10 +445,19 @@ def measure_clip(label: str, path: str, gt: dict | None, detectors, a, work: Pat
     out = []
     for det in (["calibrate"] if a.calibrate else detectors):
         output = str(work / f"{label}.{det}.mp4")
-        run = run_engine(path, output, {**settings, "detector": det} if det != "calibrate" else settings,
-                         a.code, calibrate=det == "calibrate")
+        saved = Path(output + ".run.json")
+        if a.reuse and saved.is_file() and Path(output).is_file():
+            run = json.loads(saved.read_text())
+            run["regions"] = {int(k): v for k, v in run["regions"].items()}
+        else:
+            run = run_engine(path, output, {**settings, "detector": det} if det != "calibrate" else settings,
+                             a.code, calibrate=det == "calibrate")
+            saved.write_text(json.dumps(run))
         t0 = time.perf_counter()
         res = evaluate(label, path, output, run["regions"], gt, checked, dlib_boxes)
+        report = Path(output + ".report.json")
+        area = json.loads(report.read_text()).get("redacted_area") if report.is_file() else None
+        res["report_redacted_area"] = {k: v for k, v in (area or {}).items() if k != "large_frames"} or None
         res.update(label=label, detector=det, size=[w, h], engine_fps=run["fps"], engine_wall=run["wall"],
                    foreign_load_cores=run["foreign_load_cores"], redactor=run["redactor"],
                    judge={"dlib_frames": len(dlib_boxes), "checked_frames": sorted(checked),
@@ -454,6 +482,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="the generated scenes only, 1 s each")
     ap.add_argument("--calibrate", action="store_true", help="measure a plain re-encode (no blur) instead")
     ap.add_argument("--name", default="precision", help="write bench/out/NAME.json")
+    ap.add_argument("--reuse", action="store_true",
+                    help="measure the outputs an earlier run with the same --name left (no engine run)")
     a = ap.parse_args(argv)
     a.code = str(Path(a.code).resolve())
     if not (Path(a.code) / "redactor" / "__init__.py").is_file():

@@ -7,10 +7,12 @@ crossing the lower part near the camera, and optionally a fisheye (barrel) warp 
 wearable camera records it. The faces never overlap the hands or each other, so the ground truth is exact::
 
     {"path", "width", "height", "fps", "frames", "fisheye", "face_sizes",
-     "faces": [[[x1, y1, x2, y2], ...] per frame]}
+     "faces": [[[x1, y1, x2, y2], ...] per frame], "cores": [[[x1, y1, x2, y2], ...] per frame]}
 
 Boxes are in frame pixels, ``x2``/``y2`` exclusive; under the fisheye warp a face's box is the bounding box
-of its warped rectangle.
+of its warped rectangle. ``cores`` holds, per frame and face alike, the box of the face picture's central 60 %
+(eyes, nose, mouth; warped the same way): the part a redaction must hide, where a warped face's bounding box
+also takes in hair and background.
 """
 from __future__ import annotations
 
@@ -127,7 +129,7 @@ def scene_clip(path, *, width: int = 1280, height: int = 960, fps: int = 10, sec
         r = cv2.resize(img, (int(s * img.shape[1] / img.shape[0]), s), interpolation=cv2.INTER_AREA)
         props.append((r, np.ones(r.shape[:2], bool)))
     maps = fisheye_maps(width, height, fisheye) if fisheye else None
-    boxes_all = []
+    boxes_all, cores_all = [], []
     path = Path(path)
     with av.open(str(path), "w", format="mp4") as out:
         vs = out.add_stream("libx264", rate=int(fps))
@@ -142,19 +144,22 @@ def scene_clip(path, *, width: int = 1280, height: int = 960, fps: int = 10, sec
             for (x, y), f in zip(corners, faces):
                 dx = int(round(8 * math.sin(2 * math.pi * t + x)))
                 frame[y:y + f.shape[0], x + dx:x + dx + f.shape[1]] = f
+                fh, fw = f.shape[:2]
                 m = np.zeros((height, width), np.uint8)
-                m[y:y + f.shape[0], x + dx:x + dx + f.shape[1]] = 1
+                m[y:y + fh, x + dx:x + dx + fw] = 1
+                m[y + fh // 5:y + fh - fh // 5, x + dx + fw // 5:x + dx + fw - fw // 5] = 2  # the face's core
                 masks.append(m)
             if maps is not None:
                 frame = cv2.remap(frame, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
                 masks = [cv2.remap(m, maps[0], maps[1], cv2.INTER_NEAREST) for m in masks]
-            boxes_all.append([_bbox(m) for m in masks if m.any()])
+            boxes_all.append([_bbox(m > 0) for m in masks if m.any()])
+            cores_all.append([_bbox(m == 2) for m in masks if m.any()])
             vf = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
             vf.pts = i
             out.mux(vs.encode(vf))
         out.mux(vs.encode(None))
     return {"path": str(path), "width": width, "height": height, "fps": fps, "frames": n, "fisheye": fisheye,
-            "face_sizes": sizes, "faces": boxes_all}
+            "face_sizes": sizes, "faces": boxes_all, "cores": cores_all}
 
 
 def _bbox(mask: np.ndarray) -> list[int]:

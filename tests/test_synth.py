@@ -220,3 +220,12 @@ def test_scene_clip_fisheye_warps_faces_and_their_boxes_alike(tmp_path):
     import cv2
     again = cv2.remap(ref, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     assert np.abs(img - again).mean() < 8  # the warped clip is the flat scene through the same lens
+
+
+def test_scene_clip_face_cores_are_the_central_part_of_each_face(tmp_path):
+    from testmedia import scene_clip
+    gt = scene_clip(tmp_path / "c.mp4", width=320, height=240, seconds=0.1, face_sizes=(40, 60), hands=0, seed=1)
+    for (x1, y1, x2, y2), (a1, b1, a2, b2) in zip(gt["faces"][0], gt["cores"][0]):
+        assert x1 < a1 < a2 < x2 and y1 < b1 < b2 < y2
+        assert abs((a2 - a1) - 0.6 * (x2 - x1)) <= 2 and abs((b2 - b1) - 0.6 * (y2 - y1)) <= 2
+        assert abs((a1 + a2) - (x1 + x2)) <= 2 and abs((b1 + b2) - (y1 + y2)) <= 2
