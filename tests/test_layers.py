@@ -63,6 +63,7 @@ def test_layers_are_arm64_cp313_and_trimmed(built):
     engine = root / "engine" / "python"
     assert (engine / "redactor" / "__init__.py").is_file() and (engine / "redactor" / "naming.py").is_file()
     assert (engine / "common" / "versions.py").is_file()
+    assert (engine / "common" / "events.py").is_file()
     assert not (engine / "testmedia").exists() and not (engine / "redactor" / "synth.py").exists()
 
 
