@@ -306,3 +306,11 @@ def _retry_upload(aws: Aws, dep: Deployment, key: str, version: str | None) -> U
         gone = (record.get("source") or {}).get("version")
         raise RetryRefused(f"the failed upload (version {gone}) is no longer in s3://{dep.raw_bucket} (expired "
                            "after the raw bucket's retention, or deleted): upload the file again", key) from None
+
+
+def cmd_policy(a) -> int:
+    from .policy import client_policy
+
+    _, dep = _connect(a)
+    print(json.dumps(client_policy(dep), indent=2))
+    return 0
