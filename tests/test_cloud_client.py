@@ -229,8 +229,8 @@ def test_submit_wait_fetch_gives_the_local_clis_video(cloud, media, model_path, 
     assert f"{key}: done in" in out and f"s3://{cloud.p.output}/redacted/{key}" in out
 
     # progress: "redacting n of m segments" lines, read from DescribeMapRun
-    shown = [tuple(int(x) for x in line.split("redacting ")[1].split(" segments")[0].split(" of "))
-             for line in err.splitlines() if "redacting " in line]
+    shown = [(int(n), int(m)) for n, m in re.findall(r"^fleet/car 7/cloud_face\.mp4: redacting (\d+) of (\d+) "
+                                                       r"segments$", err, re.M)]
     segments = len([i for i in cloud.p.invocations if i[0] == "redact"])
     assert segments >= 3 and all(m == segments for _, m in shown), (shown, segments)
     intermediate = {n for n, m in shown if 0 < n < m}
@@ -358,6 +358,11 @@ def test_each_error_is_one_named_line_with_the_clis_exit_code(cloud, media, tmp_
     code, line = error("submit", clip["path"], "--key", "k" * 1000)
     assert code == 2 and line.startswith(f"redactor: InputError: {clip['path']}: the key is 1014 bytes; stack "
                                          f"{STACK} takes keys of at most 1003 bytes"), line
+    assert error("submit", clip["path"], clip["path"]) == (
+        2, f"redactor: InputError: {clip['path']}: two of the files would be uploaded as "
+           f"s3://{cloud.p.raw}/cloud_err.mp4")
+    assert error("submit", str(tmp_path / "gone.mp4")) == (2, f"redactor: InputError: {tmp_path / 'gone.mp4'}: "
+                                                              "no such file")
     assert cloud.p.keys(cloud.p.raw) == []
     assert error("status", "never/uploaded.mp4") == (
         2, f"redactor: NotUploaded: never/uploaded.mp4: never/uploaded.mp4 is not in s3://{cloud.p.raw} (never "
