@@ -10,6 +10,7 @@ and moves no object.
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import queue
@@ -228,8 +229,8 @@ def test_submit_wait_fetch_gives_the_local_clis_video(cloud, media, model_path, 
     assert f"{key}: done in" in out and f"s3://{cloud.p.output}/redacted/{key}" in out
 
     # progress: "redacting n of m segments" lines, read from DescribeMapRun
-    shown = [tuple(int(x) for x in line.split("redacting ")[1].split(" segments")[0].split(" of "))
-             for line in err.splitlines() if "redacting " in line]
+    shown = [(int(n), int(m)) for n, m in re.findall(r"^fleet/car 7/cloud_face\.mp4: redacting (\d+) of (\d+) "
+                                                       r"segments$", err, re.M)]
     segments = len([i for i in cloud.p.invocations if i[0] == "redact"])
     assert segments >= 3 and all(m == segments for _, m in shown), (shown, segments)
     intermediate = {n for n, m in shown if 0 < n < m}
@@ -357,6 +358,11 @@ def test_each_error_is_one_named_line_with_the_clis_exit_code(cloud, media, tmp_
     code, line = error("submit", clip["path"], "--key", "k" * 1000)
     assert code == 2 and line.startswith(f"redactor: InputError: {clip['path']}: the key is 1014 bytes; stack "
                                          f"{STACK} takes keys of at most 1003 bytes"), line
+    assert error("submit", clip["path"], clip["path"]) == (
+        2, f"redactor: InputError: {clip['path']}: two of the files would be uploaded as "
+           f"s3://{cloud.p.raw}/cloud_err.mp4")
+    assert error("submit", str(tmp_path / "gone.mp4")) == (2, f"redactor: InputError: {tmp_path / 'gone.mp4'}: "
+                                                              "no such file")
     assert cloud.p.keys(cloud.p.raw) == []
     assert error("status", "never/uploaded.mp4") == (
         2, f"redactor: NotUploaded: never/uploaded.mp4: never/uploaded.mp4 is not in s3://{cloud.p.raw} (never "
@@ -408,18 +414,18 @@ class _HeldParts:
         return self.app(environ, start_response)
 
 
-def test_ctrl_c_mid_upload_aborts_the_multipart_upload(cloud, tmp_path, capsys):
-    big = tmp_path / "long drive.mp4"
-    big.write_bytes(os.urandom(40 * 1024 * 1024))  # three parts of at most 16 MiB
+def interrupted_submit(cloud, path: Path, *args: str) -> tuple[int, str, str]:
+    """``redactor cloud submit PATH --key trips ARGS`` in a process of its own, sent SIGINT (Ctrl-C) once the
+    first part of its multipart upload is stored: (exit code, stdout, stderr)."""
     wsgi = cloud.server._server._server
     held = _HeldParts(wsgi.app)
     wsgi.app = held
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "redactor", "cloud", "submit", str(big), "--key", "trips"],
-                                cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+        proc = subprocess.Popen([sys.executable, "-m", "redactor", "cloud", "submit", str(path), "--key", "trips",
+                                 *args], cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
-        while not any(r.status == 200 for r in cloud.server.requests(cloud.p.raw, "trips/long drive.mp4", "PUT")
+        while not any(r.status == 200 for r in cloud.server.requests(cloud.p.raw, f"trips/{path.name}", "PUT")
                       if "partNumber=" in r.query):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.05)
@@ -429,7 +435,14 @@ def test_ctrl_c_mid_upload_aborts_the_multipart_upload(cloud, tmp_path, capsys):
     finally:
         held.release.set()
         wsgi.app = held.app
-    assert proc.returncode == 130, (out, err)
+    return proc.returncode, out, err
+
+
+def test_ctrl_c_mid_upload_aborts_the_multipart_upload(cloud, tmp_path, capsys):
+    big = tmp_path / "long drive.mp4"
+    big.write_bytes(os.urandom(40 * 1024 * 1024))  # three parts of at most 16 MiB
+    code, out, err = interrupted_submit(cloud, big)
+    assert code == 130, (out, err)
     assert err.strip() == (
         f"redactor: Interrupted: {big}: multipart upload aborted; nothing was stored at "
         f"s3://{cloud.p.raw}/trips/long drive.mp4; run submit again to upload it"), err
@@ -473,3 +486,90 @@ def test_fetch_gives_the_outputs_of_the_requested_version(cloud, media, tmp_path
         assert f"created {report['created']}" in got.with_name("drive.mp4.report.html").read_text()
     code, out, err = cloud.run(capsys, "fetch", "drive.mp4", "--version", "3HL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY")
     assert code == 2 and err.startswith("redactor: NotUploaded: drive.mp4: version 3HL4kqtJlcpXroDTDmJ-rmSpXd3dI")
+
+
+def _as_principal(cloud, policy: dict, tmp_path: Path, monkeypatch):
+    """moto's IAM with two principals: "video-team", holding only ``policy``, as the profile the client is
+    run with, and the test's own principal (allowed everything) for the pipeline's side (handlers, events,
+    moto's interpreter). Returns the recorder of moto's authorization decisions."""
+    from tests import iam_enforced
+
+    recorder = iam_enforced.EnforcedIAM(cloud.server, {"Resources": {}}, {})
+    iam = cloud.server.client("iam")
+    iam.create_user(UserName="video-team")
+    iam.put_user_policy(UserName="video-team", PolicyName="redactor-cloud",
+                        PolicyDocument=json.dumps(iam_enforced.for_moto(policy)))
+    key = iam.create_access_key(UserName="video-team")["AccessKey"]
+    recorder._keys[key["AccessKeyId"]] = "video-team"
+    (tmp_path / "credentials").write_text(f"[video-team]\naws_access_key_id = {key['AccessKeyId']}\n"
+                                          f"aws_secret_access_key = {key['SecretAccessKey']}\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    for k in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in recorder.driver.items():
+        monkeypatch.setenv(k, v)
+    import boto3
+
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # its credentials were resolved once, from the old ones
+    monkeypatch.setattr(iam_enforced, "iam_action", _iam_action(iam_enforced.iam_action))
+    return recorder
+
+
+#: moto names these S3 requests by their operation; IAM authorizes them as these actions
+MULTIPART_ACTIONS = {"s3:CreateMultipartUpload": "s3:PutObject", "s3:UploadPart": "s3:PutObject",
+                     "s3:CompleteMultipartUpload": "s3:PutObject",
+                     "s3:ListMultipartUploads": "s3:ListBucketMultipartUploads",
+                     "s3:ListObjectVersions": "s3:ListBucketVersions"}
+
+
+def _iam_action(real):
+    def iam_action(action: str, query: dict) -> str:
+        return real(MULTIPART_ACTIONS.get(action, action), query)
+    return iam_action
+
+
+def test_the_printed_policy_is_all_the_client_needs(cloud, media, tmp_path, capsys, monkeypatch):
+    """Every command, run as a principal that holds only what ``redactor cloud policy`` prints, under moto's
+    IAM enforcement (S3 calls judged by action and resource; other services' by action, their resources
+    matched here): each works, and every S3 grant of the policy is needed by one of the calls."""
+    from tests import iam_enforced
+
+    code, out, err = cloud.run(capsys, "policy")
+    assert code == 0, err
+    policy = json.loads(out)
+    statements = policy["Statement"]
+    recorder = _as_principal(cloud, policy, tmp_path, monkeypatch)
+    clip = media("cloud_iam.mp4", width=160, height=128, fps=25, seconds=0.8, audio="aac", faces=0)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(Path(clip["path"]).read_bytes()[:2000])
+    big = tmp_path / "big.mp4"
+    big.write_bytes(os.urandom(40 * 1024 * 1024))
+    me, waiting = ("--profile", "video-team"), ("--interval", "0.05", "-q")
+    with cloud.p.running(), \
+            iam_enforced.interpreter_as({**recorder.driver, "AWS_SESSION_TOKEN": None}, cloud.server.endpoint), \
+            recorder.enforced():  # the handlers start cold again, as the test's own principal
+        results = [cloud.run(capsys, "submit", clip["path"], str(cut), "--wait", *waiting, *me)[0],
+                   cloud.run(capsys, "status", "--all", *me)[0],
+                   cloud.run(capsys, "fetch", "cloud_iam.mp4", "-o", str(tmp_path / "got"), *me)[0],
+                   cloud.run(capsys, "retry", "cut.mp4", "--wait", *waiting, *me)[0],
+                   interrupted_submit(cloud, big, *me)[0]]
+        mine = recorder.calls_by("video-team", s3_only=False)
+    assert results == [4, 4, 0, 4, 130], (results, [c for c in mine if not c.allowed])
+    assert (tmp_path / "got" / "redacted" / "cloud_iam.mp4").is_file()
+    assert mine and all(c.allowed for c in mine), [c for c in mine if not c.allowed]
+    s3_calls = [c for c in mine if c.action.startswith("s3:")]
+    assert all(iam_enforced.permits(statements, c) for c in s3_calls)
+    assert iam_enforced.unneeded("video-team", statements, s3_calls) == []
+    assert {c.action for c in s3_calls} >= {"s3:PutObject", "s3:AbortMultipartUpload", "s3:ListBucket",
+                                            "s3:ListBucketVersions", "s3:GetObjectVersion", "s3:GetObject"}
+
+    # the other services' calls: their actions are in the policy, on the resources they were made on
+    executions = [e["executionArn"] for e in cloud.executions()]
+    map_runs = [m["mapRunArn"] for e in executions for m in cloud.p.sfn.list_map_runs(executionArn=e)["mapRuns"]]
+    resources = {"states:DescribeExecution": executions, "states:ListMapRuns": executions,
+                 "states:DescribeMapRun": map_runs, "states:StartExecution": [cloud.p.state_machine_arn],
+                 "cloudformation:DescribeStacks": ["*"]}
+    assert {c.action for c in mine if not c.action.startswith("s3:")} == set(resources)
+    for action, arns in resources.items():
+        (st,) = [st for st in statements if action in st["Action"]]
+        assert arns and all(any(fnmatch.fnmatchcase(a, r) for r in st["Resource"]) for a in arns), (action, arns)

@@ -6,6 +6,7 @@
     redactor cloud wait KEY...                              follow the runs to the end (exit 0, or 4 if one failed)
     redactor cloud fetch KEY... [-o DIR]                    redacted video + JSON + HTML report of that version
     redactor cloud retry KEY                                run a failed upload again, without uploading it
+    redactor cloud policy                                   the IAM policy these commands need (JSON)
 
 The stack comes from --stack, REDACTOR_STACK or the only redactor stack in the region (CloudFormation outputs);
 credentials, region and profile the boto3 way (--region/--profile override). Exit codes as ``redactor``: 2 bad
@@ -66,3 +67,5 @@ def add_parser(sub) -> None:
         if name != "submit":
             p.add_argument("--version", help="the upload's S3 version id (default: the key's latest)")
         p.set_defaults(func=_run(name))
+    cs.add_parser("policy", parents=[common], help="print the IAM policy these commands need for the stack"
+                  ).set_defaults(func=_run("policy"))

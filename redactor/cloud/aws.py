@@ -72,7 +72,7 @@ def translate(e: Exception) -> Exception:
             return NoCredentials(f"AWS refused the credentials ({code}: {message})")
         if code in DENIED:
             return AccessDenied(f"{e.operation_name} was denied ({message}): the credentials need the "
-                                "permissions listed in docs/client.md")
+                                "policy 'redactor cloud policy' prints")
         return AwsError(f"{e.operation_name}: {code}: {message}")
     if isinstance(e, bx.BotoCoreError):
         return AwsError(f"{type(e).__name__}: {e}")

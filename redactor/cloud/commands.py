@@ -37,13 +37,16 @@ def key_for(path: str, prefix: str | None) -> str:
 
 
 def cmd_submit(a) -> int:
-    aws, dep = _connect(a)
-    planned = []
     for path in a.files:  # everything is checked before anything is uploaded
         if not os.path.isfile(path):
             raise InputError("no such file", path)
+    aws, dep = _connect(a)
+    planned = []
+    for path in a.files:
         key = key_for(path, a.key)
         dep.check_key(key, path)
+        if any(key == k for _, k in planned):
+            raise InputError(f"two of the files would be uploaded as s3://{dep.raw_bucket}/{key}", path)
         planned.append((path, key))
     uploads = []
     with translated():
@@ -62,6 +65,7 @@ def cmd_submit(a) -> int:
 def _uploads(aws: Aws, dep: Deployment, keys: list[str], version: str | None) -> list[Upload]:
     if version and len(keys) != 1:
         raise InputError("--version names one upload: give exactly one key with it")
+    keys = list(dict.fromkeys(keys))
     for key in keys:
         dep.check_key(key)
     return [find_upload(aws.s3, dep, key, version) for key in keys]
@@ -105,29 +109,30 @@ def _follow(aws: Aws, dep: Deployment, uploads: list[Upload], a) -> int:
     """Poll every upload's run until each is done or failed; a bar per run on a terminal (segments redacted
     of the Map Run's total), else one line on stderr whenever a run's state changes."""
     bars = _Bars(_show(a))
-    final: dict[str, RunState] = {}
-    queued_since: dict[str, float] = {}  # this machine's clock: no skew against S3's LastModified
+    final: dict[int, RunState] = {}
+    queued_since: dict[int, float] = {}  # this machine's clock: no skew against S3's LastModified
     try:
         while len(final) < len(uploads):
             for i, up in enumerate(uploads):
-                if up.key in final:
+                if i in final:
                     continue
                 state = run_state(aws.s3, aws.sfn, dep, up)
                 bars.show(i, state)
                 if state.finished:
-                    final[up.key] = state
+                    final[i] = state
                 elif state.state != "queued":
-                    queued_since.pop(up.key, None)
-                elif time.monotonic() - queued_since.setdefault(up.key, time.monotonic()) > QUEUE_PATIENCE_SECONDS:
-                    raise NotFinished(f"uploaded, but no run started in {int(QUEUE_PATIENCE_SECONDS)} s of waiting: "
-                                      "the stack's starter did not take it (see its UploadsNotStarted alarm)", up.key)
+                    queued_since.pop(i, None)
+                elif time.monotonic() - queued_since.setdefault(i, time.monotonic()) > QUEUE_PATIENCE_SECONDS:
+                    raise NotFinished(f"uploaded, but no run started in {int(QUEUE_PATIENCE_SECONDS)} s of "
+                                      "waiting: the stack's starter did not take it (see its UploadsNotStarted "
+                                      "alarm)", up.key)
             if len(final) < len(uploads):
                 time.sleep(a.interval)
     except KeyboardInterrupt:
         raise Interrupted("stopped waiting; the runs go on in AWS ('redactor cloud status KEY')") from None
     finally:
         bars.close()
-    return _outcome(dep, [final[u.key] for u in uploads])
+    return _outcome(dep, [final[i] for i in range(len(uploads))])
 
 
 def _outcome(dep: Deployment, states: list[RunState]) -> int:
@@ -306,3 +311,11 @@ def _retry_upload(aws: Aws, dep: Deployment, key: str, version: str | None) -> U
         gone = (record.get("source") or {}).get("version")
         raise RetryRefused(f"the failed upload (version {gone}) is no longer in s3://{dep.raw_bucket} (expired "
                            "after the raw bucket's retention, or deleted): upload the file again", key) from None
+
+
+def cmd_policy(a) -> int:
+    from .policy import client_policy
+
+    _, dep = _connect(a)
+    print(json.dumps(client_policy(dep), indent=2))
+    return 0
