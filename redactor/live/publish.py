@@ -12,6 +12,8 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 
+import av
+
 from ..hls import PLAYLIST, ChunkEntry, Playlist, write_segments
 from .store import Store
 
@@ -76,8 +78,9 @@ class Publisher:
         return ChunkEntry(seq=seq, name=name, status="gap", durations=[int(duration or pl.last_duration())],
                           sha256=sha256, reason=reason)
 
-    def _entry(self, pl: Playlist, meta: dict) -> tuple[ChunkEntry, dict | None]:
-        """The chunk's entry (its segments written to the store) and the record to write once it is in."""
+    def _entry(self, pl: Playlist, meta: dict) -> tuple[ChunkEntry, dict | None] | None:
+        """The chunk's entry (its segments written to the store) and the record to write once it is in; None
+        if its staged file is gone (published by another writer)."""
         seq, name = meta["seq"], meta["name"]
         if meta["status"] != "ok":
             return (self._gap(seq, name, meta["reason"], meta.get("duration"), pl, meta.get("sha256")),
@@ -91,14 +94,15 @@ class Publisher:
         try:
             src = os.path.join(work, "chunk.ts")
             if not self.store.get_file(staged_name(seq, "ts"), src):
-                raise FileNotFoundError(f"{staged_name(seq, 'ts')} is gone")
-            files = write_segments(src, seq, meta["first"], meta["end"], pl.next_time - meta["first"], work,
-                                   self.settings.keep_metadata)
+                return None  # another writer published it meanwhile: read the playlist again
+            try:
+                files = write_segments(src, seq, meta["first"], meta["end"], pl.next_time - meta["first"], work,
+                                       self.settings.keep_metadata)
+            except (ValueError, av.error.FFmpegError) as e:  # the chunk, not the store: it becomes a gap
+                return (self._gap(seq, name, "failed", duration, pl, meta["sha256"]),
+                        {"kind": "failed", "error": f"segmenting: {e}", "sequence": seq})
             for f in files:
                 self.store.put_file(f.name, f.path)
-        except (ValueError, OSError) as e:
-            return (self._gap(seq, name, "failed", duration, pl, meta["sha256"]),
-                    {"kind": "failed", "error": f"segmenting: {e}", "sequence": seq})
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return ChunkEntry(seq=seq, name=name, status="ok", durations=[f.duration for f in files],
@@ -110,8 +114,8 @@ class Publisher:
         nxt = pl.next_seq
         meta = self.staged(nxt)
         if meta is not None:
-            entry, rec = self._entry(pl, meta)
-            return entry, rec, meta.get("identity")
+            made = self._entry(pl, meta)
+            return None if made is None else (*made, meta.get("identity"))
         if waiting.get("seq") != nxt:
             waiting.update(seq=nxt, since=self.clock())
         if self.clock() - waiting["since"] < self.settings.gap_wait:
