@@ -60,6 +60,8 @@ class RedactorStack(Stack):
                      if str(self.node.try_get_context("live")).lower() == "true" else None)
         self.monitoring = Monitoring(self, "Monitoring", state_machine=sm, starter_dlq=self.starter_dlq,
                                      functions=self.functions.all)
+        if self.live is not None and self.monitoring.dashboard is not None:
+            self.live.add_widgets(self.monitoring.dashboard)
 
         CfnOutput(self, "RawBucketName", value=self.storage.raw.bucket_name,
                   description="Upload videos here (s3://<this>/<any key>.mp4)")

@@ -124,3 +124,9 @@ def test_the_stack_routes_live_keys_to_the_live_function_only(tmp_path):
                            if any(r.get("Ref") == fn["Properties"]["Role"]["Fn::GetAtt"][0]
                                   for r in p["Properties"]["Roles"])])
     assert "/live/*" in policies and "/redacted/*" not in policies and "/runs/*" not in policies
+    (dash,) = aws_support.resources(template, "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dash["Properties"]["DashboardBody"])
+    handler = (aws_support.LAMBDAS / "live" / "handler.py").read_text()
+    for metric in ("LiveChunksPublished", "LiveChunksFailed", "LiveChunkSeconds", "LiveChunksConflict"):
+        assert f'\\"{metric}\\"' in body and f'name="{metric}"' in handler, metric  # shown and emitted
+    assert "Live chunk time, download to playlist (s)" in body
