@@ -24,7 +24,8 @@ LIVE_PREFIX = "live/"
 MEMORY_MB = 3008  # what a new account allows; 10240 is the optional fast setting (bench/cloud.py)
 TIMEOUT_SECONDS = 900
 EPHEMERAL_MB = 2048
-GAP_WAIT_SECONDS = 30  # a chunk waits this long for an earlier one before declaring it a gap
+GAP_WAIT_SECONDS = 30  # a chunk waits this long for an earlier one before declaring it a gap ...
+BUSY_WAIT_SECONDS = 600  # ... or this long when the earlier one has arrived and is being redacted
 END_WAIT_SECONDS = 600  # END waits this long for each chunk uploaded before it
 
 
@@ -51,6 +52,7 @@ class Live(Construct):
             environment={"POWERTOOLS_SERVICE_NAME": "redactor-live", "POWERTOOLS_METRICS_NAMESPACE": "Redactor",
                          "POWERTOOLS_LOG_LEVEL": "INFO", "RAW_BUCKET": storage.raw.bucket_name,
                          "OUTPUT_BUCKET": storage.output.bucket_name, "LIVE_GAP_WAIT": str(GAP_WAIT_SECONDS),
+                         "LIVE_BUSY_WAIT": str(BUSY_WAIT_SECONDS),
                          "LIVE_END_WAIT": str(END_WAIT_SECONDS),
                          **settings.engine_environment, "REDACTOR_MODEL_PATH": MODEL_PATH_ON_LAMBDA},
         )

@@ -370,6 +370,31 @@ def test_a_chunk_that_never_comes_is_a_gap_after_the_wait_and_late_if_it_comes(s
     assert pub.store.get(".staged/000001.ts") is None and len(pub.playlist()[0].chunks) == 3
 
 
+def test_a_chunk_being_redacted_is_waited_for_longer_than_one_that_never_came(s3, tmp_path):
+    """An earlier chunk that has been claimed (it arrived and is being redacted) gets the busy wait, one never
+    claimed the gap wait (a fake clock: one second per look)."""
+    from redactor.live.publish import claim_name
+    chunks = [clip(tmp_path / f"{n}.ts", seconds=1.0, seed=n) for n in range(4)]
+    now = [0.0]
+
+    def sleep(s):
+        now[0] += 1.0
+    pub = Publisher(S3Store(BUCKET, "live/cam", s3), LiveSettings(gap_wait=5, busy_wait=50, poll=1),
+                    clock=lambda: now[0], sleep=sleep)
+    for n in (0, 2, 3):
+        pub.stage_ok(n, f"{n}.ts", f"sha{n}", staged_chunk(chunks[n]["path"]))
+    pub.store.put_bytes(claim_name(1), b'{"sha256": "sha1"}')
+    assert pub.publish(2).status == "ok" and 50 <= now[0] < 55
+    pub.store.delete(claim_name(1))
+    assert "within 50 s" in json.loads(pub.store.get("records/000001.missing.json"))["error"]
+    pub.unstage(3)
+    now[0] = 0.0
+    pub.stage_ok(4, "4.ts", "sha4", staged_chunk(chunks[3]["path"]))
+    assert pub.publish(4).status == "ok" and 5 <= now[0] < 10  # 3 was never claimed: the gap wait
+    assert [(c.seq, c.status) for c in pub.playlist()[0].chunks] == [
+        (0, "ok"), (1, "gap"), (2, "ok"), (3, "gap"), (4, "ok")]
+
+
 # ---------------------------------------------------------------------------------------- chunk borders
 def border_paths(fps: int, n: int, width: int, face: int):
     """Per-chunk face paths (two chunks of ``n`` frames): face 0 enters through the left edge in the last half

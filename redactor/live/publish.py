@@ -19,6 +19,7 @@ from .store import Store
 
 STAGED = ".staged"
 RECORDS = "records"
+CLAIMS = ".claims"
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,17 @@ class LiveSettings:
     keep_metadata: bool = False
     program_date_time: bool = False  # EXT-X-PROGRAM-DATE-TIME per chunk (the recorded time: metadata)
     first_seq: int = 0  # the stream's first chunk number
+    # s to wait for an earlier chunk that has been claimed (it arrived and is being redacted: ``.claims/``,
+    # AWS); 0 = the gap wait
+    busy_wait: float = 0.0
 
 
 def staged_name(seq: int, ext: str) -> str:
     return f"{STAGED}/{seq:06d}.{ext}"
+
+
+def claim_name(seq: int) -> str:
+    return f"{CLAIMS}/{seq:06d}.json"
 
 
 def record_name(chunk: str, kind: str) -> str:
@@ -118,9 +126,12 @@ class Publisher:
             return None if made is None else (*made, meta.get("identity"))
         if waiting.get("seq") != nxt:
             waiting.update(seq=nxt, since=self.clock())
-        if self.clock() - waiting["since"] < self.settings.gap_wait:
+        bound = self.settings.gap_wait
+        if self.settings.busy_wait > bound and self.store.get(claim_name(nxt)) is not None:
+            bound = self.settings.busy_wait  # it is being redacted
+        if self.clock() - waiting["since"] < bound:
             return None
-        error = f"not staged within {self.settings.gap_wait:g} s while a later chunk waited"
+        error = f"not staged within {bound:g} s while a later chunk waited"
         return (self._gap(nxt, f"{nxt:06d}", "missing", None, pl),
                 {"kind": "missing", "error": error, "sequence": nxt}, None)
 
