@@ -6,6 +6,7 @@ playlist must answer 404, not 403)."""
 from __future__ import annotations
 
 from aws_cdk import Acknowledgment, Duration, Size, Validations
+from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
@@ -23,7 +24,8 @@ LIVE_PREFIX = "live/"
 MEMORY_MB = 3008  # what a new account allows; 10240 is the optional fast setting (bench/cloud.py)
 TIMEOUT_SECONDS = 900
 EPHEMERAL_MB = 2048
-GAP_WAIT_SECONDS = 30  # a chunk waits this long for an earlier one before declaring it a gap
+GAP_WAIT_SECONDS = 30  # a chunk waits this long for an earlier one before declaring it a gap ...
+BUSY_WAIT_SECONDS = 600  # ... or this long when the earlier one has arrived and is being redacted
 END_WAIT_SECONDS = 600  # END waits this long for each chunk uploaded before it
 
 
@@ -50,6 +52,7 @@ class Live(Construct):
             environment={"POWERTOOLS_SERVICE_NAME": "redactor-live", "POWERTOOLS_METRICS_NAMESPACE": "Redactor",
                          "POWERTOOLS_LOG_LEVEL": "INFO", "RAW_BUCKET": storage.raw.bucket_name,
                          "OUTPUT_BUCKET": storage.output.bucket_name, "LIVE_GAP_WAIT": str(GAP_WAIT_SECONDS),
+                         "LIVE_BUSY_WAIT": str(BUSY_WAIT_SECONDS),
                          "LIVE_END_WAIT": str(END_WAIT_SECONDS),
                          **settings.engine_environment, "REDACTOR_MODEL_PATH": MODEL_PATH_ON_LAMBDA},
         )
@@ -73,6 +76,28 @@ class Live(Construct):
                                             max_event_age=Duration.hours(1))],
         )
         self._acknowledge(storage)
+
+    def add_widgets(self, dashboard: cw.Dashboard) -> None:
+        """The live function on the operations dashboard: chunks (published, failed, duplicate, conflict,
+        after END), its time per chunk (download to playlist; p50, p99, max) and its Lambda health. Totals over
+        every stream (no per-stream dimension: stream names are unbounded)."""
+        period = Duration.minutes(5)
+
+        def emitted(name: str, stat: str = "Sum", label: str | None = None) -> cw.Metric:
+            return cw.Metric(namespace="Redactor", metric_name=name, statistic=stat, period=period,
+                             dimensions_map={"service": "redactor-live"}, label=label or name)
+        dashboard.add_widgets(
+            cw.GraphWidget(title="Live chunks", width=8, left=[
+                emitted("LiveChunksPublished", label="published"), emitted("LiveChunksFailed", label="gap or late"),
+                emitted("LiveChunksDuplicate", label="duplicate"), emitted("LiveChunksConflict", label="conflict"),
+                emitted("LiveChunksAfterEnd", label="after END")]),
+            cw.GraphWidget(title="Live chunk time, download to playlist (s)", width=8, left=[
+                emitted("LiveChunkSeconds", stat=stat, label=stat) for stat in ("p50", "p99", "Maximum")]),
+            cw.GraphWidget(title="Live function errors / throttles", width=8, left=[
+                self.function.metric_errors(period=period, statistic="Sum", label="errors"),
+                self.function.metric_throttles(period=period, statistic="Sum", label="throttles"),
+                self.dead_letters.metric_approximate_number_of_messages_visible(
+                    period=period, statistic="Maximum", label="chunk events not delivered (DLQ)")]))
 
     def _acknowledge(self, storage: Storage) -> None:
         def ack(rule: str, reason: str, findings=(None,)):

@@ -77,6 +77,8 @@ class RedactorStack(Stack):
                      if str(self.node.try_get_context("live")).lower() == "true" else None)
         self.monitoring = Monitoring(self, "Monitoring", state_machine=sm, starter_dlq=self.starter_dlq,
                                      functions=self.functions.all)
+        if self.live is not None and self.monitoring.dashboard is not None:
+            self.live.add_widgets(self.monitoring.dashboard)
         # Kinesis Video Streams in (stacks/kvs.py): only with context kvs_streams
         self.kvs = (KvsConsumer(self, "Kvs", settings=self.settings, storage=self.storage,
                                 layers=self.functions.layers) if self.settings.kvs_streams else None)

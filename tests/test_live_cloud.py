@@ -80,17 +80,22 @@ def test_chunks_uploaded_out_of_order_play_in_order_once_each(live, tmp_path):
         print(f"chunk {n}: listed {listed[n] - uploaded[n]:.2f} s after its upload (moto, 1 worker)")
     again = mod.handler(event(f"live/cam/{1:06d}.mp4"), ctx)  # the same delivery again
     assert again["status"] == "duplicate"
+    # a claim of the same content whose attempt ended without a result (timed out long ago): taken again
+    stale = json.loads(s3.get_object(Bucket=OUT, Key="live/cam/.claims/000002.json")["Body"].read())
+    s3.put_object(Bucket=OUT, Key="live/cam/.claims/000003.json", Body=json.dumps({**stale, "time": 0}))
+    s3.put_object(Bucket=RAW, Key="live/cam/000003.mp4", Body=open(clips[2]["path"], "rb").read())
+    assert mod.handler(event("live/cam/000003.mp4"), ctx)["status"] == "published"
     other = clip(tmp_path / "other.mp4", seed=9)
     assert mod.handler(event(upload(2, other["path"])), ctx)["status"] == "conflict"
     s3.put_object(Bucket=RAW, Key="live/cam/END", Body=b"")
-    assert mod.handler(event("live/cam/END"), ctx) == {"status": "ended", "stream": "cam", "chunks": 3}
-    assert mod.handler(event(upload(3, other["path"])), ctx)["status"] == "after-end"
+    assert mod.handler(event("live/cam/END"), ctx) == {"status": "ended", "stream": "cam", "chunks": 4}
+    assert mod.handler(event(upload(4, other["path"])), ctx)["status"] == "after-end"
 
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=OUT, Prefix="live/cam/")["Contents"]]
     assert not [k for k in keys if "/.staged/" in k]
     assert sorted(k.split("/", 2)[2] for k in keys if "/records/" in k) == [
         "records/000000.mp4.report.json", "records/000001.mp4.report.json", "records/000002.mp4.conflict.json",
-        "records/000002.mp4.report.json", "records/000003.mp4.after-end.json"]
+        "records/000002.mp4.report.json", "records/000003.mp4.report.json", "records/000004.mp4.after-end.json"]
     local = tmp_path / "hls"
     local.mkdir()
     for k in keys:
@@ -99,7 +104,7 @@ def test_chunks_uploaded_out_of_order_play_in_order_once_each(live, tmp_path):
     text = (local / "index.m3u8").read_text()
     assert text.rstrip().endswith("#EXT-X-ENDLIST") and "GAP" not in text
     got = hls(local / "index.m3u8")
-    assert len(got["video"]) == sum(c["frames"] for c in clips)
+    assert len(got["video"]) == sum(c["frames"] for c in clips) + clips[2]["frames"]
     assert_continuous(got["video"], 10)
     conflict = json.loads(s3.get_object(Bucket=OUT, Key="live/cam/records/000002.mp4.conflict.json")["Body"].read())
     assert "other content" in conflict["error"]
@@ -124,3 +129,9 @@ def test_the_stack_routes_live_keys_to_the_live_function_only(tmp_path):
                            if any(r.get("Ref") == fn["Properties"]["Role"]["Fn::GetAtt"][0]
                                   for r in p["Properties"]["Roles"])])
     assert "/live/*" in policies and "/redacted/*" not in policies and "/runs/*" not in policies
+    (dash,) = aws_support.resources(template, "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dash["Properties"]["DashboardBody"])
+    handler = (aws_support.LAMBDAS / "live" / "handler.py").read_text()
+    for metric in ("LiveChunksPublished", "LiveChunksFailed", "LiveChunkSeconds", "LiveChunksConflict"):
+        assert f'\\"{metric}\\"' in body and f'name="{metric}"' in handler, metric  # shown and emitted
+    assert "Live chunk time, download to playlist (s)" in body

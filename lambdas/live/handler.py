@@ -22,6 +22,7 @@ from common.env import engine_config, require
 from common.events import ObjectCreated
 from redactor import naming
 from redactor.live import LiveSettings, Publisher, S3Store, process_chunk
+from redactor.live.publish import claim_name
 from redactor.live.chunk import sha256_of
 from redactor.live.source import END
 
@@ -30,8 +31,12 @@ CONFIG = engine_config()
 SEQUENCE = re.compile(r"^(\d{1,12})\.[A-Za-z0-9]{1,5}$")
 
 
+CLAIM_EXPIRES = 900  # s: a claim this old whose chunk is neither staged nor listed was a failed attempt
+
+
 def settings(gap_wait: float | None = None) -> LiveSettings:
     return LiveSettings(gap_wait=float(gap_wait if gap_wait is not None else os.environ.get("LIVE_GAP_WAIT", 30)),
+                        busy_wait=float(os.environ.get("LIVE_BUSY_WAIT", 600)),
                         program_date_time=os.environ.get("LIVE_PROGRAM_DATE_TIME", "") == "true",
                         keep_metadata=CONFIG.keep_metadata)
 
@@ -41,13 +46,19 @@ def publisher(stream: str, gap_wait: float | None = None) -> Publisher:
 
 
 def claim(pub: Publisher, seq: int, name: str, sha: str) -> str | None:
-    """None if this delivery owns chunk ``seq``; else "duplicate" or "conflict" (recorded)."""
-    key = f".claims/{seq:06d}.json"
-    if pub.store.put_new(key, json.dumps({"name": name, "sha256": sha}).encode()):
+    """None if this delivery owns chunk ``seq``; else "duplicate" or "conflict" (recorded). The same content
+    claimed more than ``CLAIM_EXPIRES`` s ago and neither staged nor listed is taken again (the attempt that
+    claimed it ended without a result: a timeout, a crash)."""
+    key = claim_name(seq)
+    mine = json.dumps({"name": name, "sha256": sha, "time": time.time()}).encode()
+    if pub.store.put_new(key, mine):
         return None
-    first = json.loads(pub.store.get(key) or b"{}")
+    data, etag = pub.store.read(key)
+    first = json.loads(data or b"{}")
     if first.get("sha256") == sha:
-        return "duplicate"
+        stale = time.time() - float(first.get("time", 0)) > CLAIM_EXPIRES and pub.staged(seq) is None and \
+            pub.playlist()[0].entry(seq) is None
+        return None if stale and pub.store.write_if(key, mine, etag) else "duplicate"
     pub.record(name, "conflict", {"sequence": seq, "gap": False,
                                   "error": f"sequence {seq} was taken by {first.get('name')} with other content "
                                            f"(sha256 {str(first.get('sha256'))[:12]}..., now {sha[:12]}...)"})

@@ -12,11 +12,14 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 
+import av
+
 from ..hls import PLAYLIST, ChunkEntry, Playlist, write_segments
 from .store import Store
 
 STAGED = ".staged"
 RECORDS = "records"
+CLAIMS = ".claims"
 
 
 @dataclass(frozen=True)
@@ -26,10 +29,17 @@ class LiveSettings:
     keep_metadata: bool = False
     program_date_time: bool = False  # EXT-X-PROGRAM-DATE-TIME per chunk (the recorded time: metadata)
     first_seq: int = 0  # the stream's first chunk number
+    # s to wait for an earlier chunk that has been claimed (it arrived and is being redacted: ``.claims/``,
+    # AWS); 0 = the gap wait
+    busy_wait: float = 0.0
 
 
 def staged_name(seq: int, ext: str) -> str:
     return f"{STAGED}/{seq:06d}.{ext}"
+
+
+def claim_name(seq: int) -> str:
+    return f"{CLAIMS}/{seq:06d}.json"
 
 
 def record_name(chunk: str, kind: str) -> str:
@@ -76,8 +86,9 @@ class Publisher:
         return ChunkEntry(seq=seq, name=name, status="gap", durations=[int(duration or pl.last_duration())],
                           sha256=sha256, reason=reason)
 
-    def _entry(self, pl: Playlist, meta: dict) -> tuple[ChunkEntry, dict | None]:
-        """The chunk's entry (its segments written to the store) and the record to write once it is in."""
+    def _entry(self, pl: Playlist, meta: dict) -> tuple[ChunkEntry, dict | None] | None:
+        """The chunk's entry (its segments written to the store) and the record to write once it is in; None
+        if its staged file is gone (published by another writer)."""
         seq, name = meta["seq"], meta["name"]
         if meta["status"] != "ok":
             return (self._gap(seq, name, meta["reason"], meta.get("duration"), pl, meta.get("sha256")),
@@ -91,14 +102,15 @@ class Publisher:
         try:
             src = os.path.join(work, "chunk.ts")
             if not self.store.get_file(staged_name(seq, "ts"), src):
-                raise FileNotFoundError(f"{staged_name(seq, 'ts')} is gone")
-            files = write_segments(src, seq, meta["first"], meta["end"], pl.next_time - meta["first"], work,
-                                   self.settings.keep_metadata)
+                return None  # another writer published it meanwhile: read the playlist again
+            try:
+                files = write_segments(src, seq, meta["first"], meta["end"], pl.next_time - meta["first"], work,
+                                       self.settings.keep_metadata)
+            except (ValueError, av.error.FFmpegError) as e:  # the chunk, not the store: it becomes a gap
+                return (self._gap(seq, name, "failed", duration, pl, meta["sha256"]),
+                        {"kind": "failed", "error": f"segmenting: {e}", "sequence": seq})
             for f in files:
                 self.store.put_file(f.name, f.path)
-        except (ValueError, OSError) as e:
-            return (self._gap(seq, name, "failed", duration, pl, meta["sha256"]),
-                    {"kind": "failed", "error": f"segmenting: {e}", "sequence": seq})
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return ChunkEntry(seq=seq, name=name, status="ok", durations=[f.duration for f in files],
@@ -110,13 +122,16 @@ class Publisher:
         nxt = pl.next_seq
         meta = self.staged(nxt)
         if meta is not None:
-            entry, rec = self._entry(pl, meta)
-            return entry, rec, meta.get("identity")
+            made = self._entry(pl, meta)
+            return None if made is None else (*made, meta.get("identity"))
         if waiting.get("seq") != nxt:
             waiting.update(seq=nxt, since=self.clock())
-        if self.clock() - waiting["since"] < self.settings.gap_wait:
+        bound = self.settings.gap_wait
+        if self.settings.busy_wait > bound and self.store.get(claim_name(nxt)) is not None:
+            bound = self.settings.busy_wait  # it is being redacted
+        if self.clock() - waiting["since"] < bound:
             return None
-        error = f"not staged within {self.settings.gap_wait:g} s while a later chunk waited"
+        error = f"not staged within {bound:g} s while a later chunk waited"
         return (self._gap(nxt, f"{nxt:06d}", "missing", None, pl),
                 {"kind": "missing", "error": error, "sequence": nxt}, None)
 
