@@ -19,7 +19,9 @@ against the real planner on the clip), per-segment context frames and chunk cuts
 starts, S3 throughput and request latency, prices (us-east-1, arm64). Output: a table per (redact memory,
 Map concurrency, video length): wall time by stage (which stage bounds it) and cost per video-minute by service;
 the targets (<= $0.005 per 1080p video-minute; 1 h of 1080p in <= 120 s at 1,000-way fan-out) as
-PASS/MISS. Writes bench/out/cloud.json. A model, not a measurement of AWS: no AWS account is used.
+PASS/MISS; then the live table: per chunk length (2, 10, 60 s) and memory, a live chunk's latency from upload to
+its listing in the stream's playlist and whether one continuous stream keeps up at the stack's concurrency
+(target: a 10 s chunk listed within 20 s at 3008 MB). Writes bench/out/cloud.json. A model, not a measurement of AWS: no AWS account is used.
 """
 from __future__ import annotations
 
@@ -128,6 +130,10 @@ ASSUMPTIONS: dict[str, tuple[float, str, str]] = {
     "gop_s": (2.0, "s", "ASSUMPTION: keyframe interval of the upload (a segment's first worker decodes from "
               "the keyframe before its context frames)"),
     "fps": (30.0, "frames/s", "1080p30"),
+    "live_event_s": (1.0, "s", "ASSUMPTION: S3 event -> EventBridge -> the live function's invocation (S3 "
+                     "event notifications are 'typically delivered in seconds', AWS S3 user guide)"),
+    "live_publish_requests": (3.0, "requests", "ASSUMPTION: playlist read + conditional write, plus half a "
+                              "re-read/re-write pair for a lost race (two chunks finishing together)"),
     # ---- the workflow -----------------------------------------------------------------------------------
     "map_start_s": (2.0, "s", "ASSUMPTION: Distributed Map start (reads the manifest from S3, starts the "
                     "first children)"),
@@ -371,6 +377,74 @@ def model(m: dict, a: dict, memory_mb: float, concurrency: int, duration_s: floa
             "report_s": a["stitch_report_s"] * g},
         "stitch_compute_s": stitch_compute, "read_rate_mb_s": stream_rate / mb, "upload_rate_mb_s": up_rate / mb,
     }
+
+
+LIVE_CHUNKS = (2.0, 10.0, 60.0)  # chunk lengths (s): a live uploader's 2-10 s, a dashcam's loop file
+LIVE_TARGET_S = 20.0  # a 10 s 1080p30 chunk listed in the playlist within 20 s of its upload (3008 MB)
+
+
+def live_model(m: dict, a: dict, memory_mb: float, chunk_s: float, concurrency: int) -> dict:
+    """Upload-to-playlist latency (s) of one live chunk of ``chunk_s`` seconds of 1080p30 and whether one
+    continuous stream keeps up: the live function (``lambdas/live/handler.py``) takes the chunk's S3 event,
+    downloads the chunk, redacts it with its process pool (the engine's chunk split over its cores, as one
+    segment with no neighbours), uploads its MPEG-TS segments and appends them to the playlist with a
+    conditional write. Warm container (a continuous stream keeps it warm); the first chunk adds a cold start."""
+    fps, g, lat = a["fps"], a["graviton_factor"], a["s3_latency_s"]
+    frames = round(chunk_s * fps)
+    vcpus = vcpus_for(memory_mb)
+    cpu_share = min(vcpus, memory_mb / a["mb_per_vcpu"])
+    ctx = int(m["ctx_frames"])
+    chunks = chunk_count(frames, vcpus, ctx)
+    context = 2 * ctx * (chunks - 1)
+    work = (frames * m["redact_core_s_per_frame"] + context * m["redact_core_s_per_frame"] * m["context_fraction"]
+            + chunks * m["worker_fixed_core_s"]) * g
+    parallel = min(chunks, cpu_share) * (a["parallel_efficiency"] if chunks > 1 else 1.0)
+    compute = work / parallel
+    src_bytes = chunk_s * a["source_mbit_s"] * 1e6 / 8
+    out_bytes = chunk_s * a["output_mbit_s"] * 1e6 / 8
+    segments = math.ceil(chunk_s / 10.0)  # HLS segments of at most 10 s
+    read = 2 * lat + src_bytes / (a["s3_read_mbps"] * 1e6)  # claim + GET
+    write = segments * lat + out_bytes / (a["s3_write_mbps"] * 1e6)  # staged segments (PUTs in sequence)
+    publish = a["live_publish_requests"] * lat  # playlist GET + conditional PUT (+ a retry's pair, averaged)
+    handler = a["invoke_overhead_s"] + read + compute + write + publish
+    latency = a["live_event_s"] + handler
+    needed = math.ceil(handler / chunk_s)  # invocations of one stream under way at once to keep up
+    gb_s = handler * memory_mb / 1024.0
+    cost_min = (gb_s * a["lambda_gb_s_usd"] + a["lambda_request_usd"]) * 60.0 / chunk_s
+    return {"memory_mb": memory_mb, "chunk_s": chunk_s, "frames": frames, "vcpus": vcpus,
+            "cpu_share_vcpus": round(cpu_share, 3), "pool_chunks": chunks, "compute_s": compute,
+            "io_s": read + write + publish, "handler_s": handler, "latency_s": latency,
+            "first_chunk_latency_s": latency + a["cold_start_redact_s"], "concurrent_needed": needed,
+            "keeps_up": needed <= concurrency, "concurrency": concurrency, "cost_per_min_usd": cost_min}
+
+
+def print_live_table(m: dict, a: dict, mems: list[float], concurrency: int) -> list[dict]:
+    """The live table: per chunk length and memory, latency from upload to playlist and whether one stream
+    keeps up at ``concurrency`` (the stack's default Map concurrency: what a new account can run at once)."""
+    print()
+    print("LIVE (MODELLED): one 1080p30 stream, chunk uploaded -> listed in index.m3u8; warm function "
+          f"(first chunk + {a['cold_start_redact_s']:g} s cold start)")
+    print(f"{'redact MB':>9} {'chunk s':>7} {'vCPU':>9} {'compute s':>9} {'s3 s':>6} {'latency s':>9} "
+          f"{'1st s':>6} {'in flight':>9} {'keeps up':>8} {'$/video-min':>11}")
+    rows = []
+    for mem in mems:
+        for chunk_s in LIVE_CHUNKS:
+            r = live_model(m, a, mem, chunk_s, concurrency)
+            rows.append(r)
+            print(f"{mem:9.0f} {chunk_s:7g} {r['vcpus']:>3d} ({r['cpu_share_vcpus']:.2f}) {r['compute_s']:9.1f} "
+                  f"{r['io_s']:6.2f} {r['latency_s']:9.1f} {r['first_chunk_latency_s']:6.1f} "
+                  f"{r['concurrent_needed']:9d} {'yes' if r['keeps_up'] else 'NO':>8} "
+                  f"{fmt_usd(r['cost_per_min_usd']):>11}")
+    ten = next((r for r in rows if r["memory_mb"] == 3008 and r["chunk_s"] == 10.0), None)
+    if ten is not None:
+        ok = ten["latency_s"] <= LIVE_TARGET_S
+        print(f"TARGET live @ 3008 MB: a 10 s 1080p30 chunk listed {ten['latency_s']:.1f} s after its upload vs "
+              f"<= {LIVE_TARGET_S:g} s -> {'PASS' if ok else 'MISS'}; a continuous stream needs "
+              f"{ten['concurrent_needed']} invocation(s) at once of the {concurrency} the default allows -> "
+              f"{'PASS' if ten['keeps_up'] else 'MISS'}")
+    print("columns: in flight = the stream's chunks being redacted at once in steady state (latency / chunk "
+          "length, rounded up); keeps up = that fits the concurrency")
+    return rows
 
 
 def break_even(m: dict, a: dict, memory_mb: float, concurrency: int = 1000,
@@ -822,10 +896,11 @@ def main(argv=None) -> int:
               f"+ upload {sp['upload_s']:.0f} s; plan {st['plan']:.0f} s = cold start + max(demux {r['plan_compute_s']:.0f} s, "
               f"read {r['plan_io_s']:.0f} s); reads {r['read_rate_mb_s']:.0f} MB/s per streaming reader, upload "
               f"{r['upload_rate_mb_s']:.0f} MB/s (--lambda-net-mbps {a['lambda_net_mbps']:g})")
+    live_rows = print_live_table(m, a, mems, int(ctx["max_concurrency"]))
     result = {"measured": m, "assumptions": a, "assumption_notes": {k: v[2] for k, v in ASSUMPTIONS.items()},
               "stack_defaults": {k: ctx[k] for k in ("redact_memory_mb", "max_concurrency", "segment_seconds",
                                                      "detector", "plan_memory_mb", "stitch_memory_mb")},
-              "rows": rows, "targets": {"cost_per_min_usd": TARGET_COST_PER_MIN, "hour_wall_s": TARGET_HOUR_WALL_S,
+              "rows": rows, "live_rows": live_rows, "targets": {"cost_per_min_usd": TARGET_COST_PER_MIN, "hour_wall_s": TARGET_HOUR_WALL_S,
                                         "verdicts": verdicts}, "machine": info}
     out = common.write_result("cloud", result)
     v = verdicts.get(3008) or next(iter(verdicts.values()))

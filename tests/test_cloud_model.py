@@ -304,3 +304,19 @@ def test_the_bench_prints_its_help(cloud, capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert all("--" + k.replace("_", "-") in out for k in cloud.ASSUMPTIONS)
+
+
+def test_live_latency_is_event_plus_the_chunks_redaction_and_its_requests(cloud):
+    """A 10 s chunk at 3008 MB: two pool chunks over 1.70 vCPUs, plus the event's delay and the S3 requests;
+    a stream keeps up while the chunks under way at once fit the concurrency."""
+    a = cloud.resolve({"graviton_factor": 1.0, "parallel_efficiency": 1.0})
+    r = cloud.live_model(_measured(), a, 3008, 10.0, 8)
+    assert r["pool_chunks"] == 2
+    work = 300 * 0.1 + 2 * 30 * 0.1 * 0.5 + 2 * 0.5
+    assert r["compute_s"] == pytest.approx(work / (3008 / 1769))
+    assert r["latency_s"] == pytest.approx(a["live_event_s"] + a["invoke_overhead_s"] + r["compute_s"] + r["io_s"])
+    assert r["first_chunk_latency_s"] == pytest.approx(r["latency_s"] + a["cold_start_redact_s"])
+    assert r["concurrent_needed"] == math.ceil(r["handler_s"] / 10.0) and r["keeps_up"]
+    assert not cloud.live_model(_measured(), a, 3008, 10.0, r["concurrent_needed"] - 1)["keeps_up"]
+    faster = cloud.live_model(_measured(), a, 10240, 10.0, 8)
+    assert faster["vcpus"] == 6 and faster["compute_s"] < r["compute_s"] / 2
