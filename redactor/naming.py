@@ -5,8 +5,9 @@ Work area (work bucket):  runs/<execution name>/plan.json, source.json, manifest
 Output bucket:            redacted/<key> (or <key>.mkv for .webm, <key>.mov for .avi: see
                           redactor.containers), redacted/<key>.report.json, redacted/<key>.report.html,
                           failed/<key>.json (failed/long-keys/<sha256 of key>.json when the key is too long
-                          for its derived keys: see ``key_too_long``), versions/<sha256 of key>.json (which
-                          upload of the key owns its outputs: see ``newer``)
+                          for its derived keys: see ``key_too_long``)
+Version records (work bucket): versions/<sha256 of key>.json, which upload of the key owns its outputs (see
+                          ``newer``)
 
 Runs: one Step Functions execution per uploaded object version, named by ``execution_name``; a retry of the
 same retained version runs as a new execution named by ``retry_execution_name``. Both take the input
@@ -83,7 +84,7 @@ def newer(a: str | None, b: str | None) -> bool:
 
 
 def version_record_key(key: str) -> str:
-    """Output bucket: the record of which upload (sequencer, version, execution) owns ``key``'s outputs."""
+    """Work bucket: the record of which upload (sequencer, version, execution) owns ``key``'s outputs."""
     return f"{VERSIONS_PREFIX}{hashlib.sha256(key.encode()).hexdigest()}.json"
 
 

@@ -5,6 +5,7 @@ What the handlers call, and the action each needs:
   HeadObject / GetObject (ranged too, presigned too)  -> s3:GetObject (+ s3:GetObjectVersion with a VersionId)
   PutObject / multipart upload                        -> s3:PutObject (+ s3:AbortMultipartUpload to abort one)
   DeleteObject / DeleteObjects                        -> s3:DeleteObject
+  DeleteObject with a VersionId                       -> s3:DeleteObjectVersion
   ListObjectsV2 (and a 404 instead of 403 on a missing key) -> s3:ListBucket on the bucket
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aws_cdk import aws_s3 as s3
 READ = ("s3:GetObject", "s3:GetObjectVersion")
 WRITE = ("s3:PutObject", "s3:AbortMultipartUpload")
 DELETE = ("s3:DeleteObject",)
+DELETE_VERSION = ("s3:DeleteObjectVersion",)
 LIST = ("s3:ListBucket",)
 
 
@@ -23,8 +25,10 @@ def _allow(grantee: iam.IGrantable, actions, resources, conditions=None) -> None
                                conditions=conditions)
 
 
-def read(bucket: s3.IBucket, grantee: iam.IGrantable, pattern: str = "*") -> None:
-    _allow(grantee, READ, [bucket.arn_for_objects(pattern)])
+def read(bucket: s3.IBucket, grantee: iam.IGrantable, pattern: str = "*", versions: bool = True) -> None:
+    """GetObject, and GetObjectVersion unless ``versions`` is False (an unversioned bucket: no reader names a
+    version)."""
+    _allow(grantee, READ if versions else READ[:1], [bucket.arn_for_objects(pattern)])
 
 
 def write(bucket: s3.IBucket, grantee: iam.IGrantable, pattern: str) -> None:
@@ -33,6 +37,16 @@ def write(bucket: s3.IBucket, grantee: iam.IGrantable, pattern: str) -> None:
 
 def delete(bucket: s3.IBucket, grantee: iam.IGrantable, pattern: str) -> None:
     _allow(grantee, DELETE, [bucket.arn_for_objects(pattern)])
+
+
+def delete_versions(bucket: s3.IBucket, grantee: iam.IGrantable, pattern: str) -> None:
+    """Delete given versions of objects (a run removes exactly the versions it wrote)."""
+    _allow(grantee, DELETE_VERSION, [bucket.arn_for_objects(pattern)])
+
+
+def read_write(bucket: s3.IBucket, grantee: iam.IGrantable, pattern: str) -> None:
+    """GetObject + PutObject on one small record (no GetObjectVersion: it is read as it is now)."""
+    _allow(grantee, ("s3:GetObject", "s3:PutObject"), [bucket.arn_for_objects(pattern)])
 
 
 def list_bucket(bucket: s3.IBucket, grantee: iam.IGrantable, prefix: str | None = None) -> None:

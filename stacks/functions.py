@@ -107,32 +107,13 @@ class Functions(Construct):
         self.all = {"start": self.start, "plan": self.plan, "redact": self.redact, "stitch": self.stitch,
                     "record_failure": self.record_failure}
 
-        # IAM: the exact S3 actions each handler calls, each function only on its prefixes (see access.py)
-        raw, work, output = storage.raw, storage.work, storage.output
-        access.list_bucket(raw, self.start)  # HeadObject of a missing key answers 404 (not 403)
-        access.read(raw, self.start)  # HeadObject to resolve the key and its version
-        access.read(raw, self.plan)
-        access.write(work, self.plan, "runs/*")
-        access.read(raw, self.redact)
-        access.read(work, self.redact, "runs/*/source.json")  # the upload's probed facts, written by Plan
-        access.write(work, self.redact, "runs/*")
-        access.read(raw, self.stitch)
-        access.list_bucket(work, self.stitch, "runs/*")
-        access.read(work, self.stitch, "runs/*")
-        access.delete(work, self.stitch, "runs/*")
-        access.write(output, self.stitch, "redacted/*")
-        access.delete(output, self.stitch, "redacted/*")
-        # a successful run removes the failure record an earlier run of the same key left (list, then delete)
-        access.list_bucket(output, self.stitch, "failed/*")
-        access.delete(output, self.stitch, "failed/*")
-        access.list_bucket(work, self.record_failure, "runs/*")
-        access.read(work, self.record_failure, "runs/*")
-        access.write(work, self.record_failure, "runs/*/errors/*")  # a failed segment's error and cause
-        access.delete(work, self.record_failure, "runs/*")
-        access.write(output, self.record_failure, "failed/*")
+        self._grant_s3(storage)
+        self._detector_access(settings, storage, make, buckets)
 
-        # Rekognition: only the actions the selected detector calls, only on the functions that call them.
-        # None of these actions supports resource-level permissions, so their statements name Resource "*".
+    def _detector_access(self, settings: Settings, storage: Storage, make, buckets: dict[str, str]) -> None:
+        """Rekognition: only the actions the selected detector calls, only on the functions that call them (and,
+        with detector=rekognition-video, the faces function). None of these actions supports resource-level
+        permissions, so their statements name Resource "*"."""
         self.faces: lambda_.Function | None = None
         if settings.detector == "rekognition":
             self.redact.add_to_role_policy(iam.PolicyStatement(
@@ -147,10 +128,41 @@ class Functions(Construct):
                 sid="RekognitionVideoFaceDetection",
                 actions=["rekognition:StartFaceDetection", "rekognition:GetFaceDetection"], resources=["*"]))
             # Rekognition Video reads the object with the caller's permissions: the faces function's role
+            raw, work = storage.raw, storage.work
             access.read(raw, self.faces)
-            access.read(work, self.faces, "runs/*/plan.json")
+            access.read(work, self.faces, "runs/*/plan.json", versions=False)
             access.write(work, self.faces, "runs/*/faces.json")
-            access.read(work, self.redact, "runs/*/faces.json")
+            access.read(work, self.redact, "runs/*/faces.json", versions=False)
+
+    def _grant_s3(self, storage: Storage) -> None:
+        """The exact S3 actions each handler calls, each function only on its prefixes (see access.py); the
+        work bucket is not versioned: its readers get no GetObjectVersion."""
+        raw, work, output = storage.raw, storage.work, storage.output
+        access.list_bucket(raw, self.start)  # HeadObject of a missing key answers 404 (not 403)
+        access.read(raw, self.start)  # HeadObject to resolve the key and its version
+        access.read(raw, self.plan)
+        access.write(work, self.plan, "runs/*")
+        access.read(raw, self.redact)
+        # the upload's probed facts, written by Plan
+        access.read(work, self.redact, "runs/*/source.json", versions=False)
+        access.write(work, self.redact, "runs/*")
+        access.read(raw, self.stitch)
+        access.list_bucket(work, self.stitch, "runs/*")
+        access.read(work, self.stitch, "runs/*", versions=False)
+        access.delete(work, self.stitch, "runs/*")
+        access.write(output, self.stitch, "redacted/*")
+        access.delete_versions(output, self.stitch, "redacted/*")  # its own versions, when a newer upload won
+        # which upload of a key owns its outputs (lambdas/common/versions.py), claimed with conditional writes
+        access.read_write(work, self.stitch, "versions/*")
+        access.read_write(work, self.record_failure, "versions/*")
+        # a successful run removes the failure record an earlier run of the same key left (list, then delete)
+        access.list_bucket(output, self.stitch, "failed/*")
+        access.delete(output, self.stitch, "failed/*")
+        access.list_bucket(work, self.record_failure, "runs/*")
+        access.read(work, self.record_failure, "runs/*", versions=False)
+        access.write(work, self.record_failure, "runs/*/errors/*")  # a failed segment's error and cause
+        access.delete(work, self.record_failure, "runs/*")
+        access.write(output, self.record_failure, "failed/*")
 
 
 _RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,

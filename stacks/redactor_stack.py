@@ -3,19 +3,23 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Token, Validations
+from aws_cdk import Acknowledgment, CfnOutput, Duration, Fn, Stack, Token, Validations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from redactor import naming
 
-from .functions import Functions
+from .functions import Functions, retention
 from .monitoring import Monitoring
 from .settings import Settings
-from .storage import Storage
+from .storage import Storage, removal_policy
 from .workflow import Workflow
 
 
@@ -64,6 +68,8 @@ class RedactorStack(Stack):
         self.functions.start.configure_async_invoke(
             on_failure=destinations.SqsDestination(self.starter_dlq), retry_attempts=2,
             max_event_age=Duration.hours(6))
+        self._run_ended()
+        self._helper_logs()
         self.monitoring = Monitoring(self, "Monitoring", state_machine=sm, starter_dlq=self.starter_dlq,
                                      functions=self.functions.all)
 
@@ -79,9 +85,53 @@ class RedactorStack(Stack):
                   description="Key suffixes the upload rule starts a run for (any letter case)")
         CfnOutput(self, "MaxKeyBytes", value=str(max_key_bytes()),
                   description="Longest upload key (UTF-8 bytes) whose redacted/ and failed/ keys fit S3's limit")
+        CfnOutput(self, "NotificationTopicArn", value=self.notifications.topic_arn,
+                  description="Subscribe here: one message per upload when its run ends (status, output, report and "
+                              "failure keys)")
+        CfnOutput(self, "StarterDeadLetterQueueUrl", value=self.starter_dlq.queue_url,
+                  description="Upload events the starter could not turn into a run (the event is in the message)")
+        CfnOutput(self, "RunEventDeadLetterQueueUrl", value=self.run_event_dlq.queue_url,
+                  description="Run-ended events Record failure could not handle (the event is in the message)")
         CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name,
                   description="CloudWatch dashboard: runs, output, frames/s, segment times, Lambda health, DLQ")
         self._suppressions()
+
+    def _run_ended(self) -> None:
+        """Every run's end (Step Functions Execution Status Change) -> Record failure: the failure record of a run
+        that timed out, was aborted or failed outside the workflow's Catch, and one completion message per run on
+        the notification topic."""
+        fn, sm = self.functions.record_failure, self.workflow.state_machine
+        self.notifications = sns.Topic(
+            self, "Notifications", display_name="redactor runs", enforce_ssl=True,
+            master_key=kms.Alias.from_alias_name(self, "SnsManagedKey", "alias/aws/sns"))
+        fn.add_environment("NOTIFICATION_TOPIC_ARN", self.notifications.topic_arn)
+        fn.add_to_role_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=[self.notifications.topic_arn]))
+        self.run_event_dlq = sqs.Queue(self, "RunEventDeadLetters", enforce_ssl=True,
+                                       encryption=sqs.QueueEncryption.SQS_MANAGED, retention_period=Duration.days(14))
+        self.run_ended_rule = events.Rule(
+            self, "RunEndedRule",
+            description="Record runs that timed out, were aborted or failed outside the workflow; notify every end",
+            event_pattern=events.EventPattern(
+                source=["aws.states"], detail_type=["Step Functions Execution Status Change"],
+                detail={"stateMachineArn": [sm.state_machine_arn],
+                        "status": ["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]}),
+            targets=[targets.LambdaFunction(fn, dead_letter_queue=self.run_event_dlq, retry_attempts=8,
+                                            max_event_age=Duration.hours(6))],
+        )
+
+    def _helper_logs(self) -> None:
+        """CDK's own bucket-notifications function writes to /aws/lambda/<its name>: that log group, made here
+        first (before the function runs) with the stack's retention instead of never expiring."""
+        handler = self.node.try_find_child("BucketNotificationsHandler050a0587b7544547bf325f094a3db834")
+        if handler is None:
+            return
+        function = handler.node.find_child("Resource")
+        self.helper_logs = logs.LogGroup(
+            self, "BucketNotificationsHandlerLogs", retention=retention(self.settings.log_retention_days),
+            log_group_name=Fn.join("", ["/aws/lambda/", function.ref]),
+            removal_policy=removal_policy(self.settings))
+        notifications = self.storage.raw.node.find_child("Notifications").node.default_child
+        notifications.node.add_dependency(self.helper_logs)
 
     def _logical_id(self, construct) -> str:
         return self.resolve(self.get_logical_id(construct.node.default_child))
@@ -98,6 +148,8 @@ class RedactorStack(Stack):
         fns = self.functions
         self._ack(self.starter_dlq, "AwsSolutions-SQS3",
                   "This queue is the dead-letter queue of the upload rule's target; it needs none itself.")
+        self._ack(self.run_event_dlq, "AwsSolutions-SQS3",
+                  "This queue is the dead-letter queue of the run-ended rule's target; it needs none itself.")
         basic_role = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
         self._ack(fns, "AwsSolutions-IAM4", "AWSLambdaBasicExecutionRole only lets a function write its own "
                   "CloudWatch Logs streams.", [basic_role])
@@ -112,14 +164,15 @@ class RedactorStack(Stack):
                                             "rekognition-video, faces function only)"}.get(self.settings.detector, "")
         self._ack(fns, "AwsSolutions-IAM5",
                   "Objects are scoped to one bucket and, for the work and output buckets, to the key prefix the "
-                  "function owns (runs/, redacted/, failed/, runs/*/source.json, runs/*/faces.json). X-Ray's PutTraceSegments/"
+                  "function owns (runs/, redacted/, failed/, versions/, runs/*/source.json, runs/*/faces.json). X-Ray's PutTraceSegments/"
                   f"PutTelemetryRecords{' and' + rekognition if rekognition else ''} take no resource "
                   "(Resource::*).",
                   [f"Resource::<{raw}.Arn>/*", f"Resource::<{work}.Arn>/runs/*", f"Resource::<{work}.Arn>/runs/*/errors/*",
                    f"Resource::<{work}.Arn>/runs/*/source.json",
                    *([f"Resource::<{work}.Arn>/runs/*/plan.json", f"Resource::<{work}.Arn>/runs/*/faces.json"]
                      if fns.faces is not None else []),
-                   f"Resource::<{output}.Arn>/redacted/*", f"Resource::<{output}.Arn>/failed/*", "Resource::*"])
+                   f"Resource::<{output}.Arn>/redacted/*", f"Resource::<{output}.Arn>/failed/*",
+                   f"Resource::<{work}.Arn>/versions/*", "Resource::*"])
         sm = self.workflow.state_machine
         sm_id = self._logical_id(sm)
         sm_name = json.dumps({"Fn::Select": [6, {"Fn::Split": [":", {"Ref": sm_id}]}]}, separators=(",", ":"))

@@ -48,13 +48,17 @@ class Storage(Construct):
             server_access_logs_bucket=self.access_logs, server_access_logs_prefix="raw/",
             lifecycle_rules=raw_rules,
         )
+        work_rules = [
+            s3.LifecycleRule(id="expire-work-data", prefix="runs/", expiration=Duration.days(settings.work_retention_days)),
+            s3.LifecycleRule(id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=Duration.days(1)),
+        ]
+        if settings.raw_retention_days > 0:  # a version record outlives every upload (and retry) it orders
+            work_rules.append(s3.LifecycleRule(id="expire-version-records", prefix="versions/",
+                                               expiration=Duration.days(settings.raw_retention_days + 1)))
         self.work = s3.Bucket(
             self, "Work", **common,
             server_access_logs_bucket=self.access_logs, server_access_logs_prefix="work/",
-            lifecycle_rules=[
-                s3.LifecycleRule(id="expire-work-data", expiration=Duration.days(settings.work_retention_days),
-                                 abort_incomplete_multipart_upload_after=Duration.days(1)),
-            ],
+            lifecycle_rules=work_rules,
         )
         self.output = s3.Bucket(
             self, "Output", **common, versioned=True,

@@ -65,6 +65,7 @@ def _run_keys() -> dict:
         "key": sfn.JsonPath.string_at("$.key"),
         "version": sfn.JsonPath.string_at("$.version"),
         "work_prefix": sfn.JsonPath.string_at("$.work_prefix"),
+        "sequencer": sfn.JsonPath.string_at("$.sequencer"),  # orders uploads of the key (lambdas/common/versions.py)
         "execution": sfn.JsonPath.string_at("$$.Execution.Name"),
     }
 
@@ -149,6 +150,7 @@ class Workflow(Construct):
                 "report_key": sfn.JsonPath.string_at("$.Payload.report_key"),
                 "frames": sfn.JsonPath.number_at("$.Payload.frames"),
                 "bytes": sfn.JsonPath.number_at("$.Payload.bytes"),
+                "superseded": sfn.JsonPath.string_at("$.Payload.superseded"),  # a newer upload owns the outputs
             },
             result_path="$.output",
         ))

@@ -263,33 +263,35 @@ def interpreter_as(credentials: dict[str, str], endpoint: str):
 
 @dataclass(frozen=True)
 class Grant:
-    """One resource of one S3 statement of one role's policies."""
+    """One action on one resource of one S3 statement of one role's policies."""
     role: str
     statement: int  # index in the role's statements (``EnforcedIAM.statements``)
-    actions: tuple[str, ...]
+    action: str
     resource: str
 
     def __str__(self) -> str:
-        return f"{self.role}: {', '.join(self.actions)} on {self.resource}"
+        return f"{self.role}: {self.action} on {self.resource}"
 
 
 def s3_grants(role: str, statements: list[dict]) -> list[Grant]:
-    return [Grant(role, i, tuple(as_list(st["Action"])), r)
+    """Every (action, resource) pair each S3 statement allows: CDK merges statements that share their actions or
+    their resources, so a statement is judged pair by pair."""
+    return [Grant(role, i, a, r)
             for i, st in enumerate(statements) if st.get("Effect") == "Allow" and is_s3(st)
-            for r in as_list(st["Resource"])]
+            for a in as_list(st["Action"]) for r in as_list(st["Resource"])]
 
 
 def without(statements: list[dict], grant: Grant) -> list[dict]:
-    """The statements with ``grant``'s resource taken out of its statement (the statement dropped when it had
-    no other resource)."""
+    """The statements with ``grant`` taken out: its statement split into the pairs it allows, that pair dropped."""
     out = []
     for i, st in enumerate(statements):
-        if i == grant.statement:
-            rest = [r for r in as_list(st["Resource"]) if r != grant.resource]
-            if not rest:
-                continue
-            st = {**st, "Resource": rest}
-        out.append(st)
+        if i != grant.statement:
+            out.append(st)
+            continue
+        for a in as_list(st["Action"]):
+            for r in as_list(st["Resource"]):
+                if (a, r) != (grant.action, grant.resource):
+                    out.append({**st, "Action": a, "Resource": r})
     return out
 
 

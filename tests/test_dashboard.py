@@ -77,7 +77,7 @@ def test_dashboard_shows_runs_output_speed_health_and_the_dlq(template):
         shown = {m[3] for m in _metrics(by_title[title]) if m[:3] == ["AWS/Lambda", metric, "FunctionName"]}
         assert shown == fns, (title, shown, fns)
     # the starter's DLQ (the upload rule's dead-letter target)
-    (rule,) = resources(template, "AWS::Events::Rule").values()
+    rule = template["Resources"][aws.logical_id_of(template, "AWS::Events::Rule", "/UploadRule/")]
     dlq = rule["Properties"]["Targets"][0]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
     (depth,) = _metrics(by_title["Starter DLQ depth (upload events not started)"])
     assert depth[:3] == ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName"]

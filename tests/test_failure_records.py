@@ -37,7 +37,9 @@ def record_failure():
         s3 = boto3.client("s3", region_name="us-east-1")
         for b in ("work", "output"):
             s3.create_bucket(Bucket=b)
-        with mock.patch.dict(os.environ, {"WORK_BUCKET": "work", "OUTPUT_BUCKET": "output"}):
+        topic = boto3.client("sns", region_name="us-east-1").create_topic(Name="notifications")["TopicArn"]
+        with mock.patch.dict(os.environ, {"WORK_BUCKET": "work", "OUTPUT_BUCKET": "output",
+                                          "NOTIFICATION_TOPIC_ARN": topic}):
             from common import s3 as common_s3
 
             common_s3.reset_client()
@@ -73,8 +75,8 @@ def test_map_failure_on_aws_reports_the_segment_error(record_failure):
     assert record["failed_segment"] == 3 and record["segments_failed"] == [3, 5]
     assert record["workflow_error"] == {"error": "States.ExceedToleratedFailureThreshold",
                                         "cause": "The specified tolerated failure threshold was exceeded"}
-    assert record["source"] == {"bucket": "raw", "key": "fleet/drive.mp4", "version": "v1"}
-    assert s3.list_objects_v2(Bucket="work").get("KeyCount") == 0  # parts and error files deleted
+    assert record["source"] == {"bucket": "raw", "key": "fleet/drive.mp4", "version": "v1", "sequencer": None}
+    assert s3.list_objects_v2(Bucket="work", Prefix="runs/").get("KeyCount") == 0  # parts and error files deleted
 
 
 def test_failure_without_a_segment_error_keeps_the_state_error(record_failure):

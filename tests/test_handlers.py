@@ -201,6 +201,7 @@ def test_record_failure_refuses_a_malformed_event_naming_the_action_and_field(mo
 
     monkeypatch.setenv("WORK_BUCKET", "work")
     monkeypatch.setenv("OUTPUT_BUCKET", "output")
+    monkeypatch.setenv("NOTIFICATION_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:notifications")
     rf = aws_support.load_handler("record_failure")
     for name in ("put_json", "get_json", "list_keys", "delete_prefix"):
         monkeypatch.setattr(rf.s3, name, lambda *a, **k: pytest.fail("no S3 call for a malformed event"))

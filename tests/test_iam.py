@@ -67,6 +67,13 @@ def test_only_the_workflow_functions_may_be_invoked_and_only_by_the_state_machin
     assert {"Fn::GetAtt": [start, "Arn"]} not in resources, "the state machine never invokes the starter"
 
 
+def test_only_record_failure_may_publish_and_only_to_the_notification_topic(template):
+    topic = aws.logical_id_of(template, "AWS::SNS::Topic", "/Notifications/")
+    grants = _granting(template, "sns:Publish")
+    assert {role for role, _ in grants} == {role_of(aws.function_by_service(template, "record_failure")[1])}
+    assert all(st["Resource"] == {"Ref": topic} for _, st in grants), grants
+
+
 def test_listings_are_narrowed_to_the_prefixes_the_functions_own(template):
     """s3:prefix conditions (moto ignores them): the work bucket's listings only under runs/, the output
     bucket's only under failed/; the raw bucket's ListBucket (the starter's, for a 404 on a missing key) is the
@@ -87,10 +94,10 @@ def test_listings_are_narrowed_to_the_prefixes_the_functions_own(template):
 
 
 def test_object_grants_stay_inside_the_prefixes_each_bucket_gives_out(template):
-    """Objects: the raw bucket's uploads (any key), the work bucket's runs/, the output bucket's redacted/,
-    failed/ and versions/ (no grant on a whole work or output bucket's objects)."""
-    allowed = {_bucket(template, "Raw"): ("/*",), _bucket(template, "Work"): ("/runs/",),
-               _bucket(template, "Output"): ("/redacted/", "/failed/", "/versions/")}
+    """Objects: the raw bucket's uploads (any key), the work bucket's runs/ and versions/, the output bucket's
+    redacted/ and failed/ (no grant on a whole work or output bucket's objects)."""
+    allowed = {_bucket(template, "Raw"): ("/*",), _bucket(template, "Work"): ("/runs/", "/versions/"),
+               _bucket(template, "Output"): ("/redacted/", "/failed/")}
     for st in _statements(template):
         if not all(a.startswith("s3:") for a in as_list(st["Action"])) or as_list(st["Action"]) == ["s3:ListBucket"]:
             continue

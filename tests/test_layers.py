@@ -61,7 +61,8 @@ def test_layers_are_arm64_cp313_and_trimmed(built):
     deps = root / "deps" / "python"
     assert (deps / "aws_lambda_powertools").is_dir() and (deps / "aws_xray_sdk").is_dir()
     engine = root / "engine" / "python"
-    assert (engine / "redactor" / "__init__.py").is_file() and (engine / "common" / "naming.py").is_file()
+    assert (engine / "redactor" / "__init__.py").is_file() and (engine / "redactor" / "naming.py").is_file()
+    assert (engine / "common" / "versions.py").is_file()
     assert not (engine / "testmedia").exists() and not (engine / "redactor" / "synth.py").exists()
 
 

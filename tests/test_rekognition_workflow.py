@@ -108,7 +108,7 @@ def test_video_job_then_segments_apply_its_boxes(pipeline, media, tmp_path):
     assert det["rekognition_video_faces"] == n_faces and det["rekognition_video_pages"] == 2
     assert det["estimated_cost_usd"] == pytest.approx(det["rekognition_video_minutes"] * 0.10)
     assert det["rekognition_video_frames"] >= clip["frames"]
-    assert pipeline.keys(pipeline.work) == []
+    assert pipeline.keys(pipeline.work, "runs/") == []
 
     # every frame with a face is blurred, also those between Rekognition's samples
     out = pipeline.get(pipeline.output, f"redacted/{key}", tmp_path / "out.mp4")
@@ -134,7 +134,7 @@ def test_failed_video_job_is_recorded_and_nothing_is_redacted(pipeline, media):
     record = pipeline.get_json(pipeline.output, f"failed/{key}.json")
     assert record["error"] == "FaceDetectionFailed"
     assert "Unsupported codec" in json.dumps(record["cause"])
-    assert pipeline.keys(pipeline.work) == []
+    assert pipeline.keys(pipeline.work, "runs/") == []
 
 
 def test_video_rekognition_cannot_read_is_refused_before_any_job(pipeline, media):

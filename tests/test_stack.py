@@ -140,7 +140,8 @@ def test_retained_data_survives_the_stack_but_not_a_failed_first_deploy(template
     """removal_policy=retain keeps buckets and log groups when the stack is deleted or a resource replaced, but a
     first deploy that rolls back deletes what it created (RetainExceptOnCreate): no stranded empty buckets."""
     kept = {**resources(template, "AWS::S3::Bucket"), **resources(template, "AWS::Logs::LogGroup")}
-    assert len(kept) == 4 + 6  # 4 buckets; the 5 functions' log groups and the workflow's
+    # 4 buckets; the 5 functions' log groups, the workflow's and that of CDK's bucket-notifications function
+    assert len(kept) == 4 + 7
     for lid, r in kept.items():
         assert r["DeletionPolicy"] == "RetainExceptOnCreate", lid
         assert r["UpdateReplacePolicy"] == "Retain", lid
@@ -178,7 +179,7 @@ def test_raw_bucket_sends_events_to_eventbridge(template):
 # ---------------------------------------------------------------- trigger
 
 def test_eventbridge_rule_filters_video_uploads_of_the_raw_bucket(template):
-    (rule,) = resources(template, "AWS::Events::Rule").values()
+    rule = template["Resources"][logical_id_of(template, "AWS::Events::Rule", "/UploadRule/")]
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.s3"]
     assert pattern["detail-type"] == ["Object Created"]
@@ -196,7 +197,7 @@ def test_starter_failures_go_to_the_same_dead_letter_queue(template):
     """The rule's DLQ only gets undeliverable events; a starter that raises (StartExecution throttled or denied)
     must land in the same queue (Lambda's on-failure destination), which the UploadsNotStarted alarm watches."""
     dlq = logical_id_of(template, "AWS::SQS::Queue", "/StarterDeadLetters/")
-    (rule,) = resources(template, "AWS::Events::Rule").values()
+    rule = template["Resources"][logical_id_of(template, "AWS::Events::Rule", "/UploadRule/")]
     assert rule["Properties"]["Targets"][0]["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [dlq, "Arn"]}
     start_id, _ = function_by_service(template, "start")
     (config,) = resources(template, "AWS::Lambda::EventInvokeConfig").values()
@@ -319,7 +320,8 @@ def test_state_payloads_carry_only_keys_and_counts(definition):
     states = definition["States"]
     assert set(states["Plan segments"]["ResultSelector"]) == {
         "plan_key.$", "manifest_key.$", "segments.$", "frames.$", "plan_seconds.$"}
-    assert set(states["Stitch"]["ResultSelector"]) == {"output_key.$", "report_key.$", "frames.$", "bytes.$"}
+    assert set(states["Stitch"]["ResultSelector"]) == {"output_key.$", "report_key.$", "frames.$", "bytes.$",
+                                                       "superseded.$"}
 
 
 # ---------------------------------------------------------------- IAM
@@ -376,7 +378,7 @@ def test_each_function_writes_only_its_prefixes(template):
 
 
 EXACT_S3_ACTIONS = {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:AbortMultipartUpload",
-                    "s3:DeleteObject", "s3:ListBucket"}
+                    "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:ListBucket"}
 
 
 def test_s3_grants_name_exact_actions(template):
@@ -409,12 +411,16 @@ def test_state_machine_reads_only_the_runs_of_the_work_bucket(template):
 
 def test_listing_and_stale_failure_removal_are_scoped(template):
     stm = {n: statements_of_function(template, n) for n in FUNCTIONS}
+    # (verbs match as prefixes: s3:DeleteObject includes s3:DeleteObjectVersion) a run deletes only the versions
+    # it wrote under redacted/ (a newer upload of the key won, or its reports failed)
     assert _object_resources(template, stm["stitch"], "Output", "s3:DeleteObject") == {
         "<bucket>/redacted/*", "<bucket>/failed/*"}
+    assert _object_resources(template, stm["stitch"], "Output", "s3:DeleteObjectVersion") == {"<bucket>/redacted/*"}
     (listing,) = [s for s in stm["stitch"] if "s3:ListBucket" in as_list(s["Action"])
                   and s["Resource"] == {"Fn::GetAtt": [bucket_id(template, "Output"), "Arn"]}]
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["failed/*"]}}
-    assert _object_resources(template, stm["record_failure"], "Work", "s3:PutObject") == {"<bucket>/runs/*/errors/*"}
+    assert _object_resources(template, stm["record_failure"], "Work", "s3:PutObject") == {
+        "<bucket>/runs/*/errors/*", "<bucket>/versions/*"}
     for name in ("plan", "redact"):
         assert not any("s3:ListBucket" in as_list(s["Action"]) for s in stm[name]), name
 

@@ -99,11 +99,21 @@ class Pipeline:
             name="redactor", definition=self.definition,
             roleArn=f"arn:aws:iam::{ACCOUNT}:role/redactor-test", type="STANDARD")["stateMachineArn"]
 
+        # the notification topic, with a queue subscribed to it (raw messages: the JSON the handler published)
+        sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
+        self.topic_arn = sns.create_topic(Name="redactor-notifications")["TopicArn"]
+        self.notified_url = sqs.create_queue(QueueName="redactor-notified")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.notified_url,
+                                             AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn,
+                      Attributes={"RawMessageDelivery": "true"})
+        self.sqs = sqs
+
         # the functions' environment, as the stack sets it (plus test-sized engine settings)
         _, fn = aws.function_by_service(template, "redact")
         self.env = {
             "RAW_BUCKET": self.raw, "WORK_BUCKET": self.work, "OUTPUT_BUCKET": self.output,
-            "STATE_MACHINE_ARN": self.state_machine_arn,
+            "STATE_MACHINE_ARN": self.state_machine_arn, "NOTIFICATION_TOPIC_ARN": self.topic_arn,
             **{k: v for k, v in fn["Properties"]["Environment"]["Variables"].items()
                if k.startswith("REDACTOR_") and isinstance(v, str)},
             "REDACTOR_MODEL_PATH": model_path,
@@ -198,6 +208,26 @@ class Pipeline:
                     names.append(v["name"])
         return names
 
+    def notifications(self) -> list[dict]:
+        """The messages published to the notification topic since the last call."""
+        out = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=self.notified_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not got:
+                return out
+            for m in got:
+                out.append(json.loads(m["Body"]))
+                self.sqs.delete_message(QueueUrl=self.notified_url, ReceiptHandle=m["ReceiptHandle"])
+
+    def run_ended(self, execution_arn: str) -> dict:
+        """What EventBridge delivers to Record failure when the execution has ended (Step Functions Execution
+        Status Change, as documented), delivered to it; returns its result (the message it published)."""
+        d = self.sfn.describe_execution(executionArn=execution_arn)
+        return self.invoke_record_failure(status_change_event(d))
+
+    def invoke_record_failure(self, event: dict) -> dict:
+        return self.modules["record_failure"].handler(event, aws.FakeContext(FN_NAMES["record_failure"]))
+
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         return sorted(o["Key"] for o in self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []))
 
@@ -207,6 +237,28 @@ class Pipeline:
 
     def get_json(self, bucket: str, key: str):
         return json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def status_change_event(execution: dict) -> dict:
+    """EventBridge's "Step Functions Execution Status Change" event for a DescribeExecution answer, in the shape
+    the Step Functions developer guide documents (input and output as JSON strings, dates in epoch ms)."""
+    def ms(t):
+        return int(t.timestamp() * 1000) if t is not None else None
+
+    arn = execution["executionArn"]
+    return {
+        "version": "0", "id": "315c1398-40ff-a850-213b-158f73e60175",
+        "detail-type": "Step Functions Execution Status Change", "source": "aws.states", "account": ACCOUNT,
+        "time": "2026-12-06T00:00:00Z", "region": REGION, "resources": [arn],
+        "detail": {
+            "executionArn": arn, "stateMachineArn": execution["stateMachineArn"], "name": execution["name"],
+            "status": execution["status"], "startDate": ms(execution.get("startDate")),
+            "stopDate": ms(execution.get("stopDate")), "input": execution.get("input"),
+            "output": execution.get("output"), "inputDetails": {"included": True},
+            "outputDetails": {"included": True} if execution.get("output") else None,
+            "error": execution.get("error"), "cause": execution.get("cause"),
+        },
+    }
 
 
 @pytest.fixture(scope="module")
@@ -294,7 +346,7 @@ def test_upload_with_a_face_is_redacted_end_to_end(pipeline, media, tmp_path):
     # output + report in the output bucket, work area cleaned, no failure record
     assert pipeline.keys(pipeline.output) == [f"redacted/{key}", f"redacted/{key}.report.html",
                                               f"redacted/{key}.report.json"]
-    assert pipeline.keys(pipeline.work) == []
+    assert pipeline.keys(pipeline.work, "runs/") == []
     out = pipeline.get(pipeline.output, f"redacted/{key}", tmp_path / "out.mp4")
     report = pipeline.get_json(pipeline.output, f"redacted/{key}.report.json")
     # the visual report beside them: an HTML page with thumbnails of this run's frames, timed in the JSON report
@@ -332,7 +384,7 @@ def test_corrupt_upload_ends_in_record_failure(pipeline, tmp_path):
     assert record["source"]["key"] == key
     assert record["execution"] == started["execution"]
     assert "InputError" in json.dumps(record["cause"])
-    assert pipeline.keys(pipeline.work) == []
+    assert pipeline.keys(pipeline.work, "runs/") == []
 
 
 def test_failed_segment_is_recorded_and_never_stitched(pipeline, media, monkeypatch):
@@ -364,7 +416,7 @@ def test_failed_segment_is_recorded_and_never_stitched(pipeline, media, monkeypa
     assert record["failed_segment"] == 1 and record["segments_failed"] == [1]
     assert record["workflow_error"]["error"] != "WorkerError"
     assert done["error"] == "WorkerError" and "injected by the test" in done["cause"]  # the console's banner
-    assert pipeline.keys(pipeline.work) == []
+    assert pipeline.keys(pipeline.work, "runs/") == []
 
 
 def test_starter_ignores_other_buckets_and_missing_objects(pipeline):
@@ -451,7 +503,7 @@ def test_a_key_too_long_for_its_outputs_is_refused_in_plan(pipeline, media):
     record = pipeline.get_json(pipeline.output, failed)
     assert record["source"]["key"] == key and record["error"] == "InputError"
     assert "1004 bytes" in json.dumps(record["cause"]) and "at most 1003 bytes" in json.dumps(record["cause"])
-    assert pipeline.keys(pipeline.output, "redacted/") == [] and pipeline.keys(pipeline.work) == []
+    assert pipeline.keys(pipeline.output, "redacted/") == [] and pipeline.keys(pipeline.work, "runs/") == []
 
 
 def test_audio_the_output_cannot_hold_fails_in_plan(pipeline, media):
@@ -468,7 +520,7 @@ def test_audio_the_output_cannot_hold_fails_in_plan(pipeline, media):
     assert record["error"] == "InputError"
     cause = json.dumps(record["cause"])
     assert "adpcm_ima_wav" in cause and ".mov output" in cause, cause
-    assert pipeline.keys(pipeline.work) == []
+    assert pipeline.keys(pipeline.work, "runs/") == []
 
 
 def _open_in_worker(conn, url: str) -> None:
@@ -518,3 +570,98 @@ def test_a_worker_forked_while_another_thread_is_in_moto_reads_s3(tmp_path):
             worker.kill()
             worker.join(5)
             remote.reset()
+
+
+def _stored_version(pipeline, key: str) -> str:
+    """The raw version the current redacted output of ``key`` was made from (its report says)."""
+    return pipeline.get_json(pipeline.output, naming.report_key(key))["source"]["version"]
+
+
+def test_an_older_upload_finishing_last_leaves_the_newer_output_alone(pipeline, media, tmp_path):
+    """Three uploads of one key, run newest first: the older good one finishes last and is superseded (the
+    newer output stays), the oldest, corrupt one fails last and leaves no failure record beside it. Each run's end
+    is announced once: SUCCEEDED, then SUPERSEDED twice."""
+    clip = media("versions.mp4", width=160, height=128, fps=25, seconds=0.6, faces=1, face_size=(40, 50))
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2048))
+    key = "fleet/versions.mp4"
+    oldest, older, newer = (pipeline.upload(p, key) for p in (str(bad), clip["path"], clip["path"]))
+    seqs = [e["detail"]["object"]["sequencer"] for e in (oldest, older, newer)]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3 and all(len(s) == 18 for s in seqs)
+    runs = []
+    for event, expected in ((newer, "SUCCEEDED"), (older, "SUCCEEDED"), (oldest, "FAILED")):
+        started = pipeline.deliver(event)
+        assert pipeline.wait(started["executionArn"])["status"] == expected, pipeline.invocations[-2:]
+        runs.append(pipeline.run_ended(started["executionArn"]))
+        assert _stored_version(pipeline, key) == newer["detail"]["object"]["version-id"]
+    assert pipeline.keys(pipeline.output) == [f"redacted/{key}", f"redacted/{key}.report.html",
+                                              f"redacted/{key}.report.json"]
+    assert [r["status"] for r in runs] == ["SUCCEEDED", "SUPERSEDED", "SUPERSEDED"]
+    assert pipeline.notifications() == runs
+    assert pipeline.keys(pipeline.work, "runs/") == []
+
+
+def test_an_older_upload_that_wrote_while_a_newer_one_claimed_the_key_withdraws_its_versions(pipeline, media,
+                                                                                             monkeypatch):
+    """The race: the older run checked the key's owner, then a newer upload's run claimed it while the older
+    one was uploading its video. The older run removes exactly the object versions it wrote."""
+    from common import versions
+
+    clip = media("race.mp4", width=160, height=128, fps=25, seconds=0.6, faces=1, face_size=(40, 50))
+    key = "fleet/race.mp4"
+    older, newer = pipeline.upload(clip["path"], key), pipeline.upload(clip["path"], key)
+    stitch = pipeline.modules["stitch"]
+    real = stitch.s3.upload_multipart
+
+    def upload_while_newer_claims(*args, **kw):
+        assert versions.claim(pipeline.work, key, {"sequencer": newer["detail"]["object"]["sequencer"],
+                                                   "version": "newer", "execution": "newer",
+                                                   "status": "stitching"})[0]
+        return real(*args, **kw)
+
+    monkeypatch.setattr(stitch.s3, "upload_multipart", upload_while_newer_claims)
+    started = pipeline.deliver(older)
+    assert pipeline.wait(started["executionArn"])["status"] == "SUCCEEDED"
+    assert pipeline.run_ended(started["executionArn"])["status"] == "SUPERSEDED"
+    versions_left = pipeline.s3.list_object_versions(Bucket=pipeline.output, Prefix="redacted/")
+    assert versions_left.get("Versions", []) == [] and versions_left.get("DeleteMarkers", []) == []
+    monkeypatch.setattr(stitch.s3, "upload_multipart", real)
+    started = pipeline.deliver(newer)
+    assert pipeline.wait(started["executionArn"])["status"] == "SUCCEEDED"
+    assert _stored_version(pipeline, key) == newer["detail"]["object"]["version-id"]
+
+
+def test_a_failed_upload_is_retried_from_its_retained_version_without_uploading_again(pipeline, media,
+                                                                                      monkeypatch):
+    """The run's name is derived from the upload, so starting it again is ExecutionAlreadyExists; a retry is a
+    new execution named by naming.retry_execution_name, with the input naming.execution_input builds from the
+    failure record (bucket, key, version, sequencer): what the starter builds for an upload."""
+    clip = media("retry.mp4", width=160, height=128, fps=25, seconds=0.6, faces=1, face_size=(40, 50))
+    redact = pipeline.modules["redact"]
+    real = redact.redactor.redact_segment
+
+    def dies(*args, **kw):
+        from redactor.errors import WorkerError
+
+        raise WorkerError("worker died (injected by the test)")
+
+    monkeypatch.setattr(redact.redactor, "redact_segment", dies)
+    key = "fleet/retry.mp4"
+    event = pipeline.upload(clip["path"], key)
+    started = pipeline.deliver(event)
+    assert pipeline.wait(started["executionArn"])["status"] == "FAILED"
+    source = pipeline.get_json(pipeline.output, f"failed/{key}.json")["source"]
+    assert source["sequencer"] == event["detail"]["object"]["sequencer"]
+    monkeypatch.setattr(redact.redactor, "redact_segment", real)
+
+    assert pipeline.deliver(event)["status"] == "duplicate"  # the same name again: ExecutionAlreadyExists
+    name = naming.retry_execution_name(source["bucket"], source["key"], source["version"], 1)
+    retry_input = naming.execution_input(source["bucket"], source["key"], source["version"], source["sequencer"],
+                                         execution=name)
+    arn = pipeline.sfn.start_execution(stateMachineArn=pipeline.state_machine_arn, name=name,
+                                       input=json.dumps(retry_input))["executionArn"]
+    assert pipeline.wait(arn)["status"] == "SUCCEEDED"
+    assert pipeline.keys(pipeline.output) == [f"redacted/{key}", f"redacted/{key}.report.html",
+                                              f"redacted/{key}.report.json"]
+    assert _stored_version(pipeline, key) == source["version"]
+    assert pipeline.run_ended(arn)["status"] == "SUCCEEDED"

@@ -4,6 +4,7 @@ an EventError naming the function (and action) and the field, before any AWS cal
 AttributeError half-way through."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,11 +70,13 @@ class Upload:
     key: str
     version: str | None
     work_prefix: str
+    sequencer: str | None = None  # the upload's S3 event sequencer (orders uploads of the key)
 
     @classmethod
     def from_event(cls, event: Any, function: str) -> "Upload":
         return cls(bucket=field(event, "bucket", function), key=field(event, "key", function),
-                   version=event.get("version"), work_prefix=work_prefix(event, function))
+                   version=event.get("version"), work_prefix=work_prefix(event, function),
+                   sequencer=optional(event, "sequencer", function) or None)
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ class Failure:
     bucket: str | None = None
     version: str | None = None
     execution: str | None = None
+    sequencer: str | None = None
 
     @classmethod
     def from_event(cls, event: Any, function: str = "record_failure") -> "Failure":
@@ -137,7 +141,8 @@ class Failure:
         error = optional(event, "error", action, dict) or {}
         return cls(key=key, work_prefix=prefix, segment=segment, error=error,
                    bucket=optional(event, "bucket", action), version=optional(event, "version", action),
-                   execution=optional(event, "execution", action))
+                   execution=optional(event, "execution", action),
+                   sequencer=optional(event, "sequencer", action) or None)
 
 
 def segment(event: Any, function: str) -> Segment:
@@ -147,3 +152,48 @@ def segment(event: Any, function: str) -> Segment:
         return Segment.from_dict(raw)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise EventError(f"{function}: the event's segment is malformed ({type(e).__name__}: {e})") from None
+
+
+STATUS_CHANGE = "Step Functions Execution Status Change"
+ENDED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+def _json_text(detail: dict, name: str, function: str) -> dict | None:
+    raw = detail.get(name)
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        raise EventError(f"{function}: the event's 'detail.{name}' is not JSON") from None
+    if not isinstance(value, dict):
+        raise EventError(f"{function}: the event's 'detail.{name}' is not a JSON object")
+    return value
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    """EventBridge's "Step Functions Execution Status Change" for a run that ended (``ENDED``): its execution,
+    status, error and cause, and the run's input (what ``naming.execution_input`` built) and output."""
+    execution: str
+    status: str
+    run: Upload
+    output: dict | None
+    error: str | None
+    cause: str | None
+
+    @classmethod
+    def from_event(cls, event: Any, function: str = "record_failure run-ended") -> "RunEnded":
+        source = "EventBridge's Step Functions Execution Status Change event carries it"
+        status = text(event, "detail.status", function, source)
+        if status not in ENDED:
+            raise EventError(f"{function}: the event's 'detail.status' {status!r} is not one of {', '.join(ENDED)}")
+        detail = event["detail"]
+        run_input = _json_text(detail, "input", function)
+        if run_input is None:
+            raise EventError(f"{function}: the event has no 'detail.input' ({source})")
+        return cls(execution=text(event, "detail.name", function, source), status=status,
+                   run=Upload.from_event(run_input, f"{function} (detail.input)"),
+                   output=_json_text(detail, "output", function),
+                   error=optional(detail, "error", function, path="detail.error"),
+                   cause=optional(detail, "cause", function, path="detail.cause"))

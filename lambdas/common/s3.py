@@ -53,17 +53,20 @@ def upload(path: str | os.PathLike, bucket: str, key: str, content_type: str | N
 
 
 def upload_multipart(path: str | os.PathLike, bucket: str, key: str, content_type: str | None = None,
-                     part_size: int | None = None, in_flight: int | None = None) -> int:
+                     part_size: int | None = None, in_flight: int | None = None, written: dict | None = None) -> int:
     """Upload a file as one object: parts of ``part_size`` read in order and uploaded concurrently, at most
     ``in_flight`` at once (so at most that many parts are in memory). Any failure, here or in a part, aborts
-    the multipart upload: the key never holds a partial object and no upload is left open. Returns the size."""
+    the multipart upload: the key never holds a partial object and no upload is left open. Returns the size;
+    ``written`` (if given) gets the new object's VersionId (None in an unversioned bucket)."""
     part_size, in_flight = int(part_size or UPLOAD_PART), int(in_flight or UPLOAD_IN_FLIGHT)
     size = Path(path).stat().st_size
     extra = {"ContentType": content_type} if content_type else {}
     c = client()
     if size <= part_size:
         with open(path, "rb") as f:
-            c.put_object(Bucket=bucket, Key=key, Body=f.read(), **extra)
+            resp = c.put_object(Bucket=bucket, Key=key, Body=f.read(), **extra)
+        if written is not None:
+            written["VersionId"] = resp.get("VersionId")
         return size
     upload_id = c.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
     try:
@@ -86,8 +89,10 @@ def upload_multipart(path: str | os.PathLike, bucket: str, key: str, content_typ
             done.extend(fut.result() for fut in finished)
         if len(done) != -(-size // part_size):
             raise RuntimeError(f"uploaded {len(done)} parts of {-(-size // part_size)}")
-        c.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
-                                    MultipartUpload={"Parts": sorted(done, key=lambda d: d["PartNumber"])})
+        resp = c.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                           MultipartUpload={"Parts": sorted(done, key=lambda d: d["PartNumber"])})
+        if written is not None:
+            written["VersionId"] = resp.get("VersionId")
     except BaseException:
         try:
             c.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
@@ -97,9 +102,10 @@ def upload_multipart(path: str | os.PathLike, bucket: str, key: str, content_typ
     return size
 
 
-def put_json(bucket: str, key: str, data: Any) -> None:
-    client().put_object(Bucket=bucket, Key=key, Body=json.dumps(data, separators=(",", ":")).encode(),
-                        ContentType="application/json")
+def put_json(bucket: str, key: str, data: Any) -> str | None:
+    """Write ``data`` as JSON; returns the new object's VersionId (None in an unversioned bucket)."""
+    return client().put_object(Bucket=bucket, Key=key, Body=json.dumps(data, separators=(",", ":")).encode(),
+                               ContentType="application/json").get("VersionId")
 
 
 def get_json(bucket: str, key: str) -> Any:

@@ -26,7 +26,7 @@ from redactor.remote import s3_url
 from redactor.remux import stitch as stitch_parts
 from redactor.report import finish_report
 
-from common import obs, s3
+from common import obs, s3, versions
 from redactor import naming
 from common.events import Upload
 from common.env import engine_config, require
@@ -85,49 +85,86 @@ def _clear_stale_failure(key: str) -> None:
         obs.logger.info("removed the failure record of an earlier run", extra={"failed_key": failed})
 
 
+def _claim(run: Upload, execution: str | None, status: str) -> bool:
+    claimed, found = versions.claim(ENV["WORK_BUCKET"], run.key, {
+        "sequencer": run.sequencer or "", "version": run.version, "execution": execution, "status": status})
+    if not claimed:
+        obs.logger.warning("a newer upload of the key owns its outputs: this run leaves them alone",
+                           extra={"newer": found})
+    return claimed
+
+
+def _withdraw(written: dict[str, str | None]) -> None:
+    """Delete the object versions this run wrote (a newer upload claimed the key while it wrote them): the
+    newer run's versions stay, or become, the current ones."""
+    for key, version_id in written.items():
+        kw = {"VersionId": version_id} if version_id else {}
+        s3.client().delete_object(Bucket=ENV["OUTPUT_BUCKET"], Key=key, **kw)
+
+
+def _superseded(run: Upload, keys: tuple[str, str, str]) -> dict:
+    deleted = s3.delete_prefix(ENV["WORK_BUCKET"], run.work_prefix)
+    obs.logger.info("superseded by a newer upload", extra={"work_objects_deleted": deleted})
+    return {"output_key": keys[0], "report_key": keys[1], "report_html_key": keys[2], "frames": 0, "bytes": 0,
+            "superseded": True}
+
+
+def _redact_output(run: Upload, event: dict, tmp: Path, t0: float):
+    """Collect the parts, stitch them with the source's audio into ``tmp``, and build the report and its page."""
+    bucket, key, version, prefix = run.bucket, run.key, run.version, run.work_prefix
+    plan = Plan.from_dict(s3.get_json(ENV["WORK_BUCKET"], naming.plan_key(prefix)))
+    results, part_sizes = _collect(prefix, plan, tmp / "parts")
+    t_collect = time.monotonic()
+    plan.source.path = s3_url(bucket, key, version)  # the engine reads the original audio from here
+    output = tmp / "out" / output_name(Path(key).name)
+    output.parent.mkdir()
+    stitched = stitch_parts(plan, results, str(output), CONFIG, part_sizes=part_sizes)
+    t_stitch = time.monotonic()
+    plan_seconds = float((event.get("plan") or {}).get("plan_seconds") or 0.0)
+    timings = {"plan": plan_seconds, "redact_wall_sum": round(sum(r.wall_seconds for r in results), 3),
+               "collect": round(t_collect - t0, 3), "stitch": round(t_stitch - t_collect, 3)}
+    # reads the local detection sidecars (and the run's faces file, when the detector has one)
+    report = finish_report(plan, results, stitched, timings, _config(prefix, tmp))
+    report["source"]["path"] = f"s3://{bucket}/{key}"
+    report["source"]["version"] = version
+    report["source"]["sequencer"] = run.sequencer
+    report["output"]["output"] = f"s3://{ENV['OUTPUT_BUCKET']}/{naming.output_key(key)}"
+    report["work_prefix"] = f"s3://{ENV['WORK_BUCKET']}/{prefix}"
+    return output, stitched, report, _report_html(report, output, key)
+
+
 @obs.handler
 def handler(event, context):
     t0 = time.monotonic()
     run = Upload.from_event(event, "stitch")
-    bucket, key, version, prefix = run.bucket, run.key, run.version, run.work_prefix
+    key, execution = run.key, event.get("execution")
     obs.logger.append_keys(key=key)
-    plan = Plan.from_dict(s3.get_json(ENV["WORK_BUCKET"], naming.plan_key(prefix)))
     out_key, rep_key, html_key = naming.output_key(key), naming.report_key(key), naming.report_html_key(key)
+    if not _claim(run, execution, "stitching"):
+        return _superseded(run, (out_key, rep_key, html_key))
+    written: dict[str, str | None] = {}
     with tempfile.TemporaryDirectory(prefix="stitch-") as tmp:
-        tmp = Path(tmp)
-        results, part_sizes = _collect(prefix, plan, tmp / "parts")
-        t_collect = time.monotonic()
-        plan.source.path = s3_url(bucket, key, version)  # the engine reads the original audio from here
-        output = tmp / "out" / output_name(Path(key).name)
-        output.parent.mkdir()
-        stitched = stitch_parts(plan, results, str(output), CONFIG, part_sizes=part_sizes)
-        t_stitch = time.monotonic()
-        plan_seconds = float((event.get("plan") or {}).get("plan_seconds") or 0.0)
-        timings = {"plan": plan_seconds, "redact_wall_sum": round(sum(r.wall_seconds for r in results), 3),
-                   "collect": round(t_collect - t0, 3), "stitch": round(t_stitch - t_collect, 3)}
-        # reads the local detection sidecars (and the run's faces file, when the detector has one)
-        report = finish_report(plan, results, stitched, timings, _config(prefix, tmp))
-        report["source"]["path"] = f"s3://{bucket}/{key}"
-        report["source"]["version"] = version
-        report["output"]["output"] = f"s3://{ENV['OUTPUT_BUCKET']}/{out_key}"
-        report["work_prefix"] = f"s3://{ENV['WORK_BUCKET']}/{prefix}"
-        page = _report_html(report, output, key)
+        output, stitched, report, page = _redact_output(run, event, Path(tmp), t0)
+        video: dict = {}
         # all or nothing: aborted on any failure
-        s3.upload_multipart(output, ENV["OUTPUT_BUCKET"], out_key, content_type(out_key))
+        s3.upload_multipart(output, ENV["OUTPUT_BUCKET"], out_key, content_type(out_key), written=video)
+        written[out_key] = video.get("VersionId")
     try:
-        s3.put_json(ENV["OUTPUT_BUCKET"], rep_key, report)
-        _put_report_html(html_key, page)
+        written[rep_key] = s3.put_json(ENV["OUTPUT_BUCKET"], rep_key, report)
+        written[html_key] = _put_report_html(html_key, page)
     except Exception:
-        for k in (out_key, rep_key):  # no video without its reports
-            s3.client().delete_object(Bucket=ENV["OUTPUT_BUCKET"], Key=k)
+        _withdraw({k: v for k, v in written.items() if k != html_key})  # no video without its reports
         raise
+    if not _claim(run, execution, "succeeded"):  # a newer upload claimed the key while this run wrote
+        _withdraw(written)
+        return _superseded(run, (out_key, rep_key, html_key))
     _clear_stale_failure(key)
-    deleted = s3.delete_prefix(ENV["WORK_BUCKET"], prefix)
+    deleted = s3.delete_prefix(ENV["WORK_BUCKET"], run.work_prefix)
     obs.logger.info("stitched", extra={"output": out_key, "frames": stitched.frames, "work_objects_deleted": deleted})
     obs.metrics.add_metric(name="VideosRedacted", unit=obs.MetricUnit.Count, value=1)
     obs.metrics.add_metric(name="OutputBytes", unit=obs.MetricUnit.Bytes, value=stitched.bytes)
     return {"output_key": out_key, "report_key": rep_key, "report_html_key": html_key, "frames": stitched.frames,
-            "bytes": stitched.bytes}
+            "bytes": stitched.bytes, "superseded": False}
 
 
 # --- the visual report (redactor/report_html.py): rendered from the local redacted output, before upload ---
@@ -141,6 +178,6 @@ def _report_html(report: dict, output: Path, key: str) -> str:
     return page
 
 
-def _put_report_html(html_key: str, page: str) -> None:
-    s3.client().put_object(Bucket=ENV["OUTPUT_BUCKET"], Key=html_key, Body=page.encode("utf-8"),
-                           ContentType="text/html; charset=utf-8")
+def _put_report_html(html_key: str, page: str) -> str | None:
+    return s3.client().put_object(Bucket=ENV["OUTPUT_BUCKET"], Key=html_key, Body=page.encode("utf-8"),
+                                  ContentType="text/html; charset=utf-8").get("VersionId")
