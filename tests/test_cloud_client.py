@@ -573,3 +573,44 @@ def test_the_printed_policy_is_all_the_client_needs(cloud, media, tmp_path, caps
     for action, arns in resources.items():
         (st,) = [st for st in statements if action in st["Action"]]
         assert arns and all(any(fnmatch.fnmatchcase(a, r) for r in st["Resource"]) for a in arns), (action, arns)
+
+
+class _Executions:
+    """A Step Functions client that knows only DescribeExecution of the given executions (by name)."""
+
+    def __init__(self, executions: dict[str, dict]):
+        self.executions = executions
+
+    def describe_execution(self, executionArn):
+        from botocore.exceptions import ClientError
+
+        name = executionArn.rsplit(":", 1)[1]
+        if name not in self.executions:
+            raise ClientError({"Error": {"Code": "ExecutionDoesNotExist", "Message": name}}, "DescribeExecution")
+        return {"name": name, "executionArn": executionArn, **self.executions[name]}
+
+
+def test_status_follows_the_latest_retry_and_tells_a_superseded_run():
+    """The run of an upload version is its latest retry when there is one; a run that succeeded but left the
+    key's outputs to a newer upload (Stitch's ``superseded``) is not shown as done."""
+    import datetime as dt
+
+    from redactor.cloud.runs import Upload, run_state
+    from redactor.cloud.stack import Deployment
+
+    dep = Deployment("Redactor", "us-east-1", "raw", "out", "arn:aws:states:us-east-1:1:stateMachine:sm",
+                     (".mp4",), 1003)
+    up = Upload("a.mp4", "v1", "e", 1, dt.datetime.now(dt.timezone.utc))
+    t0 = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=90)
+    first, retry = naming.execution_name("raw", "a.mp4", "v1"), naming.retry_execution_name("raw", "a.mp4", "v1", 1)
+    ended = {"startDate": t0, "stopDate": t0 + dt.timedelta(seconds=30)}
+    superseded = {**ended, "status": "SUCCEEDED", "output": json.dumps({"output": {"superseded": True}})}
+    done = {**ended, "status": "SUCCEEDED", "output": json.dumps({"output": {"superseded": False}})}
+    failed = {**ended, "status": "FAILED", "error": "WorkerError", "cause": "worker died"}
+
+    state = run_state(None, _Executions({first: failed, retry: superseded}), dep, up)
+    assert (state.state, state.attempts, state.execution["name"]) == ("superseded", 1, retry)
+    assert state.line() == "a.mp4: superseded (a newer upload of the key owns its outputs) (30s)"
+    state = run_state(None, _Executions({first: done}), dep, up)
+    assert (state.state, state.attempts, state.outputs[0]) == ("done", 0, "redacted/a.mp4")
+    assert run_state(None, _Executions({}), dep, up).state == "queued"

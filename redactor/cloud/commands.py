@@ -141,6 +141,8 @@ def _outcome(dep: Deployment, states: list[RunState]) -> int:
         if s.state == "done":
             print(f"{s.upload.key}: done in {s.elapsed_text}: "
                   + ", ".join(f"s3://{dep.output_bucket}/{k}" for k in s.outputs))
+        elif s.state == "superseded":
+            print(f"{s.upload.key}: {s.detail()}: version {s.upload.version} left them alone")
     for s in failed:
         e = RunFailed(f"{s.error}: {s.cause}", s.upload.key)
         print(f"redactor: {e.kind}: {e.one_line()}", file=sys.stderr)
@@ -188,6 +190,9 @@ def cmd_fetch(a) -> int:
             state = run_state(aws.s3, aws.sfn, dep, up)
             if state.state == "failed":
                 raise RunFailed(f"{state.error}: {state.cause}", up.key)
+            if state.state == "superseded":
+                raise ReportMismatch(f"version {up.version} was {state.detail()}: fetch it without --version",
+                                     up.key)
             if state.state != "done":
                 raise NotFinished(f"{state.detail()}: 'redactor cloud wait {up.key}', then fetch", up.key)
             paths = fetch_outputs(aws.s3, dep, up, out_dir)

@@ -50,7 +50,7 @@ def find_upload(s3, dep: Deployment, key: str, version: str | None = None) -> Up
 @dataclass
 class RunState:
     upload: Upload
-    state: str  # queued | planning | redacting | stitching | done | failed
+    state: str  # queued | planning | redacting | stitching | done | superseded | failed
     elapsed: float
     execution: dict | None = None  # DescribeExecution
     done_items: int | None = None
@@ -62,7 +62,7 @@ class RunState:
 
     @property
     def finished(self) -> bool:
-        return self.state in ("done", "failed")
+        return self.state in ("done", "superseded", "failed")
 
     def detail(self) -> str:
         if self.state == "redacting":
@@ -73,6 +73,8 @@ class RunState:
             return f"failed: {self.error}: {self.cause}"
         if self.state == "queued":
             return "queued (uploaded; no run started yet)"
+        if self.state == "superseded":
+            return "superseded (a newer upload of the key owns its outputs)"
         return self.state
 
     @property
@@ -155,6 +157,15 @@ def failure(s3, dep: Deployment, upload: Upload, execution: dict) -> tuple[str, 
     return execution.get("error") or execution.get("status", "FAILED"), one_line(execution.get("cause"))
 
 
+def _superseded(execution: dict) -> bool:
+    """Whether Stitch left the key's outputs to a newer upload of it (the workflow's ``$.output.superseded``)."""
+    try:
+        flag = ((json.loads(execution.get("output") or "{}") or {}).get("output") or {}).get("superseded")
+    except (ValueError, AttributeError):
+        return False
+    return flag is True or str(flag).lower() == "true"
+
+
 def run_state(s3, sfn, dep: Deployment, upload: Upload) -> RunState:
     now = dt.datetime.now(dt.timezone.utc)
     execution, attempts = latest_execution(sfn, dep, upload)
@@ -164,7 +175,9 @@ def run_state(s3, sfn, dep: Deployment, upload: Upload) -> RunState:
     state = RunState(upload, "planning", (stop - execution["startDate"]).total_seconds(), execution,
                      attempts=attempts)
     status = execution["status"]
-    if status == "SUCCEEDED":
+    if status == "SUCCEEDED" and _superseded(execution):
+        state.state = "superseded"
+    elif status == "SUCCEEDED":
         state.state = "done"
         state.outputs = [naming.output_key(upload.key), naming.report_key(upload.key),
                          naming.report_html_key(upload.key)]
