@@ -23,19 +23,24 @@ each frame (after carry, stretch, hold and tracking: ``redactor.blur.redact_fram
   whose centre 60 % (a generated scene's: the centre 80 % of its face core, see testmedia.scene; a warped
   face's box also holds hair and background) keeps < 25 % of the source's high-frequency energy in the output
   (the recall bench's pixel test), over all such faces.
-* boxes with no face near: recorded blurred regions on every frame with no face (any of the three sources
-  above) whose centre lies inside the region, nor containing the region's centre within 1.6x the face.
+* boxes with no face near: the recorded blurred regions, every frame, with no face (from any of the three
+  sources above) near: no face centre inside the region, and the region's centre inside no face grown
+  NEAR_GROW (1.6) times.
 * over-redaction: each frame of source and output, halved through a Gaussian (so the finest detail, which
   re-encoding alone softens, does not count) and area-averaged down to at most MEASURE_WIDTH (640) px wide,
-  is cut into BLOCK (8) px blocks; a block
-  has detail when its source Laplacian energy is >= TEXTURE_FLOOR, and its detail is destroyed when the output
-  keeps < KEEP of it. Blocks touching a face (grown FACE_GROW times about its centre, the blur's margin) are
+  is cut into BLOCK (8) px blocks; a block has detail when its source Laplacian energy is >= TEXTURE_FLOOR,
+  and its detail is destroyed when the output keeps < KEEP of it. Blocks touching a face (grown FACE_GROW times about its centre, the blur's margin) are
   left out. Over-redaction of a frame = destroyed blocks / blocks with detail, outside faces (the share of
   the picture's detail outside faces that the output destroyed); the table gives its mean over every frame and
   the number of frames above 20 % and 50 %. ``--calibrate`` runs the same measure on a plain re-encode (the
   engine's encoder settings, no blur): what re-encoding alone scores.
 * speed: frames / wall seconds of the engine call (decode, detect, blur, encode; the shared machine's load is
   printed beside it).
+
+Clips: the shared clips (/work/shared/media) and the generated scenes in SCENES (testmedia.scene_clip:
+textured backgrounds, close hands and objects, a fisheye warp, faces 12-280 px), cached in bench/out/media.
+Prints one table row per clip and detector: recall (judge), boxes with no face near, over-redaction mean,
+frames above 20 % and 50 %, frames/s. Figures and how they were taken: docs/precision.md.
 
 Writes bench/out/precision.json (per-frame over-redaction included; with engine code whose JSON report has
 ``redacted_area``, that too, as ``report_redacted_area``: the share of each frame inside the redacted boxes).

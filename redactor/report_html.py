@@ -426,6 +426,23 @@ def _value(v) -> str:
     return "–" if v is None else str(v)
 
 
+def _figure(pick: dict, record: dict | None, cov: list[str], times: list[float], jpeg: bytes,
+            redacted_pct: float | None) -> str:
+    """One contact-sheet thumbnail with its caption (the share of the picture redacted when it is large)."""
+    f = pick["frame"]
+    faces = int(record.get("faces", len(record["boxes"]))) if record else 0
+    what = {"detected": "found by the detector", "tracked": "found by a small-face track",
+            "held": "covered by held/interpolated boxes", "none": "nothing redacted"}[cov[f]]
+    caption = f"{fmt_time(times[f])} · frame {f} · {faces} face{'s' if faces != 1 else ''} · {what} · {pick['kind']}"
+    big = note = ""
+    if redacted_pct is not None:
+        big = f' data-redacted-pct="{esc(f"{redacted_pct:g}")}"'
+        note = f' <span class=flag>· {esc(f"{redacted_pct:g}")} % of the picture redacted</span>'
+    return (f'<figure><img src="{data_uri("image/jpeg", jpeg)}" alt="frame {esc(f)}" data-frame="{esc(f)}" '
+            f'data-faces="{esc(faces)}" data-time="{times[f]:.6f}" data-kind="{esc(pick["kind"])}"{big}>'
+            f"<figcaption>{esc(caption)}{note}</figcaption></figure>")
+
+
 def render(report: dict, output: str, *, title: str | None = None) -> str:
     """The HTML page for ``report`` (the run's JSON report) and its redacted ``output`` video."""
     from .errors import RedactorError
@@ -478,20 +495,8 @@ def render(report: dict, output: str, *, title: str | None = None) -> str:
 
     p.append("<h2>Contact sheet (from the redacted output)</h2><div class=sheet>")
     for pick in picks:
-        f = pick["frame"]
-        rec = records.get(f)
-        faces = int(rec.get("faces", len(rec["boxes"]))) if rec else 0
-        what = {"detected": "found by the detector", "tracked": "found by a small-face track",
-                "held": "covered by held/interpolated boxes", "none": "nothing redacted"}[cov[f]]
-        caption = (f"{fmt_time(frames.times[f])} · frame {f} · {faces} face{'s' if faces != 1 else ''} · {what}"
-                   f" · {pick['kind']}")
-        big = large.get(f)
-        note = f' <span class=flag>· {esc(f"{big:g}")} % of the picture redacted</span>' if big is not None else ""
-        p.append(f'<figure><img src="{data_uri("image/jpeg", thumbs[f])}" alt="frame {esc(f)}" '
-                 f'data-frame="{esc(f)}" data-faces="{esc(faces)}" data-time="{frames.times[f]:.6f}" '
-                 f'data-kind="{esc(pick["kind"])}"' + (f' data-redacted-pct="{esc(f"{big:g}")}"' if big is not None
-                                                        else "") + f"><figcaption>{esc(caption)}{note}</figcaption>"
-                 "</figure>")
+        p.append(_figure(pick, records.get(pick["frame"]), cov, frames.times, thumbs[pick["frame"]],
+                         large.get(pick["frame"])))
     p.append("</div>")
 
     p.append("<h2>Timeline</h2>")
