@@ -61,7 +61,7 @@ class RedactorStack(Stack):
         self._run_ended()
         self._helper_logs()
         self.monitoring = Monitoring(self, "Monitoring", state_machine=sm, starter_dlq=self.starter_dlq,
-                                     functions=self.functions.all)
+                                     functions=self.functions.all, run_event_dlq=self.run_event_dlq)
 
         CfnOutput(self, "RawBucketName", value=self.storage.raw.bucket_name,
                   description="Upload videos here (s3://<this>/<any key>.mp4)")
