@@ -148,7 +148,8 @@ class RedactorStack(Stack):
                                             "rekognition-video, faces function only)"}.get(self.settings.detector, "")
         self._ack(fns, "AwsSolutions-IAM5",
                   "Objects are scoped to one bucket and, for the work and output buckets, to the key prefix the "
-                  "function owns (runs/, redacted/, failed/, versions/, runs/*/source.json, runs/*/faces.json). X-Ray's PutTraceSegments/"
+                  "function owns (runs/, redacted/, failed/, versions/, runs/*/source.json, runs/*/faces.json). "
+                  "X-Ray's PutTraceSegments/"
                   f"PutTelemetryRecords{' and' + rekognition if rekognition else ''} take no resource "
                   "(Resource::*).",
                   [f"Resource::<{raw}.Arn>/*", f"Resource::<{work}.Arn>/runs/*", f"Resource::<{work}.Arn>/runs/*/errors/*",
