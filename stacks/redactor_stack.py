@@ -76,7 +76,7 @@ class RedactorStack(Stack):
         self.live = (Live(self, "Live", settings=self.settings, storage=self.storage, functions=self.functions)
                      if str(self.node.try_get_context("live")).lower() == "true" else None)
         self.monitoring = Monitoring(self, "Monitoring", state_machine=sm, starter_dlq=self.starter_dlq,
-                                     functions=self.functions.all)
+                                     functions=self.functions.all, run_event_dlq=self.run_event_dlq)
         if self.live is not None and self.monitoring.dashboard is not None:
             self.live.add_widgets(self.monitoring.dashboard)
         # Kinesis Video Streams in (stacks/kvs.py): only with context kvs_streams
@@ -176,7 +176,8 @@ class RedactorStack(Stack):
                                             "rekognition-video, faces function only)"}.get(self.settings.detector, "")
         self._ack(fns, "AwsSolutions-IAM5",
                   "Objects are scoped to one bucket and, for the work and output buckets, to the key prefix the "
-                  "function owns (runs/, redacted/, failed/, versions/, runs/*/source.json, runs/*/faces.json). X-Ray's PutTraceSegments/"
+                  "function owns (runs/, redacted/, failed/, versions/, runs/*/source.json, runs/*/faces.json). "
+                  "X-Ray's PutTraceSegments/"
                   f"PutTelemetryRecords{' and' + rekognition if rekognition else ''} take no resource "
                   "(Resource::*).",
                   [f"Resource::<{raw}.Arn>/*", f"Resource::<{work}.Arn>/runs/*", f"Resource::<{work}.Arn>/runs/*/errors/*",
