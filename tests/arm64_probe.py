@@ -41,6 +41,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--import", dest="modules", action="append", default=[])
     ap.add_argument("layers", nargs="+")
     args = ap.parse_args(argv)
+    sys.dont_write_bytecode = True  # the layers stay as built: no __pycache__ written into them
     sys.path[:0] = [os.path.join(layer, "python") for layer in args.layers]
     failures, loaded = {}, 0
     for layer in args.layers:

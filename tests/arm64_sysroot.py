@@ -33,11 +33,13 @@ from pathlib import Path
 
 SUITE = "trixie"  # Debian 13: python3.13, the Lambda runtime's CPython version
 PYTHON = "usr/bin/python3.13"
+#: python3.13 and what its standard library links, plus the system libraries the layers' manylinux wheels may
+#: take from the OS (libc, libm, libpthread, libdl, librt, libgcc_s, libstdc++, libz): nothing more, so that a
+#: layer needing another system library fails here as it would on Lambda.
 PACKAGES = (
     "python3.13-minimal", "libpython3.13-minimal", "libpython3.13-stdlib", "libc6", "libgcc-s1", "libstdc++6",
     "zlib1g", "libexpat1", "libssl3t64", "libffi8", "libbz2-1.0", "liblzma5", "libzstd1", "libsqlite3-0",
     "libuuid1", "libmpdec4", "libncursesw6", "libtinfo6", "libreadline8t64", "libdb5.3t64", "libcrypt1",
-    "libgomp1",
 )
 QEMU = "qemu-aarch64-static"
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
