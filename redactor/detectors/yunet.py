@@ -14,7 +14,9 @@ Passes (the protocol of ``base.Detector``; every input is BGR with sides rounded
 * large faces: YuNet's boxes come out undersized for faces above ~300 model pixels and it misses them above
   ~600 (measured on the astronaut: 0.7x at 600, nothing at 900), so every pass whose input can hold such a face
   also looks at the whole frame at most ``LARGE_SIDE`` model pixels (and half the pass's) on its short side; a box of the full-size
-  pass that lies mostly inside a larger box of that pass is replaced by it.
+  pass that lies mostly inside a larger box of that pass is replaced by it, and one above ``LARGE_FACE`` model
+  pixels that no box of that pass overlaps is dropped (out of YuNet's range, such boxes are table tops, hands
+  and ceilings as often as faces; the large-face pass sees a real one at a size YuNet is sure of).
 """
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ class YuNet(TwoTierModel):
     LARGE_FACE = 300.0  # model px above which YuNet's boxes come out undersized (and above ~600 it misses)
     LARGE_SIDE = 288  # the large-face pass infers the whole frame at most this many px on its short side
     REPLACE_ABOVE = 100.0  # full-pass boxes at least this big (model px) may be replaced by a large-pass box
+    CONFIRM_OVERLAP = 0.5  # a large-pass box confirms a full-pass box it overlaps by this share of the smaller
     NMS = 0.3
     PIXELS = "bgr24"
     # box width per unit of height (measured: frontal faces in the shared clips 0.73-0.86, the astronaut 0.80,
@@ -118,24 +121,30 @@ class YuNet(TwoTierModel):
 
     def more_boxes(self, frame, boxes: np.ndarray, scale: float, dw: int, dh: int) -> np.ndarray:
         """Add the large-face pass when the full pass (``scale`` model px per frame px) could hold a face
-        above ``LARGE_FACE`` model px; full-pass boxes mostly inside a larger large-pass box give way."""
+        above ``LARGE_FACE`` model px; full-pass boxes mostly inside a larger large-pass box give way, and
+        full-pass boxes above ``LARGE_FACE`` model px that no large-pass box confirms are dropped."""
         if min(dw, dh) * scale <= self.LARGE_FACE:
             return boxes
         lw, lh = self.large_size(dw, dh, scale)
         large = self.infer_whole(frame, lw, lh, dw, dh)
-        if not len(large):
-            return boxes
-        if len(boxes):
-            side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) * scale
-            ix = np.clip(np.minimum(boxes[:, None, 2], large[None, :, 2]) -
-                         np.maximum(boxes[:, None, 0], large[None, :, 0]), 0, None)
-            iy = np.clip(np.minimum(boxes[:, None, 3], large[None, :, 3]) -
-                         np.maximum(boxes[:, None, 1], large[None, :, 1]), 0, None)
-            area = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))[:, None]
-            larea = ((large[:, 2] - large[:, 0]) * (large[:, 3] - large[:, 1]))[None, :]
-            inside = (ix * iy >= 0.6 * np.maximum(area, 1e-6)) & (larea > area)
-            boxes = boxes[~((side >= self.REPLACE_ABOVE) & inside.any(axis=1))]
-        return nms(np.concatenate([boxes, large]), self.NMS)
+        if not len(boxes):
+            return large
+        side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) * scale
+        ix = np.clip(np.minimum(boxes[:, None, 2], large[None, :, 2]) -
+                     np.maximum(boxes[:, None, 0], large[None, :, 0]), 0, None)
+        iy = np.clip(np.minimum(boxes[:, None, 3], large[None, :, 3]) -
+                     np.maximum(boxes[:, None, 1], large[None, :, 1]), 0, None)
+        area = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))[:, None]
+        larea = ((large[:, 2] - large[:, 0]) * (large[:, 3] - large[:, 1]))[None, :]
+        inside = (ix * iy >= 0.6 * np.maximum(area, 1e-6)) & (larea > area)
+        # YuNet is out of its range above LARGE_FACE model px (undersized boxes; table tops, hands and
+        # ceilings of a fisheye kitchen clip scored 0.36-0.74 as faces 490-650 px wide): such a box stands
+        # only where the large-face pass, which sees that face at a size YuNet is sure of, finds it too
+        # (overlapping at least half of the smaller box)
+        shared = ix * iy >= self.CONFIRM_OVERLAP * np.minimum(area, larea)
+        unconfirmed = (side > self.LARGE_FACE) & ~shared.any(axis=1)
+        boxes = boxes[~(((side >= self.REPLACE_ABOVE) & inside.any(axis=1)) | unconfirmed)]
+        return nms(np.concatenate([boxes, large]), self.NMS) if len(large) else boxes
 
     def blur_boxes(self, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
         """Boxes of faces small in the coarse pass's input made ``BLUR_TALL`` times as tall about their centre
