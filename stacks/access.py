@@ -45,7 +45,7 @@ def delete_versions(bucket: s3.IBucket, grantee: iam.IGrantable, pattern: str) -
 
 
 def read_write(bucket: s3.IBucket, grantee: iam.IGrantable, pattern: str) -> None:
-    """GetObject + PutObject on one small record (no GetObjectVersion: it is read as it is now)."""
+    """GetObject + PutObject on one small record (no GetObjectVersion: it is always read at its current version)."""
     _allow(grantee, ("s3:GetObject", "s3:PutObject"), [bucket.arn_for_objects(pattern)])
 
 

@@ -20,7 +20,8 @@ def service_name(function: str) -> str:
 
 class Monitoring(Construct):
     def __init__(self, scope: Construct, cid: str, *, state_machine: sfn.StateMachine,
-                 starter_dlq: sqs.Queue, functions: dict[str, lambda_.Function] | None = None) -> None:
+                 starter_dlq: sqs.Queue, functions: dict[str, lambda_.Function] | None = None,
+                 run_event_dlq: sqs.Queue | None = None) -> None:
         super().__init__(scope, cid)
         five_min = Duration.minutes(5)
         self.failed = cw.Alarm(
@@ -36,6 +37,12 @@ class Monitoring(Construct):
         self.dead_letters = cw.Alarm(
             self, "UploadsNotStarted", alarm_description="Upload events the starter could not handle (DLQ)",
             metric=starter_dlq.metric_approximate_number_of_messages_visible(period=five_min, statistic="Max"),
+            threshold=1, evaluation_periods=1, treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD)
+        self.run_events_lost = None if run_event_dlq is None else cw.Alarm(
+            self, "RunEndsNotRecorded",
+            alarm_description="Run-ended events Record failure did not process: no failure record or message (DLQ)",
+            metric=run_event_dlq.metric_approximate_number_of_messages_visible(period=five_min, statistic="Max"),
             threshold=1, evaluation_periods=1, treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD)
         self.dashboard = self._dashboard(state_machine, starter_dlq, functions or {}) if functions else None

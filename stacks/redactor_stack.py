@@ -71,7 +71,7 @@ class RedactorStack(Stack):
         self._run_ended()
         self._helper_logs()
         self.monitoring = Monitoring(self, "Monitoring", state_machine=sm, starter_dlq=self.starter_dlq,
-                                     functions=self.functions.all)
+                                     functions=self.functions.all, run_event_dlq=self.run_event_dlq)
 
         CfnOutput(self, "RawBucketName", value=self.storage.raw.bucket_name,
                   description="Upload videos here (s3://<this>/<any key>.mp4)")
@@ -164,7 +164,8 @@ class RedactorStack(Stack):
                                             "rekognition-video, faces function only)"}.get(self.settings.detector, "")
         self._ack(fns, "AwsSolutions-IAM5",
                   "Objects are scoped to one bucket and, for the work and output buckets, to the key prefix the "
-                  "function owns (runs/, redacted/, failed/, versions/, runs/*/source.json, runs/*/faces.json). X-Ray's PutTraceSegments/"
+                  "function owns (runs/, redacted/, failed/, versions/, runs/*/source.json, runs/*/faces.json). "
+                  "X-Ray's PutTraceSegments/"
                   f"PutTelemetryRecords{' and' + rekognition if rekognition else ''} take no resource "
                   "(Resource::*).",
                   [f"Resource::<{raw}.Arn>/*", f"Resource::<{work}.Arn>/runs/*", f"Resource::<{work}.Arn>/runs/*/errors/*",

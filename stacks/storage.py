@@ -49,7 +49,8 @@ class Storage(Construct):
             lifecycle_rules=raw_rules,
         )
         work_rules = [
-            s3.LifecycleRule(id="expire-work-data", prefix="runs/", expiration=Duration.days(settings.work_retention_days)),
+            s3.LifecycleRule(id="expire-work-data", prefix="runs/",
+                             expiration=Duration.days(settings.work_retention_days)),
             s3.LifecycleRule(id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=Duration.days(1)),
         ]
         if settings.raw_retention_days > 0:  # a version record outlives every upload (and retry) it orders

@@ -223,6 +223,7 @@ def test_every_function_runs_in_its_deployed_runtime_end_to_end(deployed, media,
     # a first upload whose second segment times out: the failure paths run under their roles too
     p.time_out["redact"] = lambda event: event["segment"]["index"] == 1
     failed = p.wait(_start(p, clip["path"], key)["executionArn"])
+    _assert_nothing_denied(p)
     assert failed["status"] == "FAILED", failed
     record = p.get_json(p.output, f"failed/{key}.json")
     assert record["error"] == "Sandbox.Timedout" and record["failed_segment"] == 1, record
@@ -234,8 +235,7 @@ def test_every_function_runs_in_its_deployed_runtime_end_to_end(deployed, media,
     first_run = len(p.invocations)
     done = p.wait(_start(p, clip["path"], key)["executionArn"])
     logs = {n: c.log_tail(1500) for n, c in p.containers.items()}
-    denied = "\n".join(f"{c.role} {c.action} {c.resource}" for c in p.iam.denied())
-    assert not denied, f"denied by the functions' own roles:\n{denied}\n{[i[2] for i in p.invocations]}"
+    _assert_nothing_denied(p)
     assert done["status"] == "SUCCEEDED", (done, p.invocations, logs)
     announced.append(p.run_ended(done["executionArn"]))
     assert announced[1]["status"] == "SUCCEEDED" and announced[1]["output_key"] == f"redacted/{key}"
@@ -276,6 +276,12 @@ def test_every_function_runs_in_its_deployed_runtime_end_to_end(deployed, media,
     unneeded, allowed = _unneeded_grants(p)
     assert unneeded == [], f"S3 grants no call of the run needs (least privilege): {unneeded}"
     assert allowed == set(NOT_EXERCISED), f"NOT_EXERCISED lists grants the run does use: {set(NOT_EXERCISED) - allowed}"
+
+
+def _assert_nothing_denied(p: DeployedPipeline) -> None:
+    denied = "\n".join(f"{c.role} {c.action} {c.resource}" for c in p.iam.denied())
+    errors = sorted({i[2] for i in p.invocations if i[2] != "ok"})
+    assert not denied, f"denied by the functions' own roles:\n{denied}\nthe functions' errors: {errors}"
 
 
 def _start(p: DeployedPipeline, path: str, key: str) -> dict:

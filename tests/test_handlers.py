@@ -1,6 +1,7 @@
 """Unit tests of the handler helpers that need no AWS at all (naming, prefixes, env validation)."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -229,6 +230,23 @@ def test_record_failure_refuses_a_malformed_event_naming_the_action_and_field(mo
          "record_failure run: the event's 'execution' is a int, not a string"),
         ("not an event", "record_failure: the event is a str, not an object"),
     ]
+    # EventBridge's run-ended event: the execution's status, name and input are required
+    run_input = json.dumps({"bucket": "raw", "key": "a.mp4", "work_prefix": prefix, "sequencer": "00AB"})
+
+    def ended(**detail):
+        return {"detail-type": "Step Functions Execution Status Change", "source": "aws.states",
+                "detail": {"status": "TIMED_OUT", "name": "a-0123", "input": run_input, **detail}}
+
+    cases += [
+        (ended(status="RUNNING"), "record_failure run-ended: the event's 'detail.status' 'RUNNING' is not one of"),
+        (ended(name=None), "record_failure run-ended: the event has no 'detail.name'"),
+        (ended(input=None), "record_failure run-ended: the event has no 'detail.input'"),
+        (ended(input="{not json"), "record_failure run-ended: the event's 'detail.input' is not JSON"),
+        (ended(input=json.dumps({"bucket": "raw", "key": "a.mp4"})),
+         r"record_failure run-ended \(detail.input\): the event has no 'work_prefix'"),
+        (ended(input=run_input.replace("00AB", "zz")), "sequencer"),
+    ]
+    monkeypatch.setattr(rf, "sns", lambda: pytest.fail("no message for a malformed event"))
     for event, message in cases:
         with pytest.raises(EventError, match=message):
             rf.handler(event, ctx)

@@ -652,3 +652,41 @@ def test_rekognition_settings_validation():
     for bad in ({"rekognition_every": "-1"}, {"face_poll_seconds": "0"}, {"detector": "aws"}):
         with pytest.raises(SettingsError):
             Settings.from_context(bad.get)
+
+
+# ---------------------------------------------------------------- runs that end, CDK's own functions
+
+def test_every_run_end_reaches_record_failure_and_the_topic_is_a_stack_output(template):
+    topic = logical_id_of(template, "AWS::SNS::Topic", "/Notifications/")
+    assert template["Outputs"]["NotificationTopicArn"]["Value"] == {"Ref": topic}
+    assert template["Resources"][topic]["Properties"]["KmsMasterKeyId"]  # encrypted (AWS managed key)
+    record_failure_id, fn = function_by_service(template, "record_failure")
+    assert fn["Properties"]["Environment"]["Variables"]["NOTIFICATION_TOPIC_ARN"] == {"Ref": topic}
+    rule = template["Resources"][logical_id_of(template, "AWS::Events::Rule", "/RunEndedRule/")]["Properties"]
+    assert rule["EventPattern"]["detail"]["status"] == ["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
+    (target,) = rule["Targets"]
+    dlq = logical_id_of(template, "AWS::SQS::Queue", "/RunEventDeadLetters/")
+    assert target["Arn"] == {"Fn::GetAtt": [record_failure_id, "Arn"]}
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [dlq, "Arn"]}
+    for name in ("StarterDeadLetterQueueUrl", "RunEventDeadLetterQueueUrl"):
+        assert name in template["Outputs"], name
+    alarms = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
+    assert any(d["Name"] == "QueueName" and d["Value"] == {"Fn::GetAtt": [dlq, "QueueName"]}
+               for a in alarms for d in a.get("Dimensions", [])), "no alarm on the run-event dead letters"
+
+
+def test_cdk_helper_functions_log_with_the_stacks_retention(template):
+    """CDK's own functions (the bucket-notifications handler) get a log group of the stack's retention, made
+    before the function first runs (the custom resource that runs it depends on it)."""
+    helpers = [lid for lid, r in resources(template, "AWS::Lambda::Function").items()
+               if r["Properties"].get("Handler") != "handler.handler"]
+    assert helpers
+    groups = {json.dumps(r["Properties"].get("LogGroupName"), sort_keys=True): (lid, r["Properties"])
+              for lid, r in resources(template, "AWS::Logs::LogGroup").items()}
+    (notifications,) = [r for r in template["Resources"].values() if r["Type"] == "Custom::S3BucketNotifications"]
+    for helper in helpers:
+        name = json.dumps({"Fn::Join": ["", ["/aws/lambda/", {"Ref": helper}]]}, sort_keys=True)
+        assert name in groups, helper
+        lid, props = groups[name]
+        assert props["RetentionInDays"] == aws.cdk_context()["log_retention_days"]
+        assert lid in notifications["DependsOn"]

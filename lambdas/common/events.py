@@ -54,6 +54,19 @@ def text(event: Any, name: str, function: str, source: str = WORKFLOW) -> str:
     return value
 
 
+def s3_sequencer(obj: dict, name: str, function: str, path: str | None = None) -> str | None:
+    """An S3 event sequencer (hex digits) if present, else None; EventError if it is not one."""
+    value = optional(obj, name, function, path=path)
+    if not value:
+        return None
+    try:
+        naming.sequencer_value(value)
+    except ValueError as e:
+        raise EventError(f"{function}: the event's {(path or name)!r}: {e}") from None
+    return value
+
+
+
 def work_prefix(event: Any, function: str) -> str:
     try:
         return naming.check_work_prefix(field(event, "work_prefix", function))
@@ -76,7 +89,7 @@ class Upload:
     def from_event(cls, event: Any, function: str) -> "Upload":
         return cls(bucket=field(event, "bucket", function), key=field(event, "key", function),
                    version=event.get("version"), work_prefix=work_prefix(event, function),
-                   sequencer=optional(event, "sequencer", function) or None)
+                   sequencer=s3_sequencer(event, "sequencer", function))
 
 
 @dataclass(frozen=True)
@@ -95,18 +108,13 @@ class ObjectCreated:
         bucket = text(event, "detail.bucket.name", function, S3_EVENT)
         key = text(event, "detail.object.key", function, S3_EVENT)
         obj = event["detail"]["object"]
-        version, etag, sequencer = (optional(obj, name, function, path=f"detail.object.{name}")
-                                    for name in ("version-id", "etag", "sequencer"))
+        version, etag = (optional(obj, name, function, path=f"detail.object.{name}")
+                         for name in ("version-id", "etag"))
         size = optional(obj, "size", function, int, path="detail.object.size")
         if size is not None and size < 0:
             raise EventError(f"{function}: the event's 'detail.object.size' is negative ({size})")
-        if sequencer:
-            try:
-                naming.sequencer_value(sequencer)
-            except ValueError as e:
-                raise EventError(f"{function}: the event's 'detail.object.sequencer': {e}") from None
         return cls(bucket=bucket, key=key, version=version or None, etag=etag or None, size=size,
-                   sequencer=sequencer or None)
+                   sequencer=s3_sequencer(obj, "sequencer", function, "detail.object.sequencer"))
 
 
 @dataclass(frozen=True)
@@ -142,7 +150,7 @@ class Failure:
         return cls(key=key, work_prefix=prefix, segment=segment, error=error,
                    bucket=optional(event, "bucket", action), version=optional(event, "version", action),
                    execution=optional(event, "execution", action),
-                   sequencer=optional(event, "sequencer", action) or None)
+                   sequencer=s3_sequencer(event, "sequencer", action))
 
 
 def segment(event: Any, function: str) -> Segment:
