@@ -52,8 +52,9 @@ class S3Events:
 
     def __init__(self, pipeline: Pipeline, template: dict):
         self.pipeline = pipeline
-        (rule,) = aws.resources(template, "AWS::Events::Rule").values()
+        rule = template["Resources"][aws.logical_id_of(template, "AWS::Events::Rule", "/UploadRule/")]
         pattern = rule["Properties"]["EventPattern"]
+        assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"], pattern
         self.suffixes = [s["suffix"]["equals-ignore-case"].lower() for s in pattern["detail"]["object"]["key"]]
         self.queue: queue.Queue = queue.Queue()
         self.delivered: list[tuple[dict, dict]] = []  # (event, what the starter returned)
@@ -516,7 +517,7 @@ def _as_principal(cloud, policy: dict, tmp_path: Path, monkeypatch):
 
 
 #: moto names these S3 requests by their operation; IAM authorizes them as these actions
-MULTIPART_ACTIONS = {"s3:CreateMultipartUpload": "s3:PutObject", "s3:UploadPart": "s3:PutObject",
+OPERATION_ACTIONS = {"s3:CreateMultipartUpload": "s3:PutObject", "s3:UploadPart": "s3:PutObject",
                      "s3:CompleteMultipartUpload": "s3:PutObject",
                      "s3:ListMultipartUploads": "s3:ListBucketMultipartUploads",
                      "s3:ListObjectVersions": "s3:ListBucketVersions"}
@@ -524,7 +525,9 @@ MULTIPART_ACTIONS = {"s3:CreateMultipartUpload": "s3:PutObject", "s3:UploadPart"
 
 def _iam_action(real):
     def iam_action(action: str, query: dict) -> str:
-        return real(MULTIPART_ACTIONS.get(action, action), query)
+        if action == "s3:GetObject" and "versionId" in query:  # AWS: a chosen version needs GetObjectVersion
+            return "s3:GetObjectVersion"
+        return real(OPERATION_ACTIONS.get(action, action), query)
     return iam_action
 
 

@@ -20,7 +20,7 @@ class Aws:
         try:
             import boto3
         except ImportError:
-            raise SetupError("boto3 is not installed: pip install 'redactor[cloud]'") from None
+            raise SetupError("boto3 is not installed: pip install 'redactor[cloud]' (or '.[cloud]' in a checkout)") from None
         with translated():
             # AWS_REGION as the other SDKs and the CLI read it (botocore itself reads AWS_DEFAULT_REGION)
             self.session = boto3.session.Session(region_name=region or os.environ.get("AWS_REGION") or None,

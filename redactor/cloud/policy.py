@@ -12,7 +12,6 @@ def client_policy(dep: Deployment) -> dict:
     raw, output = (f"arn:{partition}:s3:::{b}" for b in (dep.raw_bucket, dep.output_bucket))
     executions = dep.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":*"
     map_runs = dep.state_machine_arn.replace(":stateMachine:", ":mapRun:", 1) + "/*"
-    outputs = [f"{output}/{naming.OUTPUT_PREFIX}*", f"{output}/{naming.FAILED_PREFIX}*"]
 
     def allow(sid: str, actions: list[str], resources: list[str], **extra) -> dict:
         return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources, **extra}
@@ -23,7 +22,9 @@ def client_policy(dep: Deployment) -> dict:
         allow("Upload", ["s3:PutObject", "s3:AbortMultipartUpload"], [f"{raw}/*"]),
         allow("ReadUploads", ["s3:GetObject", "s3:GetObjectVersion"], [f"{raw}/*"]),
         allow("ListUploads", ["s3:ListBucket", "s3:ListBucketMultipartUploads"], [raw]),
-        allow("ReadOutputs", ["s3:GetObject", "s3:GetObjectVersion"], outputs),
+        # fetch reads the outputs by version (the one whose report names the upload); status the failure record
+        allow("ReadOutputs", ["s3:GetObjectVersion"], [f"{output}/{naming.OUTPUT_PREFIX}*"]),
+        allow("ReadFailures", ["s3:GetObject"], [f"{output}/{naming.FAILED_PREFIX}*"]),
         allow("ListOutputVersions", ["s3:ListBucketVersions"], [output],
               Condition={"StringLike": {"s3:prefix": [f"{naming.OUTPUT_PREFIX}*"]}}),
         allow("FollowRuns", ["states:DescribeExecution", "states:ListMapRuns"], [executions]),
