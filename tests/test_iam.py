@@ -14,9 +14,13 @@ from tests import aws_support as aws
 from tests.iam_enforced import as_list, role_of
 
 
-@pytest.fixture(scope="module")
-def template():
-    return aws.synthesized_once()[0]
+@pytest.fixture(scope="module", params=["default", "rekognition-video"])
+def template(request, tmp_path_factory):
+    """The default stack, and the one with the most functions and grants (detector=rekognition-video)."""
+    if request.param == "default":
+        return aws.synthesized_once()[0]
+    assembly, _ = aws.synth(str(tmp_path_factory.mktemp("cdk")), nag=True, detector=request.param)
+    return assembly.get_stack_by_name("Redactor").template
 
 
 def _statements(template: dict, role: str | None = None) -> list[dict]:
