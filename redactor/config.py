@@ -174,11 +174,11 @@ class RuntimeSettings:
 GROUPS = {"detection": DetectionSettings, "redaction": StyleSettings, "encoding": EncodingSettings,
           "runtime": RuntimeSettings}
 
-# Config: every group's fields side by side (one flat, validated record for the CLI, REDACTOR_* variables
-# and CDK context); ``config.detection`` etc. give the groups
+# Config: every group's fields side by side (one flat, validated, immutable record for the CLI, REDACTOR_*
+# variables and CDK context; the groups' defaults are its defaults); ``config.detection`` etc. give the groups
 _Flat = dataclasses.make_dataclass("_Flat", [(f.name, f.type, dataclasses.field(default=f.default))
                                              for g in GROUPS.values() for f in dataclasses.fields(g)],
-                                   namespace={"__post_init__": lambda self: self.validate()})
+                                   namespace={"__post_init__": lambda self: self.validate()}, frozen=True)
 
 
 class Config(_Flat):

@@ -381,6 +381,21 @@ def test_unknown_inference_backend_is_a_config_error():
         Config(inference="cuda")
 
 
+def test_a_config_cannot_be_changed_once_made():
+    """A Config is validated when it is made, so it cannot be changed afterwards (``dataclasses.replace``
+    makes a new, validated one)."""
+    import dataclasses
+
+    from redactor.errors import ConfigError
+
+    c = Config(crf=18)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.crf = 60
+    assert dataclasses.replace(c, crf=19).crf == 19 and c.crf == 18
+    with pytest.raises(ConfigError):
+        dataclasses.replace(c, crf=60)
+
+
 def test_settings_given_as_strings_are_their_fields_types():
     """Config(enlarge="1.4") must not stay a string (the worker would crash on it): every way in (keywords,
     from_dict, replace) gives the field's type, or a named ConfigError."""
