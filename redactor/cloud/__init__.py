@@ -8,7 +8,8 @@
     redactor cloud retry KEY                                run a failed upload again, without uploading it
     redactor cloud play STREAM [--expires S] [--port N]     serve a live stream's playlist locally, its segments
                                                             as presigned URLs (docs/live.md)
-    redactor cloud policy                                   the IAM policy these commands need (JSON)
+    redactor cloud policy [--live]                          the IAM policy these commands need (JSON; --live:
+                                                            and 'play')
 
 The stack comes from --stack, REDACTOR_STACK or the only redactor stack in the region (CloudFormation outputs);
 credentials, region and profile the boto3 way (--region/--profile override). Exit codes as ``redactor``: 2 bad
@@ -74,5 +75,6 @@ def add_parser(sub) -> None:
                        "short-lived presigned URLs (Ctrl-C stops)")
     add_play_arguments(pl, bucket=False)
     pl.set_defaults(func=_run("play"))
-    cs.add_parser("policy", parents=[common], help="print the IAM policy these commands need for the stack"
-                  ).set_defaults(func=_run("policy"))
+    po = cs.add_parser("policy", parents=[common], help="print the IAM policy these commands need for the stack")
+    po.add_argument("--live", action="store_true", help="with what 'play' needs (the live streams' objects)")
+    po.set_defaults(func=_run("policy"))

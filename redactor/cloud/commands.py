@@ -334,5 +334,5 @@ def cmd_policy(a) -> int:
     from .policy import client_policy
 
     _, dep = _connect(a)
-    print(json.dumps(client_policy(dep), indent=2))
+    print(json.dumps(client_policy(dep, live=a.live), indent=2))
     return 0
