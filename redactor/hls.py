@@ -25,8 +25,14 @@ def segment_name(chunk: int, part: int) -> str:
     return f"seg-{chunk:06d}-{part:02d}.ts"
 
 
-def gap_name(chunk: int) -> str:
-    return f"gap-{chunk:06d}.ts"
+def gap_name(chunk: int, part: int | None = None) -> str:
+    return f"gap-{chunk:06d}.ts" if part is None else f"gap-{chunk:06d}-{part:02d}.ts"
+
+
+def gap_durations(total: int, cap: int = TARGET_SECONDS * TS_HZ) -> list[int]:
+    """A gap of ``total`` ticks as entries of at most ``cap`` (no entry may exceed the target duration)."""
+    parts = [cap] * (total // cap) + ([total % cap] if total % cap else [])
+    return parts or [total]
 
 
 def cut_points(keys: list[int], end: int, prefer: int = PREFERRED_SECONDS * TS_HZ,
@@ -129,7 +135,9 @@ class ChunkEntry:
 
     def uris(self) -> list[str]:
         if self.status == "gap":
-            return [gap_name(self.seq)]
+            if len(self.durations) == 1:
+                return [gap_name(self.seq)]
+            return [gap_name(self.seq, n) for n in range(len(self.durations))]
         return [segment_name(self.seq, n) for n in range(len(self.durations))]
 
     @property
@@ -181,8 +189,9 @@ class Playlist:
         for c in self.chunks:
             lines.append(CHUNK_TAG + json.dumps(asdict(c), sort_keys=True))
             if c.status == "gap":
-                lines += ["#EXT-X-DISCONTINUITY", "#EXT-X-GAP", f"#EXTINF:{c.duration / TS_HZ:.6f},",
-                          gap_name(c.seq)]
+                lines.append("#EXT-X-DISCONTINUITY")
+                for d, uri in zip(c.durations, c.uris()):
+                    lines += ["#EXT-X-GAP", f"#EXTINF:{d / TS_HZ:.6f},", uri]
                 after_gap = True
                 continue
             if after_gap:

@@ -9,8 +9,9 @@ presigned GET URL valid for ``expires`` seconds (``rewrite_playlist``, a pure fu
 the segments straight from S3. An EVENT playlist is re-fetched by the player every target duration, so every
 fetch gets freshly signed URLs for the segments it lists: the URLs can be short-lived (default 5 minutes).
 
+    redactor cloud play cam-1                      # the output bucket from the stack's outputs
     python -m redactor.hls_presign cam-1 --bucket <OutputBucketName>
-    # prints http://127.0.0.1:<port>/cam-1/index.m3u8 : open it with ffplay, VLC, mpv or Safari
+    # either prints http://127.0.0.1:<port>/cam-1/index.m3u8 : open it with ffplay, VLC, mpv or Safari
 
 Only keys under ``live/<stream>/`` are ever signed: a playlist naming anything else (``../``, another stream,
 another bucket) is refused, not signed. Nested playlists (``*.m3u8`` URIs) stay relative, so the player asks the
@@ -180,13 +181,16 @@ class PlaylistServer:
             self._thread.join(timeout=5)
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser, bucket: bool = True) -> None:
+    """The command's arguments; ``bucket=False`` leaves out ``--bucket`` and ``--region`` (``redactor cloud
+    play`` takes them from the stack)."""
     p.add_argument("stream", help="the stream's name (its playlist is live/<stream>/index.m3u8)")
-    p.add_argument("--bucket", required=True, help="the output bucket (the stack's OutputBucketName)")
+    if bucket:
+        p.add_argument("--bucket", required=True, help="the output bucket (the stack's OutputBucketName)")
+        p.add_argument("--region", default=None, help="the bucket's region (default: the AWS configuration's)")
     p.add_argument("--port", type=int, default=0, help="local port (default: any free port)")
     p.add_argument("--expires", type=int, default=DEFAULT_EXPIRES,
                    help=f"seconds each signed segment URL stays valid (default {DEFAULT_EXPIRES})")
-    p.add_argument("--region", default=None, help="the bucket's region (default: the AWS configuration's)")
 
 
 def run(args: argparse.Namespace, s3=None) -> int:

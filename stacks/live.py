@@ -1,6 +1,7 @@
 """Live streams (docs/live.md): one function redacts each chunk uploaded to the raw bucket under
 ``live/<stream>/`` and publishes it as HLS under ``live/<stream>/`` in the output bucket; an EventBridge rule
-for that prefix invokes it (the file workflow's starter ignores these keys). Its IAM is its own, here: the raw
+for that prefix invokes it (the file workflow's starter ignores these keys), and a schedule rule invokes it
+every minute to end idle streams (context ``live_idle_seconds``; no rule when 0). Its IAM is its own: the raw
 bucket's ``live/*`` (read, list), the output bucket's ``live/*`` (read, write, delete, list: a missing
 playlist must answer 404, not 403)."""
 from __future__ import annotations
@@ -27,6 +28,10 @@ EPHEMERAL_MB = 2048
 GAP_WAIT_SECONDS = 30  # a chunk waits this long for an earlier one before declaring it a gap ...
 BUSY_WAIT_SECONDS = 600  # ... or this long when the earlier one has arrived and is being redacted
 END_WAIT_SECONDS = 600  # END waits this long for each chunk uploaded before it
+# s of video: a longer chunk is refused (a too-long record and a gap). What the function redacts within its
+# timeout, with the gap wait to spare, at 3008 MB (bench/cloud.py's live model: 1080p30 at its per-frame cost)
+MAX_CHUNK_SECONDS = 300
+SWEEP_MINUTES = 1  # the idle sweep's schedule
 
 
 class Live(Construct):
@@ -53,7 +58,8 @@ class Live(Construct):
                          "POWERTOOLS_LOG_LEVEL": "INFO", "RAW_BUCKET": storage.raw.bucket_name,
                          "OUTPUT_BUCKET": storage.output.bucket_name, "LIVE_GAP_WAIT": str(GAP_WAIT_SECONDS),
                          "LIVE_BUSY_WAIT": str(BUSY_WAIT_SECONDS),
-                         "LIVE_END_WAIT": str(END_WAIT_SECONDS),
+                         "LIVE_END_WAIT": str(END_WAIT_SECONDS), "LIVE_MAX_CHUNK_SECONDS": str(MAX_CHUNK_SECONDS),
+                         "LIVE_IDLE_SECONDS": str(settings.live_idle_seconds),
                          **settings.engine_environment, "REDACTOR_MODEL_PATH": MODEL_PATH_ON_LAMBDA},
         )
         access.read(storage.raw, self.function, f"{LIVE_PREFIX}*")
@@ -75,6 +81,11 @@ class Live(Construct):
             targets=[targets.LambdaFunction(self.function, dead_letter_queue=self.dead_letters, retry_attempts=4,
                                             max_event_age=Duration.hours(1))],
         )
+        self.sweep_rule = events.Rule(
+            self, "IdleSweep", schedule=events.Schedule.rate(Duration.minutes(SWEEP_MINUTES)),
+            description=f"End live streams idle for {settings.live_idle_seconds} s (EXT-X-ENDLIST)",
+            targets=[targets.LambdaFunction(self.function, retry_attempts=0)],
+        ) if settings.live_idle_seconds else None
         self._acknowledge(storage)
 
     def add_widgets(self, dashboard: cw.Dashboard) -> None:
@@ -90,7 +101,8 @@ class Live(Construct):
             cw.GraphWidget(title="Live chunks", width=8, left=[
                 emitted("LiveChunksPublished", label="published"), emitted("LiveChunksFailed", label="gap or late"),
                 emitted("LiveChunksDuplicate", label="duplicate"), emitted("LiveChunksConflict", label="conflict"),
-                emitted("LiveChunksAfterEnd", label="after END")]),
+                emitted("LiveChunksAfterEnd", label="after END"),
+                emitted("LiveStreamsEndedIdle", label="streams ended idle")]),
             cw.GraphWidget(title="Live chunk time, download to playlist (s)", width=8, left=[
                 emitted("LiveChunkSeconds", stat=stat, label=stat) for stat in ("p50", "p99", "Maximum")]),
             cw.GraphWidget(title="Live function errors / throttles", width=8, left=[

@@ -59,6 +59,9 @@ class Settings:
     kvs_streams: tuple[str, ...] = ()
     kvs_enabled: bool = False
     kvs_clip_seconds: float = 10.0
+    # live streams (stacks/live.py, with -c live=true): a stream with no chunk uploaded and nothing published
+    # for this long gets EXT-X-ENDLIST (checked every minute); 0 = only END ends a stream
+    live_idle_seconds: int = 300
     # build
     placeholder_layers: bool = False  # synth with empty layers (tests); never deploy that
     extra: dict[str, Any] = field(default_factory=dict)
@@ -104,6 +107,8 @@ class Settings:
                 bad("kvs_streams", f"{name!r} is not a Kinesis Video stream name (or a name prefix ending in *)")
         if not 1 <= self.kvs_clip_seconds <= 600:
             bad("kvs_clip_seconds", "must be between 1 and 600 seconds")
+        if self.live_idle_seconds != 0 and not 60 <= self.live_idle_seconds <= 86400:
+            bad("live_idle_seconds", "must be 0 (no idle timeout) or between 60 and 86400 seconds")
         if not self.video_suffixes or not all(s.startswith(".") for s in self.video_suffixes):
             bad("video_suffixes", "must be a non-empty list like [\".mp4\", \".mov\"]")
 

@@ -219,3 +219,51 @@ def test_the_command_prints_the_url_serves_it_and_stops_on_ctrl_c(s3, hls, moto_
     bad = subprocess.run([sys.executable, "-m", "redactor.hls_presign", "..", "--bucket", BUCKET], env=env,
                          capture_output=True, text=True, timeout=60, cwd=str(Path(__file__).resolve().parent.parent))
     assert bad.returncode == 2 and "not a stream name" in bad.stderr
+
+
+def test_cloud_play_finds_the_bucket_in_the_stack_and_re_signs_on_every_fetch(s3, hls, moto_server):  # noqa: F811
+    """``redactor cloud play STREAM``: the output bucket from the stack's outputs (CloudFormation in moto),
+    the URL printed, each playlist fetch signed afresh (new X-Amz-Date and signatures, every URL fetching its
+    segment), Ctrl-C ends it; ``redactor cloud policy --live`` grants what it reads."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.test_cloud_client import create_stack
+
+    client, _ = s3
+    directory, _ = hls
+    keys = upload(client, directory)
+    create_stack(moto_server.client("cloudformation"), "RedactorLive", {
+        "RawBucketName": "raw", "OutputBucketName": BUCKET, "AcceptedSuffixes": ".mp4", "MaxKeyBytes": "1024",
+        "StateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:redactor"})
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, **moto_server.env}
+    proc = subprocess.Popen([sys.executable, "-m", "redactor", "cloud", "play", STREAM, "--expires", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root)
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:") and url.endswith(f"/{STREAM}/index.m3u8"), proc.stderr.read()
+        fetches = []
+        for _ in range(2):
+            status, body = get(url)
+            assert status == 200
+            fetches.append(uris(body.decode()))
+            time.sleep(1.1)  # X-Amz-Date has whole seconds
+        for links in fetches:
+            assert len(links) == len(keys) - 1  # every object but the playlist: the segments and the init section
+            assert all(parse_qs(urlsplit(u).query)["X-Amz-Expires"] == ["60"] for u in links)
+            assert all(get(u)[0] == 200 for u in links)
+        assert not set(fetches[0]) & set(fetches[1])
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    policy = subprocess.run([sys.executable, "-m", "redactor", "cloud", "policy", "--live"], env=env, cwd=root,
+                            capture_output=True, text=True, timeout=60)
+    (play,) = [st for st in json.loads(policy.stdout)["Statement"] if st["Sid"] == "PlayLiveStreams"]
+    assert play["Action"] == ["s3:GetObject"] and play["Resource"] == [f"arn:aws:s3:::{BUCKET}/live/*"]

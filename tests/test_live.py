@@ -17,7 +17,7 @@ import pytest
 
 from redactor import Config
 from redactor.cli import main
-from redactor.hls import PLAYLIST, TARGET_SECONDS, TS_HZ, ChunkEntry, Playlist, cut_points
+from redactor.hls import PLAYLIST, TARGET_SECONDS, TS_HZ, ChunkEntry, Playlist, cut_points, gap_durations
 from redactor.live import LiveSettings, LocalStore, LocalStream, Publisher, S3Store, run_directory, run_stream
 from redactor.live.chunk import Redacted, identity_of, source_span
 from redactor.live.source import natural_key, watch_directory
@@ -159,6 +159,24 @@ def test_a_directory_of_chunks_plays_as_one_stream_with_every_frame_and_its_audi
     assert sorted(os.listdir(out)) == ["index.m3u8", "records"] + sorted(
         u for c in pl.chunks for u in c.uris())
     assert sorted(os.listdir(out / "records")) == ["1.mp4.report.json", "10.mp4.report.json", "2.mp4.report.json"]
+
+
+def test_a_gap_longer_than_the_target_duration_is_listed_in_parts_within_it():
+    """A long chunk refused or lost keeps its duration on the timeline, but no playlist entry may be longer
+    than EXT-X-TARGETDURATION."""
+    p = Playlist()
+    p.append(ChunkEntry(0, "0.mp4", "ok", [4 * TS_HZ], "a"))
+    p.append(ChunkEntry(1, "1.mp4", "gap", gap_durations(25 * TS_HZ), None, "too-long"))
+    p.append(ChunkEntry(2, "2.mp4", "ok", [4 * TS_HZ], "c"))
+    text = p.render()
+    lines = [ln for ln in text.splitlines() if not ln.startswith("#REDACTOR")][6:]
+    assert lines == ["#EXTINF:4.000000,", "seg-000000-00.ts", "#EXT-X-DISCONTINUITY",
+                     "#EXT-X-GAP", "#EXTINF:10.000000,", "gap-000001-00.ts",
+                     "#EXT-X-GAP", "#EXTINF:10.000000,", "gap-000001-01.ts",
+                     "#EXT-X-GAP", "#EXTINF:5.000000,", "gap-000001-02.ts",
+                     "#EXT-X-DISCONTINUITY", "#EXTINF:4.000000,", "seg-000002-00.ts"]
+    assert Playlist.parse(text) == p and p.next_time == (10 + 33) * TS_HZ
+    assert gap_durations(10 * TS_HZ) == [10 * TS_HZ] and gap_durations(3) == [3]
 
 
 def test_bad_chunks_get_records_and_gaps_and_nothing_of_them_is_published(tmp_path, model_path):

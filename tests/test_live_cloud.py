@@ -122,9 +122,14 @@ def test_the_stack_routes_live_keys_to_the_live_function_only(tmp_path):
     (fid, fn), = fns.items()
     assert fn["Properties"]["MemorySize"] == 3008 and fn["Properties"]["Timeout"] == 900
     rules = aws_support.resources(template, "AWS::Events::Rule")
-    live_rules = [r for r in rules.values() if r["Properties"]["EventPattern"]["detail"]["object"]["key"] ==
-                  [{"prefix": "live/"}]]
+    live_rules = [r for r in rules.values() if r["Properties"].get("EventPattern", {}).get("detail", {}).get(
+        "object", {}).get("key") == [{"prefix": "live/"}]]
     assert len(live_rules) == 1 and live_rules[0]["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [fid, "Arn"]}
+    sweeps = [r for r in rules.values() if r["Properties"].get("ScheduleExpression") == "rate(1 minute)" and
+              r["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [fid, "Arn"]}]
+    assert len(sweeps) == 1 and sweeps[0]["Properties"]["State"] == "ENABLED"
+    env = fn["Properties"]["Environment"]["Variables"]
+    assert env["LIVE_IDLE_SECONDS"] == "300" and env["LIVE_MAX_CHUNK_SECONDS"] == "300"
     policies = json.dumps([p for p in aws_support.resources(template, "AWS::IAM::Policy").values()
                            if any(r.get("Ref") == fn["Properties"]["Role"]["Fn::GetAtt"][0]
                                   for r in p["Properties"]["Roles"])])
@@ -135,3 +140,109 @@ def test_the_stack_routes_live_keys_to_the_live_function_only(tmp_path):
     for metric in ("LiveChunksPublished", "LiveChunksFailed", "LiveChunkSeconds", "LiveChunksConflict"):
         assert f'\\"{metric}\\"' in body and f'name="{metric}"' in handler, metric  # shown and emitted
     assert "Live chunk time, download to playlist (s)" in body
+    assert '\\"LiveStreamsEndedIdle\\"' in body and 'name="LiveStreamsEndedIdle"' in handler
+
+
+def test_live_idle_seconds_0_leaves_ending_to_end(tmp_path):
+    """``-c live_idle_seconds=0``: no sweep rule (only END ends a stream); other values are checked."""
+    from stacks.settings import Settings, SettingsError
+    _, stack = aws_support.synth(str(tmp_path / "cdk.out"), nag=False, live=True, live_idle_seconds=0)
+    template = __import__("aws_cdk").assertions.Template.from_stack(stack).to_json()
+    assert not [r for r in aws_support.resources(template, "AWS::Events::Rule").values()
+                if r["Properties"].get("ScheduleExpression") == "rate(1 minute)"]
+    for bad in (30, 86401, -1):
+        with pytest.raises(SettingsError, match="live_idle_seconds"):
+            Settings(live_idle_seconds=bad)
+
+
+def playlist_text(s3, stream: str = "cam") -> str:
+    return s3.get_object(Bucket=OUT, Key=f"live/{stream}/index.m3u8")["Body"].read().decode()
+
+
+def test_an_idle_stream_is_ended_by_the_sweep_but_not_while_a_chunk_is_being_redacted(live, tmp_path, monkeypatch):
+    """The scheduled sweep (a fake clock): a stream with no upload and no publish for LIVE_IDLE_SECONDS gets
+    EXT-X-ENDLIST, unless a chunk of it is claimed and unlisted (being redacted) and its claim has not expired;
+    then that chunk is a gap, a chunk arriving afterwards is after-end, and a stream already ended is left
+    alone. The playlist's writes race a chunk's: the first conditional write of the sweep fails."""
+    mod, s3 = live
+    monkeypatch.setenv("LIVE_IDLE_SECONDS", "300")
+    ctx = aws_support.FakeContext("redactor-live")
+    sweep = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+    a, b = clip(tmp_path / "a.mp4", seed=1), clip(tmp_path / "b.mp4", seed=2)
+    for stream in ("cam", "done"):
+        s3.put_object(Bucket=RAW, Key=f"live/{stream}/000000.mp4", Body=open(a["path"], "rb").read())
+        assert mod.handler(event(f"live/{stream}/000000.mp4"), ctx)["status"] == "published"
+    s3.put_object(Bucket=RAW, Key="live/done/END", Body=b"")
+    assert mod.handler(event("live/done/END"), ctx)["status"] == "ended"
+    ended_before = playlist_text(s3, "done")
+    # chunk 1 of cam arrived and is being redacted (claimed, not listed)
+    s3.put_object(Bucket=RAW, Key="live/cam/000001.mp4", Body=open(b["path"], "rb").read())
+    s3.put_object(Bucket=OUT, Key="live/cam/.claims/000001.json",
+                  Body=json.dumps({"name": "000001.mp4", "sha256": "x", "time": time.time()}))
+    t0 = time.time()
+    for later, expect in ((100, []), (400, []), (1000, ["cam"]), (2000, [])):
+        monkeypatch.setattr(mod, "clock", lambda: t0 + later)
+        if later == 1000:
+            lost = fail_first_playlist_write(monkeypatch)
+        assert mod.handler(sweep, ctx) == {"status": "swept", "ended": expect}, later
+        assert ("#EXT-X-ENDLIST" in playlist_text(s3)) == (later >= 1000)
+    assert lost == [1]
+    pl = __import__("redactor.hls", fromlist=["Playlist"]).Playlist.parse(playlist_text(s3))
+    assert [(c.seq, c.status, c.reason) for c in pl.chunks] == [(0, "ok", None), (1, "gap", "missing")]
+    record = json.loads(s3.get_object(Bucket=OUT, Key="live/cam/records/stream.idle.json")["Body"].read())
+    assert record["kind"] == "idle" and record["idle_seconds"] > 300 and record["limit_seconds"] == 300
+    assert playlist_text(s3, "done") == ended_before
+    s3.put_object(Bucket=RAW, Key="live/cam/000002.mp4", Body=open(b["path"], "rb").read())
+    assert mod.handler(event("live/cam/000002.mp4"), ctx)["status"] == "after-end"
+    assert "Contents" in s3.list_objects_v2(Bucket=OUT, Prefix="live/cam/records/000002.mp4.after-end.json")
+
+
+def fail_first_playlist_write(monkeypatch) -> list[int]:
+    """The next conditional write of a playlist answers PreconditionFailed once (another writer got in first:
+    the playlist is re-read and the write tried again). Returns a list that counts the failures."""
+    from redactor.live.store import S3Store
+    real, failed = S3Store.write_if, []
+
+    def write_if(self, name, data, etag):
+        if name == "index.m3u8" and not failed:
+            failed.append(1)
+            return False
+        return real(self, name, data, etag)
+    monkeypatch.setattr(S3Store, "write_if", write_if)
+    return failed
+
+
+def test_a_chunk_too_long_for_the_function_is_refused_as_a_gap(live, tmp_path, monkeypatch):
+    """Longer than LIVE_MAX_CHUNK_SECONDS: a too-long record and a gap as long as the chunk, before any frame
+    is redacted; the stream goes on."""
+    mod, s3 = live
+    ctx = aws_support.FakeContext("redactor-live")
+    long, short = clip(tmp_path / "long.mp4", seconds=2.0, seed=1), clip(tmp_path / "short.mp4", seed=2)
+    monkeypatch.setenv("LIVE_MAX_CHUNK_SECONDS", "1.8")
+    monkeypatch.setattr(mod, "process_chunk", refusing_before_redaction(mod.process_chunk))
+    for n, c in enumerate((long, short)):
+        s3.put_object(Bucket=RAW, Key=f"live/cam/{n:06d}.mp4", Body=open(c["path"], "rb").read())
+    assert mod.handler(event("live/cam/000000.mp4"), ctx)["status"] == "gap"
+    assert mod.handler(event("live/cam/000001.mp4"), ctx)["status"] == "published"
+    record = json.loads(s3.get_object(Bucket=OUT, Key="live/cam/records/000000.mp4.too-long.json")["Body"].read())
+    assert record["gap"] and "2.0 s long; chunks of at most 1.8 s" in record["error"], record
+    text = playlist_text(s3)
+    assert "#EXT-X-GAP\n#EXTINF:2.000000,\ngap-000000.ts" in text and "seg-000001-00.ts" in text
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=OUT, Prefix="live/cam/")["Contents"]]
+    assert not [k for k in keys if k.startswith("live/cam/seg-000000")]
+
+
+def refusing_before_redaction(process_chunk):
+    """process_chunk where the engine's redaction of chunk 0 fails the test once its plan is made."""
+    def run(pub, path, seq, name, config, *a, **kw):
+        if seq != 0:
+            return process_chunk(pub, path, seq, name, config, *a, **kw)
+        from redactor import pipeline
+        real = pipeline.redact_file
+
+        def redact_file(src, out, cfg, on_plan=None, **kws):
+            return real(src, out, cfg, on_plan=lambda plan: (on_plan(plan), pytest.fail("redacted")), **kws)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(pipeline, "redact_file", redact_file)
+            return process_chunk(pub, path, seq, name, config, *a, **kw)
+    return run

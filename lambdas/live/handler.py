@@ -6,7 +6,11 @@ its place (or the end wait has passed).
 
 Once per chunk, whatever the event deliveries: the first delivery claims the sequence number with the chunk's
 content hash (``.claims/<seq>.json``, written only if absent); a delivery of the same content is a duplicate,
-of other content a conflict record. A chunk arriving after the stream ended gets an after-end record.
+of other content a conflict record. A chunk arriving after the stream ended gets an after-end record; a chunk
+longer than ``LIVE_MAX_CHUNK_SECONDS`` is refused before any frame is redacted (a ``too-long`` record and a gap).
+
+A scheduled event (EventBridge, every minute) sweeps the streams: one with no chunk uploaded and nothing
+published for ``LIVE_IDLE_SECONDS``, and no chunk still being redacted, gets ``EXT-X-ENDLIST`` like END.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from common import obs, s3
 from common.env import engine_config, require
 from common.events import ObjectCreated
 from redactor import naming
+from redactor.hls import Playlist
 from redactor.live import LiveSettings, Publisher, S3Store, process_chunk
 from redactor.live.publish import claim_name
 from redactor.live.chunk import sha256_of
@@ -32,17 +37,20 @@ SEQUENCE = re.compile(r"^(\d{1,12})\.[A-Za-z0-9]{1,5}$")
 
 
 CLAIM_EXPIRES = 900  # s: a claim this old whose chunk is neither staged nor listed was a failed attempt
+clock = time.time  # the idle sweep's clock (tests move it)
 
 
-def settings(gap_wait: float | None = None) -> LiveSettings:
+def settings(gap_wait: float | None = None, busy_wait: float | None = None) -> LiveSettings:
     return LiveSettings(gap_wait=float(gap_wait if gap_wait is not None else os.environ.get("LIVE_GAP_WAIT", 30)),
-                        busy_wait=float(os.environ.get("LIVE_BUSY_WAIT", 600)),
+                        busy_wait=float(busy_wait if busy_wait is not None else os.environ.get("LIVE_BUSY_WAIT", 600)),
                         program_date_time=os.environ.get("LIVE_PROGRAM_DATE_TIME", "") == "true",
-                        keep_metadata=CONFIG.keep_metadata)
+                        keep_metadata=CONFIG.keep_metadata,
+                        max_chunk_seconds=float(os.environ.get("LIVE_MAX_CHUNK_SECONDS", 0)))
 
 
-def publisher(stream: str, gap_wait: float | None = None) -> Publisher:
-    return Publisher(S3Store(ENV["OUTPUT_BUCKET"], f"{naming.LIVE_PREFIX}{stream}", s3.client()), settings(gap_wait))
+def publisher(stream: str, gap_wait: float | None = None, busy_wait: float | None = None) -> Publisher:
+    return Publisher(S3Store(ENV["OUTPUT_BUCKET"], f"{naming.LIVE_PREFIX}{stream}", s3.client()),
+                     settings(gap_wait, busy_wait))
 
 
 def claim(pub: Publisher, seq: int, name: str, sha: str) -> str | None:
@@ -107,8 +115,75 @@ def end_stream(stream: str) -> dict:
     return {"status": "ended", "stream": stream, "chunks": len(pl.chunks)}
 
 
+# ------------------------------------------------------------------------------------------ the idle timeout
+def streams() -> list[str]:
+    """Every stream with anything in the output bucket (``live/<stream>/``)."""
+    names = []
+    for page in s3.client().get_paginator("list_objects_v2").paginate(
+            Bucket=ENV["OUTPUT_BUCKET"], Prefix=naming.LIVE_PREFIX, Delimiter="/"):
+        names += [p["Prefix"][len(naming.LIVE_PREFIX):-1] for p in page.get("CommonPrefixes") or []]
+    return names
+
+
+def uploads(stream: str) -> dict[int, float]:
+    """Sequence number -> upload time (epoch s) of every chunk of ``stream`` in the raw bucket."""
+    out = {}
+    for page in s3.client().get_paginator("list_objects_v2").paginate(
+            Bucket=ENV["RAW_BUCKET"], Prefix=f"{naming.LIVE_PREFIX}{stream}/"):
+        for obj in page.get("Contents") or []:
+            if m := SEQUENCE.match(obj["Key"].rsplit("/", 1)[1]):
+                out[int(m.group(1))] = max(out.get(int(m.group(1)), 0.0), obj["LastModified"].timestamp())
+    return out
+
+
+def idle_for(stream: str, now: float) -> tuple[float, dict] | None:
+    """(seconds since the stream's last activity: a chunk uploaded or its playlist written, the chunks
+    uploaded) for a stream whose playlist is open and none of whose unlisted chunks is being redacted (claimed
+    less than CLAIM_EXPIRES ago); None otherwise."""
+    key = f"{naming.LIVE_PREFIX}{stream}/index.m3u8"
+    try:
+        obj = s3.client().get_object(Bucket=ENV["OUTPUT_BUCKET"], Key=key)
+    except s3.client().exceptions.NoSuchKey:
+        return None  # nothing published yet: the first chunk's writer is still at work
+    pl = Playlist.parse(obj["Body"].read().decode())
+    if pl.ended:
+        return None
+    uploaded = uploads(stream)
+    store = S3Store(ENV["OUTPUT_BUCKET"], f"{naming.LIVE_PREFIX}{stream}", s3.client())
+    for seq in (n for n in uploaded if n >= pl.next_seq):
+        claimed = store.get(claim_name(seq))
+        if claimed and now - float(json.loads(claimed).get("time", 0)) < CLAIM_EXPIRES:
+            return None
+    return now - max([obj["LastModified"].timestamp(), *uploaded.values()]), uploaded
+
+
+def sweep() -> dict:
+    """End every stream idle for LIVE_IDLE_SECONDS: each chunk uploaded and not listed becomes a gap at
+    once (none of them is being redacted), then EXT-X-ENDLIST, by the same conditional writes as END."""
+    limit, now = float(os.environ["LIVE_IDLE_SECONDS"]), clock()
+    ended = []
+    for stream in streams():
+        found = idle_for(stream, now)
+        if found is None or found[0] <= limit:
+            continue
+        idle, uploaded = found
+        pub = publisher(stream, gap_wait=0, busy_wait=0)
+        if uploaded:
+            pub.publish(max(uploaded))
+        pl = pub.end()
+        pub.record("stream", "idle", {"gap": False, "idle_seconds": round(idle, 1), "limit_seconds": limit,
+                                      "chunks": len(pl.chunks)})
+        obs.metrics.add_metric(name="LiveStreamsEndedIdle", unit=obs.MetricUnit.Count, value=1)
+        obs.logger.info("stream ended: idle", extra={"stream": stream, "idle_seconds": round(idle, 1),
+                                                     "chunks": len(pl.chunks)})
+        ended.append(stream)
+    return {"status": "swept", "ended": ended}
+
+
 @obs.handler
 def handler(event, context):
+    if isinstance(event, dict) and event.get("detail-type") == "Scheduled Event":
+        return sweep()
     created = ObjectCreated.from_event(event, "live")
     key = unquote_plus(created.key)
     parts = naming.live_parts(key) if created.bucket == ENV["RAW_BUCKET"] else None

@@ -6,7 +6,10 @@
     redactor cloud wait KEY...                              follow the runs to the end (exit 0, or 4 if one failed)
     redactor cloud fetch KEY... [-o DIR]                    redacted video + JSON + HTML report of that version
     redactor cloud retry KEY                                run a failed upload again, without uploading it
-    redactor cloud policy                                   the IAM policy these commands need (JSON)
+    redactor cloud play STREAM [--expires S] [--port N]     serve a live stream's playlist locally, its segments
+                                                            as presigned URLs (docs/live.md)
+    redactor cloud policy [--live]                          the IAM policy these commands need (JSON; --live:
+                                                            and 'play')
 
 The stack comes from --stack, REDACTOR_STACK or the only redactor stack in the region (CloudFormation outputs);
 credentials, region and profile the boto3 way (--region/--profile override). Exit codes as ``redactor``: 2 bad
@@ -42,7 +45,7 @@ def _run(name: str):
 def add_parser(sub) -> None:
     """Add ``cloud`` and its commands to the ``redactor`` parser's subcommands."""
     common = _common()
-    cloud = sub.add_parser("cloud", help="use the deployed AWS pipeline: submit, status, wait, fetch, retry",
+    cloud = sub.add_parser("cloud", help="use the deployed AWS pipeline: submit, status, wait, fetch, retry, play",
                            description="Use the deployed AWS pipeline (docs/client.md).")
     cs = cloud.add_subparsers(dest="cloud_cmd", required=True)
     s = cs.add_parser("submit", parents=[common], help="upload videos to the raw bucket (each starts a run)")
@@ -67,5 +70,11 @@ def add_parser(sub) -> None:
         if name != "submit":
             p.add_argument("--version", help="the upload's S3 version id (default: the key's latest)")
         p.set_defaults(func=_run(name))
-    cs.add_parser("policy", parents=[common], help="print the IAM policy these commands need for the stack"
-                  ).set_defaults(func=_run("policy"))
+    from ..hls_presign import add_arguments as add_play_arguments
+    pl = cs.add_parser("play", parents=[common], help="play a live stream: a local playlist server, segments as "
+                       "short-lived presigned URLs (Ctrl-C stops)")
+    add_play_arguments(pl, bucket=False)
+    pl.set_defaults(func=_run("play"))
+    po = cs.add_parser("policy", parents=[common], help="print the IAM policy these commands need for the stack")
+    po.add_argument("--live", action="store_true", help="with what 'play' needs (the live streams' objects)")
+    po.set_defaults(func=_run("policy"))

@@ -318,9 +318,21 @@ def _retry_upload(aws: Aws, dep: Deployment, key: str, version: str | None) -> U
                            "after the raw bucket's retention, or deleted): upload the file again", key) from None
 
 
+def cmd_play(a) -> int:
+    """Serve the stream's playlist from the stack's output bucket (redactor/hls_presign.py) until Ctrl-C."""
+    from botocore.config import Config as BotoConfig
+
+    from .. import hls_presign
+
+    aws, dep = _connect(a)
+    a.bucket = dep.output_bucket
+    s3 = aws.session.client("s3", config=BotoConfig(signature_version="s3v4"))
+    return hls_presign.run(a, s3)
+
+
 def cmd_policy(a) -> int:
     from .policy import client_policy
 
     _, dep = _connect(a)
-    print(json.dumps(client_policy(dep), indent=2))
+    print(json.dumps(client_policy(dep, live=a.live), indent=2))
     return 0

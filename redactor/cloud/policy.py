@@ -6,7 +6,9 @@ from .. import naming
 from .stack import Deployment
 
 
-def client_policy(dep: Deployment) -> dict:
+def client_policy(dep: Deployment, live: bool = False) -> dict:
+    """``live``: and ``redactor cloud play`` (read the live streams' playlists and segments, which its
+    presigned URLs then read with the same permission)."""
     arn = dep.state_machine_arn.split(":")  # arn:<partition>:states:<region>:<account>:stateMachine:<name>
     partition = arn[1]
     raw, output = (f"arn:{partition}:s3:::{b}" for b in (dep.raw_bucket, dep.output_bucket))
@@ -16,6 +18,7 @@ def client_policy(dep: Deployment) -> dict:
     def allow(sid: str, actions: list[str], resources: list[str], **extra) -> dict:
         return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources, **extra}
 
+    play = [allow("PlayLiveStreams", ["s3:GetObject"], [f"{output}/{naming.LIVE_PREFIX}*"])] if live else []
     return {"Version": "2012-10-17", "Statement": [
         # finding the stack without its name lists the region's stacks: DescribeStacks takes no narrower scope
         allow("FindTheStack", ["cloudformation:DescribeStacks"], ["*"]),
@@ -30,4 +33,5 @@ def client_policy(dep: Deployment) -> dict:
         allow("FollowRuns", ["states:DescribeExecution", "states:ListMapRuns"], [executions]),
         allow("FollowMapRuns", ["states:DescribeMapRun"], [map_runs]),
         allow("Retry", ["states:StartExecution"], [dep.state_machine_arn]),
+        *play,
     ]}

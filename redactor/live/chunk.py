@@ -92,10 +92,11 @@ def arrival_time(path: str) -> str:
 
 
 def redact_chunk(path: str, work_dir: str, config: Config, expect: dict | None = None, detector_factory=None,
-                 seen: dict | None = None) -> Redacted:
+                 seen: dict | None = None, max_seconds: float = 0.0) -> Redacted:
     """Redact ``path`` into ``work_dir/redacted.ts``. ``expect``: the stream's identity; a chunk that differs is
-    refused before any frame is redacted (ChunkError, record ``mismatch``). ``seen`` gets the chunk's
-    ``info`` once it is probed (a failed chunk's duration still fills its gap)."""
+    refused before any frame is redacted (ChunkError, record ``mismatch``), and so is a chunk longer than
+    ``max_seconds`` (record ``too-long``; 0: no limit). ``seen`` gets the chunk's ``info`` once it is probed (a
+    failed chunk's duration still fills its gap)."""
     from ..pipeline import redact_file
     seen = {} if seen is None else seen
     out = os.path.join(work_dir, "redacted.ts")
@@ -107,6 +108,9 @@ def redact_chunk(path: str, work_dir: str, config: Config, expect: dict | None =
             differs = ", ".join(f"{k} {ident[k]} (the stream's: {expect.get(k)})" for k in ident
                                 if ident[k] != expect.get(k))
             raise ChunkError(f"the chunk differs from the stream: {differs}", path, record="mismatch")
+        if max_seconds and plan.source.duration > max_seconds:
+            raise ChunkError(f"the chunk is {plan.source.duration:.1f} s long; chunks of at most {max_seconds:g} s "
+                             "are redacted live", path, record="too-long")
 
     report = redact_file(path, out, chunk_config(config), on_plan=on_plan, detector_factory=detector_factory)
     info = seen["info"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import av
 
-from ..hls import PLAYLIST, ChunkEntry, Playlist, write_segments
+from ..hls import PLAYLIST, ChunkEntry, Playlist, gap_durations, write_segments
 from .store import Store
 
 STAGED = ".staged"
@@ -32,6 +32,9 @@ class LiveSettings:
     # s to wait for an earlier chunk that has been claimed (it arrived and is being redacted: ``.claims/``,
     # AWS); 0 = the gap wait
     busy_wait: float = 0.0
+    # s of video: a longer chunk is refused before any frame is redacted (record ``too-long``, a gap); 0 = no
+    # limit. In AWS, what the live function can finish within its timeout (docs/live.md)
+    max_chunk_seconds: float = 0.0
 
 
 def staged_name(seq: int, ext: str) -> str:
@@ -83,8 +86,8 @@ class Publisher:
 
     def _gap(self, seq: int, name: str, reason: str, duration: int | None, pl: Playlist,
              sha256: str | None = None) -> ChunkEntry:
-        return ChunkEntry(seq=seq, name=name, status="gap", durations=[int(duration or pl.last_duration())],
-                          sha256=sha256, reason=reason)
+        return ChunkEntry(seq=seq, name=name, status="gap", sha256=sha256, reason=reason,
+                          durations=gap_durations(int(duration or pl.last_duration())))
 
     def _entry(self, pl: Playlist, meta: dict) -> tuple[ChunkEntry, dict | None] | None:
         """The chunk's entry (its segments written to the store) and the record to write once it is in; None

@@ -36,7 +36,8 @@ def _stage(pub: Publisher, path: str, seq: int, name: str, sha: str, config: Con
     t0 = time.perf_counter()
     try:
         try:
-            red = redact_chunk(path, work, config, expect=expect, detector_factory=detector_factory, seen=seen)
+            red = redact_chunk(path, work, config, expect=expect, detector_factory=detector_factory, seen=seen,
+                               max_seconds=pub.settings.max_chunk_seconds)
         except ModelError:
             raise  # setup, not the chunk: the stream cannot go on
         except RedactorError as e:
