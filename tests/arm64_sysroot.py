@@ -3,6 +3,7 @@ Debian userland unpacked into a directory (no Docker, no foreign packages instal
 
     python tests/arm64_sysroot.py            # build the sysroot (cached: a second run downloads nothing)
     python tests/arm64_sysroot.py --binfmt   # also let the kernel hand arm64 programs to qemu (root only)
+    sudo python3 tests/arm64_sysroot.py --binfmt-only   # only that (a user's own sysroot stays in their home)
 
 The sysroot holds Debian's arm64 ``python3.13`` (the Lambda runtime's CPython version) and the libraries it and the
 layers' wheels need from the system (libc6, libstdc++6, libgcc-s1, ...), fetched with ``apt-get download`` from this
@@ -176,11 +177,12 @@ def interpreter_env(root: Path) -> dict[str, str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--binfmt", action="store_true", help="also register qemu-aarch64 with binfmt_misc (root)")
+    ap.add_argument("--binfmt-only", action="store_true", help="only register qemu-aarch64 (root); build nothing")
     ap.add_argument("--force", action="store_true", help="rebuild even when the stamp matches")
     args = ap.parse_args(argv)
     t0 = time.monotonic()
-    root = build(force=args.force)
-    if args.binfmt:
+    root = sysroot_dir() if args.binfmt_only else build(force=args.force)
+    if args.binfmt or args.binfmt_only:
         ensure_binfmt()
     print(json.dumps({"sysroot": str(root), "python": str(root / PYTHON), "binfmt": binfmt_registered(),
                       "seconds": round(time.monotonic() - t0, 1)}))

@@ -113,7 +113,7 @@ def test_no_layer_needs_a_newer_glibc_than_lambdas(deployed):
     assert set(layers) == set(LAYER_DESCRIPTIONS), layers
     assert {name: glibc.above(path) for name, path in layers.items()} == {name: {} for name in layers}
     # the check reads real requirements: every compiled layer needs some GLIBC_ version (2.17 at least: the
-    # manylinux2014 baseline), and the newest ones (2.27, 2.28) show up against a lower ceiling
+    # manylinux2014 baseline), and against a lower ceiling the files needing the newest one show up
     needs = {name: max(filter(None, map(glibc.glibc_needed, glibc.elf_files(layers[name]))), default=None)
              for name in build.PIP_LAYERS}
     assert all(v is not None and v >= (2, 17) for v in needs.values()), needs
@@ -276,6 +276,7 @@ def test_the_functions_redact_a_clip_on_arm64(arm64_pipeline, media, tmp_path):
     not_ready = {n: c.log_tail() for n, c in p.containers.items() if not c.ready}
     assert not not_ready, f"functions that failed to import on arm64: {not_ready}"
     init_s = time.monotonic() - t0
+    init_cpu = {name: cpu_seconds(c.proc.pid) for name, c in p.containers.items()}
     for name, c in p.containers.items():  # each function's process is the arm64 python, run by qemu
         assert Path(os.readlink(f"/proc/{c.proc.pid}/exe")).name.startswith("qemu-aarch64"), name
 
@@ -308,6 +309,7 @@ def test_the_functions_redact_a_clip_on_arm64(arm64_pipeline, media, tmp_path):
         assert stats["outside"] == [], (name, stats["outside"])
         assert any(d.startswith(stdlib + "/lib/python3") for d in stats["sys_path"]), (name, stats["sys_path"])
         assert stats["semaphore"].startswith("OSError: [Errno 38]"), (name, stats["semaphore"])
-    cpu = {name: round(cpu_seconds(c.proc.pid)) for name, c in p.containers.items()}
+    cpu = {name: f"{init_cpu[name]:.0f} + {cpu_seconds(c.proc.pid) - init_cpu[name]:.0f}"
+           for name, c in p.containers.items()}
     print(f"arm64 under emulation: containers ready in {init_s:.0f} s, the run took {run_s:.0f} s "
-          f"({report['counts']['segments']} segments, {clip['frames']} frames); CPU s per function: {cpu}")
+          f"({report['counts']['segments']} segments, {clip['frames']} frames); CPU s (init + invocations): {cpu}")
