@@ -1,7 +1,10 @@
 """The coverage rules the speed-ups rely on (detect on a subset of frames, carry boxes between them)."""
 import numpy as np
+import pytest
 
-from redactor.tracking import cover_boxes, match
+from redactor.boxes import EMPTY
+
+from redactor.tracking import Coverage, cover_boxes, match
 
 
 def _box(cx, cy, s=20, score=0.9):
@@ -168,3 +171,49 @@ def test_pairing_is_cheapest_first_one_to_one_within_reach():
         assert got == _greedy_reference(d, cost, reach)
         assert len({x for x, _ in got}) == len(got) == len({y for _, y in got})  # one to one
         assert all(d[x, y] <= reach for x, y in got)
+
+
+def _area(boxes: np.ndarray, width: int, height: int) -> float:
+    """Pixels inside the union of ``boxes`` clipped to a width x height frame."""
+    m = np.zeros((height, width), bool)
+    for x1, y1, x2, y2 in np.clip(boxes[:, :4], 0, [width, height, width, height]).astype(int):
+        m[y1:y2, x1:x2] = True
+    return float(m.sum())
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_one_false_large_box_covers_its_own_sample_interval_only(monkeypatch, k):
+    """One box 600 px wide at the bottom edge of a 2560x1920 frame, found on one sample only (a table top a
+    fisheye clip's fine pass scored as a face): it covers the frames up to the samples on either side and no
+    other -- never held beyond them, nor carried past them. Every frame is a sample below 20 fps (k = 1, the
+    fisheye clip's 10 fps): it covers its own frame, where the redacted area is the box's own (600 x 600 px),
+    and nothing else. At 30 fps (k = 3) it is also carried at the edge onto the two frames on either side (a
+    face crossing a small frame in four frames is seen on one sample only), and on no further frame. The same
+    box seen on the next sample too (a face 600 px wide) is held, carried and stretched to the edge as before;
+    and without the rule the lone box is too."""
+    from redactor.schedule import Schedule
+    from redactor.tracking import coverage
+
+    W, H = 2560, 1920
+    s = Schedule(every=k, fine=0, track=k, hold=2)
+    box = np.array([[1000, 1320, 1600, 1920, 0.6]], np.float32)
+    n = 10 * k
+
+    def run(dets):
+        cov = Coverage(s, W, H)
+        cov.coarse.update({j: dets.get(j, EMPTY) for j in range(0, n, k)})
+        return [cov.boxes(i) for i in range(n)]
+
+    lone = run({5 * k: box})
+    np.testing.assert_array_equal(lone[5 * k], box)  # its own frame: the box itself
+    for i, b in enumerate(lone):
+        assert (len(b) > 0) == (abs(i - 5 * k) < k), (i, b)  # its sample interval only
+    if k == 1:
+        assert max(_area(b, W, H) for b in lone) == 600 * 600
+    moved = box + np.array([[0, 60, 0, 60, 0]], np.float32)
+    twice = run({5 * k: box, 6 * k: moved})
+    monkeypatch.setattr(coverage, "SPREAD_LARGE", 10.0)  # nothing is large: every box spreads
+    assert all(np.array_equal(a, b) for a, b in zip(twice, run({5 * k: box, 6 * k: moved})))
+    assert sum(len(b) > 0 for b in twice) > 2 * k + 1  # held and carried past its samples
+    spread = run({5 * k: box})
+    assert sum(len(b) > 0 for b in spread) > 2 * k - 1 and max(_area(b, W, H) for b in spread) > 600 * 600

@@ -41,6 +41,15 @@ EDGE_FOLLOW = 1.5
 # 33 % of its detail with a quarter-size margin alone)
 CARRY_DRIFT = 0.25
 
+# A box at least this share of the frame's short side spreads (held, interpolated, extrapolated, bridged,
+# carried and stretched to the edge) only when a box is found within max(1.5, EDGE_SPEED * k) of its
+# sizes on the sample before or after it (``confirmed``); else it covers its
+# own frame and the frames up to the samples on either side only (held unmoved, or carried at the edge). One box the detector
+# scores on a single sample (a fisheye clip's table top, 600 px at 2560x1920) then blurs those frames only,
+# while a real face that big is found again on the next sample (its size at 5-30 fps moves at most a few
+# sizes between samples, or it has left the picture)
+SPREAD_LARGE = 0.2
+
 # Track boxes are paired between samples (interpolated, extrapolated) up to this many face sizes per frame
 # apart: the tracker follows small faces this fast (measured: 20 px faces moving 95 px/frame in 4K).
 TRACK_SPEED = 8.0
@@ -74,22 +83,26 @@ def _moved(a: np.ndarray, prev: np.ndarray | None, reach: float) -> np.ndarray |
 
 
 def cover_boxes(i: int, dets: dict[int, np.ndarray], k: int, window: int, extrapolate: bool = False,
-                speed: float = 4.0, bridge: bool = False) -> np.ndarray:
+                speed: float = 4.0, bridge: bool = False, spread: dict[int, np.ndarray] | None = None
+                ) -> np.ndarray:
     """Boxes covering frame ``i``. With ``extrapolate`` (the caller guarantees samples up to two intervals
     away are known), faces seen on only one of the two samples around ``i`` -- appearing, disappearing, or
     missed on one sample -- also follow their motion from the neighbouring sample instead of staying put,
     and so do faces after the last sample of the clip. ``speed``: the fastest motion, in face sizes per
     frame, that two samples are paired across (a wrong pair only adds blur: both ends stay covered). With
     ``bridge`` (samples one interval away are known), a face seen on the samples on either side of sample
-    ``i`` but not on ``i`` itself is covered half way between them (``_bridged``)."""
-    parts = [b for j, b in dets.items() if abs(j - i) <= window and len(b)]
+    ``i`` but not on ``i`` itself is covered half way between them (``_bridged``). ``spread``: the boxes of
+    each sample that may spread (default: all of ``dets``); only they are held, interpolated and extrapolated,
+    while every box of ``dets`` gives the motion and may be bridged (seen on the samples on both sides)."""
+    sp = dets if spread is None else spread
+    parts = [b for j, b in sp.items() if abs(j - i) <= window and len(b)]
     if bridge and i % k == 0:
         parts += _bridged(i, dets, k, speed)
     if k > 1 and i % k:
         s0 = i - i % k
         s1 = s0 + k
         t = (i - s0) / k
-        a, b = dets.get(s0), dets.get(s1)
+        a, b = sp.get(s0), sp.get(s1)
         pairs = []
         if a is not None and b is not None and len(a) and len(b):
             # a small face can move more than its size per frame; a wrong pair only adds blur (both ends stay covered)
@@ -123,7 +136,7 @@ def cover_boxes(i: int, dets: dict[int, np.ndarray], k: int, window: int, extrap
 def _bridged(i: int, dets: dict[int, np.ndarray], k: int, speed: float) -> list[np.ndarray]:
     """Faces paired between the samples on either side of sample ``i`` that sample ``i`` does not explain
     (the detector missed the face there: turned, half hidden; at 5-15 fps every frame is a sample, so nothing
-    is interpolated over it): their box half way between the two."""
+    is interpolated over it): their box half way between the two (seen on two samples, any box may be)."""
     a, b = dets.get(i - k), dets.get(i + k)
     if a is None or b is None or not len(a) or not len(b):
         return []
@@ -149,7 +162,8 @@ def _centres(b: np.ndarray) -> np.ndarray:
 
 
 def edge_boxes(i: int, dets: dict[int, np.ndarray], k: int, carry: int, width: int, height: int,
-               min_size: float = 0.0, speed: float = 4.0, memo: dict | None = None) -> list[np.ndarray]:
+               min_size: float = 0.0, speed: float = 4.0, memo: dict | None = None,
+               spread: dict[int, np.ndarray] | None = None) -> list[np.ndarray]:
     """Boxes of faces carried onto frame ``i`` at the frame's edge: a face on sample ``j`` (``0 < i - j <=
     carry``) that sample ``j + k`` does not pair (it left, or the detector missed a half-visible or turned
     face), or one on sample ``j`` (``0 < j - i <= carry``) that sample ``j - k`` does not pair (it came in),
@@ -159,10 +173,12 @@ def edge_boxes(i: int, dets: dict[int, np.ndarray], k: int, carry: int, width: i
     is stretched to every edge it is that near, and clipped to the frame; once it has wholly left the
     picture it is dropped. Faces smaller than ``min_size`` are left to the small-face tracks. ``memo``: a dict
     kept between calls on the same ``dets`` (``Coverage``): what sample ``j`` lost and how those faces moved
-    does not depend on ``i``, so it is worked out once per sample and direction, not once per frame."""
+    does not depend on ``i``, so it is worked out once per sample and direction, not once per frame.
+    ``spread``: the boxes of each sample that may be carried (default: all of ``dets``); every box of
+    ``dets`` still counts as a face its sample saw, and gives the motion."""
     out = []
     reach = max(1.5, speed * k)
-    for j, a in dets.items():
+    for j, a in (dets if spread is None else spread).items():
         d = i - j
         if d == 0 or abs(d) > carry or not len(a):
             continue
@@ -267,6 +283,21 @@ def _lost(a: np.ndarray, other: np.ndarray, behind: np.ndarray | None, part_ok: 
     return faces, moves
 
 
+def confirmed(a: np.ndarray, before: np.ndarray | None, after: np.ndarray | None, k: int, short_side: float
+              ) -> np.ndarray:
+    """Which boxes of a sample may spread (``SPREAD_LARGE``): those smaller than ``SPREAD_LARGE`` of the
+    frame's short side, and bigger ones paired with a box of the sample ``k`` frames ``before`` or ``after``
+    (None: unknown) within ``max(1.5, EDGE_SPEED * k)`` of its sizes (of any size: a face crossing the edge is
+    boxed whole on one sample and in part on the other)."""
+    ok = sizes(a) < SPREAD_LARGE * short_side if short_side else np.ones(len(a), bool)
+    for other in (before, after):
+        if ok.all() or other is None or not len(other):
+            continue
+        for x, _ in match(a, other, max_dist=max(1.5, EDGE_SPEED * k), size_weight=SIZE_WEIGHT):
+            ok[x] = True
+    return ok
+
+
 class Coverage:
     """The detections a chunk has made so far, by global frame index, and the boxes that cover frame i:
 
@@ -275,6 +306,10 @@ class Coverage:
     * small-face track boxes (every ``kt``-th frame, plus one frame after each fine pass), only those of
       frame i's own fine interval ``[mK, (m+1)K)``: tracks start afresh at each fine pass;
     * the small faces of the fine passes on either side of frame i (each held ``K - 1`` frames).
+
+    Coarse boxes of ``SPREAD_LARGE`` or more of the short side that no neighbouring sample confirms
+    (``confirmed``) cover only the frames up to the samples on either side: held there unmoved, and carried
+    at the edge no further (a face crossing a small frame in a few frames is seen on one sample only).
     """
 
     def __init__(self, schedule, width: int = 0, height: int = 0, small_face: float = 0.0):
@@ -285,17 +320,45 @@ class Coverage:
         self.tracked: dict[int, np.ndarray] = {}
         self.fine: dict[int, np.ndarray] = {}
         self._edge_memo: dict = {}  # edge_boxes' work per coarse sample (it does not depend on the frame)
+        self._alone_memo: dict = {}  # the same for the boxes that may not spread (``split``)
+        self._split_memo: dict = {}  # per coarse sample: (its boxes, neighbours, spreading boxes, the others)
 
     def add_tracked(self, j: int, boxes: np.ndarray) -> None:
         """More track boxes on frame j (faces followed back from a later frame)."""
         self.tracked[j] = np.concatenate([self.tracked[j], boxes]) if j in self.tracked else boxes
 
+    def split(self, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """Coarse sample j's boxes that may spread, and the others (``confirmed``); the same arrays while
+        the sample and its neighbours are unchanged (``edge_boxes``' memo keys on them)."""
+        k = self.schedule.every
+        a, before, after = self.coarse[j], self.coarse.get(j - k), self.coarse.get(j + k)
+        hit = self._split_memo.get(j)
+        if hit is not None and hit[0] is a and hit[1] is before and hit[2] is after:
+            return hit[3], hit[4]
+        ok = confirmed(a, before, after, k, min(self.size)) if len(a) else np.ones(0, bool)
+        out = (a, EMPTY) if ok.all() else (a[ok], a[~ok])
+        self._split_memo[j] = (a, before, after, *out)
+        return out
+
     def boxes(self, i: int) -> np.ndarray:
         s = self.schedule
-        boxes = cover_boxes(i, self.coarse, s.every, s.window, extrapolate=bool(s.fine), bridge=True)
+        spread, alone = {}, {}
+        for j in self.coarse:
+            spread[j], other = self.split(j)
+            if len(other):
+                alone[j] = other
+        boxes = cover_boxes(i, self.coarse, s.every, s.window, extrapolate=bool(s.fine), bridge=True,
+                            spread=spread)
+        if alone:
+            held = cover_boxes(i, alone, s.every, s.every - 1)
+            if len(held):
+                boxes = np.concatenate([boxes, held]) if len(boxes) else held
         if self.size[0] and self.size[1]:
             edge = edge_boxes(i, self.coarse, s.every, s.carry, *self.size, min_size=self.small_face,
-                              memo=self._edge_memo)
+                              memo=self._edge_memo, spread=spread)
+            if alone:  # a face crossing a small frame fast is seen on one sample: carried to the next ones only
+                edge += edge_boxes(i, self.coarse, s.every, s.every - 1, *self.size, min_size=self.small_face,
+                                   memo=self._alone_memo, spread=alone)
             if edge:
                 boxes = np.concatenate([boxes] + edge) if len(boxes) else np.concatenate(edge)
         if s.fine:
@@ -316,5 +379,8 @@ class Coverage:
             self.tracked.pop(j, None)
         for j in [j for j in self.fine if j < i - 2 * s.latency - s.fine]:
             del self.fine[j]
-        for key in [key for key in self._edge_memo if key[0] not in self.coarse]:
-            del self._edge_memo[key]
+        for memo in (self._edge_memo, self._alone_memo):
+            for key in [key for key in memo if key[0] not in self.coarse]:
+                del memo[key]
+        for j in [j for j in self._split_memo if j not in self.coarse]:
+            del self._split_memo[j]
