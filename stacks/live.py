@@ -102,7 +102,8 @@ class Live(Construct):
                 emitted("LiveChunksPublished", label="published"), emitted("LiveChunksFailed", label="gap or late"),
                 emitted("LiveChunksDuplicate", label="duplicate"), emitted("LiveChunksConflict", label="conflict"),
                 emitted("LiveChunksAfterEnd", label="after END"),
-                emitted("LiveStreamsEndedIdle", label="streams ended idle")]),
+                emitted("LiveStreamsEndedIdle", label="streams ended idle"),
+                emitted("LiveSweepErrors", label="idle checks failed")]),
             cw.GraphWidget(title="Live chunk time, download to playlist (s)", width=8, left=[
                 emitted("LiveChunkSeconds", stat=stat, label=stat) for stat in ("p50", "p99", "Maximum")]),
             cw.GraphWidget(title="Live function errors / throttles", width=8, left=[

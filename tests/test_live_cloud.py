@@ -137,10 +137,10 @@ def test_the_stack_routes_live_keys_to_the_live_function_only(tmp_path):
     (dash,) = aws_support.resources(template, "AWS::CloudWatch::Dashboard").values()
     body = json.dumps(dash["Properties"]["DashboardBody"])
     handler = (aws_support.LAMBDAS / "live" / "handler.py").read_text()
-    for metric in ("LiveChunksPublished", "LiveChunksFailed", "LiveChunkSeconds", "LiveChunksConflict"):
+    for metric in ("LiveChunksPublished", "LiveChunksFailed", "LiveChunkSeconds", "LiveChunksConflict",
+                   "LiveStreamsEndedIdle", "LiveSweepErrors"):
         assert f'\\"{metric}\\"' in body and f'name="{metric}"' in handler, metric  # shown and emitted
     assert "Live chunk time, download to playlist (s)" in body
-    assert '\\"LiveStreamsEndedIdle\\"' in body and 'name="LiveStreamsEndedIdle"' in handler
 
 
 def test_live_idle_seconds_0_leaves_ending_to_end(tmp_path):
@@ -163,7 +163,8 @@ def test_an_idle_stream_is_ended_by_the_sweep_but_not_while_a_chunk_is_being_red
     """The scheduled sweep (a fake clock): a stream with no upload and no publish for LIVE_IDLE_SECONDS gets
     EXT-X-ENDLIST, unless a chunk of it is claimed and unlisted (being redacted) and its claim has not expired;
     then that chunk is a gap, a chunk arriving afterwards is after-end, and a stream already ended is left
-    alone. The playlist's writes race a chunk's: the first conditional write of the sweep fails."""
+    alone, as is a stream whose playlist cannot be read (the others are swept). The playlist's writes race a
+    chunk's: the first conditional write of the sweep fails."""
     mod, s3 = live
     monkeypatch.setenv("LIVE_IDLE_SECONDS", "300")
     ctx = aws_support.FakeContext("redactor-live")
@@ -179,12 +180,13 @@ def test_an_idle_stream_is_ended_by_the_sweep_but_not_while_a_chunk_is_being_red
     s3.put_object(Bucket=RAW, Key="live/cam/000001.mp4", Body=open(b["path"], "rb").read())
     s3.put_object(Bucket=OUT, Key="live/cam/.claims/000001.json",
                   Body=json.dumps({"name": "000001.mp4", "sha256": "x", "time": time.time()}))
+    s3.put_object(Bucket=OUT, Key="live/bad/index.m3u8", Body=b"#EXTM3U\n#REDACTOR-CHUNK:{damaged\n")
     t0 = time.time()
     for later, expect in ((100, []), (400, []), (1000, ["cam"]), (2000, [])):
         monkeypatch.setattr(mod, "clock", lambda: t0 + later)
         if later == 1000:
             lost = fail_first_playlist_write(monkeypatch)
-        assert mod.handler(sweep, ctx) == {"status": "swept", "ended": expect}, later
+        assert mod.handler(sweep, ctx) == {"status": "swept", "ended": expect, "errors": ["bad"]}, later
         assert ("#EXT-X-ENDLIST" in playlist_text(s3)) == (later >= 1000)
     assert lost == [1]
     pl = __import__("redactor.hls", fromlist=["Playlist"]).Playlist.parse(playlist_text(s3))

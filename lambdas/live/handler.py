@@ -159,11 +159,18 @@ def idle_for(stream: str, now: float) -> tuple[float, dict] | None:
 
 def sweep() -> dict:
     """End every stream idle for LIVE_IDLE_SECONDS: each chunk uploaded and not listed becomes a gap at
-    once (none of them is being redacted), then EXT-X-ENDLIST, by the same conditional writes as END."""
+    once (none of them is being redacted), then EXT-X-ENDLIST, by the same conditional writes as END. A
+    stream that cannot be checked (logged, metric LiveSweepErrors) is left for the next sweep."""
     limit, now = float(os.environ["LIVE_IDLE_SECONDS"]), clock()
-    ended = []
+    ended, errors = [], []
     for stream in streams():
-        found = idle_for(stream, now)
+        try:
+            found = idle_for(stream, now)
+        except Exception:  # noqa: BLE001 - one stream's fault (a damaged playlist, a denied read) stops no other
+            obs.logger.exception("idle check failed", extra={"stream": stream})
+            obs.metrics.add_metric(name="LiveSweepErrors", unit=obs.MetricUnit.Count, value=1)
+            errors.append(stream)
+            continue
         if found is None or found[0] <= limit:
             continue
         idle, uploaded = found
@@ -177,7 +184,7 @@ def sweep() -> dict:
         obs.logger.info("stream ended: idle", extra={"stream": stream, "idle_seconds": round(idle, 1),
                                                      "chunks": len(pl.chunks)})
         ended.append(stream)
-    return {"status": "swept", "ended": ended}
+    return {"status": "swept", "ended": ended, "errors": errors}
 
 
 @obs.handler
