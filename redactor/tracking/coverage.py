@@ -213,36 +213,46 @@ def edge_boxes(i: int, dets: dict[int, np.ndarray], k: int, carry: int, width: i
             edges = gaps <= near
             if not edges.any():
                 continue  # lost inside the picture: not the edge's doing
-            # a detector's box is the face's core: hair, ears and chin reach about half its size further, and
-            # the carried face's position is a guess: its box grows by a quarter of its size on every side, and
-            # along its motion by a share of the distance it is carried (its speed is measured between two boxes
-            # of a face crossing the edge, a part of it on one: the guess drifts with every frame it is carried)
-            m = s[n] / 4
-            x1, y1, x2, y2 = faces[n, :4] + np.tile(v * abs(d), 2) + np.array([-m, -m, m, m])
-            if x2 + 2 * m <= 0 or y2 + 2 * m <= 0 or x1 - 2 * m >= width or y1 - 2 * m >= height:
-                continue  # it has left the picture (head and all, give or take its motion measured at the edge)
-            dx, dy = CARRY_DRIFT * np.abs(v) * abs(d)
-            x1, y1, x2, y2 = x1 - dx, y1 - dy, x2 + dx, y2 + dy
-            # its motion along an axis whose edges it is not near is not trusted: a box cut by the edge it
-            # crosses changes shape from one sample to the next, and its centre shifts sideways with it (e.g.
-            # YuNet's box of a half face leaving through the bottom moved 10 px right per frame while the face
-            # moved straight down); on that axis the box also covers where it was, unmoved
-            if not (edges[0] or edges[2]):
-                x1, x2 = min(x1, faces[n, 0] - m), max(x2, faces[n, 2] + m)
-            if not (edges[1] or edges[3]):
-                y1, y2 = min(y1, faces[n, 1] - m), max(y2, faces[n, 3] + m)
-            cur = np.array([x1, y1, width - x2, height - y2]) <= near
-            # stretched to the edges it is near; left partly outside (the redaction grows it, then clips it to
-            # the frame), never dropped while part of it can still be in the picture
-            x1 = min(x1, 0.0) if cur[0] and edges[0] else x1
-            y1 = min(y1, 0.0) if cur[1] and edges[1] else y1
-            x2 = max(x2, float(width)) if cur[2] and edges[2] else x2
-            y2 = max(y2, float(height)) if cur[3] and edges[3] else y2
-            # ... and at least a band of m inside the picture where it is leaving (clipped to it, not dropped)
-            x1, y1 = min(x1, width - m), min(y1, height - m)
-            x2, y2 = max(x2, m), max(y2, m)
-            out.append(np.array([[x1, y1, x2, y2, faces[n, 4]]], np.float32))
+            box = _carried_box(faces[n], s[n], v, d, near, edges, width, height)
+            if box is not None:
+                out.append(box)
     return out
+
+
+def _carried_box(face: np.ndarray, size: float, v: np.ndarray, d: int, near: float, edges: np.ndarray,
+                 width: int, height: int) -> np.ndarray | None:
+    """``edge_boxes``' box of one lost ``face`` (x1, y1, x2, y2, score; ``size`` its larger side) carried
+    ``d`` frames along its motion ``v`` (px per frame) and stretched to the ``edges`` it is ``near``; None
+    once it has wholly left the picture."""
+    # a detector's box is the face's core: hair, ears and chin reach about half its size further, and
+    # the carried face's position is a guess: its box grows by a quarter of its size on every side, and
+    # along its motion by a share of the distance it is carried (its speed is measured between two boxes
+    # of a face crossing the edge, a part of it on one: the guess drifts with every frame it is carried)
+    m = size / 4
+    x1, y1, x2, y2 = face[:4] + np.tile(v * abs(d), 2) + np.array([-m, -m, m, m])
+    if x2 + 2 * m <= 0 or y2 + 2 * m <= 0 or x1 - 2 * m >= width or y1 - 2 * m >= height:
+        return None  # it has left the picture (head and all, give or take its motion measured at the edge)
+    dx, dy = CARRY_DRIFT * np.abs(v) * abs(d)
+    x1, y1, x2, y2 = x1 - dx, y1 - dy, x2 + dx, y2 + dy
+    # its motion along an axis whose edges it is not near is not trusted: a box cut by the edge it
+    # crosses changes shape from one sample to the next, and its centre shifts sideways with it (e.g.
+    # YuNet's box of a half face leaving through the bottom moved 10 px right per frame while the face
+    # moved straight down); on that axis the box also covers where it was, unmoved
+    if not (edges[0] or edges[2]):
+        x1, x2 = min(x1, face[0] - m), max(x2, face[2] + m)
+    if not (edges[1] or edges[3]):
+        y1, y2 = min(y1, face[1] - m), max(y2, face[3] + m)
+    cur = np.array([x1, y1, width - x2, height - y2]) <= near
+    # stretched to the edges it is near; left partly outside (the redaction grows it, then clips it to
+    # the frame), never dropped while part of it can still be in the picture
+    x1 = min(x1, 0.0) if cur[0] and edges[0] else x1
+    y1 = min(y1, 0.0) if cur[1] and edges[1] else y1
+    x2 = max(x2, float(width)) if cur[2] and edges[2] else x2
+    y2 = max(y2, float(height)) if cur[3] and edges[3] else y2
+    # ... and at least a band of m inside the picture where it is leaving (clipped to it, not dropped)
+    x1, y1 = min(x1, width - m), min(y1, height - m)
+    x2, y2 = max(x2, m), max(y2, m)
+    return np.array([[x1, y1, x2, y2, face[4]]], np.float32)
 
 
 def _lost(a: np.ndarray, other: np.ndarray, behind: np.ndarray | None, part_ok: bool, k: int, width: int,
