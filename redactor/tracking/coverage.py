@@ -41,13 +41,13 @@ EDGE_FOLLOW = 1.5
 # 33 % of its detail with a quarter-size margin alone)
 CARRY_DRIFT = 0.25
 
-# A box at least this share of the frame's short side spreads (held, interpolated, extrapolated, bridged,
-# carried and stretched to the edge) only when a box is found within max(1.5, EDGE_SPEED * k) of its
-# sizes on the sample before or after it (``confirmed``); else it covers its
-# own frame and the frames up to the samples on either side only (held unmoved, or carried at the edge). One box the detector
-# scores on a single sample (a fisheye clip's table top, 600 px at 2560x1920) then blurs those frames only,
-# while a real face that big is found again on the next sample (its size at 5-30 fps moves at most a few
-# sizes between samples, or it has left the picture)
+# A box at least this share of the frame's short side spreads (held, interpolated, extrapolated, carried and
+# stretched to the edge) only when a box is found within max(1.5, EDGE_SPEED * k) of its sizes on the sample
+# before or after it (``confirmed``); else it covers its own frame and the frames up to the samples on either
+# side only (held unmoved, or carried at the edge). One box the detector scores on a single sample (a fisheye
+# clip's table top, 600 px at 2560x1920) then blurs those frames only, while a real face that big is found
+# again on a neighbouring sample (at 5-30 fps it moves at most a few sizes between samples), or it crossed
+# the picture within the frames it still covers
 SPREAD_LARGE = 0.2
 
 # Track boxes are paired between samples (interpolated, extrapolated) up to this many face sizes per frame
