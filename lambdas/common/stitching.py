@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from redactor import naming
+from redactor.config import Config
 from redactor.containers import content_type, output_name
 from redactor.detectors import uses_faces_file
 from redactor.errors import StitchError
@@ -85,7 +86,7 @@ class Run:
     upload: Upload
     execution: str | None
     buckets: Buckets
-    config: object
+    config: Config
     plan_seconds: float = 0.0
 
     def claim(self, status: str) -> bool:
@@ -169,7 +170,7 @@ def collect(work: str, prefix: str, plan: Plan, parts_dir: Path) -> tuple[list[S
     return [r for r, _ in collected], [n for _, n in collected]
 
 
-def _config(run: Run, tmp: Path):
+def _config(run: Run, tmp: Path) -> Config:
     """The engine settings for the report, with the run's faces file when the detector reads one."""
     if not uses_faces_file(run.config):
         return run.config
