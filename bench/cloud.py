@@ -100,7 +100,7 @@ ASSUMPTIONS: dict[str, tuple[float, str, str]] = {
     "planned_gap_kib": (128.0, "KiB", "planned ranges closer than this are fetched as one (redactor/remote.py "
                         "PLANNED_GAP)"),
     "collect_threads": (32.0, "requests", "Stitch's concurrent GETs of the result records and detection "
-                        "sidecars (lambdas/stitch/handler.py COLLECT_THREADS)"),
+                        "sidecars (lambdas/common/stitching.py COLLECT_THREADS)"),
     "upload_in_flight": (8.0, "parts", "Stitch's output parts uploading at once (lambdas/common/s3.py "
                          "UPLOAD_IN_FLIGHT)"),
     "min_block_kib": (256.0, "KiB", "the engine's first ranged GET after a jump (redactor/remote.py MIN_BLOCK)"),

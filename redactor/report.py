@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
@@ -168,14 +169,36 @@ def build_report(plan: Plan, results: list[SegmentResult], stitch_result: Stitch
     }
 
 
+@dataclass(frozen=True)
+class StoredRun:
+    """Where a workflow run's video and work area live in S3 (s3:// URLs), as its report records them: the
+    upload it read (with the object version and S3 event sequencer), the redacted video it wrote, and the run's
+    work area. The CLI's report names local paths and has none of this."""
+    source: str
+    version: str | None
+    sequencer: str | None
+    output: str
+    work_prefix: str
+
+    def record(self, report: dict) -> None:
+        report["source"]["path"] = self.source
+        report["source"]["version"] = self.version
+        report["source"]["sequencer"] = self.sequencer
+        report["output"]["output"] = self.output
+        report["work_prefix"] = self.work_prefix
+
+
 def finish_report(plan: Plan, results: list[SegmentResult], stitch_result: StitchResult, timings: dict,
-                  settings) -> dict:
+                  settings, stored: StoredRun | None = None) -> dict:
     """The run's report, finished the same way by the CLI (pipeline.redact_file) and the workflow's Stitch:
-    build_report plus what the detector records once per video (detectors.run_report_fields)."""
+    build_report plus what the detector records once per video (detectors.run_report_fields), plus, for a
+    workflow run, where it is stored in S3."""
     from .detectors import run_report_fields
 
     report = build_report(plan, results, stitch_result, timings)
     report["detector"].update(run_report_fields(settings))
+    if stored is not None:
+        stored.record(report)
     return report
 
 

@@ -463,23 +463,10 @@ def render(report: dict, output: str, *, title: str | None = None) -> str:
     picks = pick_thumbnails(report, n, frames.keyframes)
     thumbs = frames.thumbnails([p["frame"] for p in picks], THUMB_WIDTH, rotation)
     large, _ = large_redactions(report)
-
-    segments = []
-    for s in (report.get("plan") or {}).get("segments") or []:
-        a, b = int(s["start_frame"]), int(s["end_frame"])
-        if 0 <= a < n:
-            segments.append({**s, "start_time": frames.times[a],
-                             "end_time": frames.times[b] if b < n else max(duration, frames.times[-1])})
+    segments = _segment_times(report, frames.times, duration)
     tl = timeline_image(rows, duration, segments, gaps)
 
     name = title or str(src.get("path") or output).rsplit("/", 1)[-1]
-    timings = dict(report.get("timings") or {})
-    stage = timings.pop("worker_stage_seconds", {}) or {}
-    det = dict(report.get("detector") or {})
-    detect_s = sum(v for k, v in stage.items() if k.startswith(("detect", "track")))
-    work_s = sum(stage.values())
-    cover_n = {c: cov.count(c) for c, _, _ in COVERAGE}
-
     p = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
          "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
          "style-src 'unsafe-inline'\">", '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -498,8 +485,29 @@ def render(report: dict, output: str, *, title: str | None = None) -> str:
         p.append(_figure(pick, records.get(pick["frame"]), cov, frames.times, thumbs[pick["frame"]],
                          large.get(pick["frame"])))
     p.append("</div>")
+    p.extend(_timeline_section(tl, cov, gaps))
+    p.extend(large_redaction_section(report, frames.times))
+    p.extend(_run_tables(report, segments))
+    p.append("</body></html>\n")
+    return "\n".join(p)
 
-    p.append("<h2>Timeline</h2>")
+
+def _segment_times(report: dict, times: list[float], duration: float) -> list[dict]:
+    """The plan's segments that start within the output, with their start and end times."""
+    n = len(times)
+    segments = []
+    for s in (report.get("plan") or {}).get("segments") or []:
+        a, b = int(s["start_frame"]), int(s["end_frame"])
+        if 0 <= a < n:
+            segments.append({**s, "start_time": times[a],
+                             "end_time": times[b] if b < n else max(duration, times[-1])})
+    return segments
+
+
+def _timeline_section(tl, cov: list, gaps: list) -> list[str]:
+    """The timeline image, its legend (with each coverage's frame count) and the stretches flagged for a look."""
+    cover_n = {c: cov.count(c) for c, _, _ in COVERAGE}
+    p = ["<h2>Timeline</h2>"]
     p.append(f'<img src="{data_uri("image/png", _png(tl))}" alt="timeline" data-role="timeline" '
              f'width="{tl.width}" height="{tl.height}">')
     legend = "".join(f'<span class=sw style="background:rgb{c}"></span>{esc(label)} ({esc(cover_n[k])} frames)'
@@ -513,10 +521,13 @@ def render(report: dict, output: str, *, title: str | None = None) -> str:
             esc(f"{fmt_time(a)}–{fmt_time(b + 1)}") for a, b in gaps) + "</p>")
     else:
         p.append("<p>No second without a face between seconds with faces.</p>")
+    return p
 
-    p.extend(large_redaction_section(report, frames.times))
 
-    p.append("<h2>Segments</h2>")
+def _run_tables(report: dict, segments: list[dict]) -> list[str]:
+    """The segments, the source, the removed metadata, the settings, the timings and the detector."""
+    src = report.get("source") or {}
+    p = ["<h2>Segments</h2>"]
     p.append(_table([(s["index"], f"{s['start_frame']}–{s['end_frame'] - 1}",
                       f"{fmt_time(s['start_time'])}–{fmt_time(s['end_time'])}", _value(s.get("redact_seconds")))
                      for s in segments], ("#", "frames", "time", "redaction wall time (s)")))
@@ -530,7 +541,7 @@ def render(report: dict, output: str, *, title: str | None = None) -> str:
                      f"{src.get('bit_depth')}-bit"), ("frames", src.get("frame_count")),
                      ("duration", f"{_value(src.get('duration'))} s"), ("frame rate",
                      f"{_value(src.get('fps'))} fps" + (" (variable)" if src.get("variable_frame_rate") else "")),
-                     ("rotation", f"{rotation}°"), ("audio", _value(audio)),
+                     ("rotation", f"{int(src.get('rotation') or 0)}°"), ("audio", _value(audio)),
                      ("other streams (dropped)", src.get("other_streams", 0))]))
     p.append("<h2>Removed metadata</h2>")
     removed = report.get("removed_metadata") or []
@@ -538,8 +549,18 @@ def render(report: dict, output: str, *, title: str | None = None) -> str:
 
     p.append("<h2>Settings</h2>")
     p.append(_table([(k, _value(v)) for k, v in sorted((report.get("settings") or {}).items())]))
+    p.extend(_timing_tables(report))
+    return p
 
-    p.append("<h2>Timings</h2>")
+
+def _timing_tables(report: dict) -> list[str]:
+    """The stages' wall times, the workers' summed stage times and the detector (with its share of them)."""
+    timings = dict(report.get("timings") or {})
+    stage = timings.pop("worker_stage_seconds", {}) or {}
+    det = dict(report.get("detector") or {})
+    detect_s = sum(v for k, v in stage.items() if k.startswith(("detect", "track")))
+    work_s = sum(stage.values())
+    p = ["<h2>Timings</h2>"]
     p.append(_table([(k, f"{v:.3f} s" if isinstance(v, (int, float)) else _value(v)) for k, v in timings.items()]
                     + [("frames/s", _value(report.get("frames_per_second")))], ("stage (wall)", "time")))
     if stage:
@@ -553,5 +574,4 @@ def render(report: dict, output: str, *, title: str | None = None) -> str:
         drows.append(("detection + tracking time", f"{detect_s:.3f} s of worker time"
                       + (f" ({100 * detect_s / work_s:.1f} %)" if work_s else "")))
     p.append(_table(drows))
-    p.append("</body></html>\n")
-    return "\n".join(p)
+    return p

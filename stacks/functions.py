@@ -40,10 +40,41 @@ class Functions(Construct):
     def __init__(self, scope: Construct, cid: str, *, settings: Settings, storage: Storage) -> None:
         super().__init__(scope, cid)
         runtime = RUNTIMES[settings.python_version]
-        removal = removal_policy(settings)
-        self.layers: dict[str, lambda_.LayerVersion] = {}
+        self.layers = self._layers(settings, runtime)
+
+        buckets = {"RAW_BUCKET": storage.raw.bucket_name, "WORK_BUCKET": storage.work.bucket_name,
+                   "OUTPUT_BUCKET": storage.output.bucket_name}
+        engine_env = dict(settings.engine_environment, REDACTOR_MODEL_PATH=MODEL_PATH_ON_LAMBDA)
+
+        make = self._maker(settings, runtime)
+        self.plan = make("plan", memory=settings.plan_memory_mb, timeout=settings.plan_timeout_seconds,
+                         ephemeral=settings.plan_ephemeral_mb, env={**buckets, **engine_env},
+                         description="Plan segments: probe the upload and write the segment manifest")
+        self.redact = make("redact", memory=settings.redact_memory_mb, timeout=settings.redact_timeout_seconds,
+                           ephemeral=settings.redact_ephemeral_mb, env={**buckets, **engine_env},
+                           description="Redact one segment with every vCPU and write its part")
+        self.stitch = make("stitch", memory=settings.stitch_memory_mb, timeout=settings.stitch_timeout_seconds,
+                           ephemeral=settings.stitch_ephemeral_mb, env={**buckets, **engine_env},
+                           description="Stitch parts + original audio into the output bucket, with a report")
+        self.record_failure = make("record_failure", memory=settings.small_memory_mb, timeout=120,
+                                   env={"WORK_BUCKET": buckets["WORK_BUCKET"],
+                                        "OUTPUT_BUCKET": buckets["OUTPUT_BUCKET"]},
+                                   description="Record failure: write failed/<key>.json, delete partial parts")
+        # the starter gets STATE_MACHINE_ARN once the workflow exists (see redactor_stack.py)
+        self.start = make("start", memory=settings.small_memory_mb, timeout=30,
+                          env={"RAW_BUCKET": buckets["RAW_BUCKET"]},
+                          description="Start one workflow run per uploaded object version (idempotent)")
+        self.all = {"start": self.start, "plan": self.plan, "redact": self.redact, "stitch": self.stitch,
+                    "record_failure": self.record_failure}
+
+        self._grant_s3(storage)
+        self._detector_access(settings, storage, make, buckets)
+
+    def _layers(self, settings: Settings, runtime: lambda_.Runtime) -> dict[str, lambda_.LayerVersion]:
+        """One layer version per layer of layout.LAYER_DESCRIPTIONS (the engine layer staged at every synth)."""
+        layers: dict[str, lambda_.LayerVersion] = {}
         for name, description in LAYER_DESCRIPTIONS.items():
-            self.layers[name] = lambda_.LayerVersion(
+            layers[name] = lambda_.LayerVersion(
                 self, f"{name.capitalize()}Layer",
                 code=lambda_.Code.from_asset(str(layer_dir(name, settings.placeholder_layers))),
                 compatible_runtimes=[runtime],
@@ -51,10 +82,12 @@ class Functions(Construct):
                 description=description,
                 removal_policy=RemovalPolicy.DESTROY,
             )
+        return layers
 
-        buckets = {"RAW_BUCKET": storage.raw.bucket_name, "WORK_BUCKET": storage.work.bucket_name,
-                   "OUTPUT_BUCKET": storage.output.bucket_name}
-        engine_env = dict(settings.engine_environment, REDACTOR_MODEL_PATH=MODEL_PATH_ON_LAMBDA)
+    def _maker(self, settings: Settings, runtime: lambda_.Runtime):
+        """``make(name, ...)``: one handler's function (arm64, its layers, X-Ray, JSON logs to its own log
+        group, Powertools' service and namespace), its code lambdas/<name>/."""
+        removal = removal_policy(settings)
 
         def make(name: str, *, memory: int, timeout: int, ephemeral: int = 512, env: dict[str, str],
                  description: str) -> lambda_.Function:
@@ -87,28 +120,7 @@ class Functions(Construct):
             )
             return fn
 
-        self.plan = make("plan", memory=settings.plan_memory_mb, timeout=settings.plan_timeout_seconds,
-                         ephemeral=settings.plan_ephemeral_mb, env={**buckets, **engine_env},
-                         description="Plan segments: probe the upload and write the segment manifest")
-        self.redact = make("redact", memory=settings.redact_memory_mb, timeout=settings.redact_timeout_seconds,
-                           ephemeral=settings.redact_ephemeral_mb, env={**buckets, **engine_env},
-                           description="Redact one segment with every vCPU and write its part")
-        self.stitch = make("stitch", memory=settings.stitch_memory_mb, timeout=settings.stitch_timeout_seconds,
-                           ephemeral=settings.stitch_ephemeral_mb, env={**buckets, **engine_env},
-                           description="Stitch parts + original audio into the output bucket, with a report")
-        self.record_failure = make("record_failure", memory=settings.small_memory_mb, timeout=120,
-                                   env={"WORK_BUCKET": buckets["WORK_BUCKET"],
-                                        "OUTPUT_BUCKET": buckets["OUTPUT_BUCKET"]},
-                                   description="Record failure: write failed/<key>.json, delete partial parts")
-        # the starter gets STATE_MACHINE_ARN once the workflow exists (see redactor_stack.py)
-        self.start = make("start", memory=settings.small_memory_mb, timeout=30,
-                          env={"RAW_BUCKET": buckets["RAW_BUCKET"]},
-                          description="Start one workflow run per uploaded object version (idempotent)")
-        self.all = {"start": self.start, "plan": self.plan, "redact": self.redact, "stitch": self.stitch,
-                    "record_failure": self.record_failure}
-
-        self._grant_s3(storage)
-        self._detector_access(settings, storage, make, buckets)
+        return make
 
     def _detector_access(self, settings: Settings, storage: Storage, make, buckets: dict[str, str]) -> None:
         """Rekognition: only the actions the selected detector calls, only on the functions that call them (and,

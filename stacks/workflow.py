@@ -74,9 +74,35 @@ class Workflow(Construct):
     def __init__(self, scope: Construct, cid: str, *, settings: Settings, storage: Storage,
                  functions: Functions) -> None:
         super().__init__(scope, cid)
-        removal = removal_policy(settings)
+        plan = self._plan(functions)
+        redact_all = self._redact_all(settings, storage, functions)
+        stitch = self._stitch(functions)
+        on_failure = self._on_failure(functions)
+        for state in (plan, redact_all, stitch):
+            state.add_catch(on_failure, errors=["States.ALL"], result_path="$.error")
 
-        plan = _retry(tasks.LambdaInvoke(
+        done = sfn.Succeed(self, "Done", comment="Redacted video and report are in the output bucket")
+        if functions.faces is None:
+            definition = plan.next(redact_all).next(stitch).next(done)
+        else:
+            first_face_state = self._face_detection(settings, functions, on_failure, redact_all)
+            definition = plan.next(first_face_state)
+            redact_all.next(stitch).next(done)
+
+        self.log_group = logs.LogGroup(self, "WorkflowLogs", retention=retention(settings.log_retention_days),
+                                       removal_policy=removal_policy(settings))
+        self.state_machine = sfn.StateMachine(
+            self, "StateMachine",
+            comment="redactor: remove faces from an uploaded video",
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            timeout=Duration.hours(12),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+        )
+
+    def _plan(self, functions: Functions) -> tasks.LambdaInvoke:
+        return _retry(tasks.LambdaInvoke(
             self, "Plan segments",
             comment="Probe the upload, write the segment manifest to the work bucket; output = keys + counts",
             lambda_function=functions.plan,
@@ -92,6 +118,8 @@ class Workflow(Construct):
             result_path="$.plan",
         ))
 
+    def _redact_all(self, settings: Settings, storage: Storage, functions: Functions) -> sfn.DistributedMap:
+        """The Distributed Map over the manifest, one Redact segment child per segment."""
         redact_one = _retry(tasks.LambdaInvoke(
             self, "Redact segment",
             comment="Redact one segment with every vCPU; the part goes to the work bucket",
@@ -101,26 +129,7 @@ class Workflow(Construct):
             result_selector={"index": sfn.JsonPath.number_at("$.Payload.index"),
                              "frames": sfn.JsonPath.number_at("$.Payload.frames")},
         ))
-        # On AWS a failed child fails the Map with the generic States.ExceedToleratedFailureThreshold; so the
-        # segment's own error (DetectionError, InputError, a throttle that outlasted its retries, ...) is written
-        # to runs/<execution>/errors/NNNNN.json, where Record failure finds it, and the child fails with it.
-        record_segment_failure = _retry(tasks.LambdaInvoke(
-            self, "Record segment failure",
-            comment="Write runs/<execution>/errors/NNNNN.json with the segment's error and cause",
-            lambda_function=functions.record_failure,
-            payload=sfn.TaskInput.from_object({
-                "key": sfn.JsonPath.string_at("$.key"),
-                "work_prefix": sfn.JsonPath.string_at("$.work_prefix"),
-                "segment": sfn.JsonPath.number_at("$.segment.index"),
-                "error": sfn.JsonPath.object_at("$.error"),
-            }),
-            retry_on_service_exceptions=False,
-            result_path=sfn.JsonPath.DISCARD,
-        ))
-        segment_failed = sfn.Fail(self, "Segment failed", comment="This segment failed with the error shown",
-                                  error_path="$.error.Error", cause_path="$.error.Cause")
-        redact_one.add_catch(record_segment_failure.next(segment_failed), errors=["States.ALL"],
-                             result_path="$.error")
+        redact_one.add_catch(self._segment_failure(functions), errors=["States.ALL"], result_path="$.error")
         redact_all = sfn.DistributedMap(
             self, "Redact segments",
             comment="One child per segment from the S3 manifest; no failure tolerated",
@@ -138,8 +147,32 @@ class Workflow(Construct):
             result_path=sfn.JsonPath.DISCARD,
         )
         redact_all.item_processor(redact_one)
+        return redact_all
 
-        stitch = _retry(tasks.LambdaInvoke(
+    def _segment_failure(self, functions: Functions) -> sfn.IChainable:
+        """A Map child's catch. On AWS a failed child fails the Map with the generic
+        States.ExceedToleratedFailureThreshold; so the segment's own error (DetectionError, InputError, a throttle
+        that outlasted its retries, ...) is written to runs/<execution>/errors/NNNNN.json, where Record failure
+        finds it, and the child fails with it."""
+        record_segment_failure = _retry(tasks.LambdaInvoke(
+            self, "Record segment failure",
+            comment="Write runs/<execution>/errors/NNNNN.json with the segment's error and cause",
+            lambda_function=functions.record_failure,
+            payload=sfn.TaskInput.from_object({
+                "key": sfn.JsonPath.string_at("$.key"),
+                "work_prefix": sfn.JsonPath.string_at("$.work_prefix"),
+                "segment": sfn.JsonPath.number_at("$.segment.index"),
+                "error": sfn.JsonPath.object_at("$.error"),
+            }),
+            retry_on_service_exceptions=False,
+            result_path=sfn.JsonPath.DISCARD,
+        ))
+        segment_failed = sfn.Fail(self, "Segment failed", comment="This segment failed with the error shown",
+                                  error_path="$.error.Error", cause_path="$.error.Cause")
+        return record_segment_failure.next(segment_failed)
+
+    def _stitch(self, functions: Functions) -> tasks.LambdaInvoke:
+        return _retry(tasks.LambdaInvoke(
             self, "Stitch",
             comment="Check every planned part, remux parts + original audio into the output bucket, report beside it",
             lambda_function=functions.stitch,
@@ -155,6 +188,8 @@ class Workflow(Construct):
             result_path="$.output",
         ))
 
+    def _on_failure(self, functions: Functions) -> sfn.IChainable:
+        """Record failure -> Failed: where every state of the run goes on an error it did not retry away."""
         record_failure = _retry(tasks.LambdaInvoke(
             self, "Record failure",
             comment="Write failed/<key>.json with the error and cause (a failed segment's own, when one failed), "
@@ -169,29 +204,7 @@ class Workflow(Construct):
         ))
         failed = sfn.Fail(self, "Failed", comment="The run failed; see failed/<key>.json in the output bucket",
                           error_path="$.failure.error", cause_path="$.failure.cause")
-        on_failure = record_failure.next(failed)
-        for state in (plan, redact_all, stitch):
-            state.add_catch(on_failure, errors=["States.ALL"], result_path="$.error")
-
-        done = sfn.Succeed(self, "Done", comment="Redacted video and report are in the output bucket")
-        if functions.faces is None:
-            definition = plan.next(redact_all).next(stitch).next(done)
-        else:
-            first_face_state = self._face_detection(settings, functions, on_failure, redact_all)
-            definition = plan.next(first_face_state)
-            redact_all.next(stitch).next(done)
-
-        self.log_group = logs.LogGroup(self, "WorkflowLogs", retention=retention(settings.log_retention_days),
-                                       removal_policy=removal)
-        self.state_machine = sfn.StateMachine(
-            self, "StateMachine",
-            comment="redactor: remove faces from an uploaded video",
-            definition_body=sfn.DefinitionBody.from_chainable(definition),
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            timeout=Duration.hours(12),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
-        )
+        return record_failure.next(failed)
 
     def _face_detection(self, settings: Settings, functions: Functions, on_failure: sfn.IChainable,
                         then: sfn.IChainable) -> sfn.IChainable:

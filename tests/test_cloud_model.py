@@ -138,7 +138,7 @@ def test_the_model_uses_the_engines_io_settings(cloud):
     assert d["stream_block_mib"] * 2 ** 20 == remote.STREAM_BLOCK
     lam = ROOT / "lambdas"
     s3_src = (lam / "common" / "s3.py").read_text()
-    stitch_src = (lam / "stitch" / "handler.py").read_text()
+    stitch_src = (lam / "common" / "stitching.py").read_text()
 
     def const(src, name):
         return eval(re.search(rf"^{name} = ([0-9* ]+)", src, re.M).group(1))  # noqa: S307 (our own literal)

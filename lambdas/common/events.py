@@ -1,7 +1,16 @@
 """The events the handlers get, parsed at the top of each handler: the S3 "Object Created" event EventBridge
 delivers to Start, and what the workflow (stacks/workflow.py) passes the others. A missing or malformed field is
 an EventError naming the function (and action) and the field, before any AWS call, never a bare KeyError or
-AttributeError half-way through."""
+AttributeError half-way through.
+
+Why not Powertools' parser or data classes: the parser (``aws_lambda_powertools.utilities.parser``) needs pydantic,
+a compiled package the deps layer does not carry (it would add several MB to every function, built per
+architecture, for a few small records). The data classes need no pydantic but cover only the S3 event Start and
+Live get (``S3EventBridgeNotificationEvent``) and the envelope of the run-ended event (``EventBridgeEvent``); the
+workflow's own events (Plan, Redact, Stitch, Faces, Record failure) have none. They are lazy views: a missing field
+is a KeyError when it is read and a field's type is never checked, so the checks here (present, non-empty, its
+type, a sequencer's hex digits, a size that is not negative, a work prefix of the run's shape) would remain, and
+the handlers would parse two ways instead of one."""
 from __future__ import annotations
 
 import json
