@@ -74,7 +74,11 @@ def logical_id_of(template: dict, rtype: str, path_fragment: str) -> str:
 
 
 def load_handler(name: str):
-    """Import lambdas/<name>/handler.py under a unique module name (each function has its own handler.py)."""
+    """Import lambdas/<name>/handler.py under a unique module name (each function has its own handler.py), as a
+    fresh container does: with no AWS client made yet (``common.clients``)."""
+    from common import clients
+
+    clients.client.cache_clear()
     module_name = f"redactor_lambda_{name}"
     sys.modules.pop(module_name, None)
     spec = importlib.util.spec_from_file_location(module_name, LAMBDAS / name / "handler.py")

@@ -94,7 +94,6 @@ def ended():
 
             common_s3.reset_client()
             handler = aws.load_handler("record_failure")
-            handler._sns = None
             yield handler, s3, messages
             common_s3.reset_client()
 

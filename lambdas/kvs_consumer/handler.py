@@ -14,9 +14,7 @@ import os
 import time
 from collections import Counter
 
-import boto3
-
-from common import obs, s3
+from common import clients, obs, s3
 from common.env import require
 from redactor import kvs
 
@@ -25,14 +23,10 @@ RUN_SECONDS = float(os.environ.get("KVS_RUN_SECONDS", "75"))
 POLL_SECONDS = float(os.environ.get("KVS_POLL_SECONDS", "2"))
 MARGIN_SECONDS = 10.0  # stop polling this long before the function's timeout
 OPTIONS = kvs.Options.from_env(os.environ)
-_ssm = None
 
 
 def ssm():
-    global _ssm
-    if _ssm is None:
-        _ssm = boto3.client("ssm")
-    return _ssm
+    return clients.client("ssm")
 
 
 def streams() -> list[str]:

@@ -20,22 +20,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import boto3
-
-from common import obs, s3, versions
+from common import clients, obs, s3, versions
 from redactor import naming
 from common.env import require
 from common.events import STATUS_CHANGE, Failure, RunEnded
 
 ENV = require("WORK_BUCKET", "OUTPUT_BUCKET", "NOTIFICATION_TOPIC_ARN")
-_sns = None
 
 
 def sns():
-    global _sns
-    if _sns is None:
-        _sns = boto3.client("sns")
-    return _sns
+    return clients.client("sns")
 
 
 def segment_error_key(prefix: str, index: int) -> str:

@@ -9,22 +9,16 @@ import json
 import os
 from urllib.parse import unquote_plus
 
-import boto3
-
-from common import obs, s3
+from common import clients, obs, s3
 from redactor import naming
 from common.env import require
 from common.events import ObjectCreated
 
 ENV = require("STATE_MACHINE_ARN", "RAW_BUCKET")
-_sfn = None
 
 
 def sfn():
-    global _sfn
-    if _sfn is None:
-        _sfn = boto3.client("stepfunctions")
-    return _sfn
+    return clients.client("stepfunctions")
 
 
 def _resolve_key(bucket: str, key: str, version: str | None):
