@@ -3,8 +3,10 @@ demuxer (every frame, timestamps continuous, audio kept); the playlist's order u
 (moto) with an injected ``PreconditionFailed``; bad chunks; faces at chunk borders (ground-truth pixels)."""
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -156,7 +158,7 @@ def test_a_directory_of_chunks_plays_as_one_stream_with_every_frame_and_its_audi
     assert len(got["video"]) == sum(c["frames"] for c in clips) == 160
     assert_continuous(got["video"], 10)
     assert got["audio"] == [p for c in clips for _, _, p in audio_packets(c["path"])]  # bit-exact, in order
-    assert sorted(os.listdir(out)) == ["index.m3u8", "records"] + sorted(
+    assert sorted(os.listdir(out)) == ["index.m3u8", "records", "report.html"] + sorted(
         u for c in pl.chunks for u in c.uris())
     assert sorted(os.listdir(out / "records")) == ["1.mp4.report.json", "10.mp4.report.json", "2.mp4.report.json"]
 
@@ -209,6 +211,27 @@ def test_bad_chunks_get_records_and_gaps_and_nothing_of_them_is_published(tmp_pa
     assert not (out / ".staged").exists()
     got = hls(out / PLAYLIST)  # the demuxer skips the gaps' entries
     assert len(got["video"]) == a["frames"] + e["frames"]
+    # the stream's report: every chunk with a place, in order, from the playlist and the records
+    summary, chunks = report_tables(out / "report.html")
+    assert summary["published"] == "2" and summary["gaps"] == "3 (failed 1, mismatch 2)"
+    assert summary["frames published"] == str(a["frames"] + e["frames"])
+    assert [(r[1], r[4]) for r in chunks] == [("1.mp4", "ok"), ("2.mp4", "gap (failed)"), ("3.mkv", "gap (mismatch)"),
+                                              ("4.mp4", "gap (mismatch)"), ("6.mp4", "ok")]
+    assert chunks[0][6] == str(a["frames"]) and chunks[4][6] == str(e["frames"])
+    assert "not a readable video" in chunks[1][12] and "matroska" in chunks[2][12]
+    assert [r[2] for r in chunks] == ["0:00.00", "0:01.50", "0:03.00", "0:04.50", "0:06.00"]
+
+
+def report_tables(path) -> tuple[dict, list[list[str]]]:
+    return report_tables_of(Path(path).read_text())
+
+
+def report_tables_of(page: str) -> tuple[dict, list[list[str]]]:
+    """The stream report's summary (name -> value) and its chunks table's rows (cells as text)."""
+    assert "default-src 'none'" in page
+    tables = [[[html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<t[dh]>(.*?)</t[dh]>", tr)]
+               for tr in re.findall(r"<tr>(.*?)</tr>", t)] for t in re.findall(r"<table>(.*?)</table>", page)]
+    return {k: v for k, v in tables[0]}, tables[-1][1:]
 
 
 def test_a_chunk_name_taken_again_is_processed_once_or_is_a_conflict(tmp_path, model_path):

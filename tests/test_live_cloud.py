@@ -12,7 +12,7 @@ import pytest
 
 from tests import aws_support
 
-from .test_live import assert_continuous, clip, hls
+from .test_live import assert_continuous, clip, hls, report_tables_of
 
 pytest.importorskip("moto")
 RAW, OUT = "raw-live", "out-live"
@@ -108,6 +108,11 @@ def test_chunks_uploaded_out_of_order_play_in_order_once_each(live, tmp_path):
     assert_continuous(got["video"], 10)
     conflict = json.loads(s3.get_object(Bucket=OUT, Key="live/cam/records/000002.mp4.conflict.json")["Body"].read())
     assert "other content" in conflict["error"]
+    page = s3.get_object(Bucket=OUT, Key="live/cam/report.html")  # the stream's report, made at its end
+    assert page["ContentType"].startswith("text/html")
+    summary, chunks = report_tables_of(page["Body"].read().decode())
+    assert summary["published"] == "4" and summary["stream"] == "ended (EXT-X-ENDLIST)"
+    assert [r[1] for r in chunks] == ["000000.mp4", "000001.mp4", "000002.mp4", "000003.mp4"]
 
 
 def test_the_stack_routes_live_keys_to_the_live_function_only(tmp_path):

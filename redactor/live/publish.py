@@ -15,10 +15,10 @@ from dataclasses import dataclass, replace
 import av
 
 from ..hls import PLAYLIST, ChunkEntry, Playlist, gap_durations, write_segments
+from .report import RECORDS, STREAM_REPORT, write_stream_report
 from .store import Store
 
 STAGED = ".staged"
-RECORDS = "records"
 CLAIMS = ".claims"
 
 
@@ -162,11 +162,15 @@ class Publisher:
                 self.unstage(entry.seq)
 
     def end(self) -> Playlist:
-        """``EXT-X-ENDLIST``: the stream has ended (idempotent)."""
+        """``EXT-X-ENDLIST``: the stream has ended (idempotent); then the stream's report (``report.html``,
+        ``live.report``), made again by every call until one has written it."""
         while True:
             pl, etag = self.playlist()
             if pl.ended:
-                return pl
+                break
             pl.ended = True
             if self.store.write_if(PLAYLIST, pl.render().encode(), etag):
-                return pl
+                break
+        if self.store.get(STREAM_REPORT) is None:
+            write_stream_report(self.store, pl, self.store.label)
+        return pl

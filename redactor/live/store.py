@@ -21,6 +21,8 @@ from pathlib import Path
 class Store:
     """The interface (see the module docstring)."""
 
+    label = "stream"  # where the stream is, for its report's title
+
     def read(self, name: str) -> tuple[bytes | None, str | None]:
         raise NotImplementedError
 
@@ -57,6 +59,10 @@ class LocalStore(Store):
 
     def _path(self, name: str) -> Path:
         return self.root / name
+
+    @property
+    def label(self) -> str:
+        return str(self.root)
 
     def read(self, name):
         p = self._path(name)
@@ -128,7 +134,8 @@ class S3Store(Store):
     """``s3://bucket/prefix/`` with conditional writes (no lock: optimistic concurrency between writers in any
     number of processes)."""
 
-    CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t", ".json": "application/json"}
+    CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t", ".json": "application/json",
+                     ".html": "text/html; charset=utf-8"}
 
     def __init__(self, bucket: str, prefix: str, client=None):
         if client is None:
@@ -138,6 +145,10 @@ class S3Store(Store):
 
     def key(self, name: str) -> str:
         return self.prefix + name
+
+    @property
+    def label(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
 
     def _extra(self, name: str) -> dict:
         ct = self.CONTENT_TYPES.get(os.path.splitext(name)[1])
