@@ -38,7 +38,7 @@ class Live(Construct):
     def __init__(self, scope: Construct, cid: str, *, settings: Settings, storage: Storage,
                  functions: Functions) -> None:
         super().__init__(scope, cid)
-        log_group = logs.LogGroup(self, "LiveLogs", retention=retention(settings.log_retention_days),
+        self.log_group = log_group = logs.LogGroup(self, "LiveLogs", retention=retention(settings.log_retention_days),
                                   removal_policy=removal_policy(settings))
         self.function = lambda_.Function(
             self, "Live",
@@ -90,8 +90,9 @@ class Live(Construct):
 
     def add_widgets(self, dashboard: cw.Dashboard) -> None:
         """The live function on the operations dashboard: chunks (published, failed, duplicate, conflict,
-        after END), its time per chunk (download to playlist; p50, p99, max) and its Lambda health. Totals over
-        every stream (no per-stream dimension: stream names are unbounded)."""
+        after END), its time per chunk (download to playlist; p50, p99, max) and its Lambda health: totals over
+        every stream (no per-stream metric dimension: stream names are unbounded). Per stream: a Logs Insights
+        table of the function's "chunk" log lines (chunks by status, time per chunk p50/p99/max)."""
         period = Duration.minutes(5)
 
         def emitted(name: str, stat: str = "Sum", label: str | None = None) -> cw.Metric:
@@ -110,7 +111,13 @@ class Live(Construct):
                 self.function.metric_errors(period=period, statistic="Sum", label="errors"),
                 self.function.metric_throttles(period=period, statistic="Sum", label="throttles"),
                 self.dead_letters.metric_approximate_number_of_messages_visible(
-                    period=period, statistic="Maximum", label="chunk events not delivered (DLQ)")]))
+                    period=period, statistic="Maximum", label="chunk events not delivered (DLQ)")]),
+            cw.LogQueryWidget(title="Live chunks per stream (download to playlist, s)", width=24, height=6,
+                              log_group_names=[self.log_group.log_group_name], query_lines=[
+                                  'filter message = "chunk"',
+                                  "stats count(*) as chunks, pct(chunk_seconds, 50) as p50_s, "
+                                  "pct(chunk_seconds, 99) as p99_s, max(chunk_seconds) as max_s by stream, status",
+                                  "sort stream asc, status asc", "limit 100"]))
 
     def _acknowledge(self, storage: Storage) -> None:
         def ack(rule: str, reason: str, findings=(None,)):

@@ -102,6 +102,16 @@ class FakeContext:
         return 900_000
 
 
+def dashboard_body(template) -> dict:
+    """The dashboard body with every CloudFormation token replaced by "<logical id>"."""
+    (dash,) = resources(template, "AWS::CloudWatch::Dashboard").values()
+    body = dash["Properties"]["DashboardBody"]
+    if isinstance(body, dict):
+        sep, parts = body["Fn::Join"]
+        body = sep.join(p if isinstance(p, str) else f"<{p.get('Ref') or p['Fn::GetAtt'][0]}>" for p in parts)
+    return json.loads(body)
+
+
 def render_definition(template: dict, substitutions: dict[str, str]) -> str:
     """The state machine's DefinitionString with every CloudFormation token replaced.
 

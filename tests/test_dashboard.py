@@ -18,16 +18,6 @@ def template():
     return aws.synthesized_once()[0]
 
 
-def _body(template) -> dict:
-    """The dashboard body with every CloudFormation token replaced by "<logical id>"."""
-    (dash,) = resources(template, "AWS::CloudWatch::Dashboard").values()
-    body = dash["Properties"]["DashboardBody"]
-    if isinstance(body, dict):
-        sep, parts = body["Fn::Join"]
-        body = sep.join(p if isinstance(p, str) else f"<{p.get('Ref') or p['Fn::GetAtt'][0]}>" for p in parts)
-    return json.loads(body)
-
-
 def _metrics(widget) -> list[list]:
     return widget.get("properties", {}).get("metrics", [])
 
@@ -52,7 +42,7 @@ def _emitted() -> set[tuple[str, str, str]]:
 
 
 def test_dashboard_shows_runs_output_speed_health_and_the_dlq(template):
-    body = _body(template)
+    body = aws.dashboard_body(template)
     titles = {w["properties"].get("title") for w in body["widgets"] if w["type"] == "metric"}
     for needed in ("Runs started / succeeded / failed", "Videos redacted / failed, uploads started",
                    "Frames redacted", "Frames/s", "Segment duration (s)", "Lambda throttles per function",
@@ -96,7 +86,7 @@ def test_custom_metrics_on_the_dashboard_are_the_ones_the_handlers_emit(template
             emitted.add((env[service], name, service))
     assert ("Redactor", "FramesRedacted", "redactor-redact") in emitted
     shown = set()
-    for w in _body(template)["widgets"]:
+    for w in aws.dashboard_body(template)["widgets"]:
         for m in _metrics(w):
             if isinstance(m[0], str) and not m[0].startswith("AWS/"):
                 assert m[2] == "service", m  # Powertools' default dimension, and the only one the handlers set

@@ -146,6 +146,12 @@ def test_the_stack_routes_live_keys_to_the_live_function_only(tmp_path):
                    "LiveStreamsEndedIdle", "LiveSweepErrors"):
         assert f'\\"{metric}\\"' in body and f'name="{metric}"' in handler, metric  # shown and emitted
     assert "Live chunk time, download to playlist (s)" in body
+    # per stream: a Logs Insights table over the function's own log group, of the fields its "chunk" line logs
+    (widget,) = [w for w in aws_support.dashboard_body(template)["widgets"] if w["type"] == "log"]
+    query = widget["properties"]["query"]
+    assert query.startswith("SOURCE '<") and 'filter message = "chunk"' in query
+    for field in ("chunk_seconds", "stream", "status"):
+        assert field in query and f'"{field}": ' in handler, field
 
 
 def test_live_idle_seconds_0_leaves_ending_to_end(tmp_path):

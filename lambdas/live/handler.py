@@ -92,12 +92,14 @@ def take_chunk(stream: str, name: str, seq: int, key: str, version: str | None) 
             obs.metrics.add_metric(name="LiveChunksAfterEnd", unit=obs.MetricUnit.Count, value=1)
             return {"status": "after-end", "stream": stream, "sequence": seq}
         out = process_chunk(pub, local, seq, name, CONFIG, sha=sha)
-    obs.metrics.add_metric(name="LiveChunkSeconds", unit=obs.MetricUnit.Seconds, value=time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    obs.metrics.add_metric(name="LiveChunkSeconds", unit=obs.MetricUnit.Seconds, value=seconds)
     if out.status == "published":
         obs.metrics.add_metric(name="LiveChunksPublished", unit=obs.MetricUnit.Count, value=1)
     else:
         obs.metrics.add_metric(name="LiveChunksFailed", unit=obs.MetricUnit.Count, value=1)
     obs.logger.info("chunk", extra={"stream": stream, "sequence": seq, "status": out.status,
+                                    "chunk_seconds": round(seconds, 3),
                                     "redact_seconds": round(out.redact_seconds, 3), "error": out.error})
     return {"status": out.status, "stream": stream, "sequence": seq, "record": out.record}
 
