@@ -15,7 +15,9 @@ What moto does not enforce, and how it is handled here:
 * conditions other than StringEquals are ignored (the ``s3:prefix`` narrowing of ListBucket): each recorded
   listing's prefix is checked against the statement offline (``permits``);
 * bucket policies and AWS managed policies (AWSLambdaBasicExecutionRole only lets a function write its logs,
-  which no code here calls) are not evaluated.
+  which no code here calls) are not evaluated;
+* a call moto never sees (a test's fake endpoint answers it, e.g. KVS archived media) is judged offline,
+  against the role's resolved statements with its real resource, by ``EnforcedIAM.authorize``.
 """
 from __future__ import annotations
 
@@ -322,8 +324,8 @@ def unneeded_grants(iam: EnforcedIAM, roles: dict[str, str], buckets: dict[str, 
     """The mutation check over ``roles`` (a function's label -> its role): for every grant of every role (each
     resource on its own), take it out and evaluate the calls that role made in the enforced run with moto's own
     policy evaluator; a grant whose removal denies none of them is unneeded, unless ``allowlist`` names it as
-    (label, action, resource) or ("*", action, "*"), resources written <bucket label>/<pattern> (``buckets``:
-    bucket name -> label). Returns (the unneeded grants, the allowlist entries used); also checks that the
+    (label, action, resource), ("*", action, resource) or ("*", action, "*"), resources written
+    <bucket label>/<pattern> (``buckets``: bucket name -> label). Returns (the unneeded grants, the allowlist entries used); also checks that the
     offline evaluation allows every call moto allowed (the two agree)."""
     names = {f"arn:aws:s3:::{bucket}": label for bucket, label in buckets.items()}
 
@@ -337,7 +339,8 @@ def unneeded_grants(iam: EnforcedIAM, roles: dict[str, str], buckets: dict[str, 
         calls = [c for c in iam.calls_by(role, s3_only) if c.allowed]
         assert all(permits(statements, c) for c in calls), label
         for grant in unneeded(role, statements, calls, s3_only):
-            entry = next((e for e in ((label, grant.action, short(grant.resource)), ("*", grant.action, "*"))
+            entry = next((e for e in ((label, grant.action, short(grant.resource)),
+                                      ("*", grant.action, short(grant.resource)), ("*", grant.action, "*"))
                           if e in allowlist), None)
             if entry:
                 used.add(entry)

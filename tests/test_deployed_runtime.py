@@ -284,8 +284,9 @@ def _start(p: DeployedPipeline, path: str, key: str) -> dict:
 NOT_EXERCISED = {
     ("*", "s3:AbortMultipartUpload", "*"): "aborts an upload that failed part-way (boto3's transfer manager, "
                                            "upload_multipart), so no part is left stored and billed",
-    ("start", "s3:GetObject", "raw/*"): "reads the upload when its event carries no version id (the bucket's "
-                                        "versioning suspended); with one, HeadObject needs GetObjectVersion",
+    ("*", "s3:GetObject", "raw/*"): "reads the upload when its event carries no version id (the bucket's "
+                                    "versioning suspended); with one, HeadObject and GetObject need only "
+                                    "GetObjectVersion",
     ("start", "s3:ListBucket", "raw"): "HeadObject of a key deleted before its event arrives answers 404, "
                                        "not 403, only with ListBucket (the starter then reports it missing)",
     ("stitch", "s3:DeleteObjectVersion", "output/redacted/*"): "deletes the versions it wrote when its reports "

@@ -150,3 +150,103 @@ def test_the_live_function_runs_under_its_own_role(enforced, monkeypatch, tmp_pa
     unneeded, used = iam_enforced.unneeded_grants(e.iam, {"live": e.roles["live"]}, LABELS, LIVE_NOT_EXERCISED)
     assert unneeded == [], f"S3 grants of the live role no call of the run needs (least privilege): {unneeded}"
     assert used == set(LIVE_NOT_EXERCISED), f"allowlisted grants the run does use: {set(LIVE_NOT_EXERCISED) - used}"
+
+
+# ------------------------------------------------------------------------------------------------ KVS consumer
+
+#: grants of the consumer's role no call of the run makes, each with the reason it stays
+KVS_NOT_EXERCISED = {
+    ("kvs_consumer", "s3:ListBucket", "work"): "a GetObject of a cursor not yet written answers 404 (NoSuchKey), "
+                                               "not 403, only with ListBucket on the bucket (moto answers 404 "
+                                               "whatever the policy)",
+    ("*", "xray:PutTraceSegments", "*"): "X-Ray tracing (Active): the function's segments; tracing is off here",
+    ("*", "xray:PutTelemetryRecords", "*"): "X-Ray tracing (Active); tracing is off here",
+}
+STREAM_ARN = f"arn:aws:kinesisvideo:{iam_enforced.REGION}:{iam_enforced.ACCOUNT}:stream/{{}}/0"
+
+
+class StreamPolicy:
+    """Judges the consumer's KVS calls offline with each stream's ARN (``EnforcedIAM.authorize``): GetDataEndpoint
+    before it goes to moto (which judges it again, on ``Resource: *``), ListFragments and GetClip before the
+    fake answers them. A denied call gets KVS's AccessDeniedException."""
+
+    def __init__(self, iam: iam_enforced.EnforcedIAM, fake, arns: dict[str, str]):
+        self.iam, self.fake, self.arns = iam, fake, arns
+
+    def _judge(self, request, **_):
+        body = json.loads(request.body or b"{}")
+        operation = request.url.rsplit("/", 1)[-1]
+        stream = body.get("StreamName", "")
+        action = f"kinesisvideo:{operation[0].upper()}{operation[1:]}"
+        if not self.iam.authorize(request, action, self.arns.get(stream, STREAM_ARN.format(stream))):
+            return self.fake._error(403, "AccessDeniedException", f"not authorized: {action} on {stream}")
+        return None
+
+    def archive(self):
+        """kvs.Archive with the judge on its control-plane client and on each archived-media client (ahead of
+        the fake)."""
+        import boto3
+
+        from redactor import kvs
+
+        session = boto3.session.Session()
+        session.events.register_first("before-send.kinesis-video", self._judge)
+
+        def attach(client):
+            client.meta.events.register_first("before-send.kinesis-video-archived-media", self._judge)
+            self.fake.attach(client)
+        return kvs.Archive(session=session, client_hook=attach)
+
+
+def test_the_kvs_consumer_runs_under_its_own_role(enforced, monkeypatch, tmp_path):
+    """Two streams in its scope land chunks (cam-1, and fleet-7 by the fleet-* prefix), one in its scope that
+    KVS does not have is recorded deleted with its end marker, one outside its scope is recorded not permitted;
+    a second invocation resumes from the cursors. Every other call is allowed by the consumer's role, and every
+    grant of it (S3's and the others) is needed by one of them."""
+    from testmedia import make_clip
+
+    from redactor import kvs
+    from tests.kvs_fake import FakeArchivedMedia
+
+    e = enforced
+    source = str(tmp_path / "camera.mp4")
+    make_clip(source, width=160, height=96, fps=10, seconds=12, gop=10, bframes=0, audio="aac", faces=0)
+    param = aws.logical_id_of(e.template, "AWS::SSM::Parameter", "/Kvs/Streams/")
+    e.client("ssm").put_parameter(Name=e.subs[param], Type="String", Value="cam-1,fleet-7,fleet-9,other-1")
+    kv = e.client("kinesisvideo")
+    arns = {name: kv.create_stream(StreamName=name, DataRetentionInHours=24)["StreamARN"]
+            for name in ("cam-1", "fleet-7", "other-1")}
+    fake = FakeArchivedMedia(time.time)
+    for name in arns:
+        fake.add_media(name, source, server_start_ms=round(time.time() * 1000) - 40_000)
+    policy = StreamPolicy(e.iam, fake, arns)
+    mod = e.load("kvs_consumer", monkeypatch, KVS_RUN_SECONDS="20", KVS_POLL_SECONDS="30", KVS_CLIP_SECONDS="4",
+                 KVS_BACKFILL_SECONDS="60")
+    monkeypatch.setattr(mod, "make_archive", policy.archive)
+    ctx = aws.FakeContext("redactor-kvs-consumer")
+    with e.iam.enforced():
+        runs = [mod.handler({}, ctx)["streams"] for _ in range(2)]
+    denied = [c for c in e.iam.denied() if "/other-1/" not in c.resource]
+    assert not denied, f"denied by the consumer's own role: {denied}"
+    assert {c.action for c in e.iam.denied()} == {"kinesisvideo:GetDataEndpoint"}  # other-1, offline
+    first = runs[0]
+    for name in ("cam-1", "fleet-7"):
+        assert first[name]["landed"] == [kvs.chunk_key(name, i) for i in range(3)], first[name]
+    assert first["fleet-9"]["state"] == "deleted" and first["other-1"]["state"] == "denied", first
+    assert [r.rsplit("-", 1)[1] for r in first["fleet-9"]["records"] + first["other-1"]["records"]] == [
+        "StreamDeleted.json", "StreamNotPermitted.json"]
+    assert {n: s["state"] for n, s in runs[1].items()} == {"cam-1": "following", "fleet-7": "following",
+                                                           "fleet-9": "deleted", "other-1": "denied"}
+    s3 = e.client("s3")
+    assert s3.head_object(Bucket=RAW, Key="live/fleet-9/END")["ContentLength"] == 0
+    calls = [c for c in e.iam.calls_by(e.roles["kvs_consumer"], s3_only=False) if c.allowed]
+    judged = {(c.action, c.resource.rsplit("/", 2)[-2]) for c in calls if c.action.startswith("kinesisvideo:")
+              and c.resource != "*"}
+    assert {("kinesisvideo:ListFragments", "fleet-7"), ("kinesisvideo:GetClip", "cam-1")} <= judged, judged
+    # moto itself authorized these against the role (on Resource: *)
+    assert {"kinesisvideo:GetDataEndpoint", "ssm:GetParameter"} <= {c.action for c in calls if c.resource == "*"}
+
+    unneeded, used = iam_enforced.unneeded_grants(e.iam, {"kvs_consumer": e.roles["kvs_consumer"]}, LABELS,
+                                                  KVS_NOT_EXERCISED, s3_only=False)
+    assert unneeded == [], f"grants of the consumer's role no call of the run needs (least privilege): {unneeded}"
+    assert used == set(KVS_NOT_EXERCISED), f"allowlisted grants the run does use: {set(KVS_NOT_EXERCISED) - used}"
