@@ -5,14 +5,13 @@ The stack is synthesized with both on (a real CDK synth); its roles go into moto
 handler runs in this process with the environment the template gives it and credentials of its own role,
 assumed through STS, while moto authorizes every request (tests/iam_enforced.py, the harness of
 tests/test_deployed_runtime.py). A denied call fails the run; then the mutation check: each (action, resource)
-pair of the role's S3 statements taken out in turn must deny a call the run made, unless listed with its reason.
+pair of the role's statements taken out in turn must deny a call the run made, unless listed with its reason.
 
 The KVS consumer's archived-media calls (ListFragments, GetClip) go to tests/kvs_fake.py, which moto never
 sees: each is judged offline against the consumer's role as the template resolved it, with the stream's real
 ARN (so the stream scoping is enforced too), and recorded like moto's decisions. GetDataEndpoint and
 ssm:GetParameter reach moto, which enforces their actions (on ``Resource: *``: moto does not scope non-S3
-actions); GetDataEndpoint is also judged offline with the stream's ARN. For the consumer the mutation check
-covers every pair of every statement, not only S3's.
+actions); GetDataEndpoint is also judged offline with the stream's ARN.
 """
 from __future__ import annotations
 
@@ -91,9 +90,14 @@ def enforced(moto_server, template):  # noqa: F811 - the fixture
 
 # ------------------------------------------------------------------------------------------------ live
 
-#: S3 grants of the live role no call of the run makes, each with the reason it stays: (function, action,
-#: <bucket label>/<pattern>)
+#: grants no call of a run makes, each with the reason it stays: (function or *, action, resource), an S3
+#: resource written <bucket label>/<pattern>
+TRACING = {
+    ("*", "xray:PutTraceSegments", "*"): "X-Ray tracing (Active): the function's segments; tracing is off here",
+    ("*", "xray:PutTelemetryRecords", "*"): "X-Ray tracing (Active); tracing is off here",
+}
 LIVE_NOT_EXERCISED = {
+    **TRACING,
     ("live", "s3:GetObject", "raw/live/*"): "reads a chunk whose event carries no version id (the bucket's "
                                             "versioning suspended); with one, the read needs GetObjectVersion",
 }
@@ -107,8 +111,8 @@ def _chunk_event(key: str, version: str | None) -> dict:
 
 def test_the_live_function_runs_under_its_own_role(enforced, monkeypatch, tmp_path, model_path):
     """Chunks published, a duplicate delivery, a conflict and a failed chunk (records), END, a chunk after END,
-    and the idle sweep ending another stream: every call allowed by the live role, and every S3 grant of it
-    needed by one of them."""
+    and the idle sweep ending another stream: every call allowed by the live role, and every grant of it (S3's
+    and the others) needed by one of them."""
     from .test_live import clip
 
     e = enforced
@@ -147,20 +151,19 @@ def test_the_live_function_runs_under_its_own_role(enforced, monkeypatch, tmp_pa
         text = s3.get_object(Bucket=OUTPUT, Key=f"live/{stream}/index.m3u8")["Body"].read().decode()
         assert text.rstrip().endswith("#EXT-X-ENDLIST"), (stream, text)
 
-    unneeded, used = iam_enforced.unneeded_grants(e.iam, {"live": e.roles["live"]}, LABELS, LIVE_NOT_EXERCISED)
-    assert unneeded == [], f"S3 grants of the live role no call of the run needs (least privilege): {unneeded}"
+    unneeded, used = iam_enforced.unneeded_grants(e.iam, {"live": e.roles["live"]}, LABELS, LIVE_NOT_EXERCISED,
+                                                  s3_only=False)
+    assert unneeded == [], f"grants of the live role no call of the run needs (least privilege): {unneeded}"
     assert used == set(LIVE_NOT_EXERCISED), f"allowlisted grants the run does use: {set(LIVE_NOT_EXERCISED) - used}"
 
 
 # ------------------------------------------------------------------------------------------------ KVS consumer
 
-#: grants of the consumer's role no call of the run makes, each with the reason it stays
 KVS_NOT_EXERCISED = {
+    **TRACING,
     ("kvs_consumer", "s3:ListBucket", "work"): "a GetObject of a cursor not yet written answers 404 (NoSuchKey), "
                                                "not 403, only with ListBucket on the bucket (moto answers 404 "
                                                "whatever the policy)",
-    ("*", "xray:PutTraceSegments", "*"): "X-Ray tracing (Active): the function's segments; tracing is off here",
-    ("*", "xray:PutTelemetryRecords", "*"): "X-Ray tracing (Active); tracing is off here",
 }
 STREAM_ARN = f"arn:aws:kinesisvideo:{iam_enforced.REGION}:{iam_enforced.ACCOUNT}:stream/{{}}/0"
 
