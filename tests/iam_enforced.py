@@ -280,7 +280,7 @@ def interpreter_as(credentials: dict[str, str], endpoint: str):
 
 @dataclass(frozen=True)
 class Grant:
-    """One action on one resource of one S3 statement of one role's policies."""
+    """One action on one resource of one statement of one role's policies."""
     role: str
     statement: int  # index in the role's statements (``EnforcedIAM.statements``)
     action: str
@@ -290,8 +290,8 @@ class Grant:
         return f"{self.role}: {self.action} on {self.resource}"
 
 
-def s3_grants(role: str, statements: list[dict], s3_only: bool = True) -> list[Grant]:
-    """Every (action, resource) pair each S3 statement (or, ``s3_only`` False, each statement) allows: CDK merges
+def grants(role: str, statements: list[dict], s3_only: bool = True) -> list[Grant]:
+    """Every (action, resource) pair each S3 statement (``s3_only`` False: each statement) allows: CDK merges
     statements that share their actions or their resources, so a statement is judged pair by pair."""
     return [Grant(role, i, a, r)
             for i, st in enumerate(statements) if st.get("Effect") == "Allow" and (is_s3(st) or not s3_only)
@@ -315,7 +315,7 @@ def without(statements: list[dict], grant: Grant) -> list[dict]:
 def unneeded(role: str, statements: list[dict], calls: list[Call], s3_only: bool = True) -> list[Grant]:
     """The role's S3 grants (``s3_only`` False: all its grants) whose removal denies none of ``calls`` (the
     role's recorded, allowed calls)."""
-    return [g for g in s3_grants(role, statements, s3_only)
+    return [g for g in grants(role, statements, s3_only)
             if not any(permits(statements, c) and not permits(without(statements, g), c) for c in calls)]
 
 
