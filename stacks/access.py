@@ -31,8 +31,10 @@ def read(bucket: s3.IBucket, grantee: iam.IGrantable, pattern: str = "*", versio
     _allow(grantee, READ if versions else READ[:1], [bucket.arn_for_objects(pattern)])
 
 
-def write(bucket: s3.IBucket, grantee: iam.IGrantable, pattern: str) -> None:
-    _allow(grantee, WRITE, [bucket.arn_for_objects(pattern)])
+def write(bucket: s3.IBucket, grantee: iam.IGrantable, pattern: str, multipart: bool = True) -> None:
+    """PutObject, and AbortMultipartUpload unless ``multipart`` is False (a writer that only calls PutObject
+    has no multipart upload to abort)."""
+    _allow(grantee, WRITE if multipart else WRITE[:1], [bucket.arn_for_objects(pattern)])
 
 
 def delete(bucket: s3.IBucket, grantee: iam.IGrantable, pattern: str) -> None:

@@ -89,10 +89,11 @@ class KvsConsumer(Construct):
             resources=[stream_arn(self, n) for n in settings.kvs_streams]))
         fn.add_to_role_policy(iam.PolicyStatement(
             sid="ReadStreamList", actions=["ssm:GetParameter"], resources=[self.parameter.parameter_arn]))
-        access.write(storage.raw, fn, "live/*")
+        # every object is written whole by PutObject, and a cursor read at its current version
+        access.write(storage.raw, fn, "live/*", multipart=False)
         access.list_bucket(storage.raw, fn, "live/*")
-        access.read(storage.work, fn, "kvs/*")
-        access.write(storage.work, fn, "kvs/*")
+        access.read(storage.work, fn, "kvs/*", versions=False)
+        access.write(storage.work, fn, "kvs/*", multipart=False)
         # a missing cursor must answer 404 (NoSuchKey), not 403: S3 decides that by s3:ListBucket on the bucket,
         # evaluated for the GetObject request, which has no s3:prefix (a prefix condition would not match)
         access.list_bucket(storage.work, fn)

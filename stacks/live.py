@@ -2,8 +2,8 @@
 ``live/<stream>/`` and publishes it as HLS under ``live/<stream>/`` in the output bucket; an EventBridge rule
 for that prefix invokes it (the file workflow's starter ignores these keys), and a schedule rule invokes it
 every minute to end idle streams (context ``live_idle_seconds``; no rule when 0). Its IAM is its own: the raw
-bucket's ``live/*`` (read, list), the output bucket's ``live/*`` (read, write, delete, list: a missing
-playlist must answer 404, not 403)."""
+bucket's ``live/*`` (read, list), the output bucket's ``live/*`` (GetObject, PutObject, DeleteObject, list: a
+missing playlist must answer 404, not 403)."""
 from __future__ import annotations
 
 from aws_cdk import Acknowledgment, Duration, Size, Validations
@@ -64,8 +64,9 @@ class Live(Construct):
         )
         access.read(storage.raw, self.function, f"{LIVE_PREFIX}*")
         access.list_bucket(storage.raw, self.function, f"{LIVE_PREFIX}*")
-        access.read(storage.output, self.function, f"{LIVE_PREFIX}*")
-        access.write(storage.output, self.function, f"{LIVE_PREFIX}*")
+        # the playlist, segments and records: read at their current version, written whole by PutObject
+        access.read(storage.output, self.function, f"{LIVE_PREFIX}*", versions=False)
+        access.write(storage.output, self.function, f"{LIVE_PREFIX}*", multipart=False)
         access.delete(storage.output, self.function, f"{LIVE_PREFIX}*")
         access.list_bucket(storage.output, self.function, f"{LIVE_PREFIX}*")
 

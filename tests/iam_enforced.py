@@ -15,7 +15,9 @@ What moto does not enforce, and how it is handled here:
 * conditions other than StringEquals are ignored (the ``s3:prefix`` narrowing of ListBucket): each recorded
   listing's prefix is checked against the statement offline (``permits``);
 * bucket policies and AWS managed policies (AWSLambdaBasicExecutionRole only lets a function write its logs,
-  which no code here calls) are not evaluated.
+  which no code here calls) are not evaluated;
+* a call moto never sees (a test's fake endpoint answers it, e.g. KVS archived media) is judged offline,
+  against the role's resolved statements with its real resource, by ``EnforcedIAM.authorize``.
 """
 from __future__ import annotations
 
@@ -85,14 +87,14 @@ def for_moto(document: dict) -> dict:
 
 def iam_action(action: str, query: dict) -> str:
     """The IAM action AWS authorizes for a request that moto names ``action`` (moto names a HEAD of an object
-    s3:HeadObject; AWS authorizes it as s3:GetObject, or s3:GetObjectVersion with a versionId; moto names
-    Lambda's Invoke and S3's ListObjectsV2 by their operations: IAM's actions are lambda:InvokeFunction and
-    s3:ListBucket)."""
+    s3:HeadObject; AWS authorizes it as s3:GetObject, or s3:GetObjectVersion with a versionId, as it does a
+    GET, which moto names s3:GetObject whatever its query; moto names Lambda's Invoke and S3's ListObjectsV2
+    by their operations: IAM's actions are lambda:InvokeFunction and s3:ListBucket)."""
     if action == "lambda:Invoke":
         return "lambda:InvokeFunction"
     if action in ("s3:ListObjects", "s3:ListObjectsV2"):
         return "s3:ListBucket"
-    if action == "s3:HeadObject":
+    if action in ("s3:HeadObject", "s3:GetObject"):
         return "s3:GetObjectVersion" if "versionId" in query else "s3:GetObject"
     return action
 
@@ -116,9 +118,12 @@ class Call:
 
 def permits(statements: list[dict], call: Call) -> bool:
     """Whether an identity policy made of ``statements`` allows ``call`` (moto's own evaluator, plus the
-    ``s3:prefix`` StringLike condition of ListBucket, which moto ignores)."""
+    ``s3:prefix`` StringLike condition of ListBucket, which moto ignores). A non-S3 call moto recorded (on
+    ``Resource: *``) is judged as moto judged it: against the statements as moto holds them (``for_moto``)."""
     from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 
+    if call.resource == "*" and not call.action.startswith("s3:"):  # moto's authorization of a non-S3 call
+        statements = as_list(for_moto({"Statement": statements})["Statement"])
     allowed = False
     for st in statements:
         result = IAMPolicyStatement(st).is_action_permitted(call.action, call.resource)
@@ -174,6 +179,18 @@ class EnforcedIAM:
         self._keys[c["AccessKeyId"]] = role
         return {"AWS_ACCESS_KEY_ID": c["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],
                 "AWS_SESSION_TOKEN": c["SessionToken"], "AWS_SECURITY_TOKEN": c["SessionToken"]}
+
+    def authorize(self, request, action: str, resource: str) -> bool:
+        """A call moto never sees (a test's fake endpoint answers it: ``request`` is the botocore request about
+        to be sent) judged offline against the role that signed it, as the template resolved it (resource
+        scoping included), and recorded like moto's decisions."""
+        auth = request.headers.get("Authorization") or b""
+        key = (auth.decode() if isinstance(auth, bytes) else auth).partition("Credential=")[2].partition("/")[0]
+        role = self._keys.get(key, key)
+        allowed = role in self.documents and permits(self.statements(role), Call(role, action, resource, None, True))
+        with self._lock:
+            self.calls.append(Call(role, action, resource, None, allowed))
+        return allowed
 
     def statements(self, role: str) -> list[dict]:
         return [st for doc in self.documents[role].values() for st in as_list(doc["Statement"])]
@@ -263,7 +280,7 @@ def interpreter_as(credentials: dict[str, str], endpoint: str):
 
 @dataclass(frozen=True)
 class Grant:
-    """One action on one resource of one S3 statement of one role's policies."""
+    """One action on one resource of one statement of one role's policies."""
     role: str
     statement: int  # index in the role's statements (``EnforcedIAM.statements``)
     action: str
@@ -273,11 +290,11 @@ class Grant:
         return f"{self.role}: {self.action} on {self.resource}"
 
 
-def s3_grants(role: str, statements: list[dict]) -> list[Grant]:
-    """Every (action, resource) pair each S3 statement allows: CDK merges statements that share their actions or
-    their resources, so a statement is judged pair by pair."""
+def grants(role: str, statements: list[dict], s3_only: bool = True) -> list[Grant]:
+    """Every (action, resource) pair each S3 statement (``s3_only`` False: each statement) allows: CDK merges
+    statements that share their actions or their resources, so a statement is judged pair by pair."""
     return [Grant(role, i, a, r)
-            for i, st in enumerate(statements) if st.get("Effect") == "Allow" and is_s3(st)
+            for i, st in enumerate(statements) if st.get("Effect") == "Allow" and (is_s3(st) or not s3_only)
             for a in as_list(st["Action"]) for r in as_list(st["Resource"])]
 
 
@@ -295,7 +312,63 @@ def without(statements: list[dict], grant: Grant) -> list[dict]:
     return out
 
 
-def unneeded(role: str, statements: list[dict], calls: list[Call]) -> list[Grant]:
-    """The role's S3 grants whose removal denies none of ``calls`` (the role's recorded, allowed calls)."""
-    return [g for g in s3_grants(role, statements)
+def unneeded(role: str, statements: list[dict], calls: list[Call], s3_only: bool = True) -> list[Grant]:
+    """The role's S3 grants (``s3_only`` False: all its grants) whose removal denies none of ``calls`` (the
+    role's recorded, allowed calls)."""
+    return [g for g in grants(role, statements, s3_only)
             if not any(permits(statements, c) and not permits(without(statements, g), c) for c in calls)]
+
+
+def unneeded_grants(iam: EnforcedIAM, roles: dict[str, str], buckets: dict[str, str], allowlist,
+                    s3_only: bool = True) -> tuple[list[str], set]:
+    """The mutation check over ``roles`` (a function's label -> its role): for every grant of every role (each
+    resource on its own), take it out and evaluate the calls that role made in the enforced run with moto's own
+    policy evaluator; a grant whose removal denies none of them is unneeded, unless ``allowlist`` names it as
+    (label, action, resource), ("*", action, resource) or ("*", action, "*"), resources written
+    <bucket label>/<pattern> (``buckets``: bucket name -> label). Returns (the unneeded grants, the allowlist entries used); also checks that the
+    offline evaluation allows every call moto allowed (the two agree)."""
+    names = {f"arn:aws:s3:::{bucket}": label for bucket, label in buckets.items()}
+
+    def short(resource: str) -> str:
+        bucket, _, rest = resource.partition("/")
+        return names.get(bucket, bucket) + (f"/{rest}" if rest else "")
+
+    out, used = [], set()
+    for label, role in roles.items():
+        statements = iam.statements(role)
+        calls = [c for c in iam.calls_by(role, s3_only) if c.allowed]
+        assert all(permits(statements, c) for c in calls), label
+        for grant in unneeded(role, statements, calls, s3_only):
+            entry = next((e for e in ((label, grant.action, short(grant.resource)),
+                                      ("*", grant.action, short(grant.resource)), ("*", grant.action, "*"))
+                          if e in allowlist), None)
+            if entry:
+                used.add(entry)
+            else:
+                out.append(f"{label}: {grant.action} on {short(grant.resource)}")
+    return out, used
+
+
+class Names(dict):
+    """Logical id -> Ref value, ``<logical id>.Arn`` -> ARN, for ``resolve``: the test's own resources, and for
+    any other resource of the template (a queue, a topic, a parameter) a name and ARN of its own."""
+
+    def __missing__(self, ref: str) -> str:
+        lid, _, attr = ref.partition(".")
+        return f"arn:aws:test:{REGION}:{ACCOUNT}:{lid}" if attr else lid
+
+
+def stack_names(template: dict, buckets: dict[str, str]) -> Names:
+    """``Names`` with the stack's buckets (construct name, e.g. Raw -> the test's bucket), every role's ARN and a
+    state machine's Ref (its ARN: a policy takes it apart)."""
+    from tests import aws_support
+
+    subs = Names()
+    for name, bucket in buckets.items():
+        lid = aws_support.logical_id_of(template, "AWS::S3::Bucket", f"/Storage/{name}/")
+        subs[lid], subs[f"{lid}.Arn"] = bucket, f"arn:aws:s3:::{bucket}"
+    for lid in aws_support.resources(template, "AWS::IAM::Role"):
+        subs[f"{lid}.Arn"] = f"arn:aws:iam::{ACCOUNT}:role/{lid}"
+    for lid in aws_support.resources(template, "AWS::StepFunctions::StateMachine"):
+        subs[lid] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{lid}"
+    return subs

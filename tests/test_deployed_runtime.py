@@ -70,21 +70,9 @@ def _asset(assembly: Path, resource: dict) -> Path:
     return assembly / resource["Metadata"]["aws:asset:path"]
 
 
-class _Names(dict):
-    """Logical id -> Ref value, ``<logical id>.Arn`` -> ARN: the test's resources, and for any other resource
-    of the template (a queue, a topic) a name and ARN of its own."""
-
-    def __missing__(self, ref: str) -> str:
-        lid, _, attr = ref.partition(".")
-        return f"arn:aws:test:{iam_enforced.REGION}:{iam_enforced.ACCOUNT}:{lid}" if attr else lid
-
-
 def _iam_names(template: dict, buckets: dict[str, str], functions: dict[str, str], state_machine_arn: str,
                topic_arn: str) -> dict:
-    subs = _Names()
-    for name, bucket in buckets.items():
-        lid = aws.logical_id_of(template, "AWS::S3::Bucket", f"/Storage/{name}/")
-        subs[lid], subs[f"{lid}.Arn"] = bucket, f"arn:aws:s3:::{bucket}"
+    subs = iam_enforced.stack_names(template, buckets)
     for handler, fn_name in functions.items():
         lid, _ = aws.function_by_service(template, handler)
         subs[lid] = fn_name
@@ -92,8 +80,6 @@ def _iam_names(template: dict, buckets: dict[str, str], functions: dict[str, str
     (sm_lid,) = aws.resources(template, "AWS::StepFunctions::StateMachine")
     subs[sm_lid] = state_machine_arn
     subs[aws.logical_id_of(template, "AWS::SNS::Topic", "/Notifications/")] = topic_arn
-    for lid in aws.resources(template, "AWS::IAM::Role"):
-        subs[f"{lid}.Arn"] = f"arn:aws:iam::{iam_enforced.ACCOUNT}:role/{lid}"
     return subs
 
 
@@ -298,8 +284,9 @@ def _start(p: DeployedPipeline, path: str, key: str) -> dict:
 NOT_EXERCISED = {
     ("*", "s3:AbortMultipartUpload", "*"): "aborts an upload that failed part-way (boto3's transfer manager, "
                                            "upload_multipart), so no part is left stored and billed",
-    ("start", "s3:GetObject", "raw/*"): "reads the upload when its event carries no version id (the bucket's "
-                                        "versioning suspended); with one, HeadObject needs GetObjectVersion",
+    ("*", "s3:GetObject", "raw/*"): "reads the upload when its event carries no version id (the bucket's "
+                                    "versioning suspended); with one, HeadObject and GetObject need only "
+                                    "GetObjectVersion",
     ("start", "s3:ListBucket", "raw"): "HeadObject of a key deleted before its event arrives answers 404, "
                                        "not 403, only with ListBucket (the starter then reports it missing)",
     ("stitch", "s3:DeleteObjectVersion", "output/redacted/*"): "deletes the versions it wrote when its reports "
@@ -309,26 +296,6 @@ NOT_EXERCISED = {
 
 
 def _unneeded_grants(p: DeployedPipeline) -> tuple[list[str], set]:
-    """For every S3 statement of every role (each of its resources on its own): take it out, and evaluate the
-    calls that role made in the enforced run with moto's own policy evaluator; a grant whose removal denies
-    none of them is unneeded, unless it is in NOT_EXERCISED. Also: the offline evaluation allows every call
-    the enforced run allowed (the two agree)."""
-    names = {f"arn:aws:s3:::{b}": label for b, label in ((p.raw, "raw"), (p.work, "work"), (p.output, "output"))}
-
-    def short(resource: str) -> str:
-        bucket, _, rest = resource.partition("/")
-        return names.get(bucket, bucket) + (f"/{rest}" if rest else "")
-
-    out, allowed = [], set()
-    for handler, role in p.roles.items():
-        statements = p.iam.statements(role)
-        calls = [c for c in p.iam.calls_by(role) if c.allowed]
-        assert all(iam_enforced.permits(statements, c) for c in calls), handler
-        for grant in iam_enforced.unneeded(role, statements, calls):
-            entry = next((e for e in ((handler, grant.action, short(grant.resource)), ("*", grant.action, "*"))
-                          if e in NOT_EXERCISED), None)
-            if entry:
-                allowed.add(entry)
-            else:
-                out.append(f"{handler}: {grant.action} on {short(grant.resource)}")
-    return out, allowed
+    """The mutation check (``iam_enforced.unneeded_grants``) over every role of the run, NOT_EXERCISED allowed."""
+    return iam_enforced.unneeded_grants(p.iam, p.roles, {p.raw: "raw", p.work: "work", p.output: "output"},
+                                        NOT_EXERCISED)
