@@ -6,8 +6,8 @@ invokes it every minute to end idle streams (context ``live_idle_seconds``; no r
 the raw bucket's ``live/*`` (read, list), the output bucket's ``live/*`` (read, write, delete, list: a missing
 playlist must answer 404, not 403), the work bucket's ``runs/live-*`` (the Redact function's staging: write the
 source facts, read its results, delete them all, list them to delete them) and lambda:InvokeFunction on the
-Redact function alone. The Redact function needs nothing new: it reads the raw bucket and ``runs/*/source.json``
-and writes ``runs/*`` already."""
+Redact function alone. The Redact function needs nothing beyond its file-workflow grants: it reads the raw
+bucket and ``runs/*/source.json`` and writes ``runs/*``."""
 from __future__ import annotations
 
 from aws_cdk import Acknowledgment, Duration, Size, Validations
