@@ -125,7 +125,8 @@ class Live(Construct):
                 emitted("LiveChunksDuplicate", label="duplicate"), emitted("LiveChunksConflict", label="conflict"),
                 emitted("LiveChunksAfterEnd", label="after END"),
                 emitted("LiveStreamsEndedIdle", label="streams ended idle"),
-                emitted("LiveSweepErrors", label="idle checks failed")]),
+                emitted("LiveSweepErrors", label="idle checks failed"),
+                emitted("LiveSegmentsFallback", label="segments redacted here (invokes failed)")]),
             cw.GraphWidget(title="Live chunk time, download to playlist (s)", width=8, left=[
                 emitted("LiveChunkSeconds", stat=stat, label=stat) for stat in ("p50", "p99", "Maximum")]),
             cw.GraphWidget(title="Live function errors / throttles", width=8, left=[

@@ -145,7 +145,7 @@ def test_the_stack_routes_live_keys_to_the_live_function_only(tmp_path):
     body = json.dumps(dash["Properties"]["DashboardBody"])
     handler = (aws_support.LAMBDAS / "live" / "handler.py").read_text()
     for metric in ("LiveChunksPublished", "LiveChunksFailed", "LiveChunkSeconds", "LiveChunksConflict",
-                   "LiveStreamsEndedIdle", "LiveSweepErrors"):
+                   "LiveStreamsEndedIdle", "LiveSweepErrors", "LiveSegmentsFallback"):
         assert f'\\"{metric}\\"' in body and f'name="{metric}"' in handler, metric  # shown and emitted
     assert "Live chunk time, download to playlist (s)" in body
 

@@ -166,17 +166,30 @@ def test_a_chunk_is_fanned_out_to_the_redact_function_and_plays_whole(cloud, tmp
     assert got["audio"], "the chunk's audio is kept"
 
 
+def no_waits(cloud: Cloud, monkeypatch, slept: list) -> None:
+    """The fan-out's backoff recorded instead of slept."""
+    real = cloud.live.fan_out
+
+    def fan_out(*a):
+        runner = real(*a)
+        runner.sleep = slept.append
+        return runner
+    monkeypatch.setattr(cloud.live, "fan_out", fan_out)
+
+
 def test_a_throttled_redact_function_leaves_the_segments_to_the_live_function(cloud, tmp_path, monkeypatch):
     clips = chunks(tmp_path, 1)
     cloud.behaviour = lambda n: "throttle"
     from redactor.live import fanout
-    monkeypatch.setattr(fanout.FanOut, "sleep", lambda self, s: None)
+    slept = []
     with cloud.running():
+        no_waits(cloud, monkeypatch, slept)
         out = cloud.live.handler(event(cloud.upload(0, clips[0]["path"])), aws_support.FakeContext("redactor-live"))
         cloud.end()
     assert out["status"] == "published", out
     attempts = fanout.FanOut.attempts
     assert len(cloud.invokes) == attempts * len({i for i, _ in cloud.invokes}), (len(cloud.invokes), cloud.invokes)
+    assert sorted(set(slept)) == [0.5, 1.0] and len(slept) == (attempts - 1) * len({i for i, _ in cloud.invokes})
     assert not cloud.staged()
     got = hls(cloud.download_hls(tmp_path / "hls"))
     assert len(got["video"]) == clips[0]["frames"]
@@ -188,7 +201,6 @@ def test_a_segment_that_fails_everywhere_makes_the_chunk_a_gap(cloud, tmp_path, 
     the chunk is a gap, no frame of it is published, nothing staged is left; the next chunk plays."""
     clips = chunks(tmp_path)
     from redactor.live import fanout
-    monkeypatch.setattr(fanout.FanOut, "sleep", lambda self, s: None)
     real = fanout.redact_segments
 
     def local(source, segs, *a, **kw):
@@ -198,6 +210,7 @@ def test_a_segment_that_fails_everywhere_makes_the_chunk_a_gap(cloud, tmp_path, 
     monkeypatch.setattr(fanout, "redact_segments", local)
     ctx = aws_support.FakeContext("redactor-live")
     with cloud.running():
+        no_waits(cloud, monkeypatch, [])
         cloud.behaviour = lambda n: "fail"
         assert cloud.live.handler(event(cloud.upload(0, clips[0]["path"])), ctx)["status"] == "gap"
         cloud.behaviour = lambda n: "run"
