@@ -224,3 +224,23 @@ def test_a_segment_that_fails_everywhere_makes_the_chunk_a_gap(cloud, tmp_path, 
     assert record["gap"] and "fallback failed" in record["error"], record
     got = hls(cloud.download_hls(tmp_path / "hls"))
     assert len(got["video"]) == clips[1]["frames"]
+
+
+def test_segments_that_would_end_after_the_functions_time_make_the_chunk_a_gap_at_once(cloud, tmp_path,
+                                                                                       monkeypatch):
+    """Every invoke throttled and too little of the function's time left for the live function to redact the
+    segments itself (at the rate of its own segment 0): the chunk fails before the function would time out, a
+    gap with its record, nothing of it published, nothing left staged."""
+    clips = chunks(tmp_path, 1)
+    cloud.behaviour = lambda n: "throttle"
+    with cloud.running():
+        no_waits(cloud, monkeypatch, [])
+        ctx = aws_support.FakeContext("redactor-live")
+        monkeypatch.setattr(cloud.live, "PUBLISH_RESERVE", ctx.get_remaining_time_in_millis() / 1000 - 0.2)
+        assert cloud.live.handler(event(cloud.upload(0, clips[0]["path"])), ctx)["status"] == "gap"
+    record = json.loads(cloud.s3.get_object(Bucket=OUT, Key="live/cam/records/000000.mp4.failed.json")["Body"]
+                        .read())
+    assert record["gap"] and "more than the function has left" in record["error"], record
+    assert not cloud.staged()
+    keys = [o["Key"] for o in cloud.s3.list_objects_v2(Bucket=OUT, Prefix="live/cam/")["Contents"]]
+    assert not [k for k in keys if k.startswith(("live/cam/seg-", "live/cam/.staged/"))], keys

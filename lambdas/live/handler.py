@@ -38,6 +38,7 @@ CONFIG = engine_config()
 SEQUENCE = re.compile(r"^(\d{1,12})\.[A-Za-z0-9]{1,5}$")
 
 
+PUBLISH_RESERVE = 60  # s of the function's time kept for publishing once the chunk's segments are redacted
 CLAIM_EXPIRES = 900  # s: a claim this old whose chunk is neither staged nor listed was a failed attempt
 clock = time.time  # the idle sweep's clock (tests move it)
 
@@ -65,13 +66,15 @@ def invoker():
                                                 retries={"total_max_attempts": 1, "mode": "standard"}))
 
 
-def fan_out(key: str, version: str | None) -> FanOut | None:
-    """The chunk's segments fanned out to the Redact function (None when none is configured: the pool alone)."""
+def fan_out(key: str, version: str | None, remaining_s: float) -> FanOut | None:
+    """The chunk's segments fanned out to the Redact function (None when none is configured: the pool alone),
+    all redacted ``PUBLISH_RESERVE`` s before the function's own time (``remaining_s``) runs out."""
     function = os.environ.get("REDACT_FUNCTION")
     if not function:
         return None
     return FanOut(s3.client(), invoker(), Target(function, os.environ["WORK_BUCKET"], ENV["RAW_BUCKET"], key,
-                                                 version), width=int(os.environ.get("LIVE_FANOUT_WIDTH", 4)))
+                                                 version), width=int(os.environ.get("LIVE_FANOUT_WIDTH", 4)),
+                  deadline=time.monotonic() + remaining_s - PUBLISH_RESERVE)
 
 
 def claim(pub: Publisher, seq: int, name: str, sha: str) -> str | None:
@@ -94,7 +97,7 @@ def claim(pub: Publisher, seq: int, name: str, sha: str) -> str | None:
     return "conflict"
 
 
-def take_chunk(stream: str, name: str, seq: int, key: str, version: str | None) -> dict:
+def take_chunk(stream: str, name: str, seq: int, key: str, version: str | None, remaining_s: float) -> dict:
     pub = publisher(stream)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="live-") as work:
@@ -112,7 +115,7 @@ def take_chunk(stream: str, name: str, seq: int, key: str, version: str | None) 
             pub.record(name, "after-end", {"sequence": seq, "gap": False, "error": "uploaded after END"})
             obs.metrics.add_metric(name="LiveChunksAfterEnd", unit=obs.MetricUnit.Count, value=1)
             return {"status": "after-end", "stream": stream, "sequence": seq}
-        runner = fan_out(key, version)
+        runner = fan_out(key, version, remaining_s)
         out = process_chunk(pub, local, seq, name, CONFIG, sha=sha, segments_runner=runner)
     obs.metrics.add_metric(name="LiveChunkSeconds", unit=obs.MetricUnit.Seconds, value=time.perf_counter() - t0)
     if runner and (fallbacks := sum(1 for _, _, why in runner.log if why == "fallback")):
@@ -231,6 +234,7 @@ def handler(event, context):
         obs.logger.warning("not <sequence>.<ext>; ignored", extra={"key": key})
         return {"status": "ignored", "key": key}
     obs.logger.append_keys(stream=stream, sequence=int(m.group(1)))
-    return take_chunk(stream, name, int(m.group(1)), key, created.version)
+    return take_chunk(stream, name, int(m.group(1)), key, created.version,
+                      context.get_remaining_time_in_millis() / 1000.0)
 
 

@@ -52,16 +52,22 @@ class FanOut:
     attempts: int = 3  # invokes per segment before it is redacted here
     backoff: float = 0.5  # s before the second attempt; doubled for each one after it
     sleep: object = time.sleep
+    deadline: float | None = None  # time.monotonic() by which the segments must be redacted (None: no limit)
     log: list = field(default_factory=list)
+    rate: float | None = None  # s per frame of this function's pool, measured on its own segments
 
     def __call__(self, source, segments, config, work_dir, detector_factory=None, progress=None,
                  source_info=None) -> list[SegmentResult]:
-        def local(segs):
-            return redact_segments(source, segs, config, work_dir, detector_factory=detector_factory,
-                                   source_info=source_info)
+        def local(segs, why):
+            self.in_time(segs)
+            self.log += [(s.index, "local", why) for s in segs]
+            t0 = time.monotonic()
+            out = redact_segments(source, segs, config, work_dir, detector_factory=detector_factory,
+                                  source_info=source_info)
+            self.rate = (time.monotonic() - t0) / max(1, sum(s.frames for s in segs))
+            return out
         if len(segments) < 2 or self.width < 1:
-            self.log += [(s.index, "local", "one segment") for s in segments]
-            return local(list(segments))
+            return local(list(segments), "one segment")
         prefix = f"{STAGE_PREFIX}{uuid.uuid4().hex}/"
         try:
             self.s3.put_object(Bucket=self.target.work_bucket, Key=naming.source_key(prefix),
@@ -98,8 +104,7 @@ class FanOut:
         try:
             mine = [segments[0]]
             while mine:
-                self.log += [(s.index, "local", "own share") for s in mine]
-                done.update({r.index: r for r in local(mine)})
+                done.update({r.index: r for r in local(mine, "own share")})
                 try:
                     mine = [waiting.pop()]
                 except IndexError:
@@ -109,9 +114,19 @@ class FanOut:
             for t in threads:
                 t.join()
         if failed:
-            self.log += [(s.index, "local", "fallback") for s in failed]
-            done.update({r.index: r for r in local(sorted(failed, key=lambda s: s.index))})
+            done.update({r.index: r for r in local(sorted(failed, key=lambda s: s.index), "fallback")})
         return [done[s.index] for s in segments]
+
+    def in_time(self, segs: list) -> None:
+        """Refuse to start redacting ``segs`` here when, at the rate measured on this function's own segments,
+        they would end after the deadline (the chunk fails now, its staging deleted, instead of the function
+        timing out)."""
+        if self.deadline is None or self.rate is None:
+            return
+        need = self.rate * sum(s.frames for s in segs)
+        if time.monotonic() + need > self.deadline:
+            raise RemoteSegmentError(f"{len(segs)} segment(s) left to redact here need about {need:.0f} s, more "
+                                     "than the function has left")
 
     def remote(self, prefix: str, seg, work: Path) -> SegmentResult | None:
         """Segment ``seg`` by the Redact function, its part and sidecar fetched into ``work``; None once every
