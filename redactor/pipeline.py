@@ -50,8 +50,9 @@ def redact_file(source: str, output: str, config: Config | None = None, report_p
         if uses_faces_file(config) and not config.faces_path:
             raise InputError("detector rekognition-video runs in the AWS workflow (its video job needs the file in "
                              "S3); locally it only applies a faces file given as faces_path (--faces)", source)
-        results = (segments_runner or redact_segments)(source, plan.segments, config, work, detector_factory=detector_factory,
-                                                      progress=progress, source_info=plan.source)
+        results = (segments_runner or redact_segments)(source, plan.segments, config, work,
+                                                       detector_factory=detector_factory, progress=progress,
+                                                       source_info=plan.source)
         timings["redact"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         result = stitch(plan, results, output, config)

@@ -147,7 +147,8 @@ class Live(Construct):
         ack("AwsSolutions-IAM4", "AWSLambdaBasicExecutionRole only lets the function write its own CloudWatch "
             "Logs streams.", ["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"])
         ack("AwsSolutions-IAM5", "Objects are scoped to the live/ prefix of the raw and output buckets (stream "
-            "names are only known at run time) and to runs/live-* of the work bucket (one staging area per chunk); X-Ray takes no resource (Resource::*).",
+            "names are only known at run time) and to runs/live-* of the work bucket (one staging area per chunk); "
+            "X-Ray takes no resource (Resource::*).",
             [f"Resource::{arn(storage.raw)}/live/*", f"Resource::{arn(storage.output)}/live/*",
              f"Resource::{arn(storage.work)}/{STAGING}", "Resource::*"])
         ack("AwsSolutions-L1", "Pinned to the Python version the arm64 layers are built and tested for.")

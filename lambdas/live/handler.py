@@ -1,7 +1,8 @@
 """Live chunk: S3 "Object Created" for ``live/<stream>/<sequence>.<ext>`` in the raw bucket (via EventBridge)
 -> the chunk planned and redacted here, its first segment by this function's process pool and the others by
-the Redact function (synchronous invokes, ``redactor.live.fanout``; no state machine) -> its HLS segments and its place in ``live/<stream>/index.m3u8`` in the output bucket (docs/live.md), published in
-order by conditional writes. ``live/<stream>/END`` ends the stream once every chunk uploaded before it has
+the Redact function (synchronous invokes, ``redactor.live.fanout``; no state machine) -> its HLS segments and
+its place in ``live/<stream>/index.m3u8`` in the output bucket (docs/live.md), published in order by
+conditional writes. ``live/<stream>/END`` ends the stream once every chunk uploaded before it has
 its place (or the end wait has passed).
 
 Once per chunk, whatever the event deliveries: the first delivery claims the sequence number with the chunk's
