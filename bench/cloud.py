@@ -379,71 +379,141 @@ def model(m: dict, a: dict, memory_mb: float, concurrency: int, duration_s: floa
     }
 
 
-LIVE_CHUNKS = (2.0, 10.0, 60.0)  # chunk lengths (s): a live uploader's 2-10 s, a dashcam's loop file
+LIVE_CHUNKS = (2.0, 10.0, 60.0, 300.0, 600.0)  # chunk lengths (s): a live uploader's 2-10 s, dashcams' loop files
 LIVE_TARGET_S = 20.0  # a 10 s 1080p30 chunk listed in the playlist within 20 s of its upload (3008 MB)
+ACCOUNT_CONCURRENCY = 10  # concurrent executions a new account has (every function of the account together)
 
 
-def live_model(m: dict, a: dict, memory_mb: float, chunk_s: float, concurrency: int) -> dict:
-    """Upload-to-playlist latency (s) of one live chunk of ``chunk_s`` seconds of 1080p30 and whether one
-    continuous stream keeps up: the live function (``lambdas/live/handler.py``) takes the chunk's S3 event,
-    downloads the chunk, redacts it with its process pool (the engine's chunk split over its cores, as one
-    segment with no neighbours), uploads its MPEG-TS segments and appends them to the playlist with a
-    conditional write. Warm container (a continuous stream keeps it warm); the first chunk adds a cold start."""
-    fps, g, lat = a["fps"], a["graviton_factor"], a["s3_latency_s"]
-    frames = round(chunk_s * fps)
+def live_deployed() -> dict:
+    """What the live stack deploys (stacks/live.py, redactor/live): the fan-out width, the chunk limit, the
+    timeout, the planner's segment length for chunks and the fan-out's attempts and backoff."""
+    from redactor.live.chunk import ENGINE_SEGMENT_SECONDS
+    from redactor.live.fanout import FanOut
+    from stacks import live
+    return {"width": live.FANOUT_WIDTH, "max_chunk_s": live.MAX_CHUNK_SECONDS, "timeout_s": live.TIMEOUT_SECONDS,
+            "segment_s": ENGINE_SEGMENT_SECONDS,
+            "attempts": FanOut.attempts, "backoff_s": FanOut.backoff}
+
+
+def live_segments(chunk_s: float, segment_s: float) -> list[float]:
+    """The planner's segments of a chunk (redactor/probe.py ``plan``): a cut every ``segment_s``, a tail shorter
+    than a quarter of that joins the segment before it (keyframes every gop_s <= segment_s / 2: cuts on time)."""
+    out, t = [], 0.0
+    while chunk_s - t - segment_s >= segment_s / 4:
+        out.append(segment_s)
+        t += segment_s
+    return out + [chunk_s - t]
+
+
+def pool_compute(m: dict, a: dict, memory_mb: float, seconds: float) -> float:
+    """Wall seconds of one function's process pool redacting ``seconds`` of 1080p30 as one segment (the
+    engine's chunk split over its cores, the model loaded once per worker)."""
+    frames = round(seconds * a["fps"])
     vcpus = vcpus_for(memory_mb)
     cpu_share = min(vcpus, memory_mb / a["mb_per_vcpu"])
     ctx = int(m["ctx_frames"])
     chunks = chunk_count(frames, vcpus, ctx)
     context = 2 * ctx * (chunks - 1)
     work = (frames * m["redact_core_s_per_frame"] + context * m["redact_core_s_per_frame"] * m["context_fraction"]
-            + chunks * m["worker_fixed_core_s"]) * g
-    parallel = min(chunks, cpu_share) * (a["parallel_efficiency"] if chunks > 1 else 1.0)
-    compute = work / parallel
-    src_bytes = chunk_s * a["source_mbit_s"] * 1e6 / 8
-    out_bytes = chunk_s * a["output_mbit_s"] * 1e6 / 8
-    segments = math.ceil(chunk_s / 10.0)  # HLS segments of at most 10 s
-    read = 2 * lat + src_bytes / (a["s3_read_mbps"] * 1e6)  # claim + GET
-    write = segments * lat + out_bytes / (a["s3_write_mbps"] * 1e6)  # staged segments (PUTs in sequence)
+            + chunks * m["worker_fixed_core_s"]) * a["graviton_factor"]
+    return work / (min(chunks, cpu_share) * (a["parallel_efficiency"] if chunks > 1 else 1.0))
+
+
+def live_schedule(here: list[float], there: list[float], width: int) -> tuple[float, int, int]:
+    """(makespan s, segments redacted here, invokes at once) of redactor.live.fanout: segment 0 here, threads
+    invoking the Redact function take the queue's front, this function its back once free."""
+    n = len(here)
+    if n < 2 or width < 1:
+        return sum(here), n, 0
+    threads = [0.0] * min(width, n - 1)
+    mine, front, back, busy = here[0], 1, n - 1, 1
+    while front <= back:
+        k = min(range(len(threads)), key=threads.__getitem__)
+        if mine <= threads[k]:
+            mine, back, busy = mine + here[back], back - 1, busy + 1
+        else:
+            threads[k], front = threads[k] + there[front], front + 1
+    return max(mine, *threads), busy, len(threads)
+
+
+def live_model(m: dict, a: dict, memory_mb: float, chunk_s: float, concurrency: int,
+               deployed: dict | None = None) -> dict:
+    """Upload-to-playlist latency (s) of one live chunk of ``chunk_s`` seconds of 1080p30 as deployed
+    (``lambdas/live/handler.py``, ``redactor.live.fanout``): the S3 event, the chunk downloaded and claimed, its
+    planned segments redacted side by side (segment 0 by this function's pool, the others by synchronous
+    invokes of the Redact function at cdk.json's redact memory, ``width`` at once, each with its staging I/O:
+    source facts, ranged reads of its frames, part + sidecar + result written by Redact and read back here),
+    the staging deleted, its MPEG-TS segments staged and the playlist's conditional write. ``throttled``: the
+    same chunk when every invoke is refused (each segment tried ``attempts`` times, then redacted here).
+    Warm containers; the first chunk adds the live function's and a Redact container's cold starts."""
+    d = deployed or live_deployed()
+    lat, rd, wr = a["s3_latency_s"], a["s3_read_mbps"] * 1e6, a["s3_write_mbps"] * 1e6
+    redact_mb = float(stack_defaults()["redact_memory_mb"])
+    segs = live_segments(chunk_s, d["segment_s"])
+    here = [pool_compute(m, a, memory_mb, s) for s in segs]
+    src_b, out_b = (s * a["source_mbit_s"] * 1e6 / 8 for s in segs), [s * a["output_mbit_s"] * 1e6 / 8 for s in segs]
+    there = [a["invoke_overhead_s"] + pool_compute(m, a, redact_mb, s)
+             + lat + (lat + sb / rd)  # Redact: source.json GET, its frames (ranged GETs, in place)
+             + (lat + ob / wr) + 2 * lat  # part, sidecar and result PUTs
+             + 3 * lat + ob / rd  # read back here: result, part, sidecar
+             for s, sb, ob in zip(segs, src_b, out_b)]
+    span, mine, width = live_schedule(here, there, d["width"])
+    staging = 3 * lat if width else 0.0  # source.json PUT; the staging listed and deleted
+    read = 2 * lat + chunk_s * a["source_mbit_s"] * 1e6 / 8 / rd  # claim + GET
+    write = math.ceil(chunk_s / 10.0) * lat + sum(out_b) / wr  # staged HLS segments (PUTs in sequence)
     publish = a["live_publish_requests"] * lat  # playlist GET + conditional PUT (+ a retry's pair, averaged)
-    handler = a["invoke_overhead_s"] + read + compute + write + publish
+    fixed = a["invoke_overhead_s"] + read + write + publish
+    handler = fixed + staging + span
+    throttled = fixed + (staging + (d["attempts"] - 1) * 1.5 * d["backoff_s"] if width else 0.0) + \
+        pool_compute(m, a, memory_mb, chunk_s)
     latency = a["live_event_s"] + handler
     needed = math.ceil(handler / chunk_s)  # invocations of one stream under way at once to keep up
-    gb_s = handler * memory_mb / 1024.0
-    cost_min = (gb_s * a["lambda_gb_s_usd"] + a["lambda_request_usd"]) * 60.0 / chunk_s
-    return {"memory_mb": memory_mb, "chunk_s": chunk_s, "frames": frames, "vcpus": vcpus,
-            "cpu_share_vcpus": round(cpu_share, 3), "pool_chunks": chunks, "compute_s": compute,
-            "io_s": read + write + publish, "handler_s": handler, "latency_s": latency,
-            "first_chunk_latency_s": latency + a["cold_start_redact_s"], "concurrent_needed": needed,
-            "keeps_up": needed <= concurrency, "concurrency": concurrency, "cost_per_min_usd": cost_min}
+    executions = needed * (1 + width)  # each with its Redact invokes
+    gb_s = (fixed + staging + span) * memory_mb / 1024.0 + sum(there[1:len(there) - mine + 1]) * redact_mb / 1024.0
+    requests = 1 + (len(segs) - mine)
+    cost_min = (gb_s * a["lambda_gb_s_usd"] + requests * a["lambda_request_usd"]) * 60.0 / chunk_s
+    return {"memory_mb": memory_mb, "chunk_s": chunk_s, "segments": len(segs), "redacted_here": mine,
+            "invokes_at_once": width, "compute_s": span, "io_s": read + write + publish + staging,
+            "handler_s": handler, "latency_s": latency, "throttled_latency_s": a["live_event_s"] + throttled,
+            "first_chunk_latency_s": latency + 2 * a["cold_start_redact_s"], "concurrent_needed": needed,
+            "executions": executions, "keeps_up": executions <= concurrency, "concurrency": concurrency,
+            "fits": handler <= d["timeout_s"] and chunk_s <= d["max_chunk_s"],
+            "throttled_fits": a["live_event_s"] + throttled <= d["timeout_s"], "cost_per_min_usd": cost_min}
 
 
-def print_live_table(m: dict, a: dict, mems: list[float], concurrency: int) -> list[dict]:
-    """The live table: per chunk length and memory, latency from upload to playlist and whether one stream
-    keeps up at ``concurrency`` (the stack's default Map concurrency: what a new account can run at once)."""
+def print_live_table(m: dict, a: dict, mems: list[float], concurrency: int = ACCOUNT_CONCURRENCY) -> list[dict]:
+    """The live table: per chunk length and memory, latency from upload to playlist, the same when the Redact
+    function is throttled throughout, and the executions one continuous stream uses (of ``concurrency``)."""
+    d = live_deployed()
     print()
-    print("LIVE (MODELLED): one 1080p30 stream, chunk uploaded -> listed in index.m3u8; warm function "
-          f"(first chunk + {a['cold_start_redact_s']:g} s cold start)")
-    print(f"{'redact MB':>9} {'chunk s':>7} {'vCPU':>9} {'compute s':>9} {'s3 s':>6} {'latency s':>9} "
-          f"{'1st s':>6} {'in flight':>9} {'keeps up':>8} {'$/video-min':>11}")
+    print(f"LIVE (MODELLED): one 1080p30 stream, chunk uploaded -> listed in index.m3u8; segments of "
+          f"{d['segment_s']:g} s, segment 0 + the queue's back here, {d['width']} Redact invokes at once "
+          f"(Redact at {stack_defaults()['redact_memory_mb']} MB); warm functions (first chunk + 2 x "
+          f"{a['cold_start_redact_s']:g} s cold starts); chunks up to {d['max_chunk_s']} s")
+    print(f"{'live MB':>7} {'chunk s':>7} {'segs':>4} {'here':>4} {'invokes':>7} {'redact s':>8} {'s3 s':>5} "
+          f"{'latency s':>9} {'1st s':>6} {'throttled s':>11} {'executions':>10} {'keeps up':>8} {'$/video-min':>11}")
     rows = []
     for mem in mems:
         for chunk_s in LIVE_CHUNKS:
-            r = live_model(m, a, mem, chunk_s, concurrency)
+            r = live_model(m, a, mem, chunk_s, concurrency, d)
             rows.append(r)
-            print(f"{mem:9.0f} {chunk_s:7g} {r['vcpus']:>3d} ({r['cpu_share_vcpus']:.2f}) {r['compute_s']:9.1f} "
-                  f"{r['io_s']:6.2f} {r['latency_s']:9.1f} {r['first_chunk_latency_s']:6.1f} "
-                  f"{r['concurrent_needed']:9d} {'yes' if r['keeps_up'] else 'NO':>8} "
-                  f"{fmt_usd(r['cost_per_min_usd']):>11}")
+            late = "" if r["throttled_fits"] else "!"
+            print(f"{mem:7.0f} {chunk_s:7g} {r['segments']:4d} {r['redacted_here']:4d} {r['invokes_at_once']:7d} "
+                  f"{r['compute_s']:8.1f} {r['io_s']:5.2f} {r['latency_s']:9.1f} {r['first_chunk_latency_s']:6.1f} "
+                  f"{r['throttled_latency_s']:10.1f}{late or ' '} {r['executions']:10d} "
+                  f"{'yes' if r['keeps_up'] else 'NO':>8} {fmt_usd(r['cost_per_min_usd']):>11}")
     ten = next((r for r in rows if r["memory_mb"] == 3008 and r["chunk_s"] == 10.0), None)
     if ten is not None:
         ok = ten["latency_s"] <= LIVE_TARGET_S
         print(f"TARGET live @ 3008 MB: a 10 s 1080p30 chunk listed {ten['latency_s']:.1f} s after its upload vs "
-              f"<= {LIVE_TARGET_S:g} s -> {'PASS' if ok else 'MISS'}; a continuous stream needs "
-              f"{ten['concurrent_needed']} invocation(s) at once of the {concurrency} the default allows -> "
+              f"<= {LIVE_TARGET_S:g} s -> {'PASS' if ok else 'MISS'} ({ten['segments']} segments, "
+              f"{ten['redacted_here']} here, {ten['invokes_at_once']} Redact invokes at once; "
+              f"{ten['throttled_latency_s']:.1f} s when every invoke is throttled); a continuous stream uses "
+              f"{ten['executions']} execution(s) at once of the {concurrency} a new account has -> "
               f"{'PASS' if ten['keeps_up'] else 'MISS'}")
-    print("columns: in flight = the stream's chunks being redacted at once in steady state (latency / chunk "
-          "length, rounded up); keeps up = that fits the concurrency")
+    print("columns: here = segments the live function redacts itself; invokes = Redact invokes at once; "
+          "throttled = every invoke refused, all redacted here ('!': beyond the function's timeout); executions = "
+          "the stream's live invocations at once (latency / chunk length, rounded up) x (1 + invokes)")
     return rows
 
 
@@ -896,7 +966,7 @@ def main(argv=None) -> int:
               f"+ upload {sp['upload_s']:.0f} s; plan {st['plan']:.0f} s = cold start + max(demux {r['plan_compute_s']:.0f} s, "
               f"read {r['plan_io_s']:.0f} s); reads {r['read_rate_mb_s']:.0f} MB/s per streaming reader, upload "
               f"{r['upload_rate_mb_s']:.0f} MB/s (--lambda-net-mbps {a['lambda_net_mbps']:g})")
-    live_rows = print_live_table(m, a, mems, int(ctx["max_concurrency"]))
+    live_rows = print_live_table(m, a, mems)
     result = {"measured": m, "assumptions": a, "assumption_notes": {k: v[2] for k, v in ASSUMPTIONS.items()},
               "stack_defaults": {k: ctx[k] for k in ("redact_memory_mb", "max_concurrency", "segment_seconds",
                                                      "detector", "plan_memory_mb", "stitch_memory_mb")},

@@ -25,7 +25,10 @@ from .remux import _temp_path, check_output, output_format, stitch
 
 
 def redact_file(source: str, output: str, config: Config | None = None, report_path: str | None = None,
-                detector_factory=None, progress=None, on_plan=None, report_html_path: str | None = None) -> dict:
+                detector_factory=None, progress=None, on_plan=None, report_html_path: str | None = None,
+                segments_runner=None) -> dict:
+    """``segments_runner``: what redacts the planned segments (``redact_segments``'s signature and result;
+    default: this machine's process pool). The live function passes one that fans segments out."""
     config = config or Config()
     output_format(output)  # fail early on an unsupported output type
     if os.path.abspath(source) == os.path.abspath(output):
@@ -47,8 +50,9 @@ def redact_file(source: str, output: str, config: Config | None = None, report_p
         if uses_faces_file(config) and not config.faces_path:
             raise InputError("detector rekognition-video runs in the AWS workflow (its video job needs the file in "
                              "S3); locally it only applies a faces file given as faces_path (--faces)", source)
-        results = redact_segments(source, plan.segments, config, work, detector_factory=detector_factory,
-                                  progress=progress, source_info=plan.source)
+        results = (segments_runner or redact_segments)(source, plan.segments, config, work,
+                                                       detector_factory=detector_factory, progress=progress,
+                                                       source_info=plan.source)
         timings["redact"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         result = stitch(plan, results, output, config)

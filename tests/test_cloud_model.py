@@ -306,17 +306,28 @@ def test_the_bench_prints_its_help(cloud, capsys):
     assert all("--" + k.replace("_", "-") in out for k in cloud.ASSUMPTIONS)
 
 
-def test_live_latency_is_event_plus_the_chunks_redaction_and_its_requests(cloud):
-    """A 10 s chunk at 3008 MB: two pool chunks over 1.70 vCPUs, plus the event's delay and the S3 requests;
-    a stream keeps up while the chunks under way at once fit the concurrency."""
+def test_live_latency_is_the_fan_outs_makespan_plus_the_event_and_its_requests(cloud):
+    """A 10 s chunk at 3008 MB: the planner's 4 + 4 + 2 s segments, segment 0 redacted here while two Redact
+    invokes take the others (each with its invoke overhead and staging requests); throttled throughout, the
+    whole chunk is redacted here; one stream's executions at once (live invocations x (1 + invokes)) must fit."""
     a = cloud.resolve({"graviton_factor": 1.0, "parallel_efficiency": 1.0})
-    r = cloud.live_model(_measured(), a, 3008, 10.0, 8)
-    assert r["pool_chunks"] == 2
-    work = 300 * 0.1 + 2 * 30 * 0.1 * 0.5 + 2 * 0.5
-    assert r["compute_s"] == pytest.approx(work / (3008 / 1769))
+    m = _measured()
+    assert cloud.live_segments(10.0, 4.0) == [4.0, 4.0, 2.0] and cloud.live_segments(2.0, 4.0) == [2.0]
+    assert cloud.live_segments(4.9, 4.0) == [4.9]  # a tail under a quarter of a segment joins the one before
+    r = cloud.live_model(m, a, 3008, 10.0, 10)
+    assert (r["segments"], r["redacted_here"], r["invokes_at_once"]) == (3, 1, 2)
+    here = cloud.pool_compute(m, a, 3008, 4.0)
+    assert here < r["compute_s"] < here + a["invoke_overhead_s"] + 1.0
     assert r["latency_s"] == pytest.approx(a["live_event_s"] + a["invoke_overhead_s"] + r["compute_s"] + r["io_s"])
-    assert r["first_chunk_latency_s"] == pytest.approx(r["latency_s"] + a["cold_start_redact_s"])
-    assert r["concurrent_needed"] == math.ceil(r["handler_s"] / 10.0) and r["keeps_up"]
-    assert not cloud.live_model(_measured(), a, 3008, 10.0, r["concurrent_needed"] - 1)["keeps_up"]
-    faster = cloud.live_model(_measured(), a, 10240, 10.0, 8)
-    assert faster["vcpus"] == 6 and faster["compute_s"] < r["compute_s"] / 2
+    assert r["throttled_latency_s"] > a["live_event_s"] + cloud.pool_compute(m, a, 3008, 10.0) > r["latency_s"]
+    assert r["first_chunk_latency_s"] == pytest.approx(r["latency_s"] + 2 * a["cold_start_redact_s"])
+    assert r["executions"] == math.ceil(r["handler_s"] / 10.0) * 3 and r["keeps_up"]
+    assert not cloud.live_model(m, a, 3008, 10.0, r["executions"] - 1)["keeps_up"]
+    assert cloud.live_model(m, a, 3008, 2.0, 10)["invokes_at_once"] == 0  # one segment: nothing to fan out
+
+
+def test_live_schedule_takes_the_queue_from_both_ends(cloud):
+    """Segment 0 here; one invoking thread takes the front, this function the back when it is free first."""
+    assert cloud.live_schedule([1.0] * 4, [2.0] * 4, 1) == (3.0, 3, 1)
+    assert cloud.live_schedule([1.0] * 4, [2.0] * 4, 0) == (4.0, 4, 0)
+    assert cloud.live_schedule([5.0] * 3, [2.0] * 3, 4) == (5.0, 1, 2)

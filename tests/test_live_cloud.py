@@ -134,16 +134,23 @@ def test_the_stack_routes_live_keys_to_the_live_function_only(tmp_path):
               r["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [fid, "Arn"]}]
     assert len(sweeps) == 1 and sweeps[0]["Properties"]["State"] == "ENABLED"
     env = fn["Properties"]["Environment"]["Variables"]
-    assert env["LIVE_IDLE_SECONDS"] == "300" and env["LIVE_MAX_CHUNK_SECONDS"] == "300"
-    policies = json.dumps([p for p in aws_support.resources(template, "AWS::IAM::Policy").values()
-                           if any(r.get("Ref") == fn["Properties"]["Role"]["Fn::GetAtt"][0]
-                                  for r in p["Properties"]["Roles"])])
+    assert env["LIVE_IDLE_SECONDS"] == "300" and env["LIVE_MAX_CHUNK_SECONDS"] == "600"
+    redact_id, _ = aws_support.function_by_service(template, "redact")
+    assert env["REDACT_FUNCTION"] == {"Ref": redact_id}
+    mine = [p for p in aws_support.resources(template, "AWS::IAM::Policy").values()
+            if any(r.get("Ref") == fn["Properties"]["Role"]["Fn::GetAtt"][0] for r in p["Properties"]["Roles"])]
+    policies = json.dumps(mine)
     assert "/live/*" in policies and "/redacted/*" not in policies and "/runs/*" not in policies
+    assert "/runs/live-*" in policies  # the fan-out's staging in the work bucket, nothing else of it
+    statements = [st for p in mine for st in p["Properties"]["PolicyDocument"]["Statement"]]
+    invoke = [st for st in statements if "lambda:InvokeFunction" in json.dumps(st["Action"])]
+    assert invoke == [{"Action": "lambda:InvokeFunction", "Effect": "Allow",
+                       "Resource": {"Fn::GetAtt": [redact_id, "Arn"]}}], invoke  # the Redact function alone
     (dash,) = aws_support.resources(template, "AWS::CloudWatch::Dashboard").values()
     body = json.dumps(dash["Properties"]["DashboardBody"])
     handler = (aws_support.LAMBDAS / "live" / "handler.py").read_text()
     for metric in ("LiveChunksPublished", "LiveChunksFailed", "LiveChunkSeconds", "LiveChunksConflict",
-                   "LiveStreamsEndedIdle", "LiveSweepErrors"):
+                   "LiveStreamsEndedIdle", "LiveSweepErrors", "LiveSegmentsFallback"):
         assert f'\\"{metric}\\"' in body and f'name="{metric}"' in handler, metric  # shown and emitted
     assert "Live chunk time, download to playlist (s)" in body
     # per stream: a Logs Insights table over the function's own log group, of the fields its "chunk" line logs

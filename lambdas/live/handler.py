@@ -1,7 +1,8 @@
 """Live chunk: S3 "Object Created" for ``live/<stream>/<sequence>.<ext>`` in the raw bucket (via EventBridge)
--> the chunk redacted here, with this function's process pool (no Map, no separate plan and stitch) -> its
-HLS segments and its place in ``live/<stream>/index.m3u8`` in the output bucket (docs/live.md), published in
-order by conditional writes. ``live/<stream>/END`` ends the stream once every chunk uploaded before it has
+-> the chunk planned and redacted here, its first segment by this function's process pool and the others by
+the Redact function (synchronous invokes, ``redactor.live.fanout``; no state machine) -> its HLS segments and
+its place in ``live/<stream>/index.m3u8`` in the output bucket (docs/live.md), published in order by
+conditional writes. ``live/<stream>/END`` ends the stream once every chunk uploaded before it has
 its place (or the end wait has passed).
 
 Once per chunk, whatever the event deliveries: the first delivery claims the sequence number with the chunk's
@@ -19,6 +20,7 @@ import os
 import re
 import tempfile
 import time
+from functools import lru_cache
 from urllib.parse import unquote_plus
 
 from common import obs, s3
@@ -29,6 +31,7 @@ from redactor.hls import Playlist
 from redactor.live import LiveSettings, Publisher, S3Store, process_chunk
 from redactor.live.publish import claim_name
 from redactor.live.chunk import sha256_of
+from redactor.live.fanout import FanOut, Target
 from redactor.live.source import END
 
 ENV = require("RAW_BUCKET", "OUTPUT_BUCKET")
@@ -36,6 +39,7 @@ CONFIG = engine_config()
 SEQUENCE = re.compile(r"^(\d{1,12})\.[A-Za-z0-9]{1,5}$")
 
 
+PUBLISH_RESERVE = 60  # s of the function's time kept for publishing once the chunk's segments are redacted
 CLAIM_EXPIRES = 900  # s: a claim this old whose chunk is neither staged nor listed was a failed attempt
 clock = time.time  # the idle sweep's clock (tests move it)
 
@@ -51,6 +55,27 @@ def settings(gap_wait: float | None = None, busy_wait: float | None = None) -> L
 def publisher(stream: str, gap_wait: float | None = None, busy_wait: float | None = None) -> Publisher:
     return Publisher(S3Store(ENV["OUTPUT_BUCKET"], f"{naming.LIVE_PREFIX}{stream}", s3.client()),
                      settings(gap_wait, busy_wait))
+
+
+@lru_cache(maxsize=1)
+def invoker():
+    """The Lambda client for the Redact invokes: no retries of its own (FanOut retries, then redacts the segment
+    here), and a read timeout as long as the Redact function may run."""
+    import boto3
+    from botocore.config import Config
+    return boto3.client("lambda", config=Config(read_timeout=int(os.environ.get("REDACT_TIMEOUT", 900)) + 10,
+                                                retries={"total_max_attempts": 1, "mode": "standard"}))
+
+
+def fan_out(key: str, version: str | None, remaining_s: float) -> FanOut | None:
+    """The chunk's segments fanned out to the Redact function (None when none is configured: the pool alone),
+    all redacted ``PUBLISH_RESERVE`` s before the function's own time (``remaining_s``) runs out."""
+    function = os.environ.get("REDACT_FUNCTION")
+    if not function:
+        return None
+    return FanOut(s3.client(), invoker(), Target(function, os.environ["WORK_BUCKET"], ENV["RAW_BUCKET"], key,
+                                                 version), width=int(os.environ.get("LIVE_FANOUT_WIDTH", 4)),
+                  deadline=time.monotonic() + remaining_s - PUBLISH_RESERVE)
 
 
 def claim(pub: Publisher, seq: int, name: str, sha: str) -> str | None:
@@ -73,7 +98,7 @@ def claim(pub: Publisher, seq: int, name: str, sha: str) -> str | None:
     return "conflict"
 
 
-def take_chunk(stream: str, name: str, seq: int, key: str, version: str | None) -> dict:
+def take_chunk(stream: str, name: str, seq: int, key: str, version: str | None, remaining_s: float) -> dict:
     pub = publisher(stream)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="live-") as work:
@@ -91,16 +116,20 @@ def take_chunk(stream: str, name: str, seq: int, key: str, version: str | None) 
             pub.record(name, "after-end", {"sequence": seq, "gap": False, "error": "uploaded after END"})
             obs.metrics.add_metric(name="LiveChunksAfterEnd", unit=obs.MetricUnit.Count, value=1)
             return {"status": "after-end", "stream": stream, "sequence": seq}
-        out = process_chunk(pub, local, seq, name, CONFIG, sha=sha)
+        runner = fan_out(key, version, remaining_s)
+        out = process_chunk(pub, local, seq, name, CONFIG, sha=sha, segments_runner=runner)
     seconds = time.perf_counter() - t0
     obs.metrics.add_metric(name="LiveChunkSeconds", unit=obs.MetricUnit.Seconds, value=seconds)
+    if runner and (fallbacks := sum(1 for _, _, why in runner.log if why == "fallback")):
+        obs.metrics.add_metric(name="LiveSegmentsFallback", unit=obs.MetricUnit.Count, value=fallbacks)
     if out.status == "published":
         obs.metrics.add_metric(name="LiveChunksPublished", unit=obs.MetricUnit.Count, value=1)
     else:
         obs.metrics.add_metric(name="LiveChunksFailed", unit=obs.MetricUnit.Count, value=1)
     obs.logger.info("chunk", extra={"stream": stream, "sequence": seq, "status": out.status,
                                     "chunk_seconds": round(seconds, 3),
-                                    "redact_seconds": round(out.redact_seconds, 3), "error": out.error})
+                                    "redact_seconds": round(out.redact_seconds, 3), "error": out.error,
+                                    "segments": runner.log if runner else None})
     return {"status": out.status, "stream": stream, "sequence": seq, "record": out.record}
 
 
@@ -208,6 +237,7 @@ def handler(event, context):
         obs.logger.warning("not <sequence>.<ext>; ignored", extra={"key": key})
         return {"status": "ignored", "key": key}
     obs.logger.append_keys(stream=stream, sequence=int(m.group(1)))
-    return take_chunk(stream, name, int(m.group(1)), key, created.version)
+    return take_chunk(stream, name, int(m.group(1)), key, created.version,
+                      context.get_remaining_time_in_millis() / 1000.0)
 
 

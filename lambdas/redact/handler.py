@@ -1,4 +1,5 @@
-"""Redact one segment (one Distributed Map item): the engine's worker pool uses every vCPU of the function.
+"""Redact one segment (one Distributed Map item, or one segment of a live chunk the live function fans out,
+``redactor.live.fanout``): the engine's worker pool uses every vCPU of the function.
 Each worker reads the upload in place (ranged GETs): the container index and its own frames, never the file.
 
 Writes the part, its detections sidecar and finally results/NNNNN.json (the commit marker Stitch checks).

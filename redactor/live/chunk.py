@@ -92,11 +92,12 @@ def arrival_time(path: str) -> str:
 
 
 def redact_chunk(path: str, work_dir: str, config: Config, expect: dict | None = None, detector_factory=None,
-                 seen: dict | None = None, max_seconds: float = 0.0) -> Redacted:
+                 seen: dict | None = None, max_seconds: float = 0.0, segments_runner=None) -> Redacted:
     """Redact ``path`` into ``work_dir/redacted.ts``. ``expect``: the stream's identity; a chunk that differs is
     refused before any frame is redacted (ChunkError, record ``mismatch``), and so is a chunk longer than
     ``max_seconds`` (record ``too-long``; 0: no limit). ``seen`` gets the chunk's ``info`` once it is probed (a
-    failed chunk's duration still fills its gap)."""
+    failed chunk's duration still fills its gap). ``segments_runner``: see ``redact_file`` (the live function's
+    fan-out, ``redactor.live.fanout``)."""
     from ..pipeline import redact_file
     seen = {} if seen is None else seen
     out = os.path.join(work_dir, "redacted.ts")
@@ -112,7 +113,8 @@ def redact_chunk(path: str, work_dir: str, config: Config, expect: dict | None =
             raise ChunkError(f"the chunk is {plan.source.duration:.1f} s long; chunks of at most {max_seconds:g} s "
                              "are redacted live", path, record="too-long")
 
-    report = redact_file(path, out, chunk_config(config), on_plan=on_plan, detector_factory=detector_factory)
+    report = redact_file(path, out, chunk_config(config), on_plan=on_plan, detector_factory=detector_factory,
+                         segments_runner=segments_runner)
     info = seen["info"]
     first, end = source_span(info)
     return Redacted(path=out, first=first, end=end, identity=identity_of(info), report=report)

@@ -28,7 +28,7 @@ class ChunkOutcome:
 
 
 def _stage(pub: Publisher, path: str, seq: int, name: str, sha: str, config: Config, detector_factory,
-           program_date_time: bool) -> tuple[dict, float, dict | None, str | None]:
+           program_date_time: bool, segments_runner=None) -> tuple[dict, float, dict | None, str | None]:
     """Redact and stage the chunk (or stage its failure). (seen, redaction seconds, report, error)."""
     expect = pub.playlist()[0].identity
     work = tempfile.mkdtemp(prefix="redactor-chunk-")
@@ -37,7 +37,7 @@ def _stage(pub: Publisher, path: str, seq: int, name: str, sha: str, config: Con
     try:
         try:
             red = redact_chunk(path, work, config, expect=expect, detector_factory=detector_factory, seen=seen,
-                               max_seconds=pub.settings.max_chunk_seconds)
+                               max_seconds=pub.settings.max_chunk_seconds, segments_runner=segments_runner)
         except ModelError:
             raise  # setup, not the chunk: the stream cannot go on
         except RedactorError as e:
@@ -53,14 +53,14 @@ def _stage(pub: Publisher, path: str, seq: int, name: str, sha: str, config: Con
 
 
 def process_chunk(pub: Publisher, path: str, seq: int, name: str, config: Config, detector_factory=None,
-                  sha: str | None = None) -> ChunkOutcome:
+                  sha: str | None = None, segments_runner=None) -> ChunkOutcome:
     """Redact chunk ``seq`` (``name``: its record name) and publish it in its place. A chunk that cannot be
     redacted becomes a gap; one whose place was passed (declared a gap, or the stream ended) is late and
-    nothing of it is published."""
+    nothing of it is published. ``segments_runner``: see ``redact_file`` (default: the local process pool)."""
     t0 = time.perf_counter()
     sha = sha or sha256_of(path)
     seen, redact_s, report, error = _stage(pub, path, seq, name, sha, config, detector_factory,
-                                           pub.settings.program_date_time)
+                                           pub.settings.program_date_time, segments_runner)
     entry = pub.publish(seq)
     info = seen.get("info")
     out = ChunkOutcome(name=name, seq=seq, status="published", error=error, redact_seconds=redact_s,
