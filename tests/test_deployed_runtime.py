@@ -17,6 +17,7 @@ package fails this test (the container reports what it loaded and from where).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import tempfile
@@ -91,14 +92,10 @@ class DeployedPipeline(Pipeline):
     def __init__(self, template: dict, assembly: Path, server, runtime, tmp: Path, engine_env: dict[str, str]):
         super().__init__(template, "unused", tmp, engine_env)
         python, built = runtime
-        subs = {aws.logical_id_of(template, "AWS::S3::Bucket", f"/Storage/{name}/"): bucket
-                for name, bucket in (("Raw", self.raw), ("Work", self.work), ("Output", self.output))}
         (sm_lid,) = aws.resources(template, "AWS::StepFunctions::StateMachine")
-        subs[sm_lid] = self.state_machine_arn
-        subs[aws.logical_id_of(template, "AWS::SNS::Topic", "/Notifications/")] = self.topic_arn
-        self.iam = iam_enforced.EnforcedIAM(server, template, _iam_names(
-            template, {"Raw": self.raw, "Work": self.work, "Output": self.output},
-            {h: FN_NAMES[h] for h in self.handlers}, self.state_machine_arn, self.topic_arn))
+        subs = _iam_names(template, {"Raw": self.raw, "Work": self.work, "Output": self.output},
+                          {h: FN_NAMES[h] for h in self.handlers}, self.state_machine_arn, self.topic_arn)
+        self.iam = iam_enforced.EnforcedIAM(server, template, subs)
         self.roles = {h: iam_enforced.role_of(aws.function_by_service(template, h)[1]) for h in self.handlers}
         self.roles["state_machine"] = iam_enforced.role_of(template["Resources"][sm_lid])
         self.credentials = {h: self.iam.credentials(role) for h, role in self.roles.items()}
@@ -116,8 +113,7 @@ class DeployedPipeline(Pipeline):
                 self.layer_names[name] = names
                 layers = [_asset(assembly, template["Resources"][ref["Ref"]]) if n == "engine" else built["layers"][n]
                           for n, ref in zip(names, props.get("Layers", []))]
-                env = {k: (v if isinstance(v, str) else subs[v["Ref"]])
-                       for k, v in props["Environment"]["Variables"].items()}
+                env = iam_enforced.resolve(props["Environment"]["Variables"], subs)
                 env.update(server.env)
                 env.update(self.credentials[name])  # the function's own role, assumed
                 if any(k.startswith("REDACTOR_") for k in env):  # the engine's functions: test-sized settings
@@ -173,14 +169,42 @@ def deployed(request, moto_server, runtime, tmp_path, monkeypatch):  # noqa: F81
     p = DeployedPipeline(template, assembly, moto_server, runtime, tmp_path / "lambda",
                          engine_env={"REDACTOR_SEGMENT_SECONDS": "0.5"})
     p.detector = request.param
+    with _enforced(p, moto_server, monkeypatch, interpreter=True):
+        yield p
+
+
+@functools.lru_cache(maxsize=None)
+def _synthesized_live() -> tuple[dict, Path]:
+    """The stack as `cdk synth -c live=true` makes it."""
+    assembly, _ = aws.synth(tempfile.mkdtemp(prefix="redactor-cdk-live-"), nag=False, live=True)
+    return assembly.get_stack_by_name("Redactor").template, Path(assembly.directory)
+
+
+@pytest.fixture
+def deployed_live(moto_server, runtime, tmp_path, monkeypatch):  # noqa: F811 - the fixture
+    """The stack with live on, every function in its deployed runtime under its own role; segments of 1 s."""
+    template, assembly = _synthesized_live()
+    moto_server.configure({"lambda": {"use_docker": False}})
+    p = DeployedPipeline(template, assembly, moto_server, runtime, tmp_path / "lambda",
+                         engine_env={"REDACTOR_SEGMENT_SECONDS": "1"})
+    with _enforced(p, moto_server, monkeypatch, interpreter=False):
+        yield p
+
+
+@contextlib.contextmanager
+def _enforced(p: DeployedPipeline, server, monkeypatch, interpreter: bool):
+    """The test's own calls as the driver principal, Lambda's invocations served by the containers, moto
+    authorizing every request (and the Step Functions interpreter under the state machine's role)."""
     for k, v in p.iam.driver.items():
         monkeypatch.setenv(k, v)
     for k in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         monkeypatch.delenv(k, raising=False)
     try:
-        with (mock.patch.object(LambdaSimpleBackend, "invoke", p.invoke_factory()),
-              iam_enforced.interpreter_as(p.credentials["state_machine"], moto_server.endpoint),
-              p.iam.enforced()):
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", p.invoke_factory()))
+            if interpreter:
+                stack.enter_context(iam_enforced.interpreter_as(p.credentials["state_machine"], server.endpoint))
+            stack.enter_context(p.iam.enforced())
             yield p
     finally:
         p.close()
@@ -299,3 +323,61 @@ def _unneeded_grants(p: DeployedPipeline) -> tuple[list[str], set]:
     """The mutation check (``iam_enforced.unneeded_grants``) over every role of the run, NOT_EXERCISED allowed."""
     return iam_enforced.unneeded_grants(p.iam, p.roles, {p.raw: "raw", p.work: "work", p.output: "output"},
                                         NOT_EXERCISED)
+
+
+#: the live function's grants this run does not need, each exercised by tests/test_live_iam.py's run (END by
+#: the idle sweep, records, a chunk read without a version id)
+LIVE_ELSEWHERE = {
+    ("live", "s3:GetObject", "raw/live/*"): "reads a chunk whose event carries no version id",
+    ("live", "s3:ListBucket", "raw"): "the idle sweep lists the streams (tests/test_live_iam.py)",
+    ("live", "s3:ListBucket", "output"): "the idle sweep, and a missing playlist's 404 (tests/test_live_iam.py)",
+}
+
+
+def test_a_live_chunk_fans_out_in_the_deployed_runtimes_under_their_own_roles(deployed_live, media, tmp_path):
+    """The live function in its own runtime and role plans a chunk, redacts its first segment with its pool and
+    invokes the Redact function (its own runtime and role) for the others, staging under ``runs/live-*``; the
+    playlist plays every frame with the audio, the staging is gone, and each fan-out grant of the live role is
+    needed by a call of the run."""
+    from .test_live import assert_continuous, hls
+
+    p = deployed_live
+    assert p.layer_names["live"] == p.layer_names["redact"]
+    not_ready = {n: c.log_tail() for n, c in p.containers.items() if not c.ready}
+    assert not not_ready, f"functions that failed to import in their deployed runtime: {not_ready}"
+    clip = media("live-fan.mp4", width=192, height=144, fps=10, seconds=3.0, gop=10, bframes=0, audio="aac",
+                 faces=1, face_size=(40, 50))
+
+    def deliver(key: str, body: bytes) -> dict:
+        version = p.s3.put_object(Bucket=p.raw, Key=key, Body=body)["VersionId"]
+        event = {"detail-type": "Object Created", "source": "aws.s3",
+                 "detail": {"bucket": {"name": p.raw}, "object": {"key": key, "version-id": version}}}
+        try:
+            return p.containers["live"].invoke(event)
+        except lr.FunctionError as e:
+            raise AssertionError(f"{e}\n{p.containers['live'].log_tail()}") from None
+
+    out = deliver("live/cam/000000.mp4", open(clip["path"], "rb").read())
+    _assert_nothing_denied(p)
+    assert out["status"] == "published", (out, p.containers["live"].log_tail())
+    fanned = [(e["segment"]["index"], o) for h, e, o in p.invocations if h == "redact"]
+    assert fanned and all(o == "ok" for _, o in fanned) and 0 not in {i for i, _ in fanned}, p.invocations
+    assert deliver("live/cam/END", b"")["status"] == "ended"
+    _assert_nothing_denied(p)
+    assert p.keys(p.work, "runs/") == [], "the chunk's staging is deleted"
+    local = tmp_path / "hls"
+    local.mkdir()
+    for k in p.keys(p.output, "live/cam/"):
+        if k.endswith((".m3u8", ".ts")):
+            p.get(p.output, k, local / k.rsplit("/", 1)[1])
+    got = hls(local / "index.m3u8")
+    assert len(got["video"]) == clip["frames"] and got["audio"], len(got["video"])
+    assert_continuous(got["video"], 10)
+    for name in ("live", "redact"):
+        assert p.containers[name].stats()["outside"] == [], name
+    unneeded, used = iam_enforced.unneeded_grants(
+        p.iam, {"live": p.roles["live"]}, {p.raw: "raw", p.work: "work", p.output: "output"},
+        {**NOT_EXERCISED, **LIVE_ELSEWHERE})
+    assert unneeded == [], f"grants of the live role no call of the run needs: {unneeded}"
+    invokes = [c for c in p.iam.calls_by(p.roles["live"], s3_only=False) if c.action == "lambda:InvokeFunction"]
+    assert invokes and all(c.allowed for c in invokes), invokes

@@ -96,10 +96,17 @@ TRACING = {
     ("*", "xray:PutTraceSegments", "*"): "X-Ray tracing (Active): the function's segments; tracing is off here",
     ("*", "xray:PutTelemetryRecords", "*"): "X-Ray tracing (Active); tracing is off here",
 }
+#: a chunk of one segment (this run's) is not fanned out: the fan-out's grants are each shown needed in
+#: tests/test_deployed_runtime.py (the live and Redact functions in their deployed runtimes and roles)
+FAN_OUT = "the fan-out of a chunk's segments to the Redact function (tests/test_deployed_runtime.py)"
 LIVE_NOT_EXERCISED = {
     **TRACING,
     ("live", "s3:GetObject", "raw/live/*"): "reads a chunk whose event carries no version id (the bucket's "
                                             "versioning suspended); with one, the read needs GetObjectVersion",
+    **{("live", action, resource): FAN_OUT for action, resource in (
+        ("s3:PutObject", "work/runs/live-*"), ("s3:GetObject", "work/runs/live-*"),
+        ("s3:DeleteObject", "work/runs/live-*"), ("s3:ListBucket", "work"))},
+    ("*", "lambda:InvokeFunction", "*"): FAN_OUT,  # the live role's only Lambda grant: the Redact function
 }
 
 

@@ -45,7 +45,8 @@ def _fresh_moto_lock_in_forked_child() -> None:
 
 
 os.register_at_fork(after_in_child=_fresh_moto_lock_in_forked_child)
-HANDLERS = ("start", "plan", "redact", "stitch", "record_failure", "faces")  # faces: detector=rekognition-video
+HANDLERS = ("start", "plan", "redact", "stitch", "record_failure", "faces",  # faces: detector=rekognition-video
+            "live")  # live: -c live=true
 FN_NAMES = {name: f"redactor-{name.replace('_', '-')}" for name in HANDLERS}
 
 
