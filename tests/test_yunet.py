@@ -406,3 +406,47 @@ def test_a_box_beyond_yunets_range_stands_only_where_the_large_face_pass_finds_i
         assert sizes(k).max() < YuNet.LARGE_FACE
         faces = k[(sizes(k) > 120) & (k[:, 4] > 0.9)]  # the two people facing the camera, 130-190 px
         assert len(faces) == 2
+
+
+def _yunet_boxes_and_check(rgb: np.ndarray):
+    """YuNet's boxes on an RGB picture (on grey, 64 px or more from the edge) and the crop check's verdict on them."""
+    from redactor.detectors.crop_check import doubted
+
+    h, w = rgb.shape[:2]
+    img = np.full(((h + 159) // 32 * 32, (w + 159) // 32 * 32, 3), 128, np.uint8)  # clear of the edge
+    img[64:64 + h, 64:64 + w] = rgb
+    det = YuNet(Config(detector="yunet"), None)
+    boxes = det.detect_bgr(np.ascontiguousarray(img[:, :, ::-1]))
+    import cv2
+
+    checked = det.crop_check.check(
+        lambda iw, ih: cv2.resize(img, (iw, ih), interpolation=cv2.INTER_AREA), boxes, img.shape[1], img.shape[0])
+    return checked, doubted(checked)
+
+
+def test_the_crop_check_doubts_a_cats_face_and_confirms_a_true_face_of_the_same_size():
+    """YuNet scores the cat of ``skimage.data.chelsea()`` a face about 290 px wide; CenterFace on the box's crop
+    finds none there, so the box is doubted (it will not spread). The astronaut's face at the same size (and at
+    27, 45 and 110 px) is confirmed. Boxes under ``CropCheck.MIN_FACE`` are never checked; on noise, one is doubted."""
+    import cv2
+    from skimage import data
+
+    from redactor.detectors.crop_check import CropCheck
+
+    cat, flags = _yunet_boxes_and_check(data.chelsea())
+    assert len(cat) == 1 and sizes(cat)[0] > 250 and flags.all(), cat
+    ast = data.astronaut()
+    for scale in (0.4, 1.0, 2.6):
+        face = cv2.resize(ast, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        boxes, flags = _yunet_boxes_and_check(face)
+        assert len(boxes) and not flags.any(), (scale, boxes)
+        if scale == 2.6:
+            assert abs(sizes(boxes).max() - sizes(cat)[0]) < 0.25 * sizes(cat)[0], (boxes, cat)
+    boxes, flags = _yunet_boxes_and_check(cv2.resize(ast, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA))
+    assert len(boxes) and sizes(boxes).max() < 30 and not flags.any(), boxes  # a face under 30 px: confirmed
+    det = YuNet(Config(detector="yunet"), None)
+    tiny = np.array([[8, 8, 8 + CropCheck.MIN_FACE - 1, 8 + CropCheck.MIN_FACE - 1, 0.5]], np.float32)
+    noise = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(det.crop_check.check(lambda w, h: noise, tiny, 64, 64), tiny)  # never checked
+    assert det.crop_check.calls == 0
+    assert det.crop_check.check(lambda w, h: noise, tiny + [[0, 0, 2, 2, 0]], 64, 64)[0, 4] < 0  # checked: doubted

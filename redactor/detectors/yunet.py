@@ -26,6 +26,7 @@ import numpy as np
 
 from ..boxes import widen_turned
 from .base import EMPTY, TwoTierModel, display_size, nms
+from .crop_check import CropCheck
 from .windows import track_in_windows
 from .yunet_net import YuNetNet
 
@@ -70,6 +71,9 @@ class YuNet(TwoTierModel):
     # 1080p coarse pass (faces up to 192 px grown, tapering to 288); with the 512-wide one (COARSE_SHORT_SIDE)
     # the same coarse-px bounds reach faces up to 240 px, tapering to 360, as they are smaller in its input
     BLUR_TALL = 1.2
+    # boxes of at least CropCheck.MIN_FACE display px that CenterFace does not confirm on their crop (a vase,
+    # a vest, a cat's face found again on every sample) are blurred on their own sample only (``crop_check``)
+    CROP_CHECK = True
     BLUR_TALL_BELOW = (64.0, 96.0)
 
     def __init__(self, settings, source=None, model_path: str | None = None):
@@ -87,6 +91,7 @@ class YuNet(TwoTierModel):
         self._input = (320, 320)
         self.init_geometry(settings, source)
         self.calls = 0
+        self.crop_check = CropCheck(getattr(settings, "model_path", None)) if self.CROP_CHECK else None
 
     def large_size(self, width: int, height: int, scale: float) -> tuple[int, int]:
         """Model size of the large-face pass for a display-oriented width x height frame whose full pass
@@ -145,6 +150,13 @@ class YuNet(TwoTierModel):
         unconfirmed = (side > self.LARGE_FACE) & ~shared.any(axis=1)
         boxes = boxes[~(((side >= self.REPLACE_ABOVE) & inside.any(axis=1)) | unconfirmed)]
         return nms(np.concatenate([boxes, large]), self.NMS) if len(large) else boxes
+
+    def checked_boxes(self, frame, boxes: np.ndarray, dw: int, dh: int) -> np.ndarray:
+        """Boxes CenterFace does not confirm on their crop scored ``crop_check.DOUBTED`` (``CropCheck``)."""
+        if self.crop_check is None:
+            return boxes
+        return self.crop_check.check(lambda w, h: np.ascontiguousarray(self.display_pixels(frame, w, h)[:, :, ::-1]),
+                                     boxes, dw, dh)
 
     def blur_boxes(self, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
         """Boxes of faces small in the coarse pass's input made ``BLUR_TALL`` times as tall about their centre

@@ -1,0 +1,98 @@
+"""A second model on the crop: CenterFace (``centerface.CenterFace.decode``, the same network and decoding) asked
+about one box of another detector at a time, on the box's surroundings scaled to a small input.
+
+YuNet scores textures it finds again on every sample (a vase of flowers, a table edge, a patterned vest, a cat's
+face, hands) 0.36-0.85 as faces; CenterFace scores none of them. A box CenterFace does not confirm on its crop is
+still blurred on its own sample but does not spread (``tracking.coverage.confirmed``), start a small-face track
+(``tracking.tracks``) or stay held from a fine pass (``chunk``): it is marked by a negative score (``DOUBTED``,
+``doubted``). Any error here propagates: the segment fails like on any detector error."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..boxes import sizes
+from .centerface import CenterFace
+
+DOUBTED = -1.0  # the score a doubted box carries (its own score is not needed downstream)
+
+
+def doubted(boxes: np.ndarray) -> np.ndarray:
+    """Which boxes a crop check did not confirm (``CropCheck.check``)."""
+    return boxes[:, 4] < 0 if len(boxes) else np.zeros(0, bool)
+
+
+class CropCheck:
+    """CenterFace on a ``SIDE`` x ``SIDE`` crop around each box of at least ``MIN_FACE`` display px: the box grown
+    ``GROW`` times about its centre (square); confirmed where a CenterFace box of score >= ``SCORE`` overlaps
+    at least ``OVERLAP`` of the smaller of the two."""
+
+    MIN_FACE = 16.0  # display px (the engine's min_face): smaller boxes are never checked
+    GROW = 2.0
+    SIDE = 160  # the crop's model px: a box is 80 of them
+    SCORE = 0.2
+    OVERLAP = 0.3
+
+    def __init__(self, model_path: str | None = None):
+        import cv2
+
+        self.cv2 = cv2
+        self._path = model_path
+        self.net = None
+        self.calls = 0
+
+    def confirms(self, img: np.ndarray, box: np.ndarray, scale: float) -> bool:
+        """Whether CenterFace finds a face on the crop of ``box`` (display px) from the RGB display image ``img``
+        (the display frame scaled by ``scale``)."""
+        if self.net is None:
+            from ..model import verified_centerface_path
+            self.net = self.cv2.dnn.readNetFromONNX(str(verified_centerface_path(self._path)))
+        cx, cy = (box[0] + box[2]) / 2 * scale, (box[1] + box[3]) / 2 * scale
+        half = max(box[2] - box[0], box[3] - box[1]) * scale * self.GROW / 2
+        x0, y0 = int(round(cx - half)), int(round(cy - half))
+        side = max(1, int(round(2 * half)))
+        crop = np.zeros((side, side, 3), np.uint8)  # outside the picture: black
+        h, w = img.shape[:2]
+        sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x0 + side), min(h, y0 + side)
+        if sx1 <= sx0 or sy1 <= sy0:
+            return False
+        crop[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = img[sy0:sy1, sx0:sx1]
+        crop = self.cv2.resize(crop, (self.SIDE, self.SIDE), interpolation=self.cv2.INTER_AREA
+                               if side > self.SIDE else self.cv2.INTER_LINEAR)
+        blob = self.cv2.dnn.blobFromImage(crop, 1.0, (self.SIDE, self.SIDE), (0, 0, 0), swapRB=False, crop=False)
+        self.net.setInput(blob)
+        heatmap, sc, offset, _ = self.net.forward(CenterFace.OUTPUTS)
+        self.calls += 1
+        found = CenterFace.decode(heatmap, sc, offset, self.SCORE)
+        if not len(found):
+            return False
+        k = self.SIDE / side  # crop model px per crop px; the box in crop model px:
+        b = np.array([(box[0] * scale - x0) * k, (box[1] * scale - y0) * k,
+                      (box[2] * scale - x0) * k, (box[3] * scale - y0) * k], np.float32)
+        ix = np.clip(np.minimum(b[2], found[:, 2]) - np.maximum(b[0], found[:, 0]), 0, None)
+        iy = np.clip(np.minimum(b[3], found[:, 3]) - np.maximum(b[1], found[:, 1]), 0, None)
+        area = (b[2] - b[0]) * (b[3] - b[1])
+        farea = (found[:, 2] - found[:, 0]) * (found[:, 3] - found[:, 1])
+        return bool((ix * iy >= self.OVERLAP * np.minimum(area, farea)).any())
+
+    def check(self, image, boxes: np.ndarray, dw: int, dh: int) -> np.ndarray:
+        """``boxes`` (display px of a dw x dh frame) with those of at least ``MIN_FACE`` px, clear of the frame's
+        edge, that CenterFace does not confirm scored ``DOUBTED``. ``image(width, height)``: the RGB display frame at that size."""
+        if not len(boxes):
+            return boxes
+        # a box at the frame's edge (within a tenth of its size) is never doubted: a face cut by the edge, half
+        # in the picture, is no face to CenterFace on its crop (edge sweep: a half face leaving at 5 fps)
+        s = sizes(boxes)
+        m = 0.1 * s
+        inner = (boxes[:, 0] > m) & (boxes[:, 1] > m) & (boxes[:, 2] < dw - m) & (boxes[:, 3] < dh - m)
+        big = np.nonzero((s >= self.MIN_FACE) & inner)[0]
+        if not len(big):
+            return boxes
+        # the crops need no more than SIDE px across: the frame is scaled down so the smallest one is that big
+        scale = min(1.0, self.SIDE / (float(sizes(boxes[big]).min()) * self.GROW))
+        iw, ih = max(1, int(round(dw * scale))), max(1, int(round(dh * scale)))
+        img = image(iw, ih)
+        out = boxes.copy()
+        for n in big:
+            if not self.confirms(img, boxes[n], iw / dw):
+                out[n, 4] = DOUBTED
+        return out
