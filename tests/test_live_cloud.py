@@ -130,6 +130,8 @@ def test_the_stack_routes_live_keys_to_the_live_function_only(tmp_path):
     assert len(sweeps) == 1 and sweeps[0]["Properties"]["State"] == "ENABLED"
     env = fn["Properties"]["Environment"]["Variables"]
     assert env["LIVE_IDLE_SECONDS"] == "300" and env["LIVE_MAX_CHUNK_SECONDS"] == "300"
+    # the default detector (yunet) checks its boxes with CenterFace: the model the vision layer carries
+    assert env["REDACTOR_DETECTOR"] == "yunet" and env["REDACTOR_MODEL_PATH"] == "/opt/model/centerface.onnx"
     policies = json.dumps([p for p in aws_support.resources(template, "AWS::IAM::Policy").values()
                            if any(r.get("Ref") == fn["Properties"]["Role"]["Fn::GetAtt"][0]
                                   for r in p["Properties"]["Roles"])])

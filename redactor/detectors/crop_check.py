@@ -33,10 +33,14 @@ class CropCheck:
     OVERLAP = 0.3
 
     def __init__(self, model_path: str | None = None):
+        """``model_path``: the CenterFace model (default: ``model.default_centerface_path``). It is checked here,
+        when the detector is built, so a missing or corrupt one is a setup error on every video, faces or not."""
         import cv2
 
+        from ..model import verified_centerface_path
+
         self.cv2 = cv2
-        self._path = model_path
+        self._path = verified_centerface_path(model_path)
         self.net = None
         self.calls = 0
 
@@ -44,8 +48,7 @@ class CropCheck:
         """Whether CenterFace finds a face on the crop of ``box`` (display px) from the RGB display image ``img``
         (the display frame scaled by ``scale``)."""
         if self.net is None:
-            from ..model import verified_centerface_path
-            self.net = self.cv2.dnn.readNetFromONNX(str(verified_centerface_path(self._path)))
+            self.net = self.cv2.dnn.readNetFromONNX(str(self._path))
         cx, cy = (box[0] + box[2]) / 2 * scale, (box[1] + box[3]) / 2 * scale
         half = max(box[2] - box[0], box[3] - box[1]) * scale * self.GROW / 2
         x0, y0 = int(round(cx - half)), int(round(cy - half))
