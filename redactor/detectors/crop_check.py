@@ -2,10 +2,12 @@
 about one box of another detector at a time, on the box's surroundings scaled to a small input.
 
 YuNet scores textures it finds again on every sample (a vase of flowers, a table edge, a patterned vest, a cat's
-face, hands) 0.36-0.85 as faces; CenterFace scores none of them. A box CenterFace does not confirm on its crop is
-still blurred on its own sample but does not spread (``tracking.coverage.confirmed``), start a small-face track
-(``tracking.tracks``) or stay held from a fine pass (``chunk``): it is marked by a negative score (``DOUBTED``,
-``doubted``). Any error here propagates: the segment fails like on any detector error."""
+face, hands) 0.36-0.85 as faces; CenterFace scores none of them. A box CenterFace does not confirm on its crop
+is shown to the first detector again on the same crop (``relook``: there the box is 80 px across, a size both
+models are sure of): found again, it stands as found; not found by either, it is dropped. Without a relook such
+a box stays, marked by a negative score (``DOUBTED``, ``doubted``): it is blurred on its own sample but does not
+spread (``tracking.coverage.confirmed``), start a small-face track (``tracking.tracks``) or stay held from a
+fine pass (``chunk``). Any error here propagates: the segment fails like on any detector error."""
 from __future__ import annotations
 
 import numpy as np
@@ -21,10 +23,22 @@ def doubted(boxes: np.ndarray) -> np.ndarray:
     return boxes[:, 4] < 0 if len(boxes) else np.zeros(0, bool)
 
 
+def overlaps(b: np.ndarray, found: np.ndarray, share: float) -> bool:
+    """Whether a box of ``found`` (rows x0, y0, x1, y1, ...) overlaps the box ``b`` by at least ``share`` of the
+    smaller of the two."""
+    if not len(found):
+        return False
+    ix = np.clip(np.minimum(b[2], found[:, 2]) - np.maximum(b[0], found[:, 0]), 0, None)
+    iy = np.clip(np.minimum(b[3], found[:, 3]) - np.maximum(b[1], found[:, 1]), 0, None)
+    area = (b[2] - b[0]) * (b[3] - b[1])
+    farea = (found[:, 2] - found[:, 0]) * (found[:, 3] - found[:, 1])
+    return bool((ix * iy >= share * np.minimum(area, farea)).any())
+
+
 class CropCheck:
     """CenterFace on a ``SIDE`` x ``SIDE`` crop around each box of at least ``MIN_FACE`` display px: the box grown
     ``GROW`` times about its centre (square); confirmed where a CenterFace box of score >= ``SCORE`` overlaps
-    at least ``OVERLAP`` of the smaller of the two."""
+    at least ``OVERLAP`` of the smaller of the two; else asked of ``relook`` on the same crop."""
 
     MIN_FACE = 16.0  # display px (the engine's min_face): smaller boxes are never checked
     GROW = 2.0
@@ -32,9 +46,11 @@ class CropCheck:
     SCORE = 0.2
     OVERLAP = 0.3
 
-    def __init__(self, model_path: str | None = None):
+    def __init__(self, model_path: str | None = None, relook=None):
         """``model_path``: the CenterFace model (default: ``model.default_centerface_path``). It is checked here,
-        when the detector is built, so a missing or corrupt one is a setup error on every video, faces or not."""
+        when the detector is built, so a missing or corrupt one is a setup error on every video, faces or not.
+        ``relook(bgr_crop, box)``: whether the first detector finds the box (crop px) again on its BGR crop; a
+        box neither model finds is dropped (None: kept, ``DOUBTED``)."""
         import cv2
 
         from ..model import verified_centerface_path
@@ -43,12 +59,11 @@ class CropCheck:
         self._path = verified_centerface_path(model_path)
         self.net = None
         self.calls = 0
+        self.relook = relook
 
-    def confirms(self, img: np.ndarray, box: np.ndarray, scale: float) -> bool:
-        """Whether CenterFace finds a face on the crop of ``box`` (display px) from the RGB display image ``img``
-        (the display frame scaled by ``scale``)."""
-        if self.net is None:
-            self.net = self.cv2.dnn.readNetFromONNX(str(self._path))
+    def crop(self, img: np.ndarray, box: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """The ``SIDE`` x ``SIDE`` crop around ``box`` (display px) of ``img`` (the display frame scaled by
+        ``scale``), black beyond the picture, and the box in its px; None when the crop misses the picture."""
         cx, cy = (box[0] + box[2]) / 2 * scale, (box[1] + box[3]) / 2 * scale
         half = max(box[2] - box[0], box[3] - box[1]) * scale * self.GROW / 2
         x0, y0 = int(round(cx - half)), int(round(cy - half))
@@ -57,32 +72,38 @@ class CropCheck:
         h, w = img.shape[:2]
         sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x0 + side), min(h, y0 + side)
         if sx1 <= sx0 or sy1 <= sy0:
-            return False
+            return None
         crop[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = img[sy0:sy1, sx0:sx1]
         crop = self.cv2.resize(crop, (self.SIDE, self.SIDE), interpolation=self.cv2.INTER_AREA
                                if side > self.SIDE else self.cv2.INTER_LINEAR)
+        k = self.SIDE / side  # crop model px per crop px
+        return crop, np.array([(box[0] * scale - x0) * k, (box[1] * scale - y0) * k,
+                               (box[2] * scale - x0) * k, (box[3] * scale - y0) * k], np.float32)
+
+    def confirms(self, img: np.ndarray, box: np.ndarray, scale: float) -> bool:
+        """Whether CenterFace finds a face on the crop of ``box`` (display px) from the RGB display image ``img``
+        (the display frame scaled by ``scale``)."""
+        c = self.crop(img, box, scale)
+        return c is not None and self.centerface_finds(*c)
+
+    def centerface_finds(self, crop: np.ndarray, b: np.ndarray) -> bool:
+        """Whether CenterFace finds a face overlapping ``b`` on the RGB ``crop`` (``SIDE`` px square)."""
+        if self.net is None:
+            self.net = self.cv2.dnn.readNetFromONNX(str(self._path))
         blob = self.cv2.dnn.blobFromImage(crop, 1.0, (self.SIDE, self.SIDE), (0, 0, 0), swapRB=False, crop=False)
         self.net.setInput(blob)
         heatmap, sc, offset, _ = self.net.forward(CenterFace.OUTPUTS)
         self.calls += 1
-        found = CenterFace.decode(heatmap, sc, offset, self.SCORE)
-        if not len(found):
-            return False
-        k = self.SIDE / side  # crop model px per crop px; the box in crop model px:
-        b = np.array([(box[0] * scale - x0) * k, (box[1] * scale - y0) * k,
-                      (box[2] * scale - x0) * k, (box[3] * scale - y0) * k], np.float32)
-        ix = np.clip(np.minimum(b[2], found[:, 2]) - np.maximum(b[0], found[:, 0]), 0, None)
-        iy = np.clip(np.minimum(b[3], found[:, 3]) - np.maximum(b[1], found[:, 1]), 0, None)
-        area = (b[2] - b[0]) * (b[3] - b[1])
-        farea = (found[:, 2] - found[:, 0]) * (found[:, 3] - found[:, 1])
-        return bool((ix * iy >= self.OVERLAP * np.minimum(area, farea)).any())
+        return overlaps(b, CenterFace.decode(heatmap, sc, offset, self.SCORE), self.OVERLAP)
 
     def check(self, image, boxes: np.ndarray, dw: int, dh: int) -> np.ndarray:
-        """``boxes`` (display px of a dw x dh frame) with those of at least ``MIN_FACE`` px, clear of the frame's
-        edge, that CenterFace does not confirm scored ``DOUBTED``. ``image(width, height)``: the RGB display frame at that size."""
+        """``boxes`` (display px of a dw x dh frame) less those of at least ``MIN_FACE`` px, clear of the frame's
+        edge, that neither CenterFace nor ``relook`` finds on their crop (without ``relook``: those CenterFace
+        does not confirm, kept and scored ``DOUBTED``). ``image(width, height)``: the RGB display frame at that
+        size."""
         if not len(boxes):
             return boxes
-        # a box at the frame's edge (within a tenth of its size) is never doubted: a face cut by the edge, half
+        # a box at the frame's edge (within a tenth of its size) is never checked: a face cut by the edge, half
         # in the picture, is no face to CenterFace on its crop (edge sweep: a half face leaving at 5 fps)
         s = sizes(boxes)
         m = 0.1 * s
@@ -94,8 +115,12 @@ class CropCheck:
         scale = min(1.0, self.SIDE / (float(sizes(boxes[big]).min()) * self.GROW))
         iw, ih = max(1, int(round(dw * scale))), max(1, int(round(dh * scale)))
         img = image(iw, ih)
-        out = boxes.copy()
+        out, gone = boxes.copy(), np.zeros(len(boxes), bool)
         for n in big:
-            if not self.confirms(img, boxes[n], iw / dw):
-                out[n, 4] = DOUBTED
-        return out
+            c = self.crop(img, boxes[n], iw / dw)
+            if c is None or not self.centerface_finds(*c):
+                again = c is not None and self.relook is not None and self.relook(c[0][:, :, ::-1], c[1])
+                if not again:  # neither model finds a face there (no relook: doubted)
+                    out[n, 4] = DOUBTED
+                    gone[n] = c is not None and self.relook is not None
+        return out[~gone]
