@@ -483,7 +483,7 @@ def test_the_crop_check_drops_the_walkers_vest_and_keeps_both_faces_of_its_size(
     """The shared two-walkers clip (480x270), frames 17, 20 and 22 at the fine pass's 2x: YuNet boxes both
     walkers' faces (19-22 px) and the man's patterned vest (21-23 px, scored 0.5). On their crops CenterFace
     confirms both faces; the vest it does not, and YuNet does not find it again there: the vest is dropped, both
-    faces of its size stay. (On frames 1-16 YuNet finds the vest again on its crop, and it stays.)"""
+    faces of its size stay. (On most of frames 1-16 YuNet finds the vest again on its crop, and it stays.)"""
     import cv2
 
     if not TWO_WALKERS.is_file():
@@ -519,3 +519,36 @@ def test_a_dropped_detector_is_freed_at_once_not_by_a_later_garbage_collection()
         assert gone() is None
     finally:
         gc.enable()
+
+
+def test_a_confirmed_face_followed_from_check_to_check_is_asked_about_again_every_few_checks():
+    """CenterFace confirms the astronaut's face once; moved by up to two of its sizes, the face is confirmed on
+    the next ``REASK - 1`` checks without a call and asked about again on the one after. A box elsewhere (noise,
+    no face near) is asked about on every check and dropped, and a check of another frame size asks again."""
+    import cv2
+
+    from redactor.detectors.crop_check import CropCheck
+
+    face = _astronaut(0.4)  # YuNet's box: 45 px
+    det = YuNet(Config(detector="yunet"), None)
+    frame = np.full((544, 960, 3), 128, np.uint8)
+    noise = np.random.default_rng(1).integers(0, 255, (60, 60, 3), dtype=np.uint8)
+    frame[400:460, 800:860] = noise
+    cc = det.crop_check
+    calls = []
+    for step in range(CropCheck.REASK + 1):
+        img = frame.copy()
+        x = 64 + 80 * step  # the face moves 80 px (about two of its sizes) per check
+        img[64:64 + face.shape[0], x:x + face.shape[1]] = face
+        boxes = det.detect_bgr(np.ascontiguousarray(img[:, :, ::-1]))
+        assert len(boxes) == 1, boxes
+        junk = np.array([[805, 405, 855, 455, 0.6]], np.float32)
+        before = cc.calls
+        out = cc.check(lambda w, h: cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA),
+                       np.concatenate([boxes, junk]), 960, 544)
+        np.testing.assert_array_equal(out, boxes)  # the face kept as found, the junk dropped
+        calls.append(cc.calls - before)
+    assert calls == [2] + [1] * (CropCheck.REASK - 1) + [2], calls  # the junk every time, the face every REASK-th
+    before = cc.calls
+    cc.check(lambda w, h: cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA), boxes, 961, 544)
+    assert cc.calls == before + 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..boxes import sizes
+from ..tracking.matching import SIZE_WEIGHT, match
 from .centerface import CenterFace
 
 DOUBTED = -1.0  # the score a doubted box carries (its own score is not needed downstream)
@@ -45,6 +46,10 @@ class CropCheck:
     SIDE = 160  # the crop's model px: a box is 80 of them
     SCORE = 0.2
     OVERLAP = 0.3
+    # a box paired with a face CenterFace confirmed in the last check (of the same frame size), at most SAME_FACE
+    # of its sizes away, is confirmed without a new call, up to REASK - 1 checks in a row
+    SAME_FACE = 2.5  # faces crossing a 1080p frame in about a second move two sizes per sample
+    REASK = 6  # a face is asked about again on every REASK-th check that finds it
 
     def __init__(self, model_path: str | None = None, relook=None):
         """``model_path``: the CenterFace model (default: ``model.default_centerface_path``). It is checked here,
@@ -59,6 +64,8 @@ class CropCheck:
         self._path = verified_centerface_path(model_path)
         self.net = None
         self.calls = 0
+        # (dw, dh, the boxes confirmed in the last check, how many checks in a row each went unasked)
+        self.known: tuple[int, int, np.ndarray, np.ndarray] | None = None
         self.relook = relook
 
     def crop(self, img: np.ndarray, box: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -96,31 +103,42 @@ class CropCheck:
         self.calls += 1
         return overlaps(b, CenterFace.decode(heatmap, sc, offset, self.SCORE), self.OVERLAP)
 
+    def seen_before(self, boxes: np.ndarray, dw: int, dh: int) -> np.ndarray:
+        """How many checks in a row each of ``boxes`` has gone unasked, as the face CenterFace confirmed in the
+        last check of a dw x dh frame that it pairs with one to one, nearest first, at most ``SAME_FACE`` of their
+        sizes apart (``tracking.matching.match``); -1: no such face, or asked about ``REASK`` checks ago."""
+        seen = np.full(len(boxes), -1)
+        if self.known is not None and self.known[:2] == (dw, dh):
+            for x, y in match(boxes, self.known[2], max_dist=self.SAME_FACE, size_weight=SIZE_WEIGHT):
+                if self.known[3][y] + 1 < self.REASK:
+                    seen[x] = self.known[3][y] + 1
+        return seen
+
     def check(self, image, boxes: np.ndarray, dw: int, dh: int) -> np.ndarray:
         """``boxes`` (display px of a dw x dh frame) less those of at least ``MIN_FACE`` px, clear of the frame's
         edge, that neither CenterFace nor ``relook`` finds on their crop (without ``relook``: those CenterFace
         does not confirm, kept and scored ``DOUBTED``). ``image(width, height)``: the RGB display frame at that
-        size."""
-        if not len(boxes):
-            return boxes
+        size. A box ``seen_before`` is confirmed without a call."""
         # a box at the frame's edge (within a tenth of its size) is never checked: a face cut by the edge, half
         # in the picture, is no face to CenterFace on its crop (edge sweep: a half face leaving at 5 fps)
         s = sizes(boxes)
         m = 0.1 * s
         inner = (boxes[:, 0] > m) & (boxes[:, 1] > m) & (boxes[:, 2] < dw - m) & (boxes[:, 3] < dh - m)
-        big = np.nonzero((s >= self.MIN_FACE) & inner)[0]
-        if not len(big):
-            return boxes
-        # the crops need no more than SIDE px across: the frame is scaled down so the smallest one is that big
-        scale = min(1.0, self.SIDE / (float(sizes(boxes[big]).min()) * self.GROW))
-        iw, ih = max(1, int(round(dw * scale))), max(1, int(round(dh * scale)))
-        img = image(iw, ih)
+        unasked = self.seen_before(boxes, dw, dh)
+        sure = (s >= self.MIN_FACE) & inner & (unasked >= 0)
+        ask = np.nonzero((s >= self.MIN_FACE) & inner & ~sure)[0]
         out, gone = boxes.copy(), np.zeros(len(boxes), bool)
-        for n in big:
-            c = self.crop(img, boxes[n], iw / dw)
-            if c is None or not self.centerface_finds(*c):
-                again = c is not None and self.relook is not None and self.relook(c[0][:, :, ::-1], c[1])
-                if not again:  # neither model finds a face there (no relook: doubted)
-                    out[n, 4] = DOUBTED
+        if len(ask):
+            # the crops need no more than SIDE px across: the frame is scaled down so the smallest one is that big
+            scale = min(1.0, self.SIDE / (float(s[ask].min()) * self.GROW))
+            iw, ih = max(1, int(round(dw * scale))), max(1, int(round(dh * scale)))
+            img = image(iw, ih)
+            for n in ask:
+                c = self.crop(img, boxes[n], iw / dw)
+                sure[n] = c is not None and self.centerface_finds(*c)
+                relook = self.relook if c is not None and not sure[n] else None
+                if not sure[n] and not (relook is not None and relook(c[0][:, :, ::-1], c[1])):
+                    out[n, 4] = DOUBTED  # neither model finds a face there (without a relook: kept, doubted)
                     gone[n] = c is not None and self.relook is not None
+        self.known = (dw, dh, boxes[sure], np.maximum(unasked, 0)[sure])
         return out[~gone]
