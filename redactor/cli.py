@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--faces", help="detector rekognition-video: faces JSON written by the AWS workflow's video job")
     r.add_argument("--crf", type=int)
     r.add_argument("--preset", choices=PRESETS)
-    r.add_argument("--model", help="path to centerface.onnx (default: see 'redactor fetch-model')")
+    r.add_argument("--model", help="path to centerface.onnx, used by both local detectors (yunet checks its boxes with it; default: see 'redactor fetch-model')")
     # no argparse choices: "--inference openvino" gets the setting's own error, which says why OpenVINO is not
     # a runtime (config.REMOVED_INFERENCE), not just "invalid choice"
     r.add_argument("--inference", metavar="{" + ",".join(INFERENCE) + "}",
@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--segment-seconds", type=float)
     pr.add_argument("--frames", action="store_true", help="include every frame's pts")
     pr.set_defaults(func=cmd_probe)
-    fm = sub.add_parser("fetch-model", help="download and verify the CenterFace model (setup)")
+    fm = sub.add_parser("fetch-model", help="download and verify the CenterFace model (setup; both local detectors need it)")
     fm.add_argument("--dest", help="where to store it (default ~/.cache/redactor/centerface.onnx)")
     fm.set_defaults(func=cmd_fetch_model)
     from .cloud import add_parser as add_cloud_parser

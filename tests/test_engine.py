@@ -305,17 +305,27 @@ def test_bad_inputs_get_named_errors(bad, tmp_path, capsys):
     assert cli.main(["probe", inputs[bad]]) == 2
 
 
-def test_missing_model_is_a_named_setup_error(media, tmp_path, capsys):
+@pytest.mark.parametrize("detector", [[], ["--detector", "centerface"]], ids=["default", "centerface"])
+def test_missing_model_is_a_named_setup_error(media, tmp_path, capsys, monkeypatch, detector):
+    """Both local detectors need the CenterFace model (the default checks its boxes with it): a missing or
+    corrupt one, given with --model or $REDACTOR_MODEL_PATH, is exit 3 naming the file, on a clip with a face
+    and on one without (the model is checked when the detector is built, not when a box needs it)."""
     from redactor import cli
-    clip = media("pool.mp4", width=320, height=240, seconds=2.0, faces=1, face_size=(70, 90))
+    clips = [media("pool.mp4", width=320, height=240, seconds=2.0, faces=1, face_size=(70, 90))["path"],
+             media("empty.mp4", width=320, height=240, seconds=1.0, faces=0)["path"]]
     bogus = tmp_path / "centerface.onnx"
     bogus.write_bytes(b"not a model")
-    for model in (str(tmp_path / "missing.onnx"), str(bogus)):
-        code = cli.main(["redact", clip["path"], "-o", str(tmp_path / "o.mp4"), "--detector", "centerface",
-                         "--model", model, "-q"])
-        err = capsys.readouterr().err
-        assert code == 3 and "fetch-model" in err and "ModelError" in err
-        assert not (tmp_path / "o.mp4").exists()
+    for clip in clips:
+        for model in (str(tmp_path / "missing.onnx"), str(bogus)):
+            for how in ("flag", "env"):
+                monkeypatch.delenv("REDACTOR_MODEL_PATH", raising=False)
+                if how == "env":
+                    monkeypatch.setenv("REDACTOR_MODEL_PATH", model)
+                code = cli.main(["redact", clip, "-o", str(tmp_path / "o.mp4"), *detector, "-q",
+                                 *(["--model", model] if how == "flag" else [])])
+                err = capsys.readouterr().err
+                assert code == 3 and "fetch-model" in err and "ModelError" in err and model in err, (clip, how, err)
+                assert not (tmp_path / "o.mp4").exists()
 
 
 def test_output_timestamps_match_in_seconds(media, model_path, tmp_path):

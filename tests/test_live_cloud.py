@@ -135,6 +135,8 @@ def test_the_stack_routes_live_keys_to_the_live_function_only(tmp_path):
     assert len(sweeps) == 1 and sweeps[0]["Properties"]["State"] == "ENABLED"
     env = fn["Properties"]["Environment"]["Variables"]
     assert env["LIVE_IDLE_SECONDS"] == "300" and env["LIVE_MAX_CHUNK_SECONDS"] == "600"
+    # the default detector (yunet) checks its boxes with CenterFace: the model the vision layer carries
+    assert env["REDACTOR_DETECTOR"] == "yunet" and env["REDACTOR_MODEL_PATH"] == "/opt/model/centerface.onnx"
     redact_id, _ = aws_support.function_by_service(template, "redact")
     assert env["REDACT_FUNCTION"] == {"Ref": redact_id}
     mine = [p for p in aws_support.resources(template, "AWS::IAM::Policy").values()

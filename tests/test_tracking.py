@@ -217,3 +217,30 @@ def test_one_false_large_box_covers_its_own_sample_interval_only(monkeypatch, k)
     assert sum(len(b) > 0 for b in twice) > 2 * k + 1  # held and carried past its samples
     spread = run({5 * k: box})
     assert sum(len(b) > 0 for b in spread) > 2 * k - 1 and max(_area(b, W, H) for b in spread) > 600 * 600
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_a_box_found_on_every_sample_that_the_crop_check_doubts_covers_its_own_samples_only(k):
+    """A mid-size box (80 px in a 1280x960 frame, under ``SPREAD_LARGE``) found on every other sample: a face
+    (scored as found) is held and interpolated over the samples that missed it; the same box doubted by the
+    second model on its crop (scored below 0, ``detectors.crop_check``) covers the frames up to the samples
+    on either side of each sample that found it, and no frame further."""
+    from redactor.schedule import Schedule
+
+    W, H = 1280, 960
+    s = Schedule(every=k, fine=0, track=k, hold=2)
+    n = 12 * k
+    seen = range(0, n, 4 * k)  # found on samples 0, 4, 8 (in sample units); missed in between
+
+    def run(score):
+        cov = Coverage(s, W, H)
+        box = np.array([[600, 400, 680, 480, score]], np.float32)
+        cov.coarse.update({j: (box if j in seen else EMPTY) for j in range(0, n, k)})
+        return [cov.boxes(i) for i in range(n)]
+
+    face, doubted = run(0.8), run(-1.0)
+    for i in range(n):
+        near = min(abs(i - j) for j in seen) < k
+        assert (len(doubted[i]) > 0) == near, (i, doubted[i])
+        assert len(face[i]) >= len(doubted[i])
+    assert sum(len(b) > 0 for b in face) > sum(len(b) > 0 for b in doubted)

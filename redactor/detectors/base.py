@@ -245,15 +245,21 @@ class TwoTierModel(BaseDetector):
             r = self._reformatters[(width, height)] = VideoReformatter()
         return r.reformat(frame, width=width, height=height, format=self.PIXELS).to_ndarray()
 
+    def display_pixels(self, frame, iw: int, ih: int) -> np.ndarray:
+        """The whole frame turned to display orientation and scaled to iw x ih, in ``PIXELS``."""
+        if self.turns:
+            img = self.pixels(frame, ih if self.turns % 2 else iw, iw if self.turns % 2 else ih)
+            return np.ascontiguousarray(np.rot90(img, self.turns))
+        return self.pixels(frame, iw, ih)
+
+    def checked_boxes(self, frame, boxes: np.ndarray, dw: int, dh: int) -> np.ndarray:
+        """A model's second look at a pass's boxes (display px of a dw x dh frame; default: none)."""
+        return boxes
+
     def infer_whole(self, frame, iw: int, ih: int, dw: int, dh: int) -> np.ndarray:
         """The whole frame, turned to display orientation and scaled to iw x ih in one swscale call (scale +
         convert in C); boxes in display px of a dw x dh frame."""
-        if self.turns:
-            img = self.pixels(frame, ih if self.turns % 2 else iw, iw if self.turns % 2 else ih)
-            img = np.ascontiguousarray(np.rot90(img, self.turns))
-        else:
-            img = self.pixels(frame, iw, ih)
-        b = self.infer_image(img, iw, ih)
+        b = self.infer_image(self.display_pixels(frame, iw, ih), iw, ih)
         if len(b):
             b[:, [0, 2]] *= dw / iw
             b[:, [1, 3]] *= dh / ih
@@ -281,6 +287,7 @@ class TwoTierModel(BaseDetector):
                     out.append(tb)
             b = nms(np.concatenate(out), 0.3) if out else EMPTY
         b = self.more_boxes(frame, b, iw / tiles[0][2], dw, dh)
+        b = self.checked_boxes(frame, b, dw, dh)
         b = boxes_from_display(b, self.turns, W, H)
         if len(b):
             b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, W)

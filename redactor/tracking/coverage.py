@@ -298,13 +298,16 @@ def confirmed(a: np.ndarray, before: np.ndarray | None, after: np.ndarray | None
     """Which boxes of a sample may spread (``SPREAD_LARGE``): those smaller than ``SPREAD_LARGE`` of the
     frame's short side, and bigger ones paired with a box of the sample ``k`` frames ``before`` or ``after``
     (None: unknown) within ``max(1.5, EDGE_SPEED * k)`` of its sizes (of any size: a face crossing the edge is
-    boxed whole on one sample and in part on the other)."""
+    boxed whole on one sample and in part on the other). A box scored below 0 (a second model did not confirm
+    it on its crop) never spreads."""
     ok = sizes(a) < SPREAD_LARGE * short_side if short_side else np.ones(len(a), bool)
+    doubt = a[:, 4] < 0  # a second model did not confirm it on its crop (``detectors.crop_check``): never spreads
+    ok &= ~doubt
     for other in (before, after):
-        if ok.all() or other is None or not len(other):
+        if (ok | doubt).all() or other is None or not len(other):
             continue
         for x, _ in match(a, other, max_dist=max(1.5, EDGE_SPEED * k), size_weight=SIZE_WEIGHT):
-            ok[x] = True
+            ok[x] = not doubt[x]
     return ok
 
 

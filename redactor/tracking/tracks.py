@@ -60,7 +60,8 @@ def track_step(detector, frame, tracks, velocity, misses, k: int, small_face: fl
         new_v.append(velocity[lost])
         new_m.append(misses[lost] + 1)
     # small faces the coarse pass found that no track covers yet become tracks too
-    csmall = coarse[sizes(coarse) < small_face] if len(coarse) else coarse
+    # (not a box a second model doubted on its crop, ``detectors.crop_check``: it covers its own sample only)
+    csmall = coarse[(sizes(coarse) < small_face) & (coarse[:, 4] >= 0)] if len(coarse) else coarse
     known = np.concatenate(new_t)
     seen = {bi for _, bi in match(known, csmall, max_dist=1.0)}
     fresh = csmall[[j for j in range(len(csmall)) if j not in seen]]
