@@ -234,6 +234,29 @@ class FunctionError(Exception):
         self.payload = payload
 
 
+def serve(containers: dict, names: dict, invocations: list, before=None):
+    """moto's ``LambdaSimpleBackend.invoke`` answered by ``containers`` (handler -> Container): ``names`` maps a
+    handler to its function name; each invocation is appended to ``invocations`` as (handler, event, "ok" or the
+    error); ``before(handler, event)`` may raise FunctionError first (the platform's own answer, no code run)."""
+    by_name = {fn_name: handler for handler, fn_name in names.items()}
+
+    def invoke(backend, function_name, qualifier, body, headers, response_headers):
+        handler = by_name[function_name.split(":function:")[-1].split(":")[0]]
+        event = json.loads(body) if body else {}
+        try:
+            if before is not None:
+                before(handler, event)
+            result = containers[handler].invoke(event)
+            invocations.append((handler, event, "ok"))
+            return json.dumps(result).encode()
+        except FunctionError as e:
+            invocations.append((handler, event, str(e)))
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps(e.payload).encode()
+
+    return invoke
+
+
 class Container:
     """One warm Lambda container for one function: ``invoke(event)`` -> result, in order, one at a time."""
 

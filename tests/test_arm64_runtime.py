@@ -210,25 +210,12 @@ class Arm64Pipeline(Pipeline):
             c.close()
 
     def invoke_factory(self):
-        by_name = {fn_name: handler for handler, fn_name in FN_NAMES.items()}
-        pipeline = self
+        def on_path(handler: str, event: dict) -> None:
+            if handler not in self.containers:
+                raise lr.FunctionError({"errorType": "NotEmulated", "errorMessage": f"{handler} is not on the "
+                                        "success path: the run failed (see the other functions' logs)"})
 
-        def invoke(backend, function_name, qualifier, body, headers, response_headers):
-            handler = by_name[function_name.split(":function:")[-1].split(":")[0]]
-            event = json.loads(body) if body else {}
-            try:
-                if handler not in pipeline.containers:
-                    raise lr.FunctionError({"errorType": "NotEmulated", "errorMessage": f"{handler} is not on the "
-                                            "success path: the run failed (see the other functions' logs)"})
-                result = pipeline.containers[handler].invoke(event)
-                pipeline.invocations.append((handler, event, "ok"))
-                return json.dumps(result).encode()
-            except lr.FunctionError as e:
-                pipeline.invocations.append((handler, event, str(e)))
-                response_headers["x-amz-function-error"] = "Unhandled"
-                return json.dumps(e.payload).encode()
-
-        return invoke
+        return lr.serve(self.containers, FN_NAMES, self.invocations, before=on_path)
 
     def deliver(self, event: dict) -> dict:
         """EventBridge -> the starter's container."""

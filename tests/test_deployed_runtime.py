@@ -130,26 +130,13 @@ class DeployedPipeline(Pipeline):
             c.close()
 
     def invoke_factory(self):
-        by_name = {fn_name: handler for handler, fn_name in FN_NAMES.items()}
-        pipeline = self
+        def timed_out(handler: str, event: dict) -> None:
+            predicate = self.time_out.get(handler)
+            if predicate and predicate(event):  # the platform's answer: the code never returned
+                raise lr.FunctionError({"errorType": "Sandbox.Timedout",
+                                        "errorMessage": "Task timed out after 900.00 seconds"})
 
-        def invoke(backend, function_name, qualifier, body, headers, response_headers):
-            handler = by_name[function_name.split(":function:")[-1].split(":")[0]]
-            event = json.loads(body) if body else {}
-            try:
-                timed_out = pipeline.time_out.get(handler)
-                if timed_out and timed_out(event):  # the platform's answer: the code never returned
-                    raise lr.FunctionError({"errorType": "Sandbox.Timedout",
-                                            "errorMessage": "Task timed out after 900.00 seconds"})
-                result = pipeline.containers[handler].invoke(event)
-                pipeline.invocations.append((handler, event, "ok"))
-                return json.dumps(result).encode()
-            except lr.FunctionError as e:
-                pipeline.invocations.append((handler, event, str(e)))
-                response_headers["x-amz-function-error"] = "Unhandled"
-                return json.dumps(e.payload).encode()
-
-        return invoke
+        return lr.serve(self.containers, FN_NAMES, self.invocations, before=timed_out)
 
     def deliver(self, event: dict) -> dict:
         """EventBridge -> the starter's container."""
