@@ -2,12 +2,11 @@
 about one box of another detector at a time, on the box's surroundings scaled to a small input.
 
 YuNet scores textures it finds again on every sample (a vase of flowers, a table edge, a patterned vest, a cat's
-face, hands) 0.36-0.85 as faces; CenterFace scores none of them. A box CenterFace does not confirm on its crop
-is shown to the first detector again on the same crop (``relook``: there the box is 80 px across, a size both
-models are sure of): found again, it stands as found; not found by either, it is dropped. Without a relook such
-a box stays, marked by a negative score (``DOUBTED``, ``doubted``): it is blurred on its own sample but does not
-spread (``tracking.coverage.confirmed``), start a small-face track (``tracking.tracks``) or stay held from a
-fine pass (``chunk``). Any error here propagates: the segment fails like on any detector error."""
+face, hands) 0.36-0.88 as faces, and finds them again on their own crops just as surely; CenterFace scores them
+0-0.2 there, and the faces beside them 0.57-0.94. A box CenterFace does not confirm on its crop is dropped
+(``drop``). Kept instead, it is marked by a negative score (``DOUBTED``, ``doubted``): blurred on its own sample
+but never spread (``tracking.coverage.confirmed``), starting no small-face track (``tracking.tracks``) and not
+held from a fine pass (``chunk``). Any error here propagates: the segment fails like on any detector error."""
 from __future__ import annotations
 
 import numpy as np
@@ -39,7 +38,7 @@ def overlaps(b: np.ndarray, found: np.ndarray, share: float) -> bool:
 class CropCheck:
     """CenterFace on a ``SIDE`` x ``SIDE`` crop around each box of at least ``MIN_FACE`` display px: the box grown
     ``GROW`` times about its centre (square); confirmed where a CenterFace box of score >= ``SCORE`` overlaps
-    at least ``OVERLAP`` of the smaller of the two; else asked of ``relook`` on the same crop."""
+    at least ``OVERLAP`` of the smaller of the two."""
 
     MIN_FACE = 16.0  # display px (the engine's min_face): smaller boxes are never checked
     GROW = 2.0
@@ -51,11 +50,10 @@ class CropCheck:
     SAME_FACE = 2.5  # faces crossing a 1080p frame in about a second move two sizes per sample
     REASK = 6  # a face is asked about again on every REASK-th check that finds it
 
-    def __init__(self, model_path: str | None = None, relook=None):
+    def __init__(self, model_path: str | None = None, drop: bool = True):
         """``model_path``: the CenterFace model (default: ``model.default_centerface_path``). It is checked here,
         when the detector is built, so a missing or corrupt one is a setup error on every video, faces or not.
-        ``relook(bgr_crop, box)``: whether the first detector finds the box (crop px) again on its BGR crop; a
-        box neither model finds is dropped (None: kept, ``DOUBTED``)."""
+        ``drop``: a box CenterFace does not confirm is dropped (False: kept, ``DOUBTED``)."""
         import cv2
 
         from ..model import verified_centerface_path
@@ -64,9 +62,10 @@ class CropCheck:
         self._path = verified_centerface_path(model_path)
         self.net = None
         self.calls = 0
-        # (dw, dh, the boxes confirmed in the last check, how many checks in a row each went unasked)
-        self.known: tuple[int, int, np.ndarray, np.ndarray] | None = None
-        self.relook = relook
+        # per kind of check (a detection pass's boxes, a tracking step's): (dw, dh, the boxes confirmed in the
+        # last check of that kind, how many checks in a row each went unasked)
+        self.known: dict[str, tuple[int, int, np.ndarray, np.ndarray]] = {}
+        self.drop = drop
 
     def crop(self, img: np.ndarray, box: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray] | None:
         """The ``SIDE`` x ``SIDE`` crop around ``box`` (display px) of ``img`` (the display frame scaled by
@@ -103,28 +102,31 @@ class CropCheck:
         self.calls += 1
         return overlaps(b, CenterFace.decode(heatmap, sc, offset, self.SCORE), self.OVERLAP)
 
-    def seen_before(self, boxes: np.ndarray, dw: int, dh: int) -> np.ndarray:
+    def seen_before(self, boxes: np.ndarray, dw: int, dh: int, kind: str) -> np.ndarray:
         """How many checks in a row each of ``boxes`` has gone unasked, as the face CenterFace confirmed in the
-        last check of a dw x dh frame that it pairs with one to one, nearest first, at most ``SAME_FACE`` of their
-        sizes apart (``tracking.matching.match``); -1: no such face, or asked about ``REASK`` checks ago."""
+        last check of this ``kind`` on a dw x dh frame that it pairs with one to one, nearest first, at most
+        ``SAME_FACE`` of their sizes apart (``tracking.matching.match``); -1: no such face, or asked about
+        ``REASK`` checks ago."""
         seen = np.full(len(boxes), -1)
-        if self.known is not None and self.known[:2] == (dw, dh):
-            for x, y in match(boxes, self.known[2], max_dist=self.SAME_FACE, size_weight=SIZE_WEIGHT):
-                if self.known[3][y] + 1 < self.REASK:
-                    seen[x] = self.known[3][y] + 1
+        known = self.known.get(kind)
+        if known is not None and known[:2] == (dw, dh):
+            for x, y in match(boxes, known[2], max_dist=self.SAME_FACE, size_weight=SIZE_WEIGHT):
+                if known[3][y] + 1 < self.REASK:
+                    seen[x] = known[3][y] + 1
         return seen
 
-    def check(self, image, boxes: np.ndarray, dw: int, dh: int) -> np.ndarray:
+    def check(self, image, boxes: np.ndarray, dw: int, dh: int, kind: str = "pass") -> np.ndarray:
         """``boxes`` (display px of a dw x dh frame) less those of at least ``MIN_FACE`` px, clear of the frame's
-        edge, that neither CenterFace nor ``relook`` finds on their crop (without ``relook``: those CenterFace
-        does not confirm, kept and scored ``DOUBTED``). ``image(width, height)``: the RGB display frame at that
-        size. A box ``seen_before`` is confirmed without a call."""
+        edge, that CenterFace does not confirm on their crop (without ``drop``: kept and scored ``DOUBTED``).
+        ``image(width, height)``: the RGB display frame at that size. A box ``seen_before`` in the last check of
+        this ``kind`` is confirmed without a call (a pass and a tracking step look for other faces on the same
+        frames, so each keeps its own)."""
         # a box at the frame's edge (within a tenth of its size) is never checked: a face cut by the edge, half
         # in the picture, is no face to CenterFace on its crop (edge sweep: a half face leaving at 5 fps)
         s = sizes(boxes)
         m = 0.1 * s
         inner = (boxes[:, 0] > m) & (boxes[:, 1] > m) & (boxes[:, 2] < dw - m) & (boxes[:, 3] < dh - m)
-        unasked = self.seen_before(boxes, dw, dh)
+        unasked = self.seen_before(boxes, dw, dh, kind)
         sure = (s >= self.MIN_FACE) & inner & (unasked >= 0)
         ask = np.nonzero((s >= self.MIN_FACE) & inner & ~sure)[0]
         out, gone = boxes.copy(), np.zeros(len(boxes), bool)
@@ -136,9 +138,8 @@ class CropCheck:
             for n in ask:
                 c = self.crop(img, boxes[n], iw / dw)
                 sure[n] = c is not None and self.centerface_finds(*c)
-                relook = self.relook if c is not None and not sure[n] else None
-                if not sure[n] and not (relook is not None and relook(c[0][:, :, ::-1], c[1])):
-                    out[n, 4] = DOUBTED  # neither model finds a face there (without a relook: kept, doubted)
-                    gone[n] = c is not None and self.relook is not None
-        self.known = (dw, dh, boxes[sure], np.maximum(unasked, 0)[sure])
+                if not sure[n]:
+                    out[n, 4] = DOUBTED
+                    gone[n] = c is not None and self.drop
+        self.known[kind] = (dw, dh, boxes[sure], np.maximum(unasked, 0)[sure])
         return out[~gone]

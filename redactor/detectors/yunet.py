@@ -25,33 +25,14 @@ import math
 import numpy as np
 
 from ..boxes import widen_turned
-from .base import EMPTY, TwoTierModel, display_size, nms
-from .crop_check import CropCheck, overlaps
+from .base import EMPTY, TwoTierModel, boxes_from_display, display_size, nms
+from .crop_check import CropCheck
 from .windows import track_in_windows
 from .yunet_net import YuNetNet
 
 
 def _up32(x: float) -> int:
     return max(32, int(math.ceil(x / 32) * 32))
-
-
-class Relook:
-    """YuNet's second look at the crop of a box CenterFace does not confirm (``crop_check.CropCheck``)."""
-
-    def __init__(self, path: str, threshold: float, nms: float):
-        self.args = (path, threshold, nms)
-        self.net = None
-
-    def __call__(self, crop: np.ndarray, box: np.ndarray) -> bool:
-        """Whether YuNet finds a face overlapping ``box`` on the BGR ``crop`` (``CropCheck.SIDE`` px square) at the
-        detector's threshold (``crop_check.overlaps``)."""
-        if self.net is None:
-            path, threshold, nms = self.args
-            self.net = YuNetNet(path, (CropCheck.SIDE, CropCheck.SIDE), threshold, nms, 5000)
-        _, faces = self.net.detect(np.ascontiguousarray(crop))
-        if faces is None:
-            return False
-        return overlaps(box, np.concatenate([faces[:, :2], faces[:, :2] + faces[:, 2:4]], axis=1), CropCheck.OVERLAP)
 
 
 class YuNet(TwoTierModel):
@@ -90,14 +71,13 @@ class YuNet(TwoTierModel):
     # 1080p coarse pass (faces up to 192 px grown, tapering to 288); with the 512-wide one (COARSE_SHORT_SIDE)
     # the same coarse-px bounds reach faces up to 240 px, tapering to 360, as they are smaller in its input
     BLUR_TALL = 1.2
-    # boxes of at least CropCheck.MIN_FACE display px, clear of the frame's edge, are shown to CenterFace on their
-    # crop (a vase, a vest, a cat's face found again on every sample: ``crop_check``)
-    CROP_CHECK = True
     BLUR_TALL_BELOW = (64.0, 96.0)
-    # a box CenterFace does not confirm on its crop stands if YuNet finds it again on the same crop (the box is
-    # 80 px there, a size YuNet is sure of), else it is dropped (``Relook``): neither model sees a face there.
-    # Off: such a box is kept, doubted (blurred on its own sample interval, never spread)
-    RELOOK = True
+    # boxes of at least CropCheck.MIN_FACE display px, clear of the frame's edge, found by a pass or in a tracking
+    # window, are shown to CenterFace on their crop (a vase, a vest, a cat's face found again on every sample:
+    # ``crop_check``); one it does not confirm is dropped (DROP_DOUBTED off: kept, doubted, blurred on its own
+    # sample interval and never spread)
+    CROP_CHECK = True
+    DROP_DOUBTED = True
 
     def __init__(self, settings, source=None, model_path: str | None = None):
         """``settings``: the detection settings (``threshold``, ``min_face``, ``max_infer_width``,
@@ -114,10 +94,8 @@ class YuNet(TwoTierModel):
         self._input = (320, 320)
         self.init_geometry(settings, source)
         self.calls = 0
-        # the relook holds its own net, not the detector (no reference cycle: a detector dropped in the engine's
-        # parent is freed there, never by a forked worker's garbage collector)
-        relook = Relook(str(path), self.threshold, self.NMS) if self.RELOOK else None
-        self.crop_check = CropCheck(getattr(settings, "model_path", None), relook) if self.CROP_CHECK else None
+        self.crop_check = (CropCheck(getattr(settings, "model_path", None), self.DROP_DOUBTED) if self.CROP_CHECK
+                           else None)
 
     def large_size(self, width: int, height: int, scale: float) -> tuple[int, int]:
         """Model size of the large-face pass for a display-oriented width x height frame whose full pass
@@ -177,12 +155,13 @@ class YuNet(TwoTierModel):
         boxes = boxes[~(((side >= self.REPLACE_ABOVE) & inside.any(axis=1)) | unconfirmed)]
         return nms(np.concatenate([boxes, large]), self.NMS) if len(large) else boxes
 
-    def checked_boxes(self, frame, boxes: np.ndarray, dw: int, dh: int) -> np.ndarray:
-        """Boxes less those neither CenterFace nor YuNet's ``Relook`` finds on their crop (``CropCheck.check``)."""
-        if self.crop_check is None:
+    def checked_boxes(self, frame, boxes: np.ndarray, dw: int, dh: int, kind: str = "pass") -> np.ndarray:
+        """Boxes (display px of a dw x dh frame) less those CenterFace does not confirm on their crop
+        (``CropCheck.check``)."""
+        if self.crop_check is None or not len(boxes):
             return boxes
         return self.crop_check.check(lambda w, h: np.ascontiguousarray(self.display_pixels(frame, w, h)[:, :, ::-1]),
-                                     boxes, dw, dh)
+                                     boxes, dw, dh, kind)
 
     def blur_boxes(self, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
         """Boxes of faces small in the coarse pass's input made ``BLUR_TALL`` times as tall about their centre
@@ -202,6 +181,14 @@ class YuNet(TwoTierModel):
 
     def track(self, frame, boxes: np.ndarray, spread: np.ndarray | None = None) -> np.ndarray:
         """Follow known small faces: the fine scale in a window around each (``windows.track_in_windows``,
-        which hands RGB: flipped to BGR here)."""
-        return track_in_windows(frame, boxes, spread, self.turns, self.FINE_FACE,
-                                lambda img, iw, ih: self.detect_bgr(np.ascontiguousarray(img[:, :, ::-1])))
+        which hands RGB: flipped to BGR here). What a window finds is crop-checked like a pass's boxes: a
+        window several face sizes wide around a face finds the textures beside it too (a vase of flowers behind
+        a head), and each would start a track of its own."""
+        found = track_in_windows(frame, boxes, spread, self.turns, self.FINE_FACE,
+                                 lambda img, iw, ih: self.detect_bgr(np.ascontiguousarray(img[:, :, ::-1])))
+        if not len(found):
+            return found
+        W, H = frame.width, frame.height
+        dw, dh = display_size(W, H, self.turns)
+        shown = boxes_from_display(found, (4 - self.turns) % 4, dw, dh)  # stored -> display: the inverse turn
+        return boxes_from_display(self.checked_boxes(frame, shown, dw, dh, "track"), self.turns, W, H)
