@@ -597,3 +597,46 @@ def test_a_track_on_flowers_finds_more_flowers_and_the_crop_check_drops_those_ce
     face = YuNet(Config(detector="yunet"), None).track(frame, woman)
     np.testing.assert_array_equal(face, unchecked.track(frame, woman))
     assert len(face) == 1
+
+
+def _at_left_edge(rgb: np.ndarray, cut: int) -> np.ndarray:
+    """``rgb`` less its first ``cut`` columns, at the left edge of a grey 960 px wide picture, 32 px down."""
+    part = rgb[:, cut:cut + 960]
+    img = np.full((max(544, rgb.shape[0] + 64), 960, 3), 128, np.uint8)
+    img[32:32 + part.shape[0], :part.shape[1]] = part
+    return img
+
+
+def _checked(img: np.ndarray):
+    import cv2
+
+    det = YuNet(Config(detector="yunet"), None)
+    boxes = det.detect_bgr(np.ascontiguousarray(img[:, :, ::-1]))
+    return boxes, det.crop_check.check(lambda iw, ih: cv2.resize(img, (iw, ih), interpolation=cv2.INTER_AREA),
+                                       boxes, img.shape[1], img.shape[0])
+
+
+def test_a_box_at_the_frames_edge_that_centerface_does_not_confirm_is_kept_doubted_never_dropped():
+    """At the frame's edge a face may be half cut off, too little of a face for CenterFace on its crop: the
+    astronaut's face (about 100 px) with half of it beyond the left edge is boxed by YuNet (0.5) and not
+    confirmed (CenterFace 0.1); it is kept, doubted (blurred on its own sample interval, never spread). With a
+    third of it cut off it is confirmed and kept with its score. The cat that is dropped off the edge stays at
+    the top edge, doubted."""
+    from skimage import data
+
+    from redactor.detectors.crop_check import doubted
+
+    ast = data.astronaut()  # the face spans about x 0.33-0.62 of the photo's width
+    face = (int(0.33 * ast.shape[1]), int(0.62 * ast.shape[1]))
+    boxes, kept = _checked(_at_left_edge(ast, face[0] + (face[1] - face[0]) // 2))
+    assert len(boxes) == 1 and boxes[0, 0] < 5 and sizes(boxes)[0] > 80, boxes
+    assert len(kept) == 1 and doubted(kept).all(), kept
+    boxes, kept = _checked(_at_left_edge(ast, face[0] + (face[1] - face[0]) // 3))
+    assert len(boxes) == 1 and boxes[0, 0] < 5, boxes
+    np.testing.assert_array_equal(kept, boxes)
+    img = np.full((544, 960, 3), 128, np.uint8)
+    cat = data.chelsea()
+    img[:cat.shape[0], 200:200 + cat.shape[1]] = cat
+    boxes, kept = _checked(img)
+    assert len(boxes) == 1 and boxes[0, 1] < 0.1 * sizes(boxes)[0], boxes  # at the top edge
+    assert len(kept) == 1 and doubted(kept).all(), kept
