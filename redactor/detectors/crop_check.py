@@ -2,12 +2,11 @@
 about one box of another detector at a time, on the box's surroundings scaled to a small input.
 
 YuNet scores textures it finds again on every sample (a vase of flowers, a table edge, a patterned vest, a cat's
-face, hands) 0.36-0.88 as faces, and finds them again on their own crops just as surely; CenterFace scores most
-of them under 0.2 there, and the faces beside them 0.57-0.92. A box CenterFace does not confirm on its crop is
-dropped (``drop``), unless it lies at the frame's edge, where a face may be half cut off. Kept instead, it is
-marked by a negative score (``DOUBTED``, ``doubted``): blurred on its own sample but never spread
-(``tracking.coverage.confirmed``), starting no small-face track (``tracking.tracks``) and not held from a fine
-pass (``chunk``). Any error here propagates: the segment fails like on any detector error."""
+face, hands) 0.36-0.88 as faces, and finds them again on their own crops just as surely; CenterFace scores them
+0-0.2 there, and the faces beside them 0.57-0.94. A box CenterFace does not confirm on its crop is dropped
+(``drop``). Kept instead, it is marked by a negative score (``DOUBTED``, ``doubted``): blurred on its own sample
+but never spread (``tracking.coverage.confirmed``), starting no small-face track (``tracking.tracks``) and not
+held from a fine pass (``chunk``). Any error here propagates: the segment fails like on any detector error."""
 from __future__ import annotations
 
 import numpy as np
@@ -50,7 +49,6 @@ class CropCheck:
     # of its sizes away, is confirmed without a new call, up to REASK - 1 checks in a row
     SAME_FACE = 2.5  # faces crossing a 1080p frame in about a second move two sizes per sample
     REASK = 6  # a face is asked about again on every REASK-th check that finds it
-    EDGE = 0.1  # a box within this share of its size of the frame's edge is cut by it: never dropped, only doubted
 
     def __init__(self, model_path: str | None = None, drop: bool = True):
         """``model_path``: the CenterFace model (default: ``model.default_centerface_path``). It is checked here,
@@ -118,20 +116,19 @@ class CropCheck:
         return seen
 
     def check(self, image, boxes: np.ndarray, dw: int, dh: int, kind: str = "pass") -> np.ndarray:
-        """``boxes`` (display px of a dw x dh frame) less those of at least ``MIN_FACE`` px that CenterFace does not
-        confirm on their crop (without ``drop``: kept and scored ``DOUBTED``). A box at the frame's edge (within
-        ``EDGE`` of its size) is checked on a crop black beyond the picture, and one CenterFace does not confirm
-        is kept, ``DOUBTED``, never dropped: a face half cut by the edge is too little of a face for CenterFace
-        (the astronaut's half face: 0.07-0.14), and YuNet finds it on every sample while it stays there.
+        """``boxes`` (display px of a dw x dh frame) less those of at least ``MIN_FACE`` px, clear of the frame's
+        edge, that CenterFace does not confirm on their crop (without ``drop``: kept and scored ``DOUBTED``).
         ``image(width, height)``: the RGB display frame at that size. A box ``seen_before`` in the last check of
         this ``kind`` is confirmed without a call (a pass and a tracking step look for other faces on the same
         frames, so each keeps its own)."""
+        # a box at the frame's edge (within a tenth of its size) is never checked: a face cut by the edge, half
+        # in the picture, is no face to CenterFace on its crop (edge sweep: a half face leaving at 5 fps)
         s = sizes(boxes)
-        m = self.EDGE * s
-        edge = (boxes[:, 0] <= m) | (boxes[:, 1] <= m) | (boxes[:, 2] >= dw - m) | (boxes[:, 3] >= dh - m)
+        m = 0.1 * s
+        inner = (boxes[:, 0] > m) & (boxes[:, 1] > m) & (boxes[:, 2] < dw - m) & (boxes[:, 3] < dh - m)
         unasked = self.seen_before(boxes, dw, dh, kind)
-        sure = (s >= self.MIN_FACE) & (unasked >= 0)
-        ask = np.nonzero((s >= self.MIN_FACE) & ~sure)[0]
+        sure = (s >= self.MIN_FACE) & inner & (unasked >= 0)
+        ask = np.nonzero((s >= self.MIN_FACE) & inner & ~sure)[0]
         out, gone = boxes.copy(), np.zeros(len(boxes), bool)
         if len(ask):
             # the crops need no more than SIDE px across: the frame is scaled down so the smallest one is that big
@@ -143,6 +140,6 @@ class CropCheck:
                 sure[n] = c is not None and self.centerface_finds(*c)
                 if not sure[n]:
                     out[n, 4] = DOUBTED
-                    gone[n] = c is not None and self.drop and not edge[n]
+                    gone[n] = c is not None and self.drop
         self.known[kind] = (dw, dh, boxes[sure], np.maximum(unasked, 0)[sure])
         return out[~gone]
