@@ -597,3 +597,26 @@ def test_a_track_on_flowers_finds_more_flowers_and_the_crop_check_drops_those_ce
     face = YuNet(Config(detector="yunet"), None).track(frame, woman)
     np.testing.assert_array_equal(face, unchecked.track(frame, woman))
     assert len(face) == 1
+
+
+def test_a_box_at_the_frames_edge_is_never_checked_so_a_half_face_there_is_kept_as_found():
+    """At the frame's edge a face may be half cut off, too little of a face for CenterFace on its crop (the
+    astronaut's face of about 100 px half beyond the left edge: CenterFace 0.1 where YuNet finds it at 0.5). A box
+    within a tenth of its size of the edge is never checked: that half face is kept as found, without a call."""
+    import cv2
+    from skimage import data
+
+    ast = data.astronaut()  # the face spans about x 0.33-0.62 of the photo's width
+    x0, x1 = int(0.33 * ast.shape[1]), int(0.62 * ast.shape[1])
+    img = np.full((544, 960, 3), 128, np.uint8)
+    part = ast[:, x0 + (x1 - x0) // 2:][:, :960]
+    img[32:32 + part.shape[0], :part.shape[1]] = part
+    det = YuNet(Config(detector="yunet"), None)
+    boxes = det.detect_bgr(np.ascontiguousarray(img[:, :, ::-1]))
+    assert len(boxes) == 1 and boxes[0, 0] < 5 and sizes(boxes)[0] > 80, boxes
+    kept = det.crop_check.check(lambda iw, ih: cv2.resize(img, (iw, ih), interpolation=cv2.INTER_AREA), boxes, 960, 544)
+    np.testing.assert_array_equal(kept, boxes)
+    assert det.crop_check.calls == 0
+    inside = boxes + [[40, 0, 40, 0, 0]]  # the same box clear of the edge is asked about, and not confirmed
+    assert len(det.crop_check.check(lambda iw, ih: cv2.resize(img, (iw, ih), interpolation=cv2.INTER_AREA),
+                                    inside, 960, 544)) == 0

@@ -2,9 +2,9 @@
 about one box of another detector at a time, on the box's surroundings scaled to a small input.
 
 YuNet scores textures it finds again on every sample (a vase of flowers, a table edge, a patterned vest, a cat's
-face, hands) 0.36-0.88 as faces, and finds them again on their own crops just as surely; CenterFace scores them
-0-0.2 there, and the faces beside them 0.57-0.94. A box CenterFace does not confirm on its crop is dropped
-(``drop``). Kept instead, it is marked by a negative score (``DOUBTED``, ``doubted``): blurred on its own sample
+face, hands) 0.36-0.88 as faces, and finds them again on their own crops just as surely; CenterFace scores most
+of them under 0.2 there, and the faces beside them 0.57-0.92. A box CenterFace does not confirm on its crop is
+dropped (``drop``). Kept instead, it is marked by a negative score (``DOUBTED``, ``doubted``): blurred on its own sample
 but never spread (``tracking.coverage.confirmed``), starting no small-face track (``tracking.tracks``) and not
 held from a fine pass (``chunk``). Any error here propagates: the segment fails like on any detector error."""
 from __future__ import annotations
