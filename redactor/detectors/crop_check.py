@@ -40,7 +40,7 @@ class CropCheck:
     ``GROW`` times about its centre (square); confirmed where a CenterFace box of score >= ``SCORE`` overlaps
     at least ``OVERLAP`` of the smaller of the two."""
 
-    MIN_FACE = 16.0  # display px (the engine's min_face): smaller boxes are never checked
+    MIN_FACE = 8.0  # display px, half the engine's min_face: smaller boxes are never checked
     GROW = 2.0
     SIDE = 160  # the crop's model px: a box is 80 of them
     SCORE = 0.2
