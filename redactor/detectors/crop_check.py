@@ -122,7 +122,8 @@ class CropCheck:
         this ``kind`` is confirmed without a call (a pass and a tracking step look for other faces on the same
         frames, so each keeps its own)."""
         # a box at the frame's edge (within a tenth of its size) is never checked: a face cut by the edge, half
-        # in the picture, is no face to CenterFace on its crop (edge sweep: a half face leaving at 5 fps)
+        # in the picture, is no face to CenterFace on its crop (the astronaut's half face: 0.1); dropped, such a
+        # box leaks that face, and kept doubted it is not carried to the frame before it (docs/detectors.md)
         s = sizes(boxes)
         m = 0.1 * s
         inner = (boxes[:, 0] > m) & (boxes[:, 1] > m) & (boxes[:, 2] < dw - m) & (boxes[:, 3] < dh - m)
