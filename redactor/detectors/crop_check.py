@@ -23,16 +23,17 @@ def doubted(boxes: np.ndarray) -> np.ndarray:
     return boxes[:, 4] < 0 if len(boxes) else np.zeros(0, bool)
 
 
-def overlaps(b: np.ndarray, found: np.ndarray, share: float) -> bool:
-    """Whether a box of ``found`` (rows x0, y0, x1, y1, ...) overlaps the box ``b`` by at least ``share`` of the
-    smaller of the two."""
+def best_overlapping(b: np.ndarray, found: np.ndarray, share: float) -> np.ndarray | None:
+    """The best-scored box of ``found`` (rows x0, y0, x1, y1, score) that overlaps the box ``b`` by at least
+    ``share`` of the smaller of the two; None when none does."""
     if not len(found):
-        return False
+        return None
     ix = np.clip(np.minimum(b[2], found[:, 2]) - np.maximum(b[0], found[:, 0]), 0, None)
     iy = np.clip(np.minimum(b[3], found[:, 3]) - np.maximum(b[1], found[:, 1]), 0, None)
     area = (b[2] - b[0]) * (b[3] - b[1])
     farea = (found[:, 2] - found[:, 0]) * (found[:, 3] - found[:, 1])
-    return bool((ix * iy >= share * np.minimum(area, farea)).any())
+    hit = np.nonzero(ix * iy >= share * np.minimum(area, farea))[0]
+    return found[hit[np.argmax(found[hit, 4])]] if len(hit) else None
 
 
 class CropCheck:
@@ -44,11 +45,21 @@ class CropCheck:
     GROW = 2.0
     SIDE = 160  # the crop's model px: a box is 80 of them
     SCORE = 0.2
+    # a box of at least SPREAD_FROM display px where CenterFace finds a face of at least SURE_SIZE crop px (half
+    # the box's) needs SPREAD_SCORE: CenterFace scores the frontal faces it sees that large 0.66-0.93, the
+    # textures YuNet takes for faces (a vase of flowers) 0.2-0.54 (docs/detectors.md). Smaller boxes come out
+    # blurred on their crop, and a face small in its crop is a loose box around a smaller face: both score
+    # lower, and need SCORE only
+    SPREAD_SCORE = 0.6
+    SPREAD_FROM = 16.0
+    SURE_SHARE = 0.5
     OVERLAP = 0.3
     # a box paired with a face CenterFace confirmed in the last check (of the same frame size), at most SAME_FACE
     # of its sizes away, is confirmed without a new call, up to REASK - 1 checks in a row
     SAME_FACE = 2.5  # faces crossing a 1080p frame in about a second move two sizes per sample
     REASK = 6  # a face is asked about again on every REASK-th check that finds it
+    # ... and within SAME_SIZE times its size: a face 2.5 sizes from a vase of flowers is not the vase
+    SAME_SIZE = 1.5
 
     def __init__(self, model_path: str | None = None, drop: bool = True):
         """``model_path``: the CenterFace model (default: ``model.default_centerface_path``). It is checked here,
@@ -67,9 +78,10 @@ class CropCheck:
         self.known: dict[str, tuple[int, int, np.ndarray, np.ndarray]] = {}
         self.drop = drop
 
-    def crop(self, img: np.ndarray, box: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray] | None:
+    def crop(self, img: np.ndarray, box: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray, tuple] | None:
         """The ``SIDE`` x ``SIDE`` crop around ``box`` (display px) of ``img`` (the display frame scaled by
-        ``scale``), black beyond the picture, and the box in its px; None when the crop misses the picture."""
+        ``scale``), black beyond the picture, the box in its px, and where the crop lies (x0, y0 in ``img`` px,
+        crop px per ``img`` px); None when the crop misses the picture."""
         cx, cy = (box[0] + box[2]) / 2 * scale, (box[1] + box[3]) / 2 * scale
         half = max(box[2] - box[0], box[3] - box[1]) * scale * self.GROW / 2
         x0, y0 = int(round(cx - half)), int(round(cy - half))
@@ -84,23 +96,52 @@ class CropCheck:
                                if side > self.SIDE else self.cv2.INTER_LINEAR)
         k = self.SIDE / side  # crop model px per crop px
         return crop, np.array([(box[0] * scale - x0) * k, (box[1] * scale - y0) * k,
-                               (box[2] * scale - x0) * k, (box[3] * scale - y0) * k], np.float32)
+                               (box[2] * scale - x0) * k, (box[3] * scale - y0) * k], np.float32), (x0, y0, k)
+
+    def score_box(self, img: np.ndarray, box: np.ndarray, scale: float) -> tuple[float | None, np.ndarray | None]:
+        """CenterFace on the crop of ``box`` (display px) from the RGB display image ``img`` (the display frame
+        scaled by ``scale``): its best score for a face overlapping the box, from ``SCORE`` up (0: none), and
+        that face (display px); (None, None) when the crop misses the picture."""
+        c = self.crop(img, box, scale)
+        if c is None:
+            return None, None
+        crop, b, (x0, y0, k) = c
+        face = self.centerface_face(crop, b)
+        if face is None:
+            return 0.0, None
+        return float(face[4]), np.array([(face[0] / k + x0) / scale, (face[1] / k + y0) / scale,
+                                         (face[2] / k + x0) / scale, (face[3] / k + y0) / scale, face[4]], np.float32)
 
     def confirms(self, img: np.ndarray, box: np.ndarray, scale: float) -> bool:
         """Whether CenterFace finds a face on the crop of ``box`` (display px) from the RGB display image ``img``
         (the display frame scaled by ``scale``)."""
-        c = self.crop(img, box, scale)
-        return c is not None and self.centerface_finds(*c)
+        return (self.score_box(img, box, scale)[0] or 0.0) >= self.SCORE
 
-    def centerface_finds(self, crop: np.ndarray, b: np.ndarray) -> bool:
-        """Whether CenterFace finds a face overlapping ``b`` on the RGB ``crop`` (``SIDE`` px square)."""
+    def sure_of(self, img: np.ndarray, box: np.ndarray, score: float, face: np.ndarray | None, scale: float) -> bool:
+        """Whether CenterFace's ``face`` (display px, scored ``score``) on the crop of ``box`` confirms it: a box
+        under ``SPREAD_FROM`` px from ``SCORE``, a larger one from ``SPREAD_SCORE``; a face under ``SURE_SHARE``
+        of the box's size (a loose box around a smaller face, small in its crop) is asked about again on its own
+        crop, and needs no more than ``SCORE`` if it is under ``SPREAD_FROM`` px."""
+        size = max(box[2] - box[0], box[3] - box[1])
+        if score < self.SCORE or size < self.SPREAD_FROM:
+            return score >= self.SCORE
+        fsize = max(face[2] - face[0], face[3] - face[1])
+        if fsize < self.SURE_SHARE * size:
+            if fsize < self.SPREAD_FROM:
+                return True
+            score = self.score_box(img, face, scale)[0] or 0.0
+        return score >= self.SPREAD_SCORE
+
+    def centerface_face(self, crop: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+        """CenterFace's best-scored face (crop px, score) overlapping ``b`` on the RGB ``crop`` (``SIDE`` px
+        square), from ``SCORE`` up; None when it finds none."""
         if self.net is None:
             self.net = self.cv2.dnn.readNetFromONNX(str(self._path))
         blob = self.cv2.dnn.blobFromImage(crop, 1.0, (self.SIDE, self.SIDE), (0, 0, 0), swapRB=False, crop=False)
         self.net.setInput(blob)
         heatmap, sc, offset, _ = self.net.forward(CenterFace.OUTPUTS)
         self.calls += 1
-        return overlaps(b, CenterFace.decode(heatmap, sc, offset, self.SCORE), self.OVERLAP)
+        return best_overlapping(b, CenterFace.decode(heatmap, sc, offset, self.SCORE), self.OVERLAP)
 
     def seen_before(self, boxes: np.ndarray, dw: int, dh: int, kind: str) -> np.ndarray:
         """How many checks in a row each of ``boxes`` has gone unasked, as the face CenterFace confirmed in the
@@ -110,8 +151,9 @@ class CropCheck:
         seen = np.full(len(boxes), -1)
         known = self.known.get(kind)
         if known is not None and known[:2] == (dw, dh):
+            ratio = sizes(boxes)[:, None] / np.maximum(sizes(known[2]), 1.0)[None, :]
             for x, y in match(boxes, known[2], max_dist=self.SAME_FACE, size_weight=SIZE_WEIGHT):
-                if known[3][y] + 1 < self.REASK:
+                if known[3][y] + 1 < self.REASK and 1 / self.SAME_SIZE <= ratio[x, y] <= self.SAME_SIZE:
                     seen[x] = known[3][y] + 1
         return seen
 
@@ -137,10 +179,10 @@ class CropCheck:
             iw, ih = max(1, int(round(dw * scale))), max(1, int(round(dh * scale)))
             img = image(iw, ih)
             for n in ask:
-                c = self.crop(img, boxes[n], iw / dw)
-                sure[n] = c is not None and self.centerface_finds(*c)
+                score, face = self.score_box(img, boxes[n], iw / dw)
+                sure[n] = score is not None and self.sure_of(img, boxes[n], score, face, iw / dw)
                 if not sure[n]:
                     out[n, 4] = DOUBTED
-                    gone[n] = c is not None and self.drop
+                    gone[n] = score is not None and self.drop
         self.known[kind] = (dw, dh, boxes[sure], np.maximum(unasked, 0)[sure])
         return out[~gone]

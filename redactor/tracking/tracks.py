@@ -40,7 +40,8 @@ def track_step(detector, frame, tracks, velocity, misses, k: int, small_face: fl
         found = as_boxes(detector.track(frame, pred, spread))
     # a track ends once its face has grown well past the coarse pass's cut-off (hysteresis: a face near the
     # cut-off measured a little larger in one window must not lose its track and come back as a new one)
-    small = found[sizes(found) < TRACK_GROWN * small_face]
+    # (not a box a second model doubted on its crop, ``detectors.crop_check``: it covers its own frame only)
+    small = found[(sizes(found) < TRACK_GROWN * small_face) & (found[:, 4] >= 0)] if len(found) else found
     pairs = match(pred, small, max_dist=4.5)  # anything found in its window continues the track
     got = {a for a, _ in pairs}
     vel = np.zeros((len(small), 2), np.float32)
