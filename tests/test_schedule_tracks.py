@@ -178,6 +178,19 @@ def test_tracks_learn_velocity_and_follow_a_fast_small_face():
     assert len(t) == 1 and t.misses[0] == 0
 
 
+def test_a_doubted_box_a_tracking_window_finds_covers_its_frame_and_continues_no_track():
+    """A window finds a box a second model doubted on its crop (scored below 0, ``detectors.crop_check``) where
+    the track's face was: it covers its own frame, but the track is lost (carried on its predicted path), not
+    continued from it; the same box confirmed continues the track."""
+    for score, continued in ((-1.0, False), (0.9, True)):
+        faces = {0: [_box(100, 100)], 1: [_box(104, 100, score=score)]}
+        t = SmallFaceTracks(small_face=30.0)
+        t.reseed(np.array(faces[0], np.float32), 0)
+        cover, _ = t.step(FakeTracker(faces), _Frame(1), 1, np.zeros((0, 5), np.float32))
+        assert [104.0, 100.0] in [list(c) for c in _centres(cover)], (score, cover)
+        assert len(t) == 1 and (t.misses[0] == 0) == continued, (score, t.boxes, t.misses)
+
+
 def test_lost_tracks_are_carried_then_dropped_and_grown_faces_end_their_track():
     faces = {0: [_box(100, 100)], 1: [_box(105, 100)]}  # the face vanishes after frame 1
     det = FakeTracker(faces)

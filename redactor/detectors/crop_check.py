@@ -3,8 +3,8 @@ about one box of another detector at a time, on the box's surroundings scaled to
 
 YuNet scores textures it finds again on every sample (a vase of flowers, a table edge, a patterned vest, a cat's
 face, hands) 0.36-0.88 as faces, and finds them again on their own crops just as surely; CenterFace scores most
-of them under 0.2 there, and the faces beside them 0.57-0.92. A box CenterFace does not confirm on its crop is
-dropped (``drop``). Kept instead, it is marked by a negative score (``DOUBTED``, ``doubted``): blurred on its own sample
+of them under 0.2 there, the rest under 0.6, and the faces of 16 px and up beside them 0.66-0.93. A box
+CenterFace does not confirm on its crop (``CropCheck.sure_of``) is dropped (``drop``). Kept instead, it is marked by a negative score (``DOUBTED``, ``doubted``): blurred on its own sample
 but never spread (``tracking.coverage.confirmed``), starting no small-face track (``tracking.tracks``) and not
 held from a fine pass (``chunk``). Any error here propagates: the segment fails like on any detector error."""
 from __future__ import annotations
@@ -45,11 +45,11 @@ class CropCheck:
     GROW = 2.0
     SIDE = 160  # the crop's model px: a box is 80 of them
     SCORE = 0.2
-    # a box of at least SPREAD_FROM display px where CenterFace finds a face of at least SURE_SIZE crop px (half
-    # the box's) needs SPREAD_SCORE: CenterFace scores the frontal faces it sees that large 0.66-0.93, the
-    # textures YuNet takes for faces (a vase of flowers) 0.2-0.54 (docs/detectors.md). Smaller boxes come out
-    # blurred on their crop, and a face small in its crop is a loose box around a smaller face: both score
-    # lower, and need SCORE only
+    # a box of at least SPREAD_FROM display px needs SPREAD_SCORE: CenterFace scores the faces it sees filling
+    # their crop 0.66-0.93, the textures YuNet takes for faces (a vase of peonies, 30-60 px) 0.2-0.54. Smaller
+    # boxes come out blurred on their crop and score lower (true faces of 8-11 px: 0.25-0.73), so they need
+    # SCORE only. A face CenterFace finds under SURE_SHARE of the box's size is small in its crop (a loose box
+    # around a smaller face: 0.58 for a 110 px face boxed 233 px): it is asked about again on its own crop
     SPREAD_SCORE = 0.6
     SPREAD_FROM = 16.0
     SURE_SHARE = 0.5
