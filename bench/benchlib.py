@@ -329,3 +329,19 @@ class LocalChannel:
 
     def fetch(self, keys: list, wait: bool = False) -> dict:
         return {k: self.shared[k] for k in keys if k in self.shared}
+
+
+HAND_CHECKED = BENCH / "precision_faces.json"
+
+
+def hand_checked(label: str) -> dict:
+    """The face boxes checked by eye on sampled frames of a real clip (``precision_faces.json``, how they were
+    checked is written there): {frame: (n, 4) array} on its checked frames ({} if none)."""
+    import numpy as np
+
+    if not HAND_CHECKED.is_file():
+        return {}
+    clip = json.loads(HAND_CHECKED.read_text())["clips"].get(label)
+    if not clip:
+        return {}
+    return {int(f): np.asarray(clip["faces"].get(str(f), []), np.float32).reshape(-1, 4) for f in clip["checked"]}

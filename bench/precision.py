@@ -64,7 +64,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as common  # noqa: E402
 
-HAND_CHECKED = common.BENCH / "precision_faces.json"
+HAND_CHECKED = common.HAND_CHECKED
 DETECTORS = ("yunet", "centerface")
 BLOCK = 8  # px, at the measuring scale
 MEASURE_WIDTH = 640  # frames are measured at most this wide and at most half size (the finest detail, which
@@ -123,14 +123,7 @@ def collect_clips(a) -> list[tuple[str, str, dict | None]]:
 
 
 # ------------------------------------------------------------------------------------------------ the judge
-def hand_checked(label: str) -> dict[int, np.ndarray]:
-    """The boxes checked by eye for a real clip: {frame: (n, 4)} on its checked frames ({} if none)."""
-    if not HAND_CHECKED.is_file():
-        return {}
-    clip = json.loads(HAND_CHECKED.read_text())["clips"].get(label)
-    if not clip:
-        return {}
-    return {int(f): np.asarray(clip["faces"].get(str(f), []), np.float32).reshape(-1, 4) for f in clip["checked"]}
+hand_checked = common.hand_checked  # the boxes checked by eye: {frame: (n, 4)} on a real clip's checked frames
 
 
 def dlib_faces(path: str, n_frames: int, width: int) -> dict[int, np.ndarray]:
