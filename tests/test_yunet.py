@@ -400,6 +400,7 @@ def test_a_box_beyond_yunets_range_stands_only_where_the_large_face_pass_finds_i
     frames = _frames(WEARABLE, {0, 10})
     kept = [det([f])[0] for f in frames]
     monkeypatch.setattr(YuNet, "CONFIRM_OVERLAP", 0.0)  # any large-pass box, or none, confirms
+    monkeypatch.setattr(det, "crop_check", None)  # and no second model drops them on their crops (rule 3)
     unchecked = [det([f])[0] for f in frames]
     for k, u in zip(kept, unchecked):
         assert sizes(u).max() > 480  # without the rule: the table, the hands
@@ -706,24 +707,39 @@ def test_a_remembered_face_confirms_only_a_box_of_about_its_size():
     assert cc.calls == before + 1
 
 
-def test_a_box_at_the_frames_edge_is_never_checked_so_a_half_face_there_is_kept_as_found():
-    """At the frame's edge a face may be half cut off, too little of a face for CenterFace on its crop (the
-    astronaut's face of about 100 px half beyond the left edge: CenterFace 0.1 where YuNet finds it at 0.5). A box
-    within a tenth of its size of the edge is never checked: that half face is kept as found, without a call."""
+def test_a_face_cut_by_the_frames_edge_is_confirmed_on_its_crop_and_a_texture_there_is_dropped():
+    """At the frame's edge a face may be cut off. The crop is mirrored beyond the left and right edges and black
+    above and below, and a box at the edge needs ``SCORE`` only: the astronaut's face half beyond the left edge
+    (YuNet 0.5; CenterFace 0.0 on a black-padded crop, 0.74 mirrored), the same beyond the right edge, and
+    her face cut by the top and the bottom edge are confirmed and kept as found. A patch of noise YuNet is
+    shown at the left edge is dropped."""
     import cv2
     from skimage import data
 
-    ast = data.astronaut()  # the face spans about x 0.33-0.62 of the photo's width
+    def checked(img, boxes):
+        det.crop_check.known.clear()
+        return det.crop_check.check(lambda iw, ih: cv2.resize(img, (iw, ih), interpolation=cv2.INTER_AREA),
+                                    boxes, img.shape[1], img.shape[0])
+
+    ast = data.astronaut()  # the face spans about x 0.33-0.62 of the photo's width, y 0.12-0.42 of its height
     x0, x1 = int(0.33 * ast.shape[1]), int(0.62 * ast.shape[1])
-    img = np.full((544, 960, 3), 128, np.uint8)
+    left = np.full((544, 960, 3), 128, np.uint8)
     part = ast[:, x0 + (x1 - x0) // 2:][:, :960]
-    img[32:32 + part.shape[0], :part.shape[1]] = part
+    left[32:32 + part.shape[0], :part.shape[1]] = part
+    top = np.full((544, 960, 3), 128, np.uint8)
+    top[:512 - 92, 200:712] = ast[92:]
+    bottom = np.full((544, 960, 3), 128, np.uint8)
+    bottom[544 - 175:, 200:712] = ast[:175]
     det = YuNet(Config(detector="yunet"), None)
-    boxes = det.detect_bgr(np.ascontiguousarray(img[:, :, ::-1]))
-    assert len(boxes) == 1 and boxes[0, 0] < 5 and sizes(boxes)[0] > 80, boxes
-    kept = det.crop_check.check(lambda iw, ih: cv2.resize(img, (iw, ih), interpolation=cv2.INTER_AREA), boxes, 960, 544)
-    np.testing.assert_array_equal(kept, boxes)
-    assert det.crop_check.calls == 0
-    inside = boxes + [[40, 0, 40, 0, 0]]  # the same box clear of the edge is asked about, and not confirmed
-    assert len(det.crop_check.check(lambda iw, ih: cv2.resize(img, (iw, ih), interpolation=cv2.INTER_AREA),
-                                    inside, 960, 544)) == 0
+    for name, img in (("left", left), ("right", np.ascontiguousarray(left[:, ::-1])), ("top", top),
+                      ("bottom", bottom)):
+        boxes = det.detect_bgr(np.ascontiguousarray(img[:, :, ::-1]))
+        assert len(boxes) == 1 and sizes(boxes)[0] > 60, (name, boxes)
+        b = boxes[0]
+        assert min(b[0], b[1], 960 - b[2], 544 - b[3]) < 0.1 * sizes(boxes)[0], (name, b)  # at the edge
+        calls = det.crop_check.calls
+        np.testing.assert_array_equal(checked(img, boxes), boxes)
+        assert det.crop_check.calls == calls + 1, name
+    noise = np.full((544, 960, 3), 128, np.uint8)
+    noise[200:300, :90] = np.random.default_rng(4).integers(0, 255, (100, 90, 3), dtype=np.uint8)
+    assert len(checked(noise, np.array([[0, 200, 90, 300, 0.6]], np.float32))) == 0

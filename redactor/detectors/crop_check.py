@@ -53,6 +53,11 @@ class CropCheck:
     SPREAD_SCORE = 0.6
     SPREAD_FROM = 16.0
     SURE_SHARE = 0.5
+    # a box within a tenth of its size of the frame's edge is checked too (CHECK_EDGE), from SCORE: a face cut by
+    # the edge shows only part of itself. Its crop is mirrored beyond the left and right edges, so a face cut in
+    # half there is a whole face again (the astronaut's: 0.0 on a black-padded crop, 0.74 mirrored); a face cut
+    # by the top or bottom edge keeps its eyes, nose and mouth, and is confirmed on black (0.68-0.92)
+    CHECK_EDGE = True
     OVERLAP = 0.3
     # a box paired with a face CenterFace confirmed in the last check (of the same frame size), at most SAME_FACE
     # of its sizes away, is confirmed without a new call, up to REASK - 1 checks in a row
@@ -81,17 +86,20 @@ class CropCheck:
     def crop(self, img: np.ndarray, box: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray, tuple] | None:
         """The ``SIDE`` x ``SIDE`` crop around ``box`` (display px) of ``img`` (the display frame scaled by
         ``scale``), black beyond the picture, the box in its px, and where the crop lies (x0, y0 in ``img`` px,
-        crop px per ``img`` px); None when the crop misses the picture."""
+        crop px per ``img`` px); None when the crop misses the picture. Beyond the picture's left and right edges
+        the crop is the picture mirrored, above and below it black (``CHECK_EDGE``)."""
         cx, cy = (box[0] + box[2]) / 2 * scale, (box[1] + box[3]) / 2 * scale
         half = max(box[2] - box[0], box[3] - box[1]) * scale * self.GROW / 2
         x0, y0 = int(round(cx - half)), int(round(cy - half))
         side = max(1, int(round(2 * half)))
-        crop = np.zeros((side, side, 3), np.uint8)  # outside the picture: black
+        crop = np.zeros((side, side, 3), np.uint8)  # above and below the picture: black
         h, w = img.shape[:2]
         sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x0 + side), min(h, y0 + side)
         if sx1 <= sx0 or sy1 <= sy0:
             return None
-        crop[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = img[sy0:sy1, sx0:sx1]
+        # beyond its left and right edges, the picture mirrored: a face cut there in half is a face again
+        crop[sy0 - y0:sy1 - y0] = np.pad(img[sy0:sy1, sx0:sx1], ((0, 0), (sx0 - x0, x0 + side - sx1), (0, 0)),
+                                         mode="symmetric")
         crop = self.cv2.resize(crop, (self.SIDE, self.SIDE), interpolation=self.cv2.INTER_AREA
                                if side > self.SIDE else self.cv2.INTER_LINEAR)
         k = self.SIDE / side  # crop model px per crop px
@@ -117,13 +125,14 @@ class CropCheck:
         (the display frame scaled by ``scale``)."""
         return (self.score_box(img, box, scale)[0] or 0.0) >= self.SCORE
 
-    def sure_of(self, img: np.ndarray, box: np.ndarray, score: float, face: np.ndarray | None, scale: float) -> bool:
+    def sure_of(self, img: np.ndarray, box: np.ndarray, score: float, face: np.ndarray | None, scale: float,
+                edge: bool = False) -> bool:
         """Whether CenterFace's ``face`` (display px, scored ``score``) on the crop of ``box`` confirms it: a box
         under ``SPREAD_FROM`` px from ``SCORE``, a larger one from ``SPREAD_SCORE``; a face under ``SURE_SHARE``
         of the box's size (a loose box around a smaller face, small in its crop) is asked about again on its own
         crop, and needs no more than ``SCORE`` if it is under ``SPREAD_FROM`` px."""
         size = max(box[2] - box[0], box[3] - box[1])
-        if score < self.SCORE or size < self.SPREAD_FROM:
+        if score < self.SCORE or size < self.SPREAD_FROM or edge:
             return score >= self.SCORE
         fsize = max(face[2] - face[0], face[3] - face[1])
         if fsize < self.SURE_SHARE * size:
@@ -158,20 +167,19 @@ class CropCheck:
         return seen
 
     def check(self, image, boxes: np.ndarray, dw: int, dh: int, kind: str = "pass") -> np.ndarray:
-        """``boxes`` (display px of a dw x dh frame) less those of at least ``MIN_FACE`` px, clear of the frame's
-        edge, that CenterFace does not confirm on their crop (without ``drop``: kept and scored ``DOUBTED``).
+        """``boxes`` (display px of a dw x dh frame) less those of at least ``MIN_FACE`` px that CenterFace does
+        not confirm on their crop (``sure_of``; without ``drop``: kept and scored ``DOUBTED``).
         ``image(width, height)``: the RGB display frame at that size. A box ``seen_before`` in the last check of
         this ``kind`` is confirmed without a call (a pass and a tracking step look for other faces on the same
         frames, so each keeps its own)."""
-        # a box at the frame's edge (within a tenth of its size) is never checked: a face cut by the edge, half
-        # in the picture, is no face to CenterFace on its crop (the astronaut's half face: 0.1); dropped, such a
-        # box leaks that face, and kept doubted it is not carried to the frame before it (docs/detectors.md)
         s = sizes(boxes)
         m = 0.1 * s
         inner = (boxes[:, 0] > m) & (boxes[:, 1] > m) & (boxes[:, 2] < dw - m) & (boxes[:, 3] < dh - m)
+        if not self.CHECK_EDGE:
+            s = np.where(inner, s, 0.0)  # boxes at the edge kept as found
         unasked = self.seen_before(boxes, dw, dh, kind)
-        sure = (s >= self.MIN_FACE) & inner & (unasked >= 0)
-        ask = np.nonzero((s >= self.MIN_FACE) & inner & ~sure)[0]
+        sure = (s >= self.MIN_FACE) & (unasked >= 0)
+        ask = np.nonzero((s >= self.MIN_FACE) & ~sure)[0]
         out, gone = boxes.copy(), np.zeros(len(boxes), bool)
         if len(ask):
             # the crops need no more than SIDE px across: the frame is scaled down so the smallest one is that big
@@ -180,7 +188,7 @@ class CropCheck:
             img = image(iw, ih)
             for n in ask:
                 score, face = self.score_box(img, boxes[n], iw / dw)
-                sure[n] = score is not None and self.sure_of(img, boxes[n], score, face, iw / dw)
+                sure[n] = score is not None and self.sure_of(img, boxes[n], score, face, iw / dw, not inner[n])
                 if not sure[n]:
                     out[n, 4] = DOUBTED
                     gone[n] = score is not None and self.drop

@@ -72,7 +72,7 @@ class YuNet(TwoTierModel):
     # the same coarse-px bounds reach faces up to 240 px, tapering to 360, as they are smaller in its input
     BLUR_TALL = 1.2
     BLUR_TALL_BELOW = (64.0, 96.0)
-    # boxes of at least CropCheck.MIN_FACE display px, clear of the frame's edge, found by a pass or in a tracking
+    # boxes of at least CropCheck.MIN_FACE display px (at the frame's edge too), found by a pass or in a tracking
     # window, are shown to CenterFace on their crop (a vase, a vest, a cat's face found again on every sample:
     # ``crop_check``); one it does not confirm is dropped (DROP_DOUBTED off: kept, doubted, blurred on its own
     # sample interval and never spread)
