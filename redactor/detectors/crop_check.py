@@ -120,11 +120,6 @@ class CropCheck:
         return float(face[4]), np.array([(face[0] / k + x0) / scale, (face[1] / k + y0) / scale,
                                          (face[2] / k + x0) / scale, (face[3] / k + y0) / scale, face[4]], np.float32)
 
-    def confirms(self, img: np.ndarray, box: np.ndarray, scale: float) -> bool:
-        """Whether CenterFace finds a face on the crop of ``box`` (display px) from the RGB display image ``img``
-        (the display frame scaled by ``scale``)."""
-        return (self.score_box(img, box, scale)[0] or 0.0) >= self.SCORE
-
     def sure_of(self, img: np.ndarray, box: np.ndarray, score: float, face: np.ndarray | None, scale: float,
                 edge: bool = False) -> bool:
         """Whether CenterFace's ``face`` (display px, scored ``score``) on the crop of ``box`` confirms it: a box
