@@ -146,3 +146,12 @@ def synthesized_once():
     outdir = tempfile.mkdtemp(prefix="redactor-cdk-out-")
     assembly, _stack = synth(outdir)
     return assembly.get_stack_by_name("Redactor").template, Path(assembly.directory)
+
+
+def ctrl_c_reaches():
+    """``preexec_fn`` of a child process a test sends SIGINT, as Ctrl-C on a terminal would: SIGINT back at its
+    default. A suite started in the background of a shell without job control inherits SIGINT ignored, and so
+    would every child: Python would install no KeyboardInterrupt handler there and the signal would do nothing."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -424,7 +424,8 @@ def interrupted_submit(cloud, path: Path, *args: str) -> tuple[int, str, str]:
     try:
         proc = subprocess.Popen([sys.executable, "-m", "redactor", "cloud", "submit", str(path), "--key", "trips",
                                  *args], cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True,
+                                preexec_fn=aws.ctrl_c_reaches)
         deadline = time.monotonic() + 60
         while not any(r.status == 200 for r in cloud.server.requests(cloud.p.raw, f"trips/{path.name}", "PUT")
                       if "partNumber=" in r.query):

@@ -19,6 +19,7 @@ import av
 import pytest
 
 from redactor import hls_presign as hp
+from tests.aws_support import ctrl_c_reaches
 from tests.moto_server import moto_server, _moto_server_session  # noqa: F401 - pytest fixtures
 
 BUCKET, STREAM = "output", "cam-1"
@@ -204,7 +205,8 @@ def test_the_command_prints_the_url_serves_it_and_stops_on_ctrl_c(s3, hls, moto_
     env = {**os.environ, **moto_server.env}
     proc = subprocess.Popen([sys.executable, "-m", "redactor.hls_presign", STREAM, "--bucket", BUCKET,
                              "--expires", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=str(Path(__file__).resolve().parent.parent))
+                            cwd=str(Path(__file__).resolve().parent.parent),
+                            preexec_fn=ctrl_c_reaches)
     try:
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:") and url.endswith(f"/{STREAM}/index.m3u8")
@@ -242,7 +244,8 @@ def test_cloud_play_finds_the_bucket_in_the_stack_and_re_signs_on_every_fetch(s3
     root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, **moto_server.env}
     proc = subprocess.Popen([sys.executable, "-m", "redactor", "cloud", "play", STREAM, "--expires", "60"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root,
+                            preexec_fn=ctrl_c_reaches)
     try:
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:") and url.endswith(f"/{STREAM}/index.m3u8"), proc.stderr.read()
