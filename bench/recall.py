@@ -140,7 +140,8 @@ def refuted_by_eye(checked: dict, i: int, box: np.ndarray, width: int, height: i
         return False
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     for f in faces:
-        fx, fy, hw, hh = (f[0] + f[2]) / 2, (f[1] + f[3]) / 2, (f[2] - f[0]) * EYE_NEAR / 2, (f[3] - f[1]) * EYE_NEAR / 2
+        fx, fy = (f[0] + f[2]) / 2, (f[1] + f[3]) / 2
+        hw, hh = (f[2] - f[0]) * EYE_NEAR / 2, (f[3] - f[1]) * EYE_NEAR / 2
         if (box[0] <= fx <= box[2] and box[1] <= fy <= box[3]) or (abs(cx - fx) <= hw and abs(cy - fy) <= hh):
             return False
     return True

@@ -4,9 +4,10 @@ about one box of another detector at a time, on the box's surroundings scaled to
 YuNet scores textures it finds again on every sample (a vase of flowers, a table edge, a patterned vest, a cat's
 face, hands) 0.36-0.88 as faces, and finds them again on their own crops just as surely; CenterFace scores most
 of them under 0.2 there, the rest under 0.6, and the faces of 16 px and up beside them 0.66-0.93. A box
-CenterFace does not confirm on its crop (``CropCheck.sure_of``) is dropped (``drop``). Kept instead, it is marked by a negative score (``DOUBTED``, ``doubted``): blurred on its own sample
-but never spread (``tracking.coverage.confirmed``), starting no small-face track (``tracking.tracks``) and not
-held from a fine pass (``chunk``). Any error here propagates: the segment fails like on any detector error."""
+CenterFace does not confirm on its crop (``CropCheck.sure_of``) is dropped (``drop``). Kept instead, it is
+marked by a negative score (``DOUBTED``, ``doubted``): blurred on its own sample but never spread
+(``tracking.coverage.confirmed``), starting no small-face track (``tracking.tracks``) and not held from a fine
+pass (``chunk``). Any error here propagates: the segment fails like on any detector error."""
 from __future__ import annotations
 
 import numpy as np
@@ -85,9 +86,9 @@ class CropCheck:
 
     def crop(self, img: np.ndarray, box: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray, tuple] | None:
         """The ``SIDE`` x ``SIDE`` crop around ``box`` (display px) of ``img`` (the display frame scaled by
-        ``scale``), black beyond the picture, the box in its px, and where the crop lies (x0, y0 in ``img`` px,
-        crop px per ``img`` px); None when the crop misses the picture. Beyond the picture's left and right edges
-        the crop is the picture mirrored, above and below it black (``CHECK_EDGE``)."""
+        ``scale``), the box in its px, and where the crop lies (x0, y0 in ``img`` px, crop px per ``img`` px);
+        None when the crop misses the picture. Beyond the picture's left and right edges the crop is the picture
+        mirrored, above and below it black."""
         cx, cy = (box[0] + box[2]) / 2 * scale, (box[1] + box[3]) / 2 * scale
         half = max(box[2] - box[0], box[3] - box[1]) * scale * self.GROW / 2
         x0, y0 = int(round(cx - half)), int(round(cy - half))
@@ -125,7 +126,8 @@ class CropCheck:
         """Whether CenterFace's ``face`` (display px, scored ``score``) on the crop of ``box`` confirms it: a box
         under ``SPREAD_FROM`` px from ``SCORE``, a larger one from ``SPREAD_SCORE``; a face under ``SURE_SHARE``
         of the box's size (a loose box around a smaller face, small in its crop) is asked about again on its own
-        crop, and needs no more than ``SCORE`` if it is under ``SPREAD_FROM`` px."""
+        crop, and needs no more than ``SCORE`` if it is under ``SPREAD_FROM`` px; a box at the frame's edge
+        (``edge``) needs ``SCORE``."""
         size = max(box[2] - box[0], box[3] - box[1])
         if score < self.SCORE or size < self.SPREAD_FROM or edge:
             return score >= self.SCORE
