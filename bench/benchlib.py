@@ -345,3 +345,35 @@ def hand_checked(label: str) -> dict:
     if not clip:
         return {}
     return {int(f): np.asarray(clip["faces"].get(str(f), []), np.float32).reshape(-1, 4) for f in clip["checked"]}
+
+
+def grow(boxes, factor: float):
+    """Boxes (x1, y1, x2, y2) grown ``factor`` times about their centres."""
+    import numpy as np
+
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    c = (b[:, :2] + b[:, 2:]) / 2
+    half = (b[:, 2:] - b[:, :2]) * factor / 2
+    return np.concatenate([c - half, c + half], axis=1)
+
+
+def inside(points, boxes):
+    """[i, j]: point i lies inside box j."""
+    import numpy as np
+
+    if len(points) == 0 or len(boxes) == 0:
+        return np.zeros((len(points), len(boxes)), bool)
+    return ((points[:, None, 0] >= boxes[None, :, 0]) & (points[:, None, 0] <= boxes[None, :, 2]) &
+            (points[:, None, 1] >= boxes[None, :, 1]) & (points[:, None, 1] <= boxes[None, :, 3]))
+
+
+def face_near(regions, faces, near_grow: float):
+    """Which ``regions`` (x1, y1, x2, y2) have a face near: a face centre inside the region, or the region's
+    centre inside a face grown ``near_grow`` times."""
+    import numpy as np
+
+    regions = np.asarray(regions, np.float32).reshape(-1, 4)
+    faces = np.asarray(faces, np.float32).reshape(-1, 4)
+    fc = (faces[:, :2] + faces[:, 2:]) / 2
+    rc = (regions[:, :2] + regions[:, 2:]) / 2
+    return inside(fc, regions).any(axis=0) | inside(rc, grow(faces, near_grow)).any(axis=1)

@@ -64,7 +64,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as common  # noqa: E402
 
-HAND_CHECKED = common.HAND_CHECKED
 DETECTORS = ("yunet", "centerface")
 BLOCK = 8  # px, at the measuring scale
 MEASURE_WIDTH = 640  # frames are measured at most this wide and at most half size (the finest detail, which
@@ -178,19 +177,7 @@ def judge_faces(i: int, gt: dict | None, checked: dict, dlib_boxes: dict) -> np.
 
 
 # ------------------------------------------------------------------------------------------------ measures
-def grow(boxes: np.ndarray, factor: float) -> np.ndarray:
-    b = np.asarray(boxes, np.float32).reshape(-1, 4)
-    c = (b[:, :2] + b[:, 2:]) / 2
-    half = (b[:, 2:] - b[:, :2]) * factor / 2
-    return np.concatenate([c - half, c + half], axis=1)
-
-
-def inside(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """[i, j]: point i lies inside box j."""
-    if len(points) == 0 or len(boxes) == 0:
-        return np.zeros((len(points), len(boxes)), bool)
-    return ((points[:, None, 0] >= boxes[None, :, 0]) & (points[:, None, 0] <= boxes[None, :, 2]) &
-            (points[:, None, 1] >= boxes[None, :, 1]) & (points[:, None, 1] <= boxes[None, :, 3]))
+grow, inside = common.grow, common.inside
 
 
 def boxes_without_face(regions: np.ndarray, faces: np.ndarray) -> int:
@@ -200,10 +187,7 @@ def boxes_without_face(regions: np.ndarray, faces: np.ndarray) -> int:
         return 0
     if len(faces) == 0:
         return len(regions)
-    fc = (faces[:, :2] + faces[:, 2:]) / 2
-    rc = (regions[:, :2] + regions[:, 2:]) / 2
-    near = inside(fc, regions).any(axis=0) | inside(rc, grow(faces, NEAR_GROW)).any(axis=1)
-    return int((~near).sum())
+    return int((~common.face_near(regions, faces, NEAR_GROW)).sum())
 
 
 def block_energy(gray: np.ndarray) -> np.ndarray:
