@@ -100,20 +100,16 @@ def _face_layout(sizes, w: int, h: int) -> list[tuple[int, int]]:
     return out
 
 
-def scene_clip(path, *, width: int = 1280, height: int = 960, fps: int = 10, seconds: float = 3.0,
-               face_sizes=(16, 24, 40, 64, 110, 180), fisheye: float = 0.0, hands: int = 2, seed: int = 0,
-               crf: int = 18, preset: str = "veryfast") -> dict:
-    """Write the scene described in the module doc and return its ground truth. ``face_sizes``: the faces'
-    widths (px, before the warp); ``fisheye``: barrel warp strength (0 = none, 0.6 ~ a wearable's lens);
-    ``hands``: how many hands cross the lower part (each at 35-50 % of the picture's height), beside a close
-    coffee cup and a cat."""
-    import av
+def scene_frames(*, width: int = 1280, height: int = 960, frames: int = 30,
+                 face_sizes=(16, 24, 40, 64, 110, 180), fisheye: float = 0.0, hands: int = 2, seed: int = 0):
+    """The scene's pictures without encoding: (RGB uint8 frame, face boxes, face cores) for each of ``frames``
+    frames (arguments as ``scene_clip``'s)."""
     import cv2
     from skimage import data
 
     from .synth import face_image
     rng = np.random.default_rng(seed)
-    n = max(1, int(round(seconds * fps)))
+    n = max(1, int(frames))
     pan = max(64, width // 4)
     bg = textured_background(height, width + pan, seed)
     face = face_image()
@@ -129,37 +125,53 @@ def scene_clip(path, *, width: int = 1280, height: int = 960, fps: int = 10, sec
         r = cv2.resize(img, (int(s * img.shape[1] / img.shape[0]), s), interpolation=cv2.INTER_AREA)
         props.append((r, np.ones(r.shape[:2], bool)))
     maps = fisheye_maps(width, height, fisheye) if fisheye else None
+    for i in range(n):
+        t = i / max(1, n - 1)
+        ox = int(round(pan * t))
+        frame = np.ascontiguousarray(bg[:, ox:ox + width])
+        _place_props(frame, props, t, rng_seed=seed)
+        masks = []
+        for (x, y), f in zip(corners, faces):
+            dx = int(round(8 * math.sin(2 * math.pi * t + x)))
+            frame[y:y + f.shape[0], x + dx:x + dx + f.shape[1]] = f
+            fh, fw = f.shape[:2]
+            m = np.zeros((height, width), np.uint8)
+            m[y:y + fh, x + dx:x + dx + fw] = 1
+            m[y + fh // 5:y + fh - fh // 5, x + dx + fw // 5:x + dx + fw - fw // 5] = 2  # the face's core
+            masks.append(m)
+        if maps is not None:
+            frame = cv2.remap(frame, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            masks = [cv2.remap(m, maps[0], maps[1], cv2.INTER_NEAREST) for m in masks]
+        yield frame, [_bbox(m > 0) for m in masks if m.any()], [_bbox(m == 2) for m in masks if m.any()]
+
+
+def scene_clip(path, *, width: int = 1280, height: int = 960, fps: int = 10, seconds: float = 3.0,
+               face_sizes=(16, 24, 40, 64, 110, 180), fisheye: float = 0.0, hands: int = 2, seed: int = 0,
+               crf: int = 18, preset: str = "veryfast", threads: int = 0) -> dict:
+    """Write the scene described in the module doc and return its ground truth. ``face_sizes``: the faces'
+    widths (px, before the warp); ``fisheye``: barrel warp strength (0 = none, 0.6 ~ a wearable's lens);
+    ``hands``: how many hands cross the lower part (each at 35-50 % of the picture's height), beside a close
+    coffee cup and a cat. ``threads``: x264's (0: its own choice; 1: the same bits on any machine)."""
+    import av
+
+    n = max(1, int(round(seconds * fps)))
     boxes_all, cores_all = [], []
     path = Path(path)
     with av.open(str(path), "w", format="mp4") as out:
         vs = out.add_stream("libx264", rate=int(fps))
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
-        vs.codec_context.options = {"crf": str(crf), "preset": preset}
-        for i in range(n):
-            t = i / max(1, n - 1)
-            ox = int(round(pan * t))
-            frame = np.ascontiguousarray(bg[:, ox:ox + width])
-            _place_props(frame, props, t, rng_seed=seed)
-            masks = []
-            for (x, y), f in zip(corners, faces):
-                dx = int(round(8 * math.sin(2 * math.pi * t + x)))
-                frame[y:y + f.shape[0], x + dx:x + dx + f.shape[1]] = f
-                fh, fw = f.shape[:2]
-                m = np.zeros((height, width), np.uint8)
-                m[y:y + fh, x + dx:x + dx + fw] = 1
-                m[y + fh // 5:y + fh - fh // 5, x + dx + fw // 5:x + dx + fw - fw // 5] = 2  # the face's core
-                masks.append(m)
-            if maps is not None:
-                frame = cv2.remap(frame, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-                masks = [cv2.remap(m, maps[0], maps[1], cv2.INTER_NEAREST) for m in masks]
-            boxes_all.append([_bbox(m > 0) for m in masks if m.any()])
-            cores_all.append([_bbox(m == 2) for m in masks if m.any()])
+        vs.codec_context.options = {"crf": str(crf), "preset": preset, **({"threads": str(threads)} if threads else {})}
+        for i, (frame, boxes, cores) in enumerate(scene_frames(width=width, height=height, frames=n,
+                                                               face_sizes=face_sizes, fisheye=fisheye,
+                                                               hands=hands, seed=seed)):
+            boxes_all.append(boxes)
+            cores_all.append(cores)
             vf = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
             vf.pts = i
             out.mux(vs.encode(vf))
         out.mux(vs.encode(None))
     return {"path": str(path), "width": width, "height": height, "fps": fps, "frames": n, "fisheye": fisheye,
-            "face_sizes": sizes, "faces": boxes_all, "cores": cores_all}
+            "face_sizes": [int(s) for s in face_sizes], "faces": boxes_all, "cores": cores_all}
 
 
 def _bbox(mask: np.ndarray) -> list[int]:

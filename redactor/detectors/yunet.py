@@ -10,7 +10,10 @@ Passes (the protocol of ``base.Detector``; every input is BGR with sides rounded
   budget; wider frames (4K) are tiled at their own resolution (``base.TwoTierModel.plan_inference``, as CenterFace);
 * ``coarse``: the whole frame in one inference at most ``coarse_width`` wide, and, when that shrinks the frame,
   at most ``COARSE_SHORT_SIDE`` (288) px on its short side, so it needs no large-face pass;
-* ``track``: the fine scale in windows around known small faces (``windows.track_in_windows``);
+* ``track``: the fine scale in windows around known small faces (``windows.track_in_windows``); a face its
+  window misses is looked for once more, closer (``LOOK_FACE``);
+* the fine pass's small boxes that score under the threshold from ``LOOK_LOW`` get a second, closer look
+  (``second_look``): faces too small or too bent for the fine pass's scale;
 * large faces: YuNet's boxes come out undersized for faces above ~300 model pixels and it misses them above
   ~600 (measured on the astronaut: 0.7x at 600, nothing at 900), so every pass whose input can hold such a face
   also looks at the whole frame at most ``LARGE_SIDE`` model pixels (and half the pass's) on its short side; a box of the full-size
@@ -25,8 +28,9 @@ import math
 import numpy as np
 
 from ..boxes import widen_turned
+from ..tracking.matching import match
 from .base import EMPTY, TwoTierModel, boxes_from_display, display_size, nms
-from .crop_check import CropCheck
+from .crop_check import CropCheck, best_overlapping
 from .windows import track_in_windows
 from .yunet_net import YuNetNet
 
@@ -76,6 +80,21 @@ class YuNet(TwoTierModel):
     # window, are shown to CenterFace on their crop (a vase, a vest, a cat's face found again on every sample:
     # ``crop_check``); one it does not confirm is dropped (DROP_DOUBTED off: kept, doubted, blurred on its own
     # sample interval and never spread)
+    # a second, closer look at small faces (``look_bgr``, ``second_look``; ``track``): a fine-pass box under
+    # LOOK_BELOW model px scoring from LOOK_LOW to the threshold (the LOOK_MAX best of an inference) is looked at
+    # again on its surroundings (LOOK_GROW times its size, square), scaled so it spans LOOK_FACE model px, and
+    # stands where YuNet finds it there from the threshold up (a box overlapping LOOK_OVERLAP of the smaller);
+    # a tracked face its window misses is looked for once more in a window of LOOK_GROW / 2 face sizes at
+    # LOOK_FACE. Measured on a generated fisheye scene (faces bent by the warp on gravel): its 24 px face scores
+    # 0.1-0.34 at the fine pass's 1.3x and 0.7-0.9 looked at closer; its 16 px face, boxed 8 px, is found by the
+    # close window on frames the 2.5-size window misses. What is found goes through the crop check like any box
+    LOOK = True
+    LOOK_LOW = 0.1
+    LOOK_BELOW = 64.0
+    LOOK_FACE = 32.0
+    LOOK_GROW = 3.0
+    LOOK_OVERLAP = 0.3
+    LOOK_MAX = 24
     CROP_CHECK = True
     DROP_DOUBTED = True
 
@@ -90,8 +109,12 @@ class YuNet(TwoTierModel):
         self.cv2 = cv2
         path = verified_yunet_path(model_path)
         self.threshold = float(settings.threshold)
-        self.net = YuNetNet(str(path), (320, 320), self.threshold, self.NMS, 5000)
+        self.net = YuNetNet(str(path), (320, 320), min(self.threshold, self.LOOK_LOW), self.NMS, 5000)
         self._input = (320, 320)
+        self.look_side = _up32(self.LOOK_FACE * self.LOOK_GROW)
+        self.look_net = YuNetNet(str(path), (self.look_side, self.look_side), self.threshold, self.NMS, 5000)
+        self.looking = False
+        self.looks = 0
         self.init_geometry(settings, source)
         self.calls = 0
         self.crop_check = (CropCheck(getattr(settings, "model_path", None), self.DROP_DOUBTED) if self.CROP_CHECK
@@ -105,14 +128,22 @@ class YuNet(TwoTierModel):
         return _up32(width * s), _up32(height * s)
 
     # ------------------------------------------------------------------------------------------ inference
-    def detect_bgr(self, img: np.ndarray) -> np.ndarray:
-        """Faces on a BGR uint8 image (sides multiples of 32), boxes in its pixels."""
+    def detect_bgr(self, img: np.ndarray, low: bool = False) -> np.ndarray:
+        """Faces on a BGR uint8 image (sides multiples of 32), boxes in its pixels; ``low``: from ``LOOK_LOW``
+        up, else from the threshold."""
         h, w = img.shape[:2]
         if (w, h) != self._input:
             self.net.setInputSize((w, h))
             self._input = (w, h)
         _, faces = self.net.detect(img)
         self.calls += 1
+        if faces is not None and not low:
+            faces = faces[faces[:, -1] >= self.threshold]
+        return self.to_boxes(faces, w, h)
+
+    def to_boxes(self, faces: np.ndarray | None, w: int, h: int) -> np.ndarray:
+        """YuNet's faces (rows of x, y, w, h, 5 landmarks, score) on a w x h input as boxes (x0, y0, x1, y1,
+        score), turned and cut faces widened (``boxes.widen_turned``)."""
         if faces is None or len(faces) == 0:
             return EMPTY
         b = np.empty((len(faces), 5), np.float32)
@@ -126,7 +157,47 @@ class YuNet(TwoTierModel):
         return b
 
     def infer_image(self, img: np.ndarray, iw: int, ih: int) -> np.ndarray:
-        return self.detect_bgr(img)
+        return self.look_bgr(img) if self.looking else self.detect_bgr(img)
+
+    def look_bgr(self, img: np.ndarray) -> np.ndarray:
+        """``detect_bgr`` with a ``second_look`` at each box under ``LOOK_BELOW`` model px that scores from
+        ``LOOK_LOW`` to the threshold."""
+        b = self.detect_bgr(img, low=True)
+        sure = b[:, 4] >= self.threshold
+        small = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) < self.LOOK_BELOW
+        ask = b[~sure & small]
+        ask = ask[np.argsort(-ask[:, 4], kind="stable")[:self.LOOK_MAX]]
+        found = [f for f in (self.second_look(img, x) for x in ask) if f is not None]
+        return np.concatenate([b[sure], np.array(found, np.float32)]) if found else b[sure]
+
+    def second_look(self, img: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+        """YuNet again on the surroundings of ``box`` (img px, scored under the threshold), scaled so the box
+        spans ``LOOK_FACE`` model px: its box there (img px) when it scores from the threshold up, else None."""
+        size = max(box[2] - box[0], box[3] - box[1], 1.0)
+        n = max(1, int(round(self.look_side * size / self.LOOK_FACE)))  # img px the look's input covers
+        x0 = int(round((box[0] + box[2] - n) / 2))
+        y0 = int(round((box[1] + box[3] - n) / 2))
+        h, w = img.shape[:2]
+        sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x0 + n), min(h, y0 + n)
+        crop = np.zeros((n, n, 3), np.uint8)
+        crop[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = img[sy0:sy1, sx0:sx1]
+        look = self.cv2.resize(crop, (self.look_side, self.look_side), interpolation=self.cv2.INTER_LINEAR)
+        _, faces = self.look_net.detect(look)
+        self.looks += 1
+        k = self.look_side / n  # look px per img px
+        b = (box[:4] - np.array([x0, y0, x0, y0], np.float32)) * k
+        hit = best_overlapping(b, self.to_boxes(faces, self.look_side, self.look_side), self.LOOK_OVERLAP)
+        if hit is None:
+            return None
+        return np.array([hit[0] / k + x0, hit[1] / k + y0, hit[2] / k + x0, hit[3] / k + y0, hit[4]], np.float32)
+
+    def detect_frame(self, frame, coarse: bool = False) -> np.ndarray:
+        """``TwoTierModel.detect_frame``; the fine pass's small boxes under the threshold get a ``second_look``."""
+        self.looking = self.LOOK and not coarse
+        try:
+            return super().detect_frame(frame, coarse)
+        finally:
+            self.looking = False
 
     def more_boxes(self, frame, boxes: np.ndarray, scale: float, dw: int, dh: int) -> np.ndarray:
         """Add the large-face pass when the full pass (``scale`` model px per frame px) could hold a face
@@ -135,7 +206,9 @@ class YuNet(TwoTierModel):
         if min(dw, dh) * scale <= self.LARGE_FACE:
             return boxes
         lw, lh = self.large_size(dw, dh, scale)
+        looking, self.looking = self.looking, False  # the large-face pass: no face in it is small
         large = self.infer_whole(frame, lw, lh, dw, dh)
+        self.looking = looking
         if not len(boxes):
             return large
         side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) * scale
@@ -184,8 +257,19 @@ class YuNet(TwoTierModel):
         which hands RGB: flipped to BGR here). What a window finds is crop-checked like a pass's boxes: a
         window several face sizes wide around a face finds the textures beside it too (a vase of flowers behind
         a head), and each would start a track of its own."""
-        found = track_in_windows(frame, boxes, spread, self.turns, self.FINE_FACE,
-                                 lambda img, iw, ih: self.detect_bgr(np.ascontiguousarray(img[:, :, ::-1])))
+        def bgr(img, iw, ih):
+            return self.detect_bgr(np.ascontiguousarray(img[:, :, ::-1]))
+
+        found = track_in_windows(frame, boxes, spread, self.turns, self.FINE_FACE, bgr)
+        if self.LOOK and len(boxes):
+            # a face its window missed: looked at again closer, the face brought to LOOK_FACE model px
+            paired = {a for a, _ in match(boxes, found, max_dist=4.5)} if len(found) else set()
+            lost = np.asarray([a for a in range(len(boxes)) if a not in paired], np.int64)
+            if len(lost):
+                again = track_in_windows(frame, np.asarray(boxes)[lost], np.full(len(lost), self.LOOK_GROW / 2),
+                                         self.turns, self.LOOK_FACE, bgr)
+                self.looks += len(lost)
+                found = nms(np.concatenate([found, again]), self.NMS) if len(again) else found
         if not len(found):
             return found
         W, H = frame.width, frame.height
