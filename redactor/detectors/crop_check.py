@@ -24,23 +24,30 @@ def doubted(boxes: np.ndarray) -> np.ndarray:
     return boxes[:, 4] < 0 if len(boxes) else np.zeros(0, bool)
 
 
-def best_overlapping(b: np.ndarray, found: np.ndarray, share: float) -> np.ndarray | None:
+def best_overlapping(b: np.ndarray, found: np.ndarray, share: float,
+                     centre_in: np.ndarray | None = None) -> np.ndarray | None:
     """The best-scored box of ``found`` (rows x0, y0, x1, y1, score) that overlaps the box ``b`` by at least
-    ``share`` of the smaller of the two; None when none does."""
+    ``share`` of the smaller of the two; with ``centre_in`` (x0, y0, x1, y1), only one whose centre lies in it.
+    None when none does."""
     if not len(found):
         return None
     ix = np.clip(np.minimum(b[2], found[:, 2]) - np.maximum(b[0], found[:, 0]), 0, None)
     iy = np.clip(np.minimum(b[3], found[:, 3]) - np.maximum(b[1], found[:, 1]), 0, None)
     area = (b[2] - b[0]) * (b[3] - b[1])
     farea = (found[:, 2] - found[:, 0]) * (found[:, 3] - found[:, 1])
-    hit = np.nonzero(ix * iy >= share * np.minimum(area, farea))[0]
+    ok = ix * iy >= share * np.minimum(area, farea)
+    if centre_in is not None:
+        cx, cy = (found[:, 0] + found[:, 2]) / 2, (found[:, 1] + found[:, 3]) / 2
+        ok &= (cx >= centre_in[0]) & (cx <= centre_in[2]) & (cy >= centre_in[1]) & (cy <= centre_in[3])
+    hit = np.nonzero(ok)[0]
     return found[hit[np.argmax(found[hit, 4])]] if len(hit) else None
 
 
 class CropCheck:
     """CenterFace on a ``SIDE`` x ``SIDE`` crop around each box of at least ``MIN_FACE`` display px: the box grown
     ``GROW`` times about its centre (square); confirmed where a CenterFace box of score >= ``SCORE`` overlaps
-    at least ``OVERLAP`` of the smaller of the two."""
+    at least ``OVERLAP`` of the smaller of the two, its centre in the box (``score_box``: a face beside the box,
+    overlapping its corner, is not its face)."""
 
     MIN_FACE = 8.0  # display px, half the engine's min_face: smaller boxes are never checked
     GROW = 2.0
@@ -57,7 +64,9 @@ class CropCheck:
     # a box within a tenth of its size of the frame's edge is checked too (CHECK_EDGE), from SCORE: a face cut by
     # the edge shows only part of itself. Its crop is mirrored beyond the left and right edges, so a face cut in
     # half there is a whole face again (the astronaut's: 0.0 on a black-padded crop, 0.74 mirrored); a face cut
-    # by the top or bottom edge keeps its eyes, nose and mouth, and is confirmed on black (0.68-0.92)
+    # by the top or bottom edge keeps its eyes, nose and mouth, and is confirmed on black (0.68-0.92). A face
+    # CenterFace finds under SURE_SHARE of an edge box's size is asked about again all the same: cut, a face is
+    # no smaller on its crop (a cat's face cut by the top edge, boxed 129 px, held a 34 px blob scored 0.2)
     CHECK_EDGE = True
     OVERLAP = 0.3
     # a box paired with a face CenterFace confirmed in the last check (of the same frame size), at most SAME_FACE
@@ -109,13 +118,19 @@ class CropCheck:
 
     def score_box(self, img: np.ndarray, box: np.ndarray, scale: float) -> tuple[float | None, np.ndarray | None]:
         """CenterFace on the crop of ``box`` (display px) from the RGB display image ``img`` (the display frame
-        scaled by ``scale``): its best score for a face overlapping the box, from ``SCORE`` up (0: none), and
-        that face (display px); (None, None) when the crop misses the picture."""
+        scaled by ``scale``): its best score for a face overlapping the box with its centre in it, from ``SCORE``
+        up (0: none), and that face (display px); (None, None) when the crop misses the picture."""
         c = self.crop(img, box, scale)
         if c is None:
             return None, None
         crop, b, (x0, y0, k) = c
-        face = self.centerface_face(crop, b)
+        # the face must be this box's: its centre inside the box, or beyond the picture's edge where the box
+        # touches it (a face cut there is whole on the mirrored crop, its centre on the edge)
+        h, w = img.shape[:2]
+        m = 0.1 * max(box[2] - box[0], box[3] - box[1]) * scale
+        at = (box[0] * scale <= m, box[1] * scale <= m, box[2] * scale >= w - m, box[3] * scale >= h - m)
+        centre = np.where(at, [0.0, 0.0, self.SIDE, self.SIDE], b).astype(np.float32)
+        face = self.centerface_face(crop, b, centre)
         if face is None:
             return 0.0, None
         return float(face[4]), np.array([(face[0] / k + x0) / scale, (face[1] / k + y0) / scale,
@@ -123,31 +138,31 @@ class CropCheck:
 
     def sure_of(self, img: np.ndarray, box: np.ndarray, score: float, face: np.ndarray | None, scale: float,
                 edge: bool = False) -> bool:
-        """Whether CenterFace's ``face`` (display px, scored ``score``) on the crop of ``box`` confirms it: a box
-        under ``SPREAD_FROM`` px from ``SCORE``, a larger one from ``SPREAD_SCORE``; a face under ``SURE_SHARE``
-        of the box's size (a loose box around a smaller face, small in its crop) is asked about again on its own
-        crop, and needs no more than ``SCORE`` if it is under ``SPREAD_FROM`` px; a box at the frame's edge
-        (``edge``) needs ``SCORE``."""
+        """Whether CenterFace's ``face`` (display px, scored ``score``; its centre in the box, ``score_box``) on the
+        crop of ``box`` confirms it: a box under ``SPREAD_FROM`` px from ``SCORE``, a larger one from
+        ``SPREAD_SCORE``, one at the frame's edge (``edge``) from ``SCORE``; but a face under ``SURE_SHARE`` of the
+        box's size (a loose box around a smaller face, small in its crop; at the edge too) is asked about again on
+        its own crop, and needs no more than ``SCORE`` if it is under ``SPREAD_FROM`` px."""
         size = max(box[2] - box[0], box[3] - box[1])
-        if score < self.SCORE or size < self.SPREAD_FROM or edge:
-            return score >= self.SCORE
-        fsize = max(face[2] - face[0], face[3] - face[1])
-        if fsize < self.SURE_SHARE * size:
-            if fsize < self.SPREAD_FROM:
-                return True
-            score = self.score_box(img, face, scale)[0] or 0.0
-        return score >= self.SPREAD_SCORE
+        if score < self.SCORE:
+            return False
+        if size >= self.SPREAD_FROM:
+            fsize = max(face[2] - face[0], face[3] - face[1])
+            if fsize < self.SURE_SHARE * size:  # at the edge too: a face cut there is no smaller on its crop
+                return fsize < self.SPREAD_FROM or (self.score_box(img, face, scale)[0] or 0.0) >= self.SPREAD_SCORE
+        return size < self.SPREAD_FROM or edge or score >= self.SPREAD_SCORE
 
-    def centerface_face(self, crop: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    def centerface_face(self, crop: np.ndarray, b: np.ndarray, centre: np.ndarray | None = None) -> np.ndarray | None:
         """CenterFace's best-scored face (crop px, score) overlapping ``b`` on the RGB ``crop`` (``SIDE`` px
-        square), from ``SCORE`` up; None when it finds none."""
+        square), from ``SCORE`` up, its centre in ``centre`` (x0, y0, x1, y1; default: anywhere); None when it
+        finds none."""
         if self.net is None:
             self.net = self.cv2.dnn.readNetFromONNX(str(self._path))
         blob = self.cv2.dnn.blobFromImage(crop, 1.0, (self.SIDE, self.SIDE), (0, 0, 0), swapRB=False, crop=False)
         self.net.setInput(blob)
         heatmap, sc, offset, _ = self.net.forward(CenterFace.OUTPUTS)
         self.calls += 1
-        return best_overlapping(b, CenterFace.decode(heatmap, sc, offset, self.SCORE), self.OVERLAP)
+        return best_overlapping(b, CenterFace.decode(heatmap, sc, offset, self.SCORE), self.OVERLAP, centre)
 
     def seen_before(self, boxes: np.ndarray, dw: int, dh: int, kind: str) -> np.ndarray:
         """How many checks in a row each of ``boxes`` has gone unasked, as the face CenterFace confirmed in the
