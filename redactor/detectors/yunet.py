@@ -109,7 +109,8 @@ class YuNet(TwoTierModel):
         self.cv2 = cv2
         path = verified_yunet_path(model_path)
         self.threshold = float(settings.threshold)
-        self.net = YuNetNet(str(path), (320, 320), min(self.threshold, self.LOOK_LOW), self.NMS, 5000)
+        self.low = min(self.threshold, self.LOOK_LOW)
+        self.net = YuNetNet(str(path), (320, 320), self.threshold, self.NMS, 5000)
         self._input = (320, 320)
         self.look_side = _up32(self.LOOK_FACE * self.LOOK_GROW)
         self.look_net = YuNetNet(str(path), (self.look_side, self.look_side), self.threshold, self.NMS, 5000)
@@ -135,10 +136,9 @@ class YuNet(TwoTierModel):
         if (w, h) != self._input:
             self.net.setInputSize((w, h))
             self._input = (w, h)
+        self.net.score_threshold = self.low if low else self.threshold  # decoding and NMS skip the rest
         _, faces = self.net.detect(img)
         self.calls += 1
-        if faces is not None and not low:
-            faces = faces[faces[:, -1] >= self.threshold]
         return self.to_boxes(faces, w, h)
 
     def to_boxes(self, faces: np.ndarray | None, w: int, h: int) -> np.ndarray:
