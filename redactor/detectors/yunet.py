@@ -11,7 +11,7 @@ Passes (the protocol of ``base.Detector``; every input is BGR with sides rounded
 * ``coarse``: the whole frame in one inference at most ``coarse_width`` wide, and, when that shrinks the frame,
   at most ``COARSE_SHORT_SIDE`` (288) px on its short side, so it needs no large-face pass;
 * ``track``: the fine scale in windows around known small faces (``windows.track_in_windows``); a face its
-  window misses is looked for once more, closer (``LOOK_FACE``);
+  window misses is looked for once more in a tighter window (``LOOK_GROW`` / 2 face sizes, at ``LOOK_FACE``);
 * the fine pass's small boxes that score under the threshold from ``LOOK_LOW`` get a second, closer look
   (``second_look``): faces too small or too bent for the fine pass's scale;
 * large faces: YuNet's boxes come out undersized for faces above ~300 model pixels and it misses them above
@@ -29,6 +29,7 @@ import numpy as np
 
 from ..boxes import widen_turned
 from ..tracking.matching import match
+from ..tracking.tracks import PAIR_DIST
 from .base import EMPTY, TwoTierModel, boxes_from_display, display_size, nms
 from .crop_check import CropCheck, best_overlapping
 from .windows import track_in_windows
@@ -262,8 +263,9 @@ class YuNet(TwoTierModel):
 
         found = track_in_windows(frame, boxes, spread, self.turns, self.FINE_FACE, bgr)
         if self.LOOK and len(boxes):
-            # a face its window missed: looked at again closer, the face brought to LOOK_FACE model px
-            paired = {a for a, _ in match(boxes, found, max_dist=4.5)} if len(found) else set()
+            # a face its window missed (nothing found there continues its track): looked for once more in a
+            # window of LOOK_GROW / 2 face sizes, the face at LOOK_FACE model px
+            paired = {a for a, _ in match(boxes, found, max_dist=PAIR_DIST)} if len(found) else set()
             lost = np.asarray([a for a in range(len(boxes)) if a not in paired], np.int64)
             if len(lost):
                 again = track_in_windows(frame, np.asarray(boxes)[lost], np.full(len(lost), self.LOOK_GROW / 2),

@@ -25,6 +25,7 @@ MAX_MISSES = 2  # a small-face track not found again is carried on its predicted
 TRACK_SPREAD = 2.5
 SEARCH_SPREAD = 4.0
 TRACK_GROWN = 1.5  # a track ends once its face is this many times the coarse pass's cut-off
+PAIR_DIST = 4.5  # face sizes: what a window finds this near a track's prediction continues it (``match``)
 
 
 def track_step(detector, frame, tracks, velocity, misses, k: int, small_face: float, coarse: np.ndarray):
@@ -42,7 +43,7 @@ def track_step(detector, frame, tracks, velocity, misses, k: int, small_face: fl
     # cut-off measured a little larger in one window must not lose its track and come back as a new one)
     # (not a box a second model doubted on its crop, ``detectors.crop_check``: it covers its own frame only)
     small = found[(sizes(found) < TRACK_GROWN * small_face) & (found[:, 4] >= 0)] if len(found) else found
-    pairs = match(pred, small, max_dist=4.5)  # anything found in its window continues the track
+    pairs = match(pred, small, max_dist=PAIR_DIST)  # anything found in its window continues the track
     got = {a for a, _ in pairs}
     vel = np.zeros((len(small), 2), np.float32)
     for a, bi in pairs:
